@@ -1,0 +1,289 @@
+"""The ``cosmic`` command line (typer).
+
+Every failure the user can cause ends in one line on stderr and a non-zero exit status:
+2 bad input, 3 bad bitstream, 4 bad model, 70 internal error (set COSMIC_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cosmic.errors import CosmicError, InputError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="COSMIC: learned satellite image compression with a lightweight on-board encoder.",
+)
+train_app = typer.Typer(no_args_is_help=True, help="Train models.")
+app.add_typer(train_app, name="train")
+
+
+def _threads(n: int) -> None:
+    if n > 0:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _note(msg: str) -> None:
+    typer.echo(f"note: {msg}", err=True)
+
+
+def _check_output(path: Path) -> None:
+    if not path.parent.exists():
+        raise InputError(f"{path.parent}: output directory does not exist")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+
+
+@app.command()
+def compress(
+    input: Path = typer.Argument(..., help="PNG / JPEG / TIFF image"),
+    output: Path = typer.Option(..., "-o", "--output", help="the .cosmic file to write"),
+    model: str = typer.Option("cosmic-small", "--model", "-m", help="shipped model name or model directory"),
+    tile: int = typer.Option(256, help="tile size in pixels (multiple of 64)"),
+    threads: int = typer.Option(0, help="torch threads (0: default)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Compress an image "on the satellite": tiles -> lightweight encoder -> rANS -> .cosmic."""
+    from cosmic.io.container import bits_per_pixel, write_container
+    from cosmic.io.images import load_rgb
+    from cosmic.onboard.scene import encode_scene
+    from cosmic.zoo import load_onboard
+
+    _threads(threads)
+    if tile <= 0 or tile % 64:
+        raise InputError(f"--tile {tile}: must be a positive multiple of 64")
+    _check_output(output)
+    image = load_rgb(input)
+    if image.note:
+        _note(f"{input.name}: {image.note}")
+    codec, name = load_onboard(model)
+    h, w = image.pixels.shape[:2]
+    t0 = time.perf_counter()
+    header, payloads = encode_scene(codec, image.pixels, name, tile=tile, channels=image.channels,
+                                    progress=not quiet)
+    seconds = time.perf_counter() - t0
+    size = write_container(output, header, payloads)
+    if not quiet:
+        bpp = bits_per_pixel(size, w, h)
+        typer.echo(
+            f"{output}: {size} bytes, {bpp:.4f} bpp, ratio {w * h * 3 / size:.1f}:1, "
+            f"{header.rows}x{header.cols} tiles, {w}x{h} px, encoded in {seconds:.2f} s"
+        )
+
+
+@app.command()
+def decompress(
+    input: Path = typer.Argument(..., help="a .cosmic file"),
+    output: Path = typer.Option(..., "-o", "--output", help="image to write (.png, .tif, ...)"),
+    model: str = typer.Option("cosmic-small", "--model", "-m", help="shipped model name or model directory"),
+    steps: Optional[int] = typer.Option(
+        None, help="DDIM steps of diffusion compensation; 0 decodes without compensation"),
+    conceal: bool = typer.Option(
+        False, help="decode the intact tiles of a damaged file and fill the bad ones, instead of failing"),
+    threads: int = typer.Option(0, help="torch threads (0: default)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Decompress a .cosmic file "on the ground" to an image."""
+    from cosmic.ground.scene import decode_scene
+    from cosmic.io.container import read_container
+    from cosmic.io.images import IMAGE_SUFFIXES, save_image
+    from cosmic.zoo import load_model
+
+    _threads(threads)
+    _check_output(output)
+    if output.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"{output}: unknown output format '{output.suffix}'; use .png or .tif")
+    if steps is not None and steps < 0:
+        raise InputError(f"--steps {steps}: must be 0 or more")
+    container = read_container(input)
+    if steps:
+        raise InputError(
+            "diffusion compensation is not available in this release (no stage-2 model); use --steps 0"
+        )
+    net = load_model(model)
+    t0 = time.perf_counter()
+    scene = decode_scene(net, container, conceal=conceal, progress=not quiet)
+    seconds = time.perf_counter() - t0
+    for err in scene.bad_tiles:
+        typer.echo(f"warning: {err} - concealed", err=True)
+    save_image(scene.pixels, output, channels=container.header.channels)
+    if not quiet:
+        h = container.header
+        typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
+                   f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
+
+
+@app.command()
+def info(
+    input: Path = typer.Argument(..., help="a .cosmic file"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Show a .cosmic file's header and tile table (and check every tile's CRC)."""
+    from cosmic.io.container import TileError, read_container
+
+    c = read_container(input)
+    h = c.header
+    bad = []
+    for i in range(h.num_tiles):
+        try:
+            c.tile_payload(i)
+        except TileError as err:
+            bad.append(str(err))
+    d = {
+        "file": str(input), "format_version": c.version, "bytes": c.file_size, "bpp": c.bpp,
+        "model": h.model, "model_sha256": h.model_sha256, "width": h.width, "height": h.height,
+        "channels": h.channels, "bit_depth": h.bit_depth, "tile": h.tile,
+        "grid": [h.rows, h.cols], "tile_bytes": [length for length, _ in c.entries],
+        "metadata": h.metadata, "georef": h.georef, "corrupt_tiles": bad,
+    }
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    lengths = d["tile_bytes"]
+    typer.echo(f"{input}: COSMIC format v{c.version}, {c.file_size} bytes, {c.bpp:.4f} bpp")
+    typer.echo(f"  model     {h.model} (on-board sha256 {h.model_sha256[:16]}...)")
+    typer.echo(f"  image     {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
+    typer.echo(f"  tiles     {h.rows}x{h.cols} of {h.tile}px, {min(lengths)}..{max(lengths)} bytes each")
+    typer.echo(f"  metadata  {json.dumps(h.metadata) if h.metadata else '(none)'}")
+    typer.echo(f"  georef    {'yes' if h.georef else '(none)'}")
+    typer.echo(f"  integrity {'all tiles OK' if not bad else '; '.join(bad)}")
+    if bad:
+        raise typer.Exit(3)
+
+
+@app.command()
+def flops(
+    preset: str = typer.Option("paper", help="COSMIC preset to count (paper or small)"),
+    size: int = typer.Option(256, help="image side in pixels"),
+    baselines: bool = typer.Option(True, help="also count CompressAI's baselines"),
+) -> None:
+    """On-board MACs / FLOPs (E + h_a + h_s) beside CompressAI baselines (paper Table 1)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from cosmic.flops import BASELINES, onboard_cost
+    from cosmic.models.registry import PRESETS
+
+    if preset not in PRESETS:
+        raise InputError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
+    if size <= 0 or size % 64:
+        raise InputError(f"--size {size}: must be a positive multiple of 64")
+    rows = [onboard_cost("cosmic", size, preset)]
+    if baselines:
+        rows += [onboard_cost(b, size) for b in BASELINES]
+    ref = rows[0].macs
+    table = Table(title=f"On-board cost at {size}x{size} (torch.utils.flop_counter)")
+    for col in ("model", "GMACs", "GFLOPs", "params (M)", "x COSMIC"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    for r in rows:
+        table.add_row(r.name, f"{r.macs / 1e9:.3f}", f"{r.flops / 1e9:.3f}", f"{r.params / 1e6:.2f}",
+                      f"{r.macs / ref:.2f}")
+    Console().print(table)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-output"), help="folder for the bitstream, images and report"),
+    image: Optional[Path] = typer.Option(None, help="image to use instead of the bundled NAIP sample"),
+    model: str = typer.Option("cosmic-small", "--model", "-m"),
+    threads: int = typer.Option(0),
+) -> None:
+    """The main job: compress a real scene on the satellite, decode it on the ground, compare."""
+    from cosmic.data import sample_path
+    from cosmic.demo import run_demo
+
+    _threads(threads)
+    run_demo(image or sample_path(), out, model, echo=typer.echo)
+
+
+@app.command()
+def models() -> None:
+    """List the models shipped inside the package."""
+    from cosmic.utils.pretrained import ConfigMixin
+    from cosmic.zoo import model_path, shipped_models
+
+    for name in shipped_models():
+        cfg = ConfigMixin.read_config(model_path(name))
+        typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}")
+
+
+@train_app.command("stage1")
+def train_stage1_cmd(
+    data: Path = typer.Option(..., help="folder of PNG/JPEG/TIFF images (SPLITS.json honoured)"),
+    out: Path = typer.Option(Path("runs/stage1"), help="run directory (checkpoints, final model)"),
+    preset: str = typer.Option("small", help="paper or small"),
+    lmbda: float = typer.Option(0.0026, help="rate-distortion trade-off λ (paper: 0.00067..0.005)"),
+    kl_weight: float = typer.Option(0.5, help="weight of the z0 KL term, in bpp units"),
+    steps: int = typer.Option(20000),
+    batch_size: int = typer.Option(8),
+    crop: int = typer.Option(128, help="random crop size (multiple of 64)"),
+    lr: float = typer.Option(1e-4),
+    val_every: int = typer.Option(1000),
+    checkpoint_every: int = typer.Option(250),
+    threads: int = typer.Option(0),
+    bf16: bool = typer.Option(False, help="bf16 autocast (slower on CPUs without AMX)"),
+    channels_last: bool = typer.Option(False),
+    resume: bool = typer.Option(True, help="resume from OUT/last if present"),
+    name: Optional[str] = typer.Option(None, help="model name written into bitstreams"),
+) -> None:
+    """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL)."""
+    from cosmic.training.stage1 import Stage1Config, train_stage1
+
+    if not data.is_dir():
+        raise InputError(f"--data {data}: not a directory")
+    if crop <= 0 or crop % 64:
+        raise InputError(f"--crop {crop}: must be a positive multiple of 64")
+    cfg = Stage1Config(
+        data=str(data), out=str(out), preset=preset, lmbda=lmbda, kl_weight=kl_weight, steps=steps,
+        batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
+        checkpoint_every=checkpoint_every, threads=threads, bf16=bf16,
+        channels_last=channels_last, name=name,
+    )
+    final = train_stage1(cfg, resume=resume)
+    typer.echo(f"final model: {final}")
+
+
+def main() -> None:
+    import warnings
+
+    # compressai's import-time torch.jit.script notice is noise for a command-line user.
+    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+    try:
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+    except CosmicError as exc:
+        typer.echo(f"cosmic: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("cosmic: interrupted", err=True)
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # never a traceback for the user
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("COSMIC_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        typer.echo(f"cosmic: internal error: {type(exc).__name__}: {first} (COSMIC_DEBUG=1 shows more)", err=True)
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Errors that the command line turns into a one-line message and a non-zero exit."""
+
+
+class CosmicError(Exception):
+    """Base class: the message is meant for the user, on one line."""
+
+    exit_code = 1
+
+
+class InputError(CosmicError):
+    """A file or argument given by the user cannot be used."""
+
+    exit_code = 2
+
+
+class BitstreamError(CosmicError):
+    """A .cosmic file is malformed, truncated, corrupt, or from another model / format."""
+
+    exit_code = 3
+
+
+class ModelError(CosmicError):
+    """A model directory or weights file cannot be used."""
+
+    exit_code = 4

@@ -1,0 +1,1 @@
+"""Evaluation: metrics and classical-codec baselines (ground-side tooling)."""

@@ -1,0 +1,30 @@
+"""Distortion metrics on uint8 images: PSNR and MS-SSIM (pytorch-msssim)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pytorch_msssim import ms_ssim as _ms_ssim
+
+__all__ = ["psnr", "ms_ssim"]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images of equal shape (peak 255)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM (5 scales, Gaussian window 11) of two (H, W, 3) uint8 images; sides must exceed 160."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    if min(a.shape[:2]) <= 160:
+        raise ValueError(f"MS-SSIM needs both sides > 160 px, got {a.shape[1]}x{a.shape[0]}")
+    ta = torch.from_numpy(np.array(a, dtype=np.float64)).permute(2, 0, 1)[None]
+    tb = torch.from_numpy(np.array(b, dtype=np.float64)).permute(2, 0, 1)[None]
+    return float(_ms_ssim(ta, tb, data_range=255.0, size_average=True))

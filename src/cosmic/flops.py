@@ -1,0 +1,82 @@
+"""On-board cost (paper Table 1; DESIGN §1): MACs and FLOPs of everything the satellite runs.
+
+Counted with ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions;
+FLOPs = 2 x MACs). The on-board part is the analysis transform, the hyper-analysis and the
+hyper-synthesis (the satellite needs the latter to get the means and scales that code y), plus
+for context-model baselines everything else their encoder must run; it is measured as the
+model's ``forward`` minus its synthesis transform ``g_s`` on the same input.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["OnboardCost", "onboard_cost", "count_flops", "BASELINES"]
+
+
+@dataclass
+class OnboardCost:
+    name: str
+    flops: int
+    params: int
+
+    @property
+    def macs(self) -> int:
+        return self.flops // 2
+
+
+def count_flops(fn, *args) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return int(counter.get_total_flops())
+
+
+def _cosmic_onboard(preset: str):
+    from cosmic.models.registry import PRESETS
+    from cosmic.onboard.codec import OnboardCodec
+
+    p = PRESETS[preset]
+    return OnboardCodec(p["N"], p["M"])
+
+
+def _compressai(name: str):
+    import compressai.models as cm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name == "bmshj2018-hyperprior":
+            return cm.ScaleHyperprior(N=192, M=320)
+        if name == "mbt2018-mean":
+            return cm.MeanScaleHyperprior(N=192, M=320)
+        if name == "elic":
+            return cm.Elic2022Official(N=192, M=320)
+    raise ValueError(name)
+
+
+BASELINES = ("bmshj2018-hyperprior", "mbt2018-mean", "elic")
+
+
+def onboard_cost(name: str, size: int = 256, preset: str = "paper") -> OnboardCost:
+    """On-board cost of ``cosmic`` (at ``preset``) or a CompressAI baseline at ``size`` x ``size``."""
+    x = torch.rand(1, 3, size, size)
+    if name == "cosmic":
+        model = _cosmic_onboard(preset).eval()
+
+        def onboard(inp):
+            y = model.g_a(inp)
+            z = model.h_a(y)
+            z_hat, _ = model.entropy_bottleneck(z)
+            return model.h_s(z_hat)
+
+        return OnboardCost(f"cosmic ({preset})", count_flops(onboard, x),
+                           sum(p.numel() for n, p in model.named_parameters()))
+    model = _compressai(name).eval()
+    total = count_flops(model, x)
+    y_hat = torch.zeros_like(model.g_a(x))
+    synthesis = count_flops(model.g_s, y_hat)
+    params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("g_s."))
+    return OnboardCost(name, total - synthesis, params)

@@ -1,0 +1,105 @@
+"""Ground-side synthesis (paper §4.3, Eq. 2, Table 3; DESIGN §3).
+
+::
+
+    y_hat (M, H/16) ─ transconv ─► t (N, H/4) ──┐
+                                                 ├─ concat ─► D ─► x_hat
+    z0 (4, H/4): Ẽ(x) in training,  ─────────────┘
+                 DDIM(ε_θ) on the ground, or the deterministic estimate ẑ0(t) ("w/o DC", steps 0)
+
+* :class:`CompensationEncoder` Ẽ - Table 3 left: Conv(3→N,5,s2)+GDN, Conv(N→N,5,s2)+GDN,
+  Conv(N→N,5,s1)+GDN, Conv(N→8,5,s1) → (mu_z, logvar_z), 4+4 channels at H/4.
+* :class:`ImageDecoder` D - Table 3 right: Conv(N+4→N,5,s1)+IGDN, Conv(N→N,5,s1)+IGDN,
+  up-conv(N→N,5,x2)+IGDN, up-conv(N→3,5,x2).
+* :class:`LatentUpsampler` transconv - two 5x5 transposed convs (x4) with an IGDN between.
+* :class:`Z0Estimator` - a small conv net ẑ0 = f(t) trained in stage 1 to match mu_z; it is the
+  deterministic z0 used when decoding without diffusion compensation.
+"""
+
+from __future__ import annotations
+
+import torch
+from compressai.layers import GDN
+from compressai.models.utils import conv, deconv
+from torch import nn
+
+from cosmic.utils.pretrained import ConfigMixin
+
+__all__ = [
+    "CompensationEncoder",
+    "ImageDecoder",
+    "LatentUpsampler",
+    "Z0Estimator",
+    "GroundDecoder",
+]
+
+
+class CompensationEncoder(nn.Sequential):
+    """Ẽ of Table 3: the training-time source of the compensation latent z0."""
+
+    def __init__(self, N: int, latent_channels: int = 4):
+        super().__init__(
+            conv(3, N, 5, 2), GDN(N),
+            conv(N, N, 5, 2), GDN(N),
+            conv(N, N, 5, 1), GDN(N),
+            conv(N, 2 * latent_channels, 5, 1),
+        )
+
+
+class ImageDecoder(nn.Sequential):
+    """D of Table 3: ``x_hat = D(concat(transconv(y_hat), z0))`` (Eq. 2)."""
+
+    def __init__(self, N: int, latent_channels: int = 4):
+        super().__init__(
+            conv(N + latent_channels, N, 5, 1), GDN(N, inverse=True),
+            conv(N, N, 5, 1), GDN(N, inverse=True),
+            deconv(N, N, 5, 2), GDN(N, inverse=True),
+            deconv(N, 3, 5, 2),
+        )
+
+
+class LatentUpsampler(nn.Sequential):
+    """transconv of Eq. 2: y_hat (M channels, H/16) → N channels at H/4."""
+
+    def __init__(self, N: int, M: int):
+        super().__init__(deconv(M, N, 5, 2), GDN(N, inverse=True), deconv(N, N, 5, 2))
+
+
+class Z0Estimator(nn.Sequential):
+    """Deterministic z0 estimate from transconv(y_hat): the decoder's "no compensation" input."""
+
+    def __init__(self, N: int, latent_channels: int = 4):
+        super().__init__(
+            conv(N, N, 3, 1), nn.ReLU(inplace=True),
+            conv(N, N, 3, 1), nn.ReLU(inplace=True),
+            conv(N, latent_channels, 3, 1),
+        )
+
+
+class GroundDecoder(nn.Module, ConfigMixin):
+    """transconv + Ẽ + ẑ0 + D: the ground's image synthesis, without the diffusion model."""
+
+    def __init__(self, N: int = 192, M: int = 320, latent_channels: int = 4):
+        super().__init__()
+        self.register_config(N=N, M=M, latent_channels=latent_channels)
+        self.latent_channels = latent_channels
+        self.transconv = LatentUpsampler(N, M)
+        self.compensation_encoder = CompensationEncoder(N, latent_channels)
+        self.z0_estimator = Z0Estimator(N, latent_channels)
+        self.decoder = ImageDecoder(N, latent_channels)
+
+    def encode_z0(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu_z, logvar_z) of q(z0 | x) from Ẽ, logvar clamped to a sane range."""
+        mu, logvar = self.compensation_encoder(x).chunk(2, 1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def synthesize(self, features: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
+        """D(concat(transconv(y_hat), z0)) - Eq. 2; ``features`` is transconv(y_hat)."""
+        return self.decoder(torch.cat([features, z0], dim=1))
+
+    def forward(self, y_hat: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruct from y_hat; with ``z0=None`` use the deterministic estimate ẑ0."""
+        features = self.transconv(y_hat)
+        if z0 is None:
+            z0 = self.z0_estimator(features)
+        return self.synthesize(features, z0)

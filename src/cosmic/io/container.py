@@ -1,0 +1,267 @@
+"""The ``.cosmic`` container (DESIGN §4): one file per scene, tiles coded independently.
+
+Layout, all integers little-endian::
+
+    magic          8 bytes   b"\\x89COSMIC\\n"  (a high byte and a newline catch text-mode mangling)
+    version        u16       FORMAT_VERSION
+    header_len     u32       length of the header JSON that follows
+    header         binary    width u32, height u32, tile u16, z shape per tile (u8, u8),
+                             channels u8, bit depth u8, on-board model digest (16 bytes),
+                             model name (u8 length + UTF-8), extension (u32 length + JSON:
+                             sensor metadata and georeferencing; empty when absent)
+    header_crc     u32       CRC32 of version + header_len + header
+    tile table     rows*cols x (u32 length, u32 CRC32 of the payload)
+    table_crc      u32       CRC32 of the tile table
+    payloads       rows*cols tile payloads, row-major: u32 len(z) + z rANS string + y rANS string
+
+The sensor metadata and georeferencing travel in the header; they are not image data and, as in
+the paper, are not counted by :func:`bits_per_pixel` (which still uses the whole file size, so
+they make the reported figure slightly pessimistic, never optimistic).
+
+Reading validates everything before allocating anything sized by the header: the tile table must
+fit in the file, and the tile lengths must add up to the bytes present. A tile whose CRC fails is
+reported by index and position; :meth:`Container.tile_payload` raises for that tile only, so a
+caller can conceal it and decode the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from cosmic.errors import BitstreamError
+
+MAGIC = b"\x89COSMIC\n"
+FORMAT_VERSION = 1
+MAX_SIDE = 1 << 20  # 1,048,576 px: larger sides are refused outright
+_ENTRY = struct.Struct("<II")
+# width, height, tile, latent h, latent w, channels, bit depth, model digest (16 B), name length
+_CORE = struct.Struct("<IIHBBBB16sB")
+
+__all__ = [
+    "MAGIC", "FORMAT_VERSION", "Header", "Container", "TileError",
+    "write_container", "read_container", "bits_per_pixel", "split_payload", "join_payload",
+]
+
+
+class TileError(BitstreamError):
+    """One tile is corrupt; the others may still be decoded."""
+
+    def __init__(self, index: int, row: int, col: int, reason: str):
+        super().__init__(f"tile {index} (row {row}, col {col}): {reason}")
+        self.index, self.row, self.col = index, row, col
+
+
+@dataclass
+class Header:
+    model: str
+    model_sha256: str  # hex; the container keeps its first 16 bytes
+    width: int
+    height: int
+    tile: int
+    latent: tuple[int, int]
+    channels: int = 3
+    bit_depth: int = 8
+    metadata: dict[str, Any] = field(default_factory=dict)
+    georef: dict[str, Any] | None = None
+
+    @property
+    def rows(self) -> int:
+        return math.ceil(self.height / self.tile)
+
+    @property
+    def cols(self) -> int:
+        return math.ceil(self.width / self.tile)
+
+    @property
+    def num_tiles(self) -> int:
+        return self.rows * self.cols
+
+    def pack(self) -> bytes:
+        """The header body: fixed binary fields, the model name, then a JSON extension block
+        (sensor metadata, georeferencing) that is empty when there is neither."""
+        name = self.model.encode("utf-8")
+        if len(name) > 255:
+            raise ValueError("model name longer than 255 bytes")
+        digest = bytes.fromhex(self.model_sha256)[:16]
+        ext = {}
+        if self.metadata:
+            ext["metadata"] = self.metadata
+        if self.georef:
+            ext["georef"] = self.georef
+        ext_raw = json.dumps(ext, sort_keys=True, separators=(",", ":")).encode() if ext else b""
+        return (
+            _CORE.pack(self.width, self.height, self.tile, self.latent[0], self.latent[1],
+                       self.channels, self.bit_depth, digest, len(name))
+            + name + struct.pack("<I", len(ext_raw)) + ext_raw
+        )
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> "Header":
+        try:
+            width, height, tile, lh, lw, channels, bit_depth, digest, name_len = _CORE.unpack_from(raw, 0)
+            at = _CORE.size
+            name = raw[at : at + name_len].decode("utf-8")
+            at += name_len
+            (ext_len,) = struct.unpack_from("<I", raw, at)
+            at += 4
+            if at + ext_len != len(raw):
+                raise ValueError("extension length")
+            ext = json.loads(raw[at:].decode("utf-8")) if ext_len else {}
+            if not isinstance(ext, dict):
+                raise ValueError("extension block")
+        except (struct.error, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+            raise BitstreamError(f"malformed header ({exc})") from None
+        header = cls(
+            model=name, model_sha256=digest.hex(), width=width, height=height, tile=tile,
+            latent=(lh, lw), channels=channels, bit_depth=bit_depth,
+            metadata=dict(ext.get("metadata") or {}), georef=ext.get("georef"),
+        )
+        if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+            raise BitstreamError(f"header declares a {width}x{height} image; sides must be 1..{MAX_SIDE}")
+        if tile <= 0 or tile % 64 or tile > 4096:
+            raise BitstreamError(f"header declares tile size {tile}; expected a multiple of 64 up to 4096")
+        if channels not in (1, 3) or bit_depth != 8:
+            raise BitstreamError(f"unsupported channels={channels} bit_depth={bit_depth}")
+        return header
+
+
+def split_payload(payload: bytes) -> tuple[bytes, bytes]:
+    """A tile payload → (y string, z string)."""
+    if len(payload) < 4:
+        raise ValueError("payload shorter than its length field")
+    (z_len,) = struct.unpack_from("<I", payload, 0)
+    if 4 + z_len > len(payload):
+        raise ValueError("z string runs past the end of the tile")
+    return payload[4 + z_len:], payload[4 : 4 + z_len]
+
+
+def join_payload(y_string: bytes, z_string: bytes) -> bytes:
+    return struct.pack("<I", len(z_string)) + z_string + y_string
+
+
+def write_container(path: str | os.PathLike, header: Header, payloads: list[bytes]) -> int:
+    """Write atomically (temporary file, then rename); return the file size in bytes."""
+    if len(payloads) != header.num_tiles:
+        raise ValueError(f"{len(payloads)} payloads for a {header.rows}x{header.cols} tile grid")
+    blob = header.pack()
+    head = struct.pack("<HI", FORMAT_VERSION, len(blob)) + blob
+    table = b"".join(_ENTRY.pack(len(p), zlib.crc32(p)) for p in payloads)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(MAGIC)
+            fh.write(head)
+            fh.write(struct.pack("<I", zlib.crc32(head)))
+            fh.write(table)
+            fh.write(struct.pack("<I", zlib.crc32(table)))
+            for p in payloads:
+                fh.write(p)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path.stat().st_size
+
+
+class Container:
+    """A validated, opened ``.cosmic`` file. Tile payloads are read lazily from disk."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BitstreamError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise BitstreamError(f"{self.path}: is a directory")
+        self.file_size = self.path.stat().st_size
+        if self.file_size == 0:
+            raise BitstreamError(f"{self.path}: empty file")
+        with open(self.path, "rb") as fh:
+            self._parse(fh)
+
+    def _parse(self, fh: BinaryIO) -> None:
+        name = self.path.name
+        magic = fh.read(len(MAGIC))
+        if magic != MAGIC:
+            raise BitstreamError(f"{name}: not a .cosmic file (bad magic)")
+        fixed = fh.read(6)
+        if len(fixed) < 6:
+            raise BitstreamError(f"{name}: truncated header")
+        version, header_len = struct.unpack("<HI", fixed)
+        if version > FORMAT_VERSION:
+            raise BitstreamError(
+                f"{name}: format version {version} is newer than this cosmic reads ({FORMAT_VERSION}); upgrade cosmic"
+            )
+        if version < 1:
+            raise BitstreamError(f"{name}: invalid format version {version}")
+        if header_len > self.file_size:
+            raise BitstreamError(f"{name}: truncated or corrupt header (declares {header_len} bytes)")
+        blob = fh.read(header_len)
+        crc = fh.read(4)
+        if len(blob) < header_len or len(crc) < 4:
+            raise BitstreamError(f"{name}: truncated header")
+        if struct.unpack("<I", crc)[0] != zlib.crc32(fixed + blob):
+            raise BitstreamError(f"{name}: header CRC mismatch (corrupt header)")
+        self.version = version
+        self.header = Header.unpack(blob)
+        n = self.header.num_tiles
+        table_at = fh.tell()
+        need = n * _ENTRY.size + 4
+        if table_at + need > self.file_size:
+            raise BitstreamError(
+                f"{name}: header declares a {self.header.width}x{self.header.height} image "
+                f"({n} tiles) but the file holds only {self.file_size} bytes: truncated or corrupt"
+            )
+        table = fh.read(n * _ENTRY.size)
+        (table_crc,) = struct.unpack("<I", fh.read(4))
+        if table_crc != zlib.crc32(table):
+            raise BitstreamError(f"{name}: tile table CRC mismatch (corrupt tile table)")
+        self.entries = [_ENTRY.unpack_from(table, i * _ENTRY.size) for i in range(n)]
+        self.payload_start = fh.tell()
+        total = sum(length for length, _ in self.entries)
+        present = self.file_size - self.payload_start
+        if total > present:
+            raise BitstreamError(f"{name}: truncated: tiles need {total} bytes, {present} present")
+        if total < present:
+            raise BitstreamError(f"{name}: {present - total} unexpected trailing bytes")
+        self.offsets = []
+        at = self.payload_start
+        for length, _ in self.entries:
+            self.offsets.append(at)
+            at += length
+
+    def tile_position(self, index: int) -> tuple[int, int]:
+        return divmod(index, self.header.cols)
+
+    def tile_payload(self, index: int) -> bytes:
+        """The payload of one tile, CRC-checked; raises :class:`TileError` for a bad tile."""
+        length, crc = self.entries[index]
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offsets[index])
+            payload = fh.read(length)
+        row, col = self.tile_position(index)
+        if len(payload) != length:
+            raise TileError(index, row, col, "truncated payload")
+        if zlib.crc32(payload) != crc:
+            raise TileError(index, row, col, "CRC mismatch (corrupt data)")
+        return payload
+
+    @property
+    def bpp(self) -> float:
+        return bits_per_pixel(self.file_size, self.header.width, self.header.height)
+
+
+def read_container(path: str | os.PathLike) -> Container:
+    return Container(path)
+
+
+def bits_per_pixel(file_bytes: int, width: int, height: int) -> float:
+    """bpp = file bytes x 8 / pixels, from the real file."""
+    return file_bytes * 8.0 / (width * height)

@@ -1,0 +1,132 @@
+"""Reading and writing ordinary raster images (PNG / JPEG / TIFF) as 8-bit RGB.
+
+Every failure is a :class:`cosmic.errors.InputError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from cosmic.errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+__all__ = ["LoadedImage", "load_rgb", "save_image", "list_images", "IMAGE_SUFFIXES"]
+
+# A decompression bomb guard well above any real scene we accept (20000 x 20000 x 3).
+Image.MAX_IMAGE_PIXELS = 40000 * 40000
+
+
+@dataclass
+class LoadedImage:
+    pixels: np.ndarray  # (H, W, 3) uint8
+    source_mode: str  # the PIL mode of the file ("RGB", "L", "RGBA", ...)
+    channels: int  # 1 for a grayscale source (restored as grayscale on decode), else 3
+    note: str | None = None  # what conversion was done, if any
+
+
+def load_rgb(path: str | os.PathLike) -> LoadedImage:
+    """Load an image as 8-bit RGB; grayscale and RGBA are converted with a note, 16-bit refused."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                mode = im.mode
+                im.load()
+                return _to_rgb(path, im, mode)
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{path}: not a readable image ({_first_line(exc)})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: broken or truncated image ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _to_rgb(path: Path, im: Image.Image, mode: str) -> LoadedImage:
+    bits = _bits_per_sample(path, im)
+    if _is_high_bit(im) or bits > 8:
+        raise InputError(
+            f"{path}: {bits if bits > 8 else 'high'}-bit input ({mode}); "
+            "the model takes 8-bit images - rescale it to 8 bits first"
+        )
+    if mode == "RGB":
+        return LoadedImage(np.asarray(im, dtype=np.uint8).copy(), mode, 3)
+    if mode in ("L", "1", "LA"):
+        arr = np.asarray(im.convert("L"), dtype=np.uint8)
+        note = "grayscale input: coded as RGB, decoded back to grayscale"
+        if mode == "LA":
+            note = "grayscale+alpha input: alpha dropped, coded as RGB, decoded back to grayscale"
+        return LoadedImage(np.repeat(arr[:, :, None], 3, axis=2), mode, 1, note)
+    if mode in ("RGBA", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+        note = None
+        if mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in im.info):
+            note = f"{mode} input: alpha channel dropped"
+        elif mode != "P":
+            note = f"{mode} input: converted to RGB"
+        return LoadedImage(np.asarray(im.convert("RGB"), dtype=np.uint8).copy(), mode, 3, note)
+    raise InputError(f"{path}: unsupported image mode {mode}; give an 8-bit RGB or grayscale image")
+
+
+def _bits_per_sample(path: Path, im: Image.Image) -> int:
+    """Bits per sample as stored in the file (Pillow reads 16-bit RGB PNG/TIFF as 8-bit RGB)."""
+    if im.format == "PNG":
+        with open(path, "rb") as fh:
+            head = fh.read(25)
+        if len(head) == 25 and head[12:16] == b"IHDR":
+            return head[24]
+    tags = getattr(im, "tag_v2", None)
+    if tags is not None and 258 in tags:
+        value = tags[258]
+        return max(value) if isinstance(value, tuple) else int(value)
+    return 8
+
+
+def _is_high_bit(im: Image.Image) -> bool:
+    return im.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def save_image(pixels: np.ndarray, path: str | os.PathLike, channels: int = 3) -> None:
+    """Write (H, W, 3) uint8 pixels atomically (temporary file, then rename)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: unknown output format {suffix or '(none)'}; use .png, .tif, ...")
+    if not path.parent.exists():
+        raise InputError(f"{path.parent}: output directory does not exist")
+    im = Image.fromarray(pixels, "RGB")
+    if channels == 1:
+        im = im.convert("L")
+    tmp = path.with_name(f".{path.name}.partial")
+    fmt = Image.registered_extensions()[suffix]
+    try:
+        im.save(tmp, format=fmt)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def list_images(directory: str | os.PathLike) -> list[Path]:
+    """All image files under ``directory`` (recursively), sorted."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: not a directory")
+    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

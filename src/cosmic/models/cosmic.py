@@ -1,0 +1,116 @@
+"""The whole COSMIC codec for stage-1 training and for decoding (paper Fig. 2 (a), Eq. 1-2).
+
+``Cosmic`` = :class:`~cosmic.onboard.codec.OnboardCodec` (what flies) +
+:class:`~cosmic.ground.decoder.GroundDecoder` (what the ground runs). It follows CompressAI's
+model contract: ``forward`` (training), ``compress`` / ``decompress`` (real rANS strings),
+``update`` (entropy tables), ``aux_loss``.
+"""
+
+from __future__ import annotations
+
+import torch
+from compressai.models import CompressionModel
+from torch import nn
+
+from cosmic.ground.decoder import GroundDecoder
+from cosmic.onboard.codec import OnboardCodec
+from cosmic.utils.pretrained import ConfigMixin
+
+__all__ = ["Cosmic"]
+
+
+class Cosmic(CompressionModel, ConfigMixin):
+    """Stage-1 COSMIC: lightweight encoder + hyperprior on board, transconv/Ẽ/D on the ground.
+
+    Args:
+        N: channels of the on-board encoder and the hyperprior (paper: 192).
+        M: channels of the latent y (at H/16).
+        ground_channels: channels of transconv, Ẽ and D (Table 3: 192).
+        latent_channels: channels of the compensation latent z0 at H/4 (Table 3: 4).
+        cam_positions: after which GDN stages of E a CAM sits (see :mod:`cosmic.onboard.codec`).
+        cam_kernel: length of CAM's 1-D convs.
+        name: a model identifier written into every bitstream.
+    """
+
+    def __init__(
+        self,
+        N: int = 192,
+        M: int = 320,
+        ground_channels: int = 192,
+        latent_channels: int = 4,
+        cam_positions=(2, 3),
+        cam_kernel: int = 7,
+        name: str = "cosmic",
+    ):
+        super().__init__()
+        self.register_config(
+            N=N, M=M, ground_channels=ground_channels, latent_channels=latent_channels,
+            cam_positions=list(cam_positions), cam_kernel=cam_kernel, name=name,
+        )
+        self.name = name
+        self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel)
+        self.ground = GroundDecoder(ground_channels, M, latent_channels)
+
+    tile_multiple = 64  # y at H/16, z at H/64: tiles must be multiples of 64
+
+    # -- CompressAI contract ------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> dict:
+        """Training pass. Returns both reconstructions of Eq. 2:
+
+        ``x_hat`` with z0 ~ q(z0|x) from Ẽ (reparameterised; its mean in eval mode), and
+        ``x_hat_est`` with the deterministic estimate ẑ0(y_hat), the "no compensation" path.
+
+        In training mode D runs once per sample, not twice: the first half of the batch is
+        decoded with Ẽ's z0 (``x_hat``), the second half with ẑ0 (``x_hat_est``), and ``split``
+        says where the halves meet. In eval mode both paths cover the whole batch (``split=None``).
+        """
+        out = self.onboard(x)
+        features = self.ground.transconv(out["y_hat"])
+        mu, logvar = self.ground.encode_z0(x)
+        z0_est = self.ground.z0_estimator(features)
+        result = {
+            "likelihoods": out["likelihoods"], "z0_mu": mu, "z0_logvar": logvar,
+            "z0_est": z0_est, "y_hat": out["y_hat"], "split": None,
+        }
+        if self.training and x.shape[0] >= 2:
+            h = x.shape[0] // 2
+            z0 = mu[:h] + torch.exp(0.5 * logvar[:h]) * torch.randn_like(mu[:h])
+            x_all = self.ground.synthesize(features, torch.cat([z0, z0_est[h:]], dim=0))
+            result.update(x_hat=x_all[:h], x_hat_est=x_all[h:], split=h)
+        else:
+            result["x_hat"] = self.ground.synthesize(features, mu)
+            result["x_hat_est"] = self.ground.synthesize(features, z0_est)
+        return result
+
+    def aux_loss(self) -> torch.Tensor:
+        return self.onboard.aux_loss()
+
+    def update(self, scale_table=None, force: bool = False) -> bool:
+        return self.onboard.update(scale_table=scale_table, force=force)
+
+    def compress(self, x: torch.Tensor) -> dict:
+        return self.onboard.compress(x)
+
+    @torch.no_grad()
+    def decompress(self, strings, shape, z0: torch.Tensor | None = None) -> dict:
+        """Decode strings to ``x_hat`` in [0, 1]; ``z0=None`` decodes without compensation."""
+        y_hat = self.onboard.decompress(strings, shape)["y_hat"]
+        x_hat = self.ground(y_hat, z0).clamp_(0, 1)
+        return {"x_hat": x_hat, "y_hat": y_hat}
+
+    @torch.no_grad()
+    def quantized_reconstruction(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's own quantised reconstruction without any entropy coding (for tests):
+        y_hat = round(y - mu) + mu, decoded with the deterministic ẑ0."""
+        on = self.onboard
+        y = on.g_a(x)
+        z = on.h_a(y)
+        z_hat = on.entropy_bottleneck.quantize(z, "dequantize", on.entropy_bottleneck._get_medians())
+        _, means = on.entropy_parameters(z_hat)
+        y_hat = (torch.round(y.to(torch.float64) - means) + means).to(torch.float32)
+        return self.ground(y_hat).clamp_(0, 1)
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        # CompressionModel resizes the entropy tables' buffers of the nested entropy models.
+        self.onboard._invalidate()
+        return super().load_state_dict(state_dict, strict=strict)

@@ -1,0 +1,167 @@
+"""What flies: the lightweight encoder E, the mean-scale hyperprior and the entropy coder.
+
+Paper §4.2 and DESIGN §2. Layout of E (Ballé 2018 with every dense 5x5 conv replaced by an LCB)::
+
+    x ─ LCB(3→N, s2) ─ GDN ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→M, s2) ─ y
+
+Where the CAMs sit (our choice; the paper leaves it open): after the 2nd and 3rd GDN, i.e. at H/4
+and H/8. At H/2 a CAM would cost four times what it costs at H/4 while the 1-D attention there
+spans only a few dozen pixels; at H/4 and H/8 the 7-tap 1-D convs on a pooled map reach across
+56 and 112 input pixels, which is where non-local context helps the latent most. Before the last
+LCB the map is already as small as y, and y itself must stay linear for the entropy model.
+
+Entropy model: Minnen 2018's mean-scale hyperprior *without* the autoregressive context model
+(sequential decoding is too slow for the satellite): ``z = h_a(y)`` coded with CompressAI's
+``EntropyBottleneck``; ``(scales, means) = h_s(z_hat)``; ``y`` coded with ``GaussianConditional``
+and CompressAI's rANS coder.
+
+Determinism. Encoder and decoder must compute bit-identical ``scales`` (a one-ulp difference can
+pick another CDF table and wreck the rANS decode, CompressAI issues #279, #309). The coding paths
+(:meth:`entropy_parameters`) therefore run ``h_s`` in float64, where the error of a different
+reduction order (thread count, GPU vs CPU) is ~1e-16 relative, far below the gap between two
+scale-table entries (~13% apart).
+
+This module imports nothing from :mod:`cosmic.ground`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models import CompressionModel
+from compressai.models.base import get_scale_table
+from compressai.models.utils import conv, deconv
+from torch import nn
+
+from cosmic.onboard.layers import CAM, LCB
+from cosmic.utils.pretrained import ConfigMixin, weights_digest
+
+__all__ = ["LightweightEncoder", "OnboardCodec", "ste_round"]
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round with a straight-through gradient (Minnen & Singh 2020)."""
+    return (torch.round(x) - x).detach() + x
+
+
+class LightweightEncoder(nn.Sequential):
+    """The on-board analysis transform E (paper §4.2, Fig. 2 (a)); see the module docstring."""
+
+    def __init__(self, N: int, M: int, cam_positions: tuple[int, ...] = (2, 3), cam_kernel: int = 7):
+        layers: list[nn.Module] = []
+        chans = [3, N, N, N, M]
+        for stage in range(4):
+            layers.append(LCB(chans[stage], chans[stage + 1], kernel_size=5, stride=2))
+            if stage < 3:
+                layers.append(GDN(chans[stage + 1]))
+                if stage + 1 in cam_positions:
+                    layers.append(CAM(chans[stage + 1], kernel_size=cam_kernel))
+        super().__init__(*layers)
+
+
+class OnboardCodec(CompressionModel, ConfigMixin):
+    """E + h_a + h_s + entropy coding: everything the satellite runs (DESIGN §1).
+
+    ``forward`` is the training path (noisy likelihoods, straight-through rounded ``y_hat``);
+    ``compress`` / ``decompress`` are the real coding paths and produce / consume rANS strings.
+    """
+
+    def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7):
+        super().__init__()
+        self.register_config(N=N, M=M, cam_positions=list(cam_positions), cam_kernel=cam_kernel)
+        self.N, self.M = N, M
+        self.g_a = LightweightEncoder(N, M, tuple(cam_positions), cam_kernel)
+        self.h_a = nn.Sequential(
+            conv(M, N, stride=1, kernel_size=3),
+            nn.ReLU(inplace=True),
+            conv(N, N),
+            nn.ReLU(inplace=True),
+            conv(N, N),
+        )
+        self.h_s = nn.Sequential(
+            deconv(N, N),
+            nn.ReLU(inplace=True),
+            deconv(N, N),
+            nn.ReLU(inplace=True),
+            conv(N, 2 * M, stride=1, kernel_size=3),
+        )
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None)
+        self._h_s64: nn.Module | None = None
+
+    # The hyper-synthesis in float64 for the coding paths (see module docstring).
+    def _double_h_s(self) -> nn.Module:
+        if self._h_s64 is None:
+            h = copy.deepcopy(self.h_s).to(torch.float64).eval()
+            for p in h.parameters():
+                p.requires_grad_(False)
+            object.__setattr__(self, "_h_s64", h)
+        return self._h_s64
+
+    def _invalidate(self) -> None:
+        object.__setattr__(self, "_h_s64", None)
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        self._invalidate()
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._invalidate()
+        return super().train(mode)
+
+    def digest(self) -> str:
+        """SHA-256 of the on-board weights and entropy tables: what a bitstream's syntax depends on."""
+        return weights_digest(self.state_dict())
+
+    @property
+    def downsampling_factor(self) -> int:
+        return 64  # y at H/16, z at H/64
+
+    # -- training path ------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> dict:
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        y_hat = ste_round(y - means) + means
+        return {"y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    # -- coding paths -------------------------------------------------------------------------
+    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, means) of y from z_hat, computed in float64 so both ends agree bit for bit."""
+        params = self._double_h_s()(z_hat.to(torch.float64))
+        scales, means = params.chunk(2, 1)
+        return scales, means
+
+    def update(self, scale_table=None, force: bool = False) -> bool:
+        """Rebuild the CDF tables of both entropy models (CompressAI contract)."""
+        self._invalidate()
+        if scale_table is None:
+            scale_table = get_scale_table()
+        return super().update(scale_table=scale_table, force=force)
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor) -> dict:
+        """Encode a batch of tiles to rANS strings: ``{"strings": [y, z], "shape": z_hw}``."""
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        scales, means = self.entropy_parameters(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_strings = self.gaussian_conditional.compress(y.to(torch.float64), indexes, means=means)
+        return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
+
+    @torch.no_grad()
+    def decompress(self, strings, shape) -> dict:
+        """Decode rANS strings back to the quantised latent ``y_hat`` (float32)."""
+        y_strings, z_strings = strings
+        z_hat = self.entropy_bottleneck.decompress(z_strings, shape)
+        scales, means = self.entropy_parameters(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_hat = self.gaussian_conditional.decompress(y_strings, indexes, means=means)
+        return {"y_hat": y_hat.to(torch.float32)}

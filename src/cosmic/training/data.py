@@ -1,0 +1,77 @@
+"""Training data: a folder of images held in memory as uint8, served as random crops.
+
+Decoding PNGs every step would eat one of our two cores, so images are decoded once
+(UC Merced train: 945 x 256 x 256 x 3 = 186 MB) and crops are cut from the uint8 array.
+If the folder holds a ``SPLITS.json`` with ``train`` / ``val`` lists (as ``shared/data/ucmerced``
+does) those lists choose the files; otherwise every image in the folder is used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cosmic.errors import InputError
+from cosmic.io.images import list_images, load_rgb
+
+__all__ = ["ImageFolder", "split_files"]
+
+
+def split_files(root: str | Path, split: str) -> list[Path]:
+    """Files of ``split`` ("train", "val" or "all") under ``root``."""
+    root = Path(root)
+    splits = root / "SPLITS.json"
+    if split != "all" and splits.is_file():
+        lists = json.loads(splits.read_text())
+        if split not in lists:
+            raise InputError(f"{splits}: no '{split}' list")
+        return [root / name for name in lists[split]]
+    files = list_images(root)
+    if not files:
+        raise InputError(f"{root}: no PNG/JPEG/TIFF images found")
+    return files
+
+
+class ImageFolder(Dataset):
+    """Random ``crop`` x ``crop`` patches (with flips) of in-memory images; ``crop=None`` gives
+    whole images cropped to a multiple of 64 (for validation)."""
+
+    def __init__(self, root, split: str = "train", crop: int | None = 256, limit: int | None = None,
+                 samples_per_epoch: int | None = None):
+        files = split_files(root, split)
+        if limit:
+            files = files[:limit]
+        self.crop = crop
+        self.images = []
+        for f in files:
+            img = load_rgb(f).pixels
+            if crop is not None and min(img.shape[:2]) < crop:
+                continue
+            self.images.append(img)
+        if not self.images:
+            raise InputError(f"{root}: no image of at least {crop} px per side in split '{split}'")
+        self.samples_per_epoch = samples_per_epoch or len(self.images)
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch if self.crop is not None else len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if self.crop is None:
+            img = self.images[index]
+            h, w = (img.shape[0] // 64) * 64, (img.shape[1] // 64) * 64
+            patch = img[:h, :w]
+        else:
+            img = self.images[index % len(self.images)]
+            rng = np.random.default_rng()
+            top = int(rng.integers(0, img.shape[0] - self.crop + 1))
+            left = int(rng.integers(0, img.shape[1] - self.crop + 1))
+            patch = img[top : top + self.crop, left : left + self.crop]
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            if rng.random() < 0.5:
+                patch = patch[::-1]
+        return torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float().div_(255.0)

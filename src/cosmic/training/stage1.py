@@ -1,0 +1,164 @@
+"""Stage-1 training (paper Algorithm 1, first stage): E, h_a, h_s, Ẽ, ẑ0 and D together.
+
+CPU-minded: images live in memory, tensors are channels_last, bf16 autocast is optional, and a
+checkpoint (safetensors + JSON) is written every ``checkpoint_every`` steps so a run can resume.
+Before every save, ``update()`` rebuilds the entropy tables so any checkpoint can code real
+bitstreams.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cosmic.models.registry import build_model
+from cosmic.training.checkpoint import load_checkpoint, save_checkpoint
+from cosmic.training.data import ImageFolder
+from cosmic.training.losses import Stage1Loss, psnr
+
+__all__ = ["Stage1Config", "train_stage1", "evaluate"]
+
+
+@dataclass
+class Stage1Config:
+    data: str
+    out: str
+    preset: str = "small"
+    arch: str = "cosmic"
+    lmbda: float = 0.0026
+    kl_weight: float = 0.5
+    steps: int = 20000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-4
+    aux_lr: float = 1e-3
+    lr_drop_at: float = 0.85  # fraction of steps after which lr drops 10x
+    val_every: int = 1000
+    val_images: int = 42
+    checkpoint_every: int = 250
+    threads: int = 0  # 0: torch's default
+    bf16: bool = False
+    channels_last: bool = True
+    seed: int = 0
+    workers: int = 0
+    name: str | None = None
+
+
+def _split_parameters(model):
+    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    return main, aux
+
+
+@torch.no_grad()
+def evaluate(model, dataset, loss_fn, channels_last: bool = True) -> dict:
+    """Mean loss terms and PSNR of both decoder paths on whole validation images (forward pass,
+    likelihood rate; use ``cosmic eval`` for real-bitstream figures)."""
+    model.eval()
+    sums: dict[str, float] = {}
+    for i in range(len(dataset)):
+        x = dataset[i].unsqueeze(0)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = model(x)
+        terms = loss_fn(out, x)
+        terms["psnr"] = torch.tensor(psnr(terms["mse"]))
+        terms["psnr_est"] = torch.tensor(psnr(terms["mse_est"]))
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    model.train()
+    return {k: v / len(dataset) for k, v in sums.items()}
+
+
+def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) -> Path:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+
+    overrides = {"name": cfg.name} if cfg.name else {}
+    model = build_model(cfg.arch, cfg.preset, **overrides)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    main_params, aux_params = _split_parameters(model)
+    optimizer = torch.optim.Adam(main_params, lr=cfg.lr)
+    aux_optimizer = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+    optimizers = {"main": optimizer, "aux": aux_optimizer}
+    loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight)
+
+    ckpt = out / "last"
+    state = {"step": 0, "history": [], "config": asdict(cfg)}
+    if resume and (ckpt / "trainer.json").is_file():
+        state = load_checkpoint(ckpt, model, optimizers)
+        print(f"resumed from {ckpt} at step {state['step']}")
+    (out / "stage1_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+
+    train_set = ImageFolder(cfg.data, "train", crop=cfg.crop, samples_per_epoch=10**9)
+    val_set = ImageFolder(cfg.data, "val", crop=None, limit=None)
+    if len(val_set.images) > cfg.val_images:  # a spread-out, fixed subset
+        stride = len(val_set.images) / cfg.val_images
+        val_set.images = [val_set.images[int(i * stride)] for i in range(cfg.val_images)]
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, num_workers=cfg.workers, drop_last=True)
+
+    step = int(state["step"])
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="stage1")
+    started, t0, seen = time.time(), time.time(), 0
+    it = iter(loader)
+    while step < cfg.steps:
+        lr = cfg.lr * (0.1 if step >= cfg.lr_drop_at * cfg.steps else 1.0)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        x = next(it)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        optimizer.zero_grad(set_to_none=True)
+        aux_optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            out_ = model(x)
+        terms = loss_fn(out_, x)
+        if not math.isfinite(float(terms["loss"])):
+            raise FloatingPointError(f"non-finite loss at step {step}: {terms}")
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        optimizer.step()
+        aux_loss = model.aux_loss()
+        aux_loss.backward()
+        aux_optimizer.step()
+        step += 1
+        seen += 1
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(
+                bpp=f"{float(terms['bpp']):.3f}", psnr=f"{psnr(terms['mse']):.2f}",
+                psnr0=f"{psnr(terms['mse_est']):.2f}", kl=f"{float(terms['kl_bpp']):.3f}",
+                aux=f"{float(aux_loss):.0f}",
+            )
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            val = evaluate(model, val_set, loss_fn, cfg.channels_last)
+            val["step"] = step
+            val["wall_s"] = time.time() - started
+            val["steps_per_s"] = seen / max(time.time() - t0, 1e-9)
+            state["history"].append(val)
+            tqdm.write(
+                f"val @ {step}: bpp {val['bpp']:.4f}  psnr(ẑ0) {val['psnr_est']:.2f}  "
+                f"psnr(Ẽ) {val['psnr']:.2f}  kl {val['kl_bpp']:.4f}  {val['steps_per_s']:.2f} it/s"
+            )
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            model.update(force=True)
+            state["step"] = step
+            save_checkpoint(ckpt, model, optimizers, state)
+    bar.close()
+    model.update(force=True)
+    final = out / "final"
+    model.save_pretrained(final, extra={"stage1": asdict(cfg), "history": state["history"][-1:]})
+    return final
+

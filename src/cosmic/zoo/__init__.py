@@ -1,0 +1,79 @@
+"""Shipped models (CompressAI's ``zoo`` idea): trained weights inside the package, no download.
+
+``load_model("cosmic-small")`` loads ``weights/cosmic-small/`` (config.json + model.safetensors)
+from this package; ``load_model(path)`` loads any model directory written by ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from cosmic.errors import ModelError
+from cosmic.utils.pretrained import CONFIG_NAME
+
+__all__ = ["DEFAULT_MODEL", "shipped_models", "model_path", "load_model", "load_onboard"]
+
+DEFAULT_MODEL = "cosmic-small"
+
+
+def _weights_root() -> Path:
+    return Path(str(resources.files("cosmic.zoo") / "weights"))
+
+
+def shipped_models() -> list[str]:
+    root = _weights_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def model_path(name_or_dir: str | os.PathLike) -> Path:
+    """Resolve a shipped model name or a model directory."""
+    p = Path(name_or_dir)
+    if (p / CONFIG_NAME).is_file():
+        return p
+    shipped = _weights_root() / str(name_or_dir)
+    if (shipped / CONFIG_NAME).is_file():
+        return shipped
+    names = ", ".join(shipped_models()) or "none"
+    raise ModelError(f"model '{name_or_dir}': neither a model directory nor a shipped model ({names})")
+
+
+def load_model(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
+    """Load a stage-1 :class:`~cosmic.models.cosmic.Cosmic` (weights via safetensors, no pickle)."""
+    from cosmic.models.cosmic import Cosmic
+
+    path = model_path(name_or_dir)
+    try:
+        model = Cosmic.from_pretrained(path)
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: cannot load model ({first[:200]})") from None
+    return model
+
+
+def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
+    """Load only the on-board part (E, h_a, h_s, entropy models) of a model directory.
+
+    This is what a satellite loads: it builds an :class:`~cosmic.onboard.codec.OnboardCodec` from
+    the config and the ``onboard.*`` tensors and never imports the ground-side code.
+    Returns ``(codec, model_name)``.
+    """
+    from safetensors.torch import load_file
+
+    from cosmic.onboard.codec import OnboardCodec
+    from cosmic.utils.pretrained import WEIGHTS_NAME, ConfigMixin
+
+    path = model_path(name_or_dir)
+    try:
+        cfg = ConfigMixin.read_config(path)
+        codec = OnboardCodec(cfg["N"], cfg["M"], cfg.get("cam_positions", (2, 3)), cfg.get("cam_kernel", 7))
+        prefix = "onboard."
+        state = {k[len(prefix):]: v for k, v in load_file(str(path / WEIGHTS_NAME)).items() if k.startswith(prefix)}
+        codec.load_state_dict(state)
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: cannot load the on-board model ({first[:200]})") from None
+    return codec.eval(), str(cfg.get("name", path.name))
