@@ -252,13 +252,14 @@ def train_stage1_cmd(
     typer.echo(f"final model: {final}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; ``argv`` (without the program name) defaults to ``sys.argv[1:]``."""
     import warnings
 
     # compressai's import-time torch.jit.script notice is noise for a command-line user.
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
     try:
-        rc = app(standalone_mode=False)
+        rc = app(args=argv, prog_name="cosmic", standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except CosmicError as exc:

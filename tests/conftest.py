@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import TINY_MODEL, golden_image  # noqa: E402
+
+torch.set_num_threads(1)  # two pytest-xdist workers on two cores
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    from cosmic.models.cosmic import Cosmic
+
+    return Cosmic.from_pretrained(TINY_MODEL)
+
+
+@pytest.fixture()
+def golden_png(tmp_path) -> Path:
+    path = tmp_path / "golden.png"
+    Image.fromarray(golden_image()).save(path)
+    return path
+
+
+@pytest.fixture()
+def cli(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+    from cosmic.cli import main
+
+    def run(*args: str):
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code != 0, "expected a non-zero exit"
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got: {err!r}"
+    assert "Traceback" not in err
+    assert lines[0].startswith("cosmic: error:"), lines[0]
+    for n in needles:
+        assert n.lower() in lines[0].lower(), f"{n!r} not in {lines[0]!r}"
+
+
+@pytest.fixture()
+def one_line_error():
+    return assert_one_line_error
+
+
+@pytest.fixture()
+def rng():
+    return np.random.default_rng(0)

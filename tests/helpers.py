@@ -1,0 +1,21 @@
+"""Shared test helpers (plain functions; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+TINY_MODEL = HERE / "fixtures" / "tiny-model"
+
+
+def golden_image(h: int = 200, w: int = 300) -> np.ndarray:
+    """A deterministic, textured (H, W, 3) uint8 image that spans two tile rows and columns."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = 128 + 100 * np.sin(xx / 17.0) * np.cos(yy / 23.0)
+    g = 128 + 90 * np.sin((xx + yy) / 11.0)
+    b = (xx * 255.0 / w + yy * 100.0 / h) % 256
+    checker = ((xx // 8 + yy // 8) % 2) * 30
+    img = np.stack([r + checker, g, b - checker], axis=-1)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)

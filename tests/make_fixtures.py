@@ -1,0 +1,45 @@
+"""Regenerate the test fixtures (run by hand; the outputs are committed):
+
+    python tests/make_fixtures.py
+
+* ``fixtures/tiny-model``: a tiny, untrained, seeded COSMIC (N=16, M=16) with built entropy tables,
+  for golden bitstreams that do not depend on the shipped weights.
+* ``fixtures/golden.txt``: SHA-256 of the .cosmic file that model writes for ``golden_image()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from helpers import TINY_MODEL, golden_image  # noqa: E402
+
+from cosmic.io.container import write_container  # noqa: E402
+from cosmic.models.cosmic import Cosmic  # noqa: E402
+from cosmic.onboard.scene import encode_scene  # noqa: E402
+
+
+def main() -> None:
+    torch.manual_seed(1234)
+    model = Cosmic(N=16, M=16, ground_channels=8, latent_channels=4, name="cosmic-tiny-test")
+    model.update(force=True)
+    model.save_pretrained(TINY_MODEL)
+    model = Cosmic.from_pretrained(TINY_MODEL)
+    header, payloads = encode_scene(model.onboard, golden_image(), model.name)
+    out = HERE / "fixtures" / "golden.cosmic"
+    write_container(out, header, payloads)
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    out.unlink()
+    (HERE / "fixtures" / "golden.txt").write_text(digest + "\n")
+    print(digest)
+
+
+if __name__ == "__main__":
+    main()

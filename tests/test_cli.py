@@ -1,0 +1,198 @@
+"""The command line: happy paths and every bad input of issue #2 (one line, non-zero, no output)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import TINY_MODEL, golden_image
+from PIL import Image
+
+from cosmic.io.container import read_container
+
+
+@pytest.fixture()
+def coded(cli, golden_png, tmp_path):
+    out = tmp_path / "g.cosmic"
+    code, stdout, err = cli("compress", golden_png, "-o", out, "-m", TINY_MODEL, "-q")
+    assert code == 0, err
+    return out
+
+
+def test_compress_decompress_info(cli, golden_png, tmp_path):
+    out = tmp_path / "g.cosmic"
+    code, stdout, _ = cli("compress", golden_png, "-o", out, "-m", TINY_MODEL)
+    assert code == 0
+    size = out.stat().st_size
+    assert f"{size} bytes" in stdout and f"{size * 8 / (200 * 300):.4f} bpp" in stdout
+    code, stdout, _ = cli("info", out)
+    assert code == 0 and "200" in stdout and "all tiles OK" in stdout
+    png = tmp_path / "g.png"
+    code, stdout, err = cli("decompress", out, "-o", png, "-m", TINY_MODEL, "--steps", "0")
+    assert code == 0, err
+    with Image.open(png) as im:
+        assert im.size == (300, 200) and im.mode == "RGB"
+
+
+def test_info_json(cli, coded):
+    import json
+
+    code, stdout, _ = cli("info", coded, "--json")
+    d = json.loads(stdout)
+    assert d["width"] == 300 and d["grid"] == [1, 2] and d["bytes"] == coded.stat().st_size
+
+
+def _assert_no_output(path):
+    assert not path.exists()
+    assert not list(path.parent.glob(f".{path.name}.partial"))
+
+
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("hello, not an image\n"), "not a readable image"),
+    ],
+    ids=["missing", "empty", "text"],
+)
+def test_compress_bad_input(cli, one_line_error, tmp_path, make, needle):
+    src = tmp_path / "in.png"
+    make(src)
+    out = tmp_path / "out.cosmic"
+    code, _, err = cli("compress", src, "-o", out, "-m", TINY_MODEL)
+    one_line_error(code, err, needle)
+    _assert_no_output(out)
+
+
+def test_compress_truncated_png(cli, one_line_error, golden_png, tmp_path):
+    data = golden_png.read_bytes()
+    golden_png.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.cosmic"
+    code, _, err = cli("compress", golden_png, "-o", out, "-m", TINY_MODEL)
+    one_line_error(code, err, "truncated")
+    _assert_no_output(out)
+
+
+def test_compress_16bit_refused(cli, one_line_error, tmp_path):
+    src = tmp_path / "deep.png"
+    Image.fromarray(np.full((64, 64), 40000, dtype=np.uint16)).save(src)
+    out = tmp_path / "out.cosmic"
+    code, _, err = cli("compress", src, "-o", out, "-m", TINY_MODEL)
+    one_line_error(code, err, "16-bit")
+    _assert_no_output(out)
+
+
+def test_compress_16bit_rgb_tiff_refused(cli, one_line_error, tmp_path):
+    import imagecodecs
+
+    src = tmp_path / "deep.tif"
+    src.write_bytes(imagecodecs.tiff_encode(np.full((64, 64, 3), 1000, dtype=np.uint16))
+                    if hasattr(imagecodecs, "tiff_encode") else b"")
+    if src.stat().st_size == 0:
+        import tifffile  # pragma: no cover
+
+        tifffile.imwrite(src, np.full((64, 64, 3), 1000, dtype=np.uint16))
+    out = tmp_path / "out.cosmic"
+    code, _, err = cli("compress", src, "-o", out, "-m", TINY_MODEL)
+    assert code != 0 and "Traceback" not in err
+    _assert_no_output(out)
+
+
+def test_rgba_converted_with_note(cli, tmp_path):
+    src = tmp_path / "rgba.png"
+    rgba = np.dstack([golden_image(), np.full((200, 300), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(src)
+    out = tmp_path / "o.cosmic"
+    code, _, err = cli("compress", src, "-o", out, "-m", TINY_MODEL, "-q")
+    assert code == 0 and "alpha channel dropped" in err
+
+
+def test_grayscale_round_trip_stays_grayscale(cli, tmp_path):
+    src = tmp_path / "gray.png"
+    Image.fromarray(golden_image()[:, :, 0], "L").save(src)
+    out = tmp_path / "o.cosmic"
+    code, _, err = cli("compress", src, "-o", out, "-m", TINY_MODEL, "-q")
+    assert code == 0 and "grayscale" in err
+    assert read_container(out).header.channels == 1
+    png = tmp_path / "o.png"
+    code, _, err = cli("decompress", out, "-o", png, "-m", TINY_MODEL, "-q")
+    assert code == 0, err
+    with Image.open(png) as im:
+        assert im.mode == "L" and im.size == (300, 200)
+
+
+def _flip(path, offset_from_end=10):
+    data = bytearray(path.read_bytes())
+    data[len(data) - offset_from_end] ^= 0x55
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda p: p.unlink(), "no such file"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(p.read_bytes()[:40]), "truncated"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-7]), "truncated"),
+        (lambda p: _flip(p), "tile 1 (row 0, col 1)"),
+        (lambda p: _flip(p, p.stat().st_size - 20), "header crc"),
+        (lambda p: _flip(p, p.stat().st_size - 12), "corrupt header"),
+        (lambda p: p.write_bytes(b"GIF89a" + p.read_bytes()[6:]), "not a .cosmic file"),
+        (lambda p: p.write_bytes(p.read_bytes()[:8] + b"\x07\x00" + p.read_bytes()[10:]), "newer"),
+        (lambda p: p.write_text("not a bitstream at all"), "not a .cosmic file"),
+    ],
+    ids=["missing", "empty", "truncated-header", "truncated-tail", "bitflip-tile", "bitflip-header", "bitflip-header-length",
+         "wrong-magic", "newer-version", "text"],
+)
+def test_decompress_bad_bitstream(cli, one_line_error, coded, tmp_path, damage, needle):
+    damage(coded)
+    out = tmp_path / "out.png"
+    code, _, err = cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q")
+    one_line_error(code, err, needle)
+    _assert_no_output(out)
+
+
+def test_decompress_conceal_writes_image_and_warns(cli, coded, tmp_path):
+    _flip(coded)
+    out = tmp_path / "out.png"
+    code, _, err = cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q", "--conceal")
+    assert code == 0 and "tile 1 (row 0, col 1)" in err and "concealed" in err
+    assert out.exists()
+
+
+def test_decompress_other_model(cli, one_line_error, coded, tmp_path):
+    from cosmic.models.cosmic import Cosmic
+
+    other = Cosmic(N=16, M=16, ground_channels=8, name="another")
+    other.update(force=True)
+    other.save_pretrained(tmp_path / "other")
+    out = tmp_path / "out.png"
+    code, _, err = cli("decompress", coded, "-o", out, "-m", tmp_path / "other", "-q")
+    one_line_error(code, err, "coded by model 'cosmic-tiny-test'")
+    _assert_no_output(out)
+
+
+def test_bad_model_and_options(cli, one_line_error, golden_png, coded, tmp_path):
+    code, _, err = cli("compress", golden_png, "-o", tmp_path / "o.cosmic", "-m", tmp_path / "nowhere")
+    one_line_error(code, err, "nowhere")
+    code, _, err = cli("compress", golden_png, "-o", tmp_path / "missing-dir" / "o.cosmic", "-m", TINY_MODEL)
+    one_line_error(code, err, "does not exist")
+    code, _, err = cli("compress", golden_png, "-o", tmp_path / "o.cosmic", "-m", TINY_MODEL, "--tile", "100")
+    one_line_error(code, err, "multiple of 64")
+    code, _, err = cli("decompress", coded, "-o", tmp_path / "o.xyz", "-m", TINY_MODEL)
+    one_line_error(code, err, "unknown output format")
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "config.json").write_text("{not json")
+    code, _, err = cli("decompress", coded, "-o", tmp_path / "o.png", "-m", garbage)
+    one_line_error(code, err, "cannot load")
+
+
+def test_real_process_exit_code_and_single_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cosmic.cli", "decompress", str(tmp_path / "none.cosmic"),
+                        "-o", str(tmp_path / "x.png")], capture_output=True, text=True)
+    assert r.returncode == 3
+    assert r.stderr.strip().splitlines() == [f"cosmic: error: {tmp_path / 'none.cosmic'}: no such file"]

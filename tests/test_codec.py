@@ -1,0 +1,141 @@
+"""Round trips, golden bitstream, determinism across thread counts and processes."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import torch
+from helpers import HERE, TINY_MODEL, golden_image
+
+from cosmic.ground.scene import decode_scene
+from cosmic.io.container import read_container, write_container
+from cosmic.models.cosmic import Cosmic
+from cosmic.models.registry import build_model
+from cosmic.onboard.scene import encode_scene, iter_tiles
+
+
+def _encode_file(model, pixels, path: Path) -> bytes:
+    header, payloads = encode_scene(model.onboard, pixels, model.name)
+    write_container(path, header, payloads)
+    return path.read_bytes()
+
+
+def test_decompress_equals_quantized_reconstruction(tiny_model, tmp_path):
+    x = golden_image()
+    _encode_file(tiny_model, x, tmp_path / "a.cosmic")
+    decoded = decode_scene(tiny_model, read_container(tmp_path / "a.cosmic")).pixels
+    assert decoded.shape == x.shape
+    # the model's own quantised reconstruction of every padded tile, stitched and cropped
+    tiles = np.stack(list(iter_tiles(x, 256))).astype(np.float32) / 255.0
+    t = torch.from_numpy(tiles).permute(0, 3, 1, 2)
+    rec = tiny_model.quantized_reconstruction(t).permute(0, 2, 3, 1).numpy()
+    rec = (rec * 255.0 + 0.5).astype(np.uint8)
+    stitched = np.concatenate([np.concatenate(list(rec[r * 2 : r * 2 + 2]), axis=1) for r in range(1)], axis=0)
+    assert np.array_equal(decoded, stitched[: x.shape[0], : x.shape[1]])
+
+
+def test_tensor_round_trip_float_tolerance():
+    torch.manual_seed(0)
+    model = build_model("cosmic", "small").eval()
+    model.update(force=True)
+    x = torch.rand(2, 3, 128, 192)
+    enc = model.compress(x)
+    dec = model.decompress(enc["strings"], enc["shape"])
+    ref = model.quantized_reconstruction(x)
+    assert dec["x_hat"].shape == x.shape
+    assert torch.allclose(dec["x_hat"], ref, atol=1e-5)
+
+
+def test_golden_bitstream(tiny_model, tmp_path):
+    data = _encode_file(tiny_model, golden_image(), tmp_path / "g.cosmic")
+    expected = (HERE / "fixtures" / "golden.txt").read_text().strip()
+    assert hashlib.sha256(data).hexdigest() == expected
+
+
+_ENCODE_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, sys, warnings
+    warnings.simplefilter("ignore")
+    import torch
+    torch.set_num_threads(int(sys.argv[2]))
+    sys.path.insert(0, sys.argv[3])
+    from helpers import golden_image
+    from cosmic.models.cosmic import Cosmic
+    from cosmic.onboard.scene import encode_scene
+    from cosmic.io.container import write_container
+    model = Cosmic.from_pretrained(sys.argv[1])
+    header, payloads = encode_scene(model.onboard, golden_image(400, 520), model.name)
+    write_container(sys.argv[4], header, payloads)
+    """
+)
+
+
+def test_encoding_is_identical_across_threads_and_processes(tmp_path):
+    torch.manual_seed(7)
+    model = build_model("cosmic", "small").eval()
+    model.update(force=True)
+    model.save_pretrained(tmp_path / "model")
+    model = Cosmic.from_pretrained(tmp_path / "model")
+    files = []
+    for threads in (1, 2):
+        out = tmp_path / f"t{threads}.cosmic"
+        subprocess.run(
+            [sys.executable, "-c", _ENCODE_SCRIPT, str(tmp_path / "model"), str(threads), str(HERE), str(out)],
+            check=True, capture_output=True,
+        )
+        files.append(out.read_bytes())
+    in_process = _encode_file(model, golden_image(400, 520), tmp_path / "here.cosmic")
+    assert files[0] == files[1] == in_process
+    decoded = [decode_scene(model, read_container(tmp_path / n)).pixels for n in ("t1.cosmic", "here.cosmic")]
+    assert np.array_equal(decoded[0], decoded[1])
+
+
+def test_bitstream_decodes_identically_with_other_thread_count(tiny_model, tmp_path):
+    _encode_file(tiny_model, golden_image(), tmp_path / "a.cosmic")
+    torch.set_num_threads(2)
+    try:
+        two = decode_scene(tiny_model, read_container(tmp_path / "a.cosmic")).pixels
+    finally:
+        torch.set_num_threads(1)
+    one = decode_scene(tiny_model, read_container(tmp_path / "a.cosmic")).pixels
+    assert np.array_equal(one, two)
+
+
+def test_onboard_only_load_matches_full_model(tmp_path):
+    """The satellite loads only onboard.* weights, and codes the same bytes as the full model."""
+    from cosmic.zoo import load_onboard
+
+    codec, name = load_onboard(TINY_MODEL)
+    full = Cosmic.from_pretrained(TINY_MODEL)
+    assert name == full.name
+    assert codec.digest() == full.onboard.digest()
+    x = golden_image()
+    h1, p1 = encode_scene(codec, x, name)
+    h2, p2 = encode_scene(full.onboard, x, name)
+    assert p1 == p2 and h1.pack() == h2.pack()
+
+
+def test_onboard_package_does_not_import_ground():
+    code = (
+        "import sys, cosmic.onboard.codec, cosmic.onboard.scene, cosmic.io.container, cosmic.zoo;"
+        "from cosmic.zoo import load_onboard; load_onboard(sys.argv[1]);"
+        "bad=[m for m in sys.modules if m.startswith(('cosmic.ground','cosmic.models','diffusers'))];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(TINY_MODEL)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_padding_and_crop_for_odd_sizes(tiny_model, tmp_path):
+    for h, w in ((1, 1), (64, 300), (257, 255)):
+        x = golden_image(h, w)
+        header, payloads = encode_scene(tiny_model.onboard, x, tiny_model.name)
+        assert (header.rows, header.cols) == (-(-h // 256), -(-w // 256))
+        write_container(tmp_path / "o.cosmic", header, payloads)
+        out = decode_scene(tiny_model, read_container(tmp_path / "o.cosmic")).pixels
+        assert out.shape == (h, w, 3) and out.dtype == np.uint8
