@@ -205,6 +205,31 @@ def demo(
     run_demo(image or sample_path(), out, model, echo=typer.echo)
 
 
+@app.command("compare")
+def compare_cmd(
+    data: Path = typer.Option(..., help="folder of images (SPLITS.json honoured)"),
+    split: str = typer.Option("val", help="train, val or all"),
+    out: Path = typer.Option(Path("results/compare"), help="folder for per_image.json and summary.md"),
+    model: str = typer.Option("cosmic-small", "--model", "-m"),
+    limit: int = typer.Option(0, help="use only the first N images (0: all)"),
+    threads: int = typer.Option(0),
+) -> None:
+    """COSMIC vs JPEG2000 at the same measured bpp, per image, from real files."""
+    from cosmic.evaluation.matched import compare_with_jpeg2000, write_report
+    from cosmic.training.data import split_files
+    from cosmic.zoo import load_model
+
+    _threads(threads)
+    files = split_files(data, split)
+    if limit:
+        files = files[:limit]
+    net = load_model(model)
+    rows = compare_with_jpeg2000(net, files, out)
+    (out / "current.cosmic").unlink(missing_ok=True)
+    s = write_report(rows, out, f"COSMIC vs JPEG2000 on {data.name}/{split}")
+    typer.echo((out / "summary.md").read_text())
+
+
 @app.command()
 def models() -> None:
     """List the models shipped inside the package."""
