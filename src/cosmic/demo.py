@@ -85,9 +85,9 @@ def run_demo(image_path: Path, out: Path, model: str = "cosmic-small", echo=prin
         out / "side_by_side.png",
     )
     echo("")
-    echo(f"{'codec':32s} {'bytes':>8s} {'bpp':>7s} {'ratio':>7s} {'PSNR dB':>8s} {'MS-SSIM':>8s}")
+    echo(f"{'codec':32s} {'bytes':>8s} {'bpp':>7s} {'ratio':>8s} {'PSNR dB':>8s} {'MS-SSIM':>8s}")
     for r in rows:
-        echo(f"{r.codec:32s} {r.bytes:8d} {r.bpp:7.4f} {r.ratio:6.1f}: {r.psnr:8.2f} {r.ms_ssim:8.4f}")
+        echo(f"{r.codec:32s} {r.bytes:8d} {r.bpp:7.4f} {r.ratio:6.1f}:1 {r.psnr:8.2f} {r.ms_ssim:8.4f}")
     echo("")
     echo(f"time: satellite encode {t_enc:.2f} s, ground decode {t_dec:.2f} s "
          f"({h * w / 1e6:.2f} Mpx; JPEG2000 rate search {t_j2k:.2f} s)")
