@@ -43,12 +43,32 @@ def _check_output(path: Path) -> None:
         raise InputError(f"{path}: is a directory")
 
 
+def _read_metadata(image: Path, meta: Optional[Path]):
+    """Sensor metadata from ``--meta`` or the fMoW-style sidecar; unknown keys become notes."""
+    import warnings
+
+    from cosmic.metadata import MetadataWarning, SensorMetadata, load_sidecar, sidecar_for
+
+    path = meta or sidecar_for(image)
+    if path is None:
+        return SensorMetadata()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetadataWarning)
+        metadata = load_sidecar(path)
+    for w in caught:
+        if issubclass(w.category, MetadataWarning):
+            _note(str(w.message))
+    return metadata
+
+
 @app.command()
 def compress(
     input: Path = typer.Argument(..., help="PNG / JPEG / TIFF image"),
     output: Path = typer.Option(..., "-o", "--output", help="the .cosmic file to write"),
     model: str = typer.Option("cosmic-small", "--model", "-m", help="shipped model name or model directory"),
     tile: int = typer.Option(256, help="tile size in pixels (multiple of 64)"),
+    meta: Optional[Path] = typer.Option(
+        None, help="fMoW-style sensor metadata JSON (default: IMAGE.json beside the image, if any)"),
     threads: int = typer.Option(0, help="torch threads (0: default)"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -65,11 +85,12 @@ def compress(
     image = load_rgb(input)
     if image.note:
         _note(f"{input.name}: {image.note}")
+    metadata = _read_metadata(input, meta)
     codec, name = load_onboard(model)
     h, w = image.pixels.shape[:2]
     t0 = time.perf_counter()
     header, payloads = encode_scene(codec, image.pixels, name, tile=tile, channels=image.channels,
-                                    progress=not quiet)
+                                    metadata=metadata.to_dict(), progress=not quiet)
     seconds = time.perf_counter() - t0
     size = write_container(output, header, payloads)
     if not quiet:
@@ -80,6 +101,31 @@ def compress(
         )
 
 
+def _compensation(model: str, container, steps: Optional[int], seed: int, quiet: bool):
+    """z0_fn for decode_scene: DDIM sampling with the model's stage-2 network, or None (steps 0)."""
+    from cosmic.ground.diffusion.sampler import DEFAULT_STEPS
+    from cosmic.metadata import SensorMetadata
+    from cosmic.zoo import load_compensator
+
+    if steps == 0:
+        return None
+    comp = load_compensator(model)
+    if comp is None:
+        if steps is not None:
+            raise InputError(f"model '{model}' has no diffusion compensation (stage 2); use --steps 0")
+        if not quiet:
+            _note(f"model '{model}' has no diffusion compensation yet: decoding with --steps 0")
+        return None
+    n = steps or DEFAULT_STEPS
+    metadata = SensorMetadata.from_dict(container.header.metadata, source="bitstream metadata")
+
+    def z0_fn(y_hat, indices):
+        return comp.sample(y_hat, [metadata] * len(indices), steps=n,
+                           seeds=[seed * 1_000_003 + i for i in indices])
+
+    return z0_fn
+
+
 @app.command()
 def decompress(
     input: Path = typer.Argument(..., help="a .cosmic file"),
@@ -87,6 +133,7 @@ def decompress(
     model: str = typer.Option("cosmic-small", "--model", "-m", help="shipped model name or model directory"),
     steps: Optional[int] = typer.Option(
         None, help="DDIM steps of diffusion compensation; 0 decodes without compensation"),
+    seed: int = typer.Option(0, help="seed of the diffusion sampler (same seed, same image)"),
     conceal: bool = typer.Option(
         False, help="decode the intact tiles of a damaged file and fill the bad ones, instead of failing"),
     threads: int = typer.Option(0, help="torch threads (0: default)"),
@@ -105,13 +152,10 @@ def decompress(
     if steps is not None and steps < 0:
         raise InputError(f"--steps {steps}: must be 0 or more")
     container = read_container(input)
-    if steps:
-        raise InputError(
-            "diffusion compensation is not available in this release (no stage-2 model); use --steps 0"
-        )
     net = load_model(model)
+    z0_fn = _compensation(model, container, steps, seed, quiet)
     t0 = time.perf_counter()
-    scene = decode_scene(net, container, conceal=conceal, progress=not quiet)
+    scene = decode_scene(net, container, conceal=conceal, z0_fn=z0_fn, progress=not quiet)
     seconds = time.perf_counter() - t0
     for err in scene.bad_tiles:
         typer.echo(f"warning: {err} - concealed", err=True)
@@ -275,6 +319,37 @@ def train_stage1_cmd(
     )
     final = train_stage1(cfg, resume=resume)
     typer.echo(f"final model: {final}")
+
+
+@train_app.command("stage2")
+def train_stage2_cmd(
+    stage1: str = typer.Option(..., help="stage-1 model directory or shipped name (frozen)"),
+    data: Path = typer.Option(..., help="folder of images (SPLITS.json and NAME.json sidecars honoured)"),
+    out: Path = typer.Option(Path("runs/stage2")),
+    preset: str = typer.Option("small", help="UNet size: paper or small"),
+    steps: int = typer.Option(20000),
+    batch_size: int = typer.Option(8),
+    crop: int = typer.Option(256),
+    lr: float = typer.Option(1e-4),
+    gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset (UC Merced: 0.3048)"),
+    init_from: Optional[Path] = typer.Option(None, help="diffusers UNet saved with save_pretrained"),
+    no_metadata: bool = typer.Option(False, help="ablation w/o ME: ignore all metadata"),
+    checkpoint_every: int = typer.Option(250),
+    threads: int = typer.Option(0),
+) -> None:
+    """Stage 2: train the noise predictor ε_θ(z_t, t, y_hat, metadata) on frozen stage 1 (Eq. 5)."""
+    from cosmic.training.stage2 import Stage2Config, train_stage2
+
+    if not data.is_dir():
+        raise InputError(f"--data {data}: not a directory")
+    cfg = Stage2Config(
+        stage1=str(stage1), data=str(data), out=str(out), preset=preset, steps=steps,
+        batch_size=batch_size, crop=crop, lr=lr, gsd=gsd,
+        init_from=str(init_from) if init_from else None, use_metadata=not no_metadata,
+        checkpoint_every=checkpoint_every, threads=threads,
+    )
+    final = train_stage2(cfg)
+    typer.echo(f"diffusion model: {final} (copy it to MODEL_DIR/diffusion to use it)")
 
 
 def main(argv: list[str] | None = None) -> None:

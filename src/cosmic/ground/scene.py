@@ -39,11 +39,11 @@ def check_model(model, container: Container) -> None:
         raise BitstreamError(f"{container.path.name}: latent shape {h.latent} does not fit tile {h.tile}")
 
 
-def _decode_batch(model, payloads: list[bytes], shape, z0_fn) -> np.ndarray:
+def _decode_batch(model, payloads: list[bytes], shape, z0_fn, indices: list[int]) -> np.ndarray:
     split = [split_payload(p) for p in payloads]
     strings = [[y for y, _ in split], [z for _, z in split]]
     y_hat = model.onboard.decompress(strings, shape)["y_hat"]
-    z0 = z0_fn(y_hat) if z0_fn is not None else None
+    z0 = z0_fn(y_hat, indices) if z0_fn is not None else None
     x_hat = model.ground(y_hat, z0).clamp_(0, 1)
     return (x_hat.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
 
@@ -53,8 +53,8 @@ def decode_scene(model, container: Container, conceal: bool = False, batch_size:
                  z0_fn=None, progress: bool = False) -> DecodedScene:
     """Decode every tile of ``container`` with ``model`` (a :class:`cosmic.models.Cosmic`).
 
-    ``z0_fn(y_hat) -> z0`` supplies the compensation latent (diffusion); ``None`` decodes with the
-    deterministic estimate (no compensation, the paper's "w/o DC").
+    ``z0_fn(y_hat, tile_indices) -> z0`` supplies the compensation latent (diffusion); ``None``
+    decodes with the deterministic estimate (no compensation, the paper's "w/o DC").
     """
     check_model(model, container)
     model.eval()
@@ -76,13 +76,13 @@ def decode_scene(model, container: Container, conceal: bool = False, batch_size:
         if not pending:
             return
         try:
-            tiles = _decode_batch(model, [p for _, p in pending], h.latent, z0_fn)
+            tiles = _decode_batch(model, [p for _, p in pending], h.latent, z0_fn, [i for i, _ in pending])
             for (index, _), px in zip(pending, tiles):
                 place(index, px)
         except (ValueError, RuntimeError, IndexError):
             for index, payload in pending:  # find the culprit(s) one tile at a time
                 try:
-                    place(index, _decode_batch(model, [payload], h.latent, z0_fn)[0])
+                    place(index, _decode_batch(model, [payload], h.latent, z0_fn, [index])[0])
                 except (ValueError, RuntimeError, IndexError) as exc:
                     r, c = container.tile_position(index)
                     err = TileError(index, r, c, f"undecodable ({type(exc).__name__})")

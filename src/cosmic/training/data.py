@@ -46,12 +46,13 @@ class ImageFolder(Dataset):
         if limit:
             files = files[:limit]
         self.crop = crop
-        self.images = []
+        self.images, self.files = [], []
         for f in files:
             img = load_rgb(f).pixels
             if crop is not None and min(img.shape[:2]) < crop:
                 continue
             self.images.append(img)
+            self.files.append(f)
         if not self.images:
             raise InputError(f"{root}: no image of at least {crop} px per side in split '{split}'")
         self.samples_per_epoch = samples_per_epoch or len(self.images)

@@ -13,7 +13,7 @@ from pathlib import Path
 from cosmic.errors import ModelError
 from cosmic.utils.pretrained import CONFIG_NAME
 
-__all__ = ["DEFAULT_MODEL", "shipped_models", "model_path", "load_model", "load_onboard"]
+__all__ = ["DEFAULT_MODEL", "shipped_models", "model_path", "load_model", "load_onboard", "load_compensator"]
 
 DEFAULT_MODEL = "cosmic-small"
 
@@ -77,3 +77,21 @@ def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: cannot load the on-board model ({first[:200]})") from None
     return codec.eval(), str(cfg.get("name", path.name))
+
+
+DIFFUSION_DIR = "diffusion"
+
+
+def load_compensator(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
+    """The stage-2 diffusion compensator stored in ``MODEL/diffusion/``, or ``None`` if the model
+    has none (it then decodes without compensation only)."""
+    path = model_path(name_or_dir) / DIFFUSION_DIR
+    if not (path / CONFIG_NAME).is_file():
+        return None
+    from cosmic.ground.diffusion.sampler import DiffusionCompensator
+
+    try:
+        return DiffusionCompensator.from_pretrained(path)
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: cannot load the diffusion model ({first[:200]})") from None

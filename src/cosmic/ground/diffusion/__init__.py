@@ -1,0 +1,1 @@
+"""Diffusion compensation on the ground (paper §4.4, Eq. 3-5, Algorithm 2)."""

@@ -1,0 +1,170 @@
+"""Sensor metadata that comes with every satellite image (paper §4.4, §5.1; DESIGN §3).
+
+The fields are the paper's (fMoW key names): UTM zone, timestamp, GSD, cloud cover, off-nadir
+angle, target azimuth, sun azimuth, sun elevation. Any field may be absent: an absent field stays
+``None`` and is never replaced by a made-up value. Values are validated against their physical
+ranges; unknown keys are reported as warnings and dropped.
+
+The metadata travels in the ``.cosmic`` header (not counted in bpp, as in the paper). This module
+is plain Python, used on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import warnings
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cosmic.errors import InputError
+
+__all__ = ["SensorMetadata", "MetadataWarning", "load_sidecar", "sidecar_for"]
+
+
+class MetadataWarning(UserWarning):
+    """A metadata key or value was ignored."""
+
+
+# fMoW key -> (attribute, (low, high)) for the numeric fields
+_NUMERIC = {
+    "gsd": ("gsd", (0.0, 10000.0)),
+    "cloud_cover": ("cloud_cover", (0.0, 100.0)),
+    "off_nadir_angle_dbl": ("off_nadir_angle", (0.0, 90.0)),
+    "target_azimuth_dbl": ("target_azimuth", (0.0, 360.0)),
+    "sun_azimuth_dbl": ("sun_azimuth", (0.0, 360.0)),
+    "sun_elevation_dbl": ("sun_elevation", (-90.0, 90.0)),
+}
+# keys fMoW and our sidecars carry that are not model inputs: accepted silently
+_IGNORED = {
+    "img_filename", "img_width", "img_height", "bounding_boxes", "country_code", "scan_direction",
+    "pan_resolution_dbl", "multi_resolution_dbl", "pan_resolution_start_dbl", "pan_resolution_end_dbl",
+    "multi_resolution_start_dbl", "multi_resolution_end_dbl", "approximate_wavelengths",
+    "raw_location", "spatial_reference", "abs_cal_factors", "satellite", "sensor", "source",
+    "wrs_path", "wrs_row", "processing_level", "toa_reflectance", "notes", "scene_id", "kind",
+    "file", "repo", "commit", "src_paths", "georef", "acquisition_date", "conversion", "license",
+    "originals_kept", "originals_left_out", "stretch_dn_ranges", "size", "image",
+    "band_geotiffs_uint16", "sensor_platform_name", "product_level", "scene_center_time_full",
+    "cloud_cover_land", "earth_sun_distance_au", "roll_angle_deg", "crs_epsg", "native_gsd",
+    "transform", "reflectance_mult", "reflectance_add", "rgb_png_conversion", "original_mtl",
+    "width", "height", "pixel_size", "bounds", "crs_wkt", "gsd_dbl", "category", "id",
+}
+_UTM = re.compile(r"^\s*(\d{1,2})\s*([C-HJ-NP-X])?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SensorMetadata:
+    """Validated sensor metadata; every field optional. Angles in degrees, GSD in metres."""
+
+    utm_zone: int | None = None  # 1..60
+    utm_north: bool | None = None  # hemisphere (from the latitude band letter); None if unknown
+    timestamp: datetime | None = None  # UTC
+    gsd: float | None = None
+    cloud_cover: float | None = None  # percent
+    off_nadir_angle: float | None = None
+    target_azimuth: float | None = None
+    sun_azimuth: float | None = None
+    sun_elevation: float | None = None
+
+    # -- parsing ------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "metadata") -> "SensorMetadata":
+        """Parse an fMoW-style dict; raises :class:`InputError` on an invalid value."""
+        if not isinstance(d, dict):
+            raise InputError(f"{source}: expected a JSON object, got {type(d).__name__}")
+        values: dict[str, Any] = {}
+        for key, raw in d.items():
+            if key in _NUMERIC:
+                attr, (lo, hi) = _NUMERIC[key]
+                values[attr] = _number(raw, key, lo, hi, source)
+            elif key == "utm":
+                values.update(_utm(raw, source))
+            elif key == "timestamp":
+                values["timestamp"] = _timestamp(raw, source)
+            elif key in _IGNORED or key.startswith("_") or key.endswith("_note"):
+                continue
+            else:
+                warnings.warn(f"{source}: unknown metadata key '{key}' ignored", MetadataWarning, stacklevel=2)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """fMoW-style dict of the known fields only (absent fields are left out)."""
+        out: dict[str, Any] = {}
+        if self.utm_zone is not None:
+            out["utm"] = f"{self.utm_zone}{'' if self.utm_north is None else ('N' if self.utm_north else 'S')}"
+        if self.timestamp is not None:
+            out["timestamp"] = self.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for key, (attr, _) in _NUMERIC.items():
+            v = getattr(self, attr)
+            if v is not None:
+                out[key] = v
+        return out
+
+    def known(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+    def replace(self, **changes: Any) -> "SensorMetadata":
+        return SensorMetadata(**{**asdict(self), **changes})
+
+
+def _number(raw: Any, key: str, lo: float, hi: float, source: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise InputError(f"{source}: '{key}' must be a number, got {raw!r}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"{source}: '{key}' must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise InputError(f"{source}: '{key}' = {raw!r} is outside [{lo:g}, {hi:g}]")
+    return value
+
+
+def _utm(raw: Any, source: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    m = _UTM.match(str(raw))
+    if not m or not 1 <= int(m.group(1)) <= 60:
+        raise InputError(f"{source}: 'utm' = {raw!r} is not a UTM zone like '10N' or '33U'")
+    band = (m.group(2) or "").upper()
+    # MGRS latitude bands C..M are south, N..X north; fMoW writes bands, our sidecars N/S.
+    north = None if not band else band >= "N"
+    return {"utm_zone": int(m.group(1)), "utm_north": north}
+
+
+def _timestamp(raw: Any, source: str) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{source}: 'timestamp' = {raw!r} is not an ISO 8601 time") from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    ts = ts.astimezone(timezone.utc)
+    if not 1960 <= ts.year <= 2200:
+        raise InputError(f"{source}: 'timestamp' = {raw!r} is outside the years 1960..2200")
+    return ts
+
+
+def load_sidecar(path: str | os.PathLike) -> SensorMetadata:
+    """Read an fMoW-style JSON file; a clear one-line error for unreadable or bad JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such metadata file")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    return SensorMetadata.from_dict(d, source=path.name)
+
+
+def sidecar_for(image: str | os.PathLike) -> Path | None:
+    """``scene.json`` beside ``scene.png`` (fMoW layout), if present."""
+    p = Path(image).with_suffix(".json")
+    return p if p.is_file() else None

@@ -1,0 +1,170 @@
+"""Stage-2 training (paper Algorithm 1, second stage; Eq. 5).
+
+Stage 1 is frozen. The target is z0 = mu_z + sigma_z * eps from Ẽ(x), scaled to unit variance by
+a factor measured on the first batches; the noise predictor learns the ε-prediction MSE of Eq. 5
+under diffusers' DDPM schedule, with random metadata-field dropout (in the metadata encoder) and
+an EMA of its weights (diffusers' ``EMAModel``). Checkpoints are safetensors + JSON and resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from cosmic.ground.diffusion.metadata_encoder import metadata_to_tensor
+from cosmic.ground.diffusion.noise_predictor import NoisePredictor
+from cosmic.ground.diffusion.sampler import SCHEDULE, DiffusionCompensator
+from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
+from cosmic.training.checkpoint import load_checkpoint, save_checkpoint
+from cosmic.training.data import ImageFolder
+
+__all__ = ["Stage2Config", "MetadataImageFolder", "train_stage2", "stage2_loss"]
+
+
+@dataclass
+class Stage2Config:
+    stage1: str
+    data: str
+    out: str
+    preset: str = "small"
+    steps: int = 20000
+    batch_size: int = 8
+    crop: int = 256
+    lr: float = 1e-4
+    ema_decay: float = 0.999
+    checkpoint_every: int = 250
+    gsd: float | None = None  # a GSD known for the whole dataset (UC Merced: 0.3048 m)
+    init_from: str | None = None
+    use_metadata: bool = True
+    seed: int = 0
+    threads: int = 0
+
+
+class MetadataImageFolder(Dataset):
+    """Random crops with the sensor metadata of their image: a ``NAME.json`` sidecar beside the
+    image if there is one, else only what is known for the whole set (``default``)."""
+
+    def __init__(self, root, split: str = "train", crop: int = 256, default: SensorMetadata | None = None,
+                 samples_per_epoch: int = 10**9):
+        self.images = ImageFolder(root, split, crop=crop, samples_per_epoch=samples_per_epoch)
+        default = default or SensorMetadata()
+        metas = []
+        for f in self.images.files:
+            side = sidecar_for(f)
+            metas.append(load_sidecar(side) if side else default)
+        self.values, self.present = metadata_to_tensor(metas)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        i = index % len(self.images.images)
+        return self.images[index], self.values[i], self.present[i]
+
+
+def stage2_loss(stage1, net: NoisePredictor, scheduler: DDPMScheduler, x, values, present,
+                latent_scale: float) -> torch.Tensor:
+    """ε-prediction MSE of Eq. 5 for one batch (stage 1 frozen)."""
+    with torch.no_grad():
+        y_hat = stage1.onboard(x)["y_hat"]
+        mu, logvar = stage1.ground.encode_z0(x)
+        z0 = (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)) * latent_scale
+    noise = torch.randn_like(z0)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (x.shape[0],))
+    z_t = scheduler.add_noise(z0, noise, t)
+    pred = net(z_t, t, y_hat, net.condition(values, present))
+    return F.mse_loss(pred, noise)
+
+
+@torch.no_grad()
+def measure_latent_scale(stage1, loader, batches: int = 8) -> float:
+    sq, n = 0.0, 0
+    it = iter(loader)
+    for _ in range(batches):
+        x = next(it)[0]
+        mu, logvar = stage1.ground.encode_z0(x)
+        z0 = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        sq += float(z0.pow(2).sum())
+        n += z0.numel()
+    return 1.0 / max(math.sqrt(sq / n), 1e-6)
+
+
+def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) -> Path:
+    from cosmic.zoo import load_model
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    stage1 = load_model(cfg.stage1).eval()
+    for p in stage1.parameters():
+        p.requires_grad_(False)
+    net = NoisePredictor(M=stage1.config["M"], latent_channels=stage1.config["latent_channels"],
+                         preset=cfg.preset, use_metadata=cfg.use_metadata)
+    if cfg.init_from:
+        net.load_unet(cfg.init_from)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
+    ema = EMAModel(net.parameters(), decay=cfg.ema_decay)
+    scheduler = DDPMScheduler(**SCHEDULE)
+    default = SensorMetadata(gsd=cfg.gsd) if cfg.gsd else SensorMetadata()
+    data = MetadataImageFolder(cfg.data, "train", crop=cfg.crop, default=default)
+    loader = DataLoader(data, batch_size=cfg.batch_size, drop_last=True)
+
+    ckpt = out / "last"
+    state = {"step": 0, "losses": [], "config": asdict(cfg)}
+    if resume and (ckpt / "trainer.json").is_file():
+        state = load_checkpoint(ckpt, net, {"main": optimizer})
+        shadow = load_file(str(ckpt / "ema.safetensors"))
+        names = [n for n, _ in net.named_parameters()]
+        ema.shadow_params = [shadow[n] for n in names]
+        ema.optimization_step = state["step"]
+    else:
+        state["latent_scale"] = measure_latent_scale(stage1, loader)
+    (out / "stage2_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+
+    step = int(state["step"])
+    net.train()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="stage2")
+    it = iter(loader)
+    window: list[float] = []
+    t0 = time.time()
+    while step < cfg.steps:
+        x, values, present = next(it)
+        loss = stage2_loss(stage1, net, scheduler, x, values, present, state["latent_scale"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        ema.step(net.parameters())
+        step += 1
+        window.append(float(loss.detach()))
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{sum(window[-50:]) / len(window[-50:]):.4f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            state["step"] = step
+            state["losses"].append({"step": step, "loss": sum(window) / len(window),
+                                    "steps_per_s": len(window) / max(time.time() - t0, 1e-9)})
+            window, t0 = [], time.time()
+            save_checkpoint(ckpt, net, {"main": optimizer}, state)
+            names = [n for n, _ in net.named_parameters()]
+            save_file({n: p.detach().contiguous() for n, p in zip(names, ema.shadow_params)},
+                      str(ckpt / "ema.safetensors"))
+    bar.close()
+    ema.copy_to(net.parameters())
+    final = out / "final"
+    DiffusionCompensator(net.eval(), state["latent_scale"]).save_pretrained(
+        final, extra={"stage2": asdict(cfg), "stage1": str(cfg.stage1)})
+    return final

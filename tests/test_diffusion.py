@@ -1,0 +1,241 @@
+"""Stage 2: sensor metadata, metadata encoder, y_hat injection, DDIM sampling, training, CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from helpers import TINY_MODEL
+
+from cosmic.errors import InputError
+from cosmic.ground.diffusion.metadata_encoder import FIELDS, MetadataEncoder, metadata_to_tensor
+from cosmic.ground.diffusion.noise_predictor import NoisePredictor
+from cosmic.ground.diffusion.sampler import SCHEDULE, DiffusionCompensator
+from cosmic.metadata import MetadataWarning, SensorMetadata, load_sidecar
+
+TINY_UNET = {"block_out_channels": [32, 32], "layers_per_block": 1, "cross_attention_dim": 32,
+             "attention_head_dim": 8}
+LANDSAT_META = {"utm": "10N", "timestamp": "2016-06-25T18:55:50Z", "gsd": 150.0, "cloud_cover": 11.3,
+                "off_nadir_angle_dbl": 0.001, "sun_azimuth_dbl": 139.33, "sun_elevation_dbl": 62.58}
+
+
+def tiny_net(**kw) -> NoisePredictor:
+    torch.manual_seed(0)
+    return NoisePredictor(M=16, latent_channels=4, unet=TINY_UNET, injection_hidden=16, **kw)
+
+
+# -- metadata ---------------------------------------------------------------------------------
+def test_metadata_parsing(tmp_path):
+    m = SensorMetadata.from_dict(LANDSAT_META)
+    assert m.utm_zone == 10 and m.utm_north is True and m.timestamp.hour == 18
+    assert m.target_azimuth is None and "target_azimuth" not in m.known()
+    assert SensorMetadata.from_dict(m.to_dict()) == m
+    assert SensorMetadata.from_dict({"utm": "33"}).utm_north is None
+    assert SensorMetadata.from_dict({"utm": "56H"}).utm_north is False  # MGRS band H: south
+
+
+def test_shared_landsat_metadata_parses():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "shared/data/metadata/landsat8_LC80460282016177LGN00/meta.json"
+    if not path.exists():
+        pytest.skip("shared data not present")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MetadataWarning)
+        m = load_sidecar(path)
+    assert m.sun_elevation == pytest.approx(62.58, abs=0.01) and m.cloud_cover == pytest.approx(11.3)
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ({"sun_elevation_dbl": 95}, "outside"),
+    ({"off_nadir_angle_dbl": -1}, "outside"),
+    ({"cloud_cover": "lots"}, "must be a number"),
+    ({"gsd": float("nan")}, "outside"),
+    ({"utm": "99Z"}, "UTM zone"),
+    ({"timestamp": "yesterday"}, "ISO 8601"),
+    ({"timestamp": "1850-01-01T00:00:00Z"}, "years"),
+])
+def test_metadata_bad_values(bad, needle):
+    with pytest.raises(InputError, match=needle):
+        SensorMetadata.from_dict(bad)
+
+
+def test_metadata_bad_json_and_unknown_keys(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_sidecar(p)
+    p.write_text("[1, 2]")
+    with pytest.raises(InputError, match="JSON object"):
+        load_sidecar(p)
+    p.write_text(json.dumps({"gsd": 0.5, "favourite_colour": "blue"}))
+    with pytest.warns(MetadataWarning, match="favourite_colour"):
+        assert load_sidecar(p).gsd == 0.5
+
+
+def test_cli_metadata_errors_and_notes(cli, one_line_error, golden_png, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"sun_azimuth_dbl": 400}))
+    code, _, err = cli("compress", golden_png, "-o", tmp_path / "o.cosmic", "-m", TINY_MODEL, "--meta", bad)
+    one_line_error(code, err, "sun_azimuth_dbl")
+    assert not (tmp_path / "o.cosmic").exists()
+    side = golden_png.with_suffix(".json")  # fMoW layout: scene.json beside scene.png
+    side.write_text(json.dumps({**LANDSAT_META, "mystery": 1}))
+    code, _, err = cli("compress", golden_png, "-o", tmp_path / "o.cosmic", "-m", TINY_MODEL, "-q")
+    assert code == 0 and "mystery" in err
+    from cosmic.io.container import read_container
+
+    assert read_container(tmp_path / "o.cosmic").header.metadata["utm"] == "10N"
+
+
+# -- metadata encoder ---------------------------------------------------------------------------
+def test_metadata_encoder_every_subset():
+    enc = MetadataEncoder(dim=32, sin_dim=16).eval()
+    full = SensorMetadata.from_dict({**LANDSAT_META, "target_azimuth_dbl": 20.0})
+    values, present = metadata_to_tensor([full])
+    assert present.sum() == len(FIELDS)
+    masks = torch.tensor(list(itertools.product([0.0, 1.0], repeat=len(FIELDS))))
+    tokens = enc(values.expand(len(masks), -1), masks)
+    assert tokens.shape == (len(masks), len(FIELDS) + 1, 32) and torch.isfinite(tokens).all()
+    assert len({tuple(t.flatten()[:8].tolist()) for t in tokens}) == len(masks)  # every subset differs
+    # an absent field uses its learned unknown embedding whatever the (ignored) value
+    t1 = enc(torch.zeros(1, len(FIELDS)), torch.zeros(1, len(FIELDS)))
+    t2 = enc(torch.full((1, len(FIELDS)), 123.0), torch.zeros(1, len(FIELDS)))
+    assert torch.equal(t1, t2)
+
+
+# -- noise predictor ----------------------------------------------------------------------------
+def test_zero_init_injection_then_learns():
+    net = tiny_net()
+    z, y = torch.randn(2, 4, 16, 16), torch.randn(2, 16, 4, 4)
+    t = torch.tensor([10, 700])
+    tokens = net.condition(*metadata_to_tensor([SensorMetadata()] * 2))
+    assert torch.equal(net(z, t, y, tokens), net(z, t, torch.zeros_like(y), tokens))
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    for _ in range(3):
+        tokens = net.condition(*metadata_to_tensor([SensorMetadata()] * 2))
+        loss = (net(z, t, y, tokens) - torch.randn_like(z)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        tokens = net.condition(*metadata_to_tensor([SensorMetadata()] * 2))
+        assert not torch.allclose(net(z, t, y, tokens), net(z, t, torch.zeros_like(y), tokens))
+
+
+def test_sampling_seed_and_metadata():
+    comp = DiffusionCompensator(tiny_net().eval(), latent_scale=2.0)
+    y = torch.randn(2, 16, 4, 4)
+    meta = SensorMetadata.from_dict(LANDSAT_META)
+    a = comp.sample(y, [meta], steps=3, seeds=[5, 6])
+    b = comp.sample(y, [meta], steps=3, seeds=[5, 6])
+    assert a.shape == (2, 4, 16, 16) and torch.equal(a, b)
+    assert not torch.equal(a, comp.sample(y, [meta], steps=3, seeds=[7, 8]))
+    other = meta.replace(sun_elevation=10.0, cloud_cover=90.0)
+    assert not torch.allclose(a, comp.sample(y, [other], steps=3, seeds=[5, 6]))
+    # a tile's sample does not depend on its batch
+    single = comp.sample(y[1:], [meta], steps=3, seeds=[6])
+    assert torch.allclose(single[0], a[1], atol=1e-5)
+
+
+def test_init_from_diffusers_unet(tmp_path):
+    net = tiny_net()
+    net.unet.save_pretrained(tmp_path / "unet")
+    other = tiny_net()
+    with torch.no_grad():
+        for p in other.unet.parameters():
+            p.add_(1.0)
+    other.load_unet(tmp_path / "unet")
+    for (n, p), (_, q) in zip(net.unet.named_parameters(), other.unet.named_parameters()):
+        assert torch.equal(p, q), n
+    wrong = NoisePredictor(M=16, unet={**TINY_UNET, "block_out_channels": [32, 64]}, injection_hidden=16)
+    with pytest.raises((ValueError, RuntimeError)):
+        wrong.load_unet(tmp_path / "unet")
+
+
+def test_stage2_overfit_loss_falls(tiny_model):
+    from diffusers import DDPMScheduler
+
+    from cosmic.training.stage2 import stage2_loss
+
+    net = tiny_net()
+    sched = DDPMScheduler(**SCHEDULE)
+    x = torch.rand(2, 3, 64, 64)
+    values, present = metadata_to_tensor([SensorMetadata.from_dict(LANDSAT_META)] * 2)
+    net.metadata_encoder.field_dropout = 0.0
+
+    def fixed_loss():
+        torch.manual_seed(123)
+        return stage2_loss(tiny_model, net, sched, x, values, present, 1.0)
+
+    with torch.no_grad():
+        before = float(fixed_loss())
+    opt = torch.optim.Adam(net.parameters(), 2e-3)
+    for i in range(40):
+        torch.manual_seed(123)
+        loss = stage2_loss(tiny_model, net, sched, x, values, present, 1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(fixed_loss())
+    assert after < 0.7 * before, (before, after)
+
+
+def test_cli_decompress_with_diffusion(cli, golden_png, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(TINY_MODEL, model_dir)
+    DiffusionCompensator(tiny_net(), 1.0).save_pretrained(model_dir / "diffusion")
+    out = tmp_path / "g.cosmic"
+    assert cli("compress", golden_png, "-o", out, "-m", model_dir, "-q")[0] == 0
+    imgs = {}
+    for name, args in {"a": ["--steps", "2", "--seed", "1"], "b": ["--steps", "2", "--seed", "1"],
+                       "c": ["--steps", "2", "--seed", "2"], "d": ["--steps", "0"]}.items():
+        code, _, err = cli("decompress", out, "-o", tmp_path / f"{name}.png", "-m", model_dir, "-q", *args)
+        assert code == 0, err
+        imgs[name] = np.asarray(Image.open(tmp_path / f"{name}.png"))
+    assert np.array_equal(imgs["a"], imgs["b"])
+    assert not np.array_equal(imgs["a"], imgs["c"]) and not np.array_equal(imgs["a"], imgs["d"])
+
+
+def test_cli_steps_without_diffusion_model(cli, one_line_error, golden_png, tmp_path):
+    out = tmp_path / "g.cosmic"
+    assert cli("compress", golden_png, "-o", out, "-m", TINY_MODEL, "-q")[0] == 0
+    code, _, err = cli("decompress", out, "-o", tmp_path / "x.png", "-m", TINY_MODEL, "--steps", "25")
+    one_line_error(code, err, "no diffusion compensation")
+
+
+def test_train_stage2_runs_resumes_and_saves(tmp_path, monkeypatch):
+    import cosmic.ground.diffusion.noise_predictor as npred
+    from PIL import Image
+
+    from cosmic.training.stage2 import MetadataImageFolder, Stage2Config, train_stage2
+    from helpers import golden_image
+
+    monkeypatch.setitem(npred.UNET_PRESETS, "small", TINY_UNET)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(np.roll(golden_image(96, 96), 9 * i, axis=0)).save(data / f"im{i}.png")
+    (data / "im0.json").write_text(json.dumps(LANDSAT_META))
+    ds = MetadataImageFolder(data, "all", crop=64, default=SensorMetadata(gsd=0.3048))
+    _, values, present = ds[0]
+    assert present.sum() == 9 and ds.present[1].sum() == 1  # sidecar (9 fields) vs dataset-wide GSD
+    cfg = Stage2Config(stage1=str(TINY_MODEL), data=str(data), out=str(tmp_path / "run"), steps=4,
+                       batch_size=2, crop=64, checkpoint_every=2, gsd=0.3048)
+    train_stage2(cfg, progress=False)
+    cfg.steps = 6
+    final = train_stage2(cfg, progress=False)
+    state = json.loads((tmp_path / "run" / "last" / "trainer.json").read_text())
+    assert state["step"] == 6 and [e["step"] for e in state["losses"]] == [2, 4, 6]
+    comp = DiffusionCompensator.from_pretrained(final)
+    assert comp.latent_scale == pytest.approx(state["latent_scale"]) and comp.latent_scale > 0
+    assert comp.sample(torch.zeros(1, 16, 4, 4), steps=2, seeds=[0]).shape == (1, 4, 16, 16)
