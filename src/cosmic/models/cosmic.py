@@ -29,6 +29,7 @@ class Cosmic(CompressionModel, ConfigMixin):
         latent_channels: channels of the compensation latent z0 at H/4 (Table 3: 4).
         cam_positions: after which GDN stages of E a CAM sits (see :mod:`cosmic.onboard.codec`).
         cam_kernel: length of CAM's 1-D convs.
+        stem_multiplier: depthwise filters per RGB channel in E's first LCB (see ``LCB``).
         name: a model identifier written into every bitstream.
     """
 
@@ -40,15 +41,17 @@ class Cosmic(CompressionModel, ConfigMixin):
         latent_channels: int = 4,
         cam_positions=(2, 3),
         cam_kernel: int = 7,
+        stem_multiplier: int = 8,
         name: str = "cosmic",
     ):
         super().__init__()
         self.register_config(
             N=N, M=M, ground_channels=ground_channels, latent_channels=latent_channels,
-            cam_positions=list(cam_positions), cam_kernel=cam_kernel, name=name,
+            cam_positions=list(cam_positions), cam_kernel=cam_kernel, stem_multiplier=stem_multiplier,
+            name=name,
         )
         self.name = name
-        self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel)
+        self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier)
         self.ground = GroundDecoder(ground_channels, M, latent_channels)
 
     tile_multiple = 64  # y at H/16, z at H/64: tiles must be multiples of 64

@@ -2,7 +2,7 @@
 
 Paper §4.2 and DESIGN §2. Layout of E (Ballé 2018 with every dense 5x5 conv replaced by an LCB)::
 
-    x ─ LCB(3→N, s2) ─ GDN ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→M, s2) ─ y
+    x ─ LCB(3→N, s2, x8) ─ GDN ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→M, s2) ─ y
 
 Where the CAMs sit (our choice; the paper leaves it open): after the 2nd and 3rd GDN, i.e. at H/4
 and H/8. At H/2 a CAM would cost four times what it costs at H/4 while the 1-D attention there
@@ -49,11 +49,13 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
 class LightweightEncoder(nn.Sequential):
     """The on-board analysis transform E (paper §4.2, Fig. 2 (a)); see the module docstring."""
 
-    def __init__(self, N: int, M: int, cam_positions: tuple[int, ...] = (2, 3), cam_kernel: int = 7):
+    def __init__(self, N: int, M: int, cam_positions: tuple[int, ...] = (2, 3), cam_kernel: int = 7,
+                 stem_multiplier: int = 8):
         layers: list[nn.Module] = []
         chans = [3, N, N, N, M]
         for stage in range(4):
-            layers.append(LCB(chans[stage], chans[stage + 1], kernel_size=5, stride=2))
+            mult = stem_multiplier if stage == 0 else 1
+            layers.append(LCB(chans[stage], chans[stage + 1], kernel_size=5, stride=2, multiplier=mult))
             if stage < 3:
                 layers.append(GDN(chans[stage + 1]))
                 if stage + 1 in cam_positions:
@@ -68,11 +70,13 @@ class OnboardCodec(CompressionModel, ConfigMixin):
     ``compress`` / ``decompress`` are the real coding paths and produce / consume rANS strings.
     """
 
-    def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7):
+    def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7,
+                 stem_multiplier: int = 8):
         super().__init__()
-        self.register_config(N=N, M=M, cam_positions=list(cam_positions), cam_kernel=cam_kernel)
+        self.register_config(N=N, M=M, cam_positions=list(cam_positions), cam_kernel=cam_kernel,
+                             stem_multiplier=stem_multiplier)
         self.N, self.M = N, M
-        self.g_a = LightweightEncoder(N, M, tuple(cam_positions), cam_kernel)
+        self.g_a = LightweightEncoder(N, M, tuple(cam_positions), cam_kernel, stem_multiplier)
         self.h_a = nn.Sequential(
             conv(M, N, stride=1, kernel_size=3),
             nn.ReLU(inplace=True),

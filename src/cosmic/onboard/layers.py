@@ -23,19 +23,24 @@ __all__ = ["LCB", "CAM"]
 class LCB(nn.Module):
     """Lightweight convolution block (paper Fig. 2 (d)); replaces a dense ``k x k`` conv.
 
-    MACs per output pixel: ``in_ch*k*k`` (depthwise) + ``in_ch*out_ch/2`` (1x1) + ``out_ch/2*9``
-    (cheap op), against ``in_ch*out_ch*k*k`` for the dense conv it replaces.
+    MACs per output pixel: ``d*in_ch*k*k`` (depthwise) + ``d*in_ch*out_ch/2`` (1x1) +
+    ``out_ch/2*9`` (cheap op), against ``in_ch*out_ch*k*k`` for the dense conv it replaces.
+
+    ``multiplier`` d gives the depthwise conv d filters per input channel. On the RGB input a
+    plain depthwise stride-2 conv would keep only 3 filtered maps at a quarter of the pixels,
+    0.75 values per pixel: information the rest of the encoder can never recover. The first LCB
+    of E therefore uses d = 8 (24 maps), which costs a few MMACs.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 5, stride: int = 1):
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 5, stride: int = 1, multiplier: int = 1):
         super().__init__()
         if out_ch % 2:
             raise ValueError(f"LCB needs an even number of output channels, got {out_ch}")
         half = out_ch // 2
         self.depthwise = nn.Conv2d(
-            in_ch, in_ch, kernel_size, stride=stride, padding=kernel_size // 2, groups=in_ch
+            in_ch, in_ch * multiplier, kernel_size, stride=stride, padding=kernel_size // 2, groups=in_ch
         )
-        self.pointwise = nn.Conv2d(in_ch, half, 1)
+        self.pointwise = nn.Conv2d(in_ch * multiplier, half, 1)
         self.cheap = nn.Conv2d(half, half, 3, padding=1, groups=half)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

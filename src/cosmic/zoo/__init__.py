@@ -69,7 +69,8 @@ def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
     path = model_path(name_or_dir)
     try:
         cfg = ConfigMixin.read_config(path)
-        codec = OnboardCodec(cfg["N"], cfg["M"], cfg.get("cam_positions", (2, 3)), cfg.get("cam_kernel", 7))
+        codec = OnboardCodec(cfg["N"], cfg["M"], cfg.get("cam_positions", (2, 3)), cfg.get("cam_kernel", 7),
+                             cfg.get("stem_multiplier", 8))
         prefix = "onboard."
         state = {k[len(prefix):]: v for k, v in load_file(str(path / WEIGHTS_NAME)).items() if k.startswith(prefix)}
         codec.load_state_dict(state)
