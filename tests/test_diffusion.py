@@ -239,3 +239,29 @@ def test_train_stage2_runs_resumes_and_saves(tmp_path, monkeypatch):
     comp = DiffusionCompensator.from_pretrained(final)
     assert comp.latent_scale == pytest.approx(state["latent_scale"]) and comp.latent_scale > 0
     assert comp.sample(torch.zeros(1, 16, 4, 4), steps=2, seeds=[0]).shape == (1, 4, 16, 16)
+
+
+def test_cli_compare_reports_both_paths_and_jpeg2000(cli, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from helpers import golden_image
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(TINY_MODEL, model_dir)
+    DiffusionCompensator(tiny_net(), 1.0).save_pretrained(model_dir / "diffusion")
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(golden_image(192, 200)).save(data / "a.png")
+    out = tmp_path / "cmp"
+    code, stdout, err = cli("compare", "--data", data, "--split", "all", "--steps", "2", "-m", model_dir,
+                            "--out", out, "--gsd", "0.3")
+    assert code == 0, err
+    s = json.loads((out / "summary.json").read_text())
+    rows = json.loads((out / "per_image.json").read_text())
+    assert s["images"] == 1 and set(s) >= {"cosmic", "cosmic_dc", "jpeg2000"}
+    assert rows[0]["cosmic"]["bpp"] == pytest.approx(rows[0]["cosmic"]["bytes"] * 8 / (192 * 200))
+    assert abs(rows[0]["jpeg2000"]["bpp"] - rows[0]["cosmic"]["bpp"]) <= 0.05 * rows[0]["cosmic"]["bpp"] + 0.01
+    assert s["cosmic_dc"]["steps"] == 2 and s["cosmic_dc"]["decode_s_per_tile"] > 0
+    assert "JPEG2000" in stdout and "diffusion compensation (2 DDIM steps)" in stdout

@@ -256,19 +256,28 @@ def compare_cmd(
     out: Path = typer.Option(Path("results/compare"), help="folder for per_image.json and summary.md"),
     model: str = typer.Option("cosmic-small", "--model", "-m"),
     limit: int = typer.Option(0, help="use only the first N images (0: all)"),
+    steps: int = typer.Option(0, help="also decode with diffusion compensation, N DDIM steps (0: no)"),
+    gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset"),
     threads: int = typer.Option(0),
 ) -> None:
     """COSMIC vs JPEG2000 at the same measured bpp, per image, from real files."""
     from cosmic.evaluation.matched import compare_with_jpeg2000, write_report
+    from cosmic.metadata import SensorMetadata
     from cosmic.training.data import split_files
-    from cosmic.zoo import load_model
+    from cosmic.zoo import load_compensator, load_model
 
     _threads(threads)
     files = split_files(data, split)
     if limit:
         files = files[:limit]
     net = load_model(model)
-    rows = compare_with_jpeg2000(net, files, out)
+    comp = None
+    if steps:
+        comp = load_compensator(model)
+        if comp is None:
+            raise InputError(f"model '{model}' has no diffusion compensation (stage 2); use --steps 0")
+    rows = compare_with_jpeg2000(net, files, out, compensator=comp, steps=steps,
+                                 default_metadata=SensorMetadata(gsd=gsd) if gsd else None)
     (out / "current.cosmic").unlink(missing_ok=True)
     s = write_report(rows, out, f"COSMIC vs JPEG2000 on {data.name}/{split}")
     typer.echo((out / "summary.md").read_text())
