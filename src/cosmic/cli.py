@@ -390,8 +390,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         if os.environ.get("COSMIC_DEBUG"):
             raise
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        typer.echo(f"cosmic: internal error: {type(exc).__name__}: {first} (COSMIC_DEBUG=1 shows more)", err=True)
+        from cosmic.errors import first_line
+
+        typer.echo(f"cosmic: internal error: {type(exc).__name__}: {first_line(exc, 300)} (COSMIC_DEBUG=1 shows more)",
+                   err=True)
         sys.exit(70)
 
 

@@ -1,6 +1,12 @@
 """Errors that the command line turns into a one-line message and a non-zero exit."""
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name if empty), cut to ``limit``."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
 class CosmicError(Exception):
     """Base class: the message is meant for the user, on one line."""
 

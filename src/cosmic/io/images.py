@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cosmic.errors import InputError
+from cosmic.errors import InputError, first_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -50,14 +50,9 @@ def load_rgb(path: str | os.PathLike) -> LoadedImage:
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: not a readable image ({_first_line(exc)})") from None
+        raise InputError(f"{path}: not a readable image ({first_line(exc)})") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: broken or truncated image ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+        raise InputError(f"{path}: broken or truncated image ({first_line(exc)})") from None
 
 
 def _to_rgb(path: Path, im: Image.Image, mode: str) -> LoadedImage:

@@ -10,7 +10,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from cosmic.errors import ModelError
+from cosmic.errors import ModelError, first_line
 from cosmic.utils.pretrained import CONFIG_NAME
 
 __all__ = ["DEFAULT_MODEL", "shipped_models", "model_path", "load_model", "load_onboard", "load_compensator"]
@@ -49,8 +49,7 @@ def load_model(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
     try:
         model = Cosmic.from_pretrained(path)
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load model ({first[:200]})") from None
+        raise ModelError(f"{path}: cannot load model ({first_line(exc)})") from None
     return model
 
 
@@ -75,8 +74,7 @@ def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
         state = {k[len(prefix):]: v for k, v in load_file(str(path / WEIGHTS_NAME)).items() if k.startswith(prefix)}
         codec.load_state_dict(state)
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load the on-board model ({first[:200]})") from None
+        raise ModelError(f"{path}: cannot load the on-board model ({first_line(exc)})") from None
     return codec.eval(), str(cfg.get("name", path.name))
 
 
@@ -94,5 +92,4 @@ def load_compensator(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
     try:
         return DiffusionCompensator.from_pretrained(path)
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load the diffusion model ({first[:200]})") from None
+        raise ModelError(f"{path}: cannot load the diffusion model ({first_line(exc)})") from None
