@@ -189,6 +189,13 @@ def test_bad_model_and_options(cli, one_line_error, golden_png, coded, tmp_path)
     one_line_error(code, err, "cannot load")
 
 
+def test_output_must_not_overwrite_input(cli, one_line_error, golden_png, coded):
+    before = golden_png.read_bytes()
+    code, _, err = cli("compress", golden_png, "-o", golden_png, "-m", TINY_MODEL)
+    one_line_error(code, err, "overwrite the input")
+    assert golden_png.read_bytes() == before
+
+
 def test_real_process_exit_code_and_single_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "cosmic.cli", "decompress", str(tmp_path / "none.cosmic"),
                         "-o", str(tmp_path / "x.png")], capture_output=True, text=True)

@@ -147,3 +147,12 @@ def test_other_model_refused(coded):
     other.update(force=True)
     with pytest.raises(BitstreamError, match="coded by model"):
         decode_scene(other, read_container(path))
+
+
+def test_scene_too_large_for_memory_refused(tiny_model, coded, monkeypatch):
+    import cosmic.ground.scene as gs
+
+    path, *_ = coded
+    monkeypatch.setattr(gs, "MAX_DECODE_PIXELS", 256 * 256 * 5)  # the file has 6 tiles
+    with pytest.raises(BitstreamError, match="larger than this decoder holds"):
+        decode_scene(tiny_model, read_container(path))

@@ -36,11 +36,13 @@ def _note(msg: str) -> None:
     typer.echo(f"note: {msg}", err=True)
 
 
-def _check_output(path: Path) -> None:
+def _check_output(path: Path, source: Path | None = None) -> None:
     if not path.parent.exists():
         raise InputError(f"{path.parent}: output directory does not exist")
     if path.is_dir():
         raise InputError(f"{path}: is a directory")
+    if source is not None and path.exists() and source.exists() and path.resolve() == source.resolve():
+        raise InputError(f"{path}: output would overwrite the input")
 
 
 def _read_metadata(image: Path, meta: Optional[Path]):
@@ -81,7 +83,7 @@ def compress(
     _threads(threads)
     if tile <= 0 or tile % 64:
         raise InputError(f"--tile {tile}: must be a positive multiple of 64")
-    _check_output(output)
+    _check_output(output, input)
     image = load_rgb(input)
     if image.note:
         _note(f"{input.name}: {image.note}")
@@ -146,7 +148,7 @@ def decompress(
     from cosmic.zoo import load_model
 
     _threads(threads)
-    _check_output(output)
+    _check_output(output, input)
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise InputError(f"{output}: unknown output format '{output.suffix}'; use .png or .tif")
     if steps is not None and steps < 0:

@@ -16,7 +16,10 @@ from tqdm import tqdm
 from cosmic.errors import BitstreamError
 from cosmic.io.container import Container, TileError, split_payload
 
-__all__ = ["DecodedScene", "decode_scene", "check_model"]
+__all__ = ["DecodedScene", "decode_scene", "check_model", "MAX_DECODE_PIXELS"]
+
+#: in-memory decoding limit (3 GiB of RGB); larger scenes need windowed output
+MAX_DECODE_PIXELS = 1 << 30
 
 
 @dataclass
@@ -60,6 +63,11 @@ def decode_scene(model, container: Container, conceal: bool = False, batch_size:
     model.eval()
     h = container.header
     t = h.tile
+    if h.rows * t * h.cols * t > MAX_DECODE_PIXELS:
+        raise BitstreamError(
+            f"{container.path.name}: a {h.width}x{h.height} scene is larger than this decoder holds in "
+            f"memory ({MAX_DECODE_PIXELS // 10**6} Mpx)"
+        )
     out = np.zeros((h.rows * t, h.cols * t, 3), dtype=np.uint8)
     decoded = np.zeros(h.num_tiles, dtype=bool)
     bad: list[TileError] = []
