@@ -241,6 +241,8 @@ def demo(
     out: Path = typer.Option(Path("demo-output"), help="folder for the bitstream, images and report"),
     image: Optional[Path] = typer.Option(None, help="image to use instead of the bundled NAIP sample"),
     model: str = typer.Option("cosmic-small", "--model", "-m"),
+    steps: int = typer.Option(25, help="DDIM steps for the compensated decode (if the model has stage 2)"),
+    seed: int = typer.Option(0),
     threads: int = typer.Option(0),
 ) -> None:
     """The main job: compress a real scene on the satellite, decode it on the ground, compare."""
@@ -248,7 +250,10 @@ def demo(
     from cosmic.demo import run_demo
 
     _threads(threads)
-    run_demo(image or sample_path(), out, model, echo=typer.echo)
+    if image is not None and not image.exists():
+        raise InputError(f"{image}: no such file")
+    out.mkdir(parents=True, exist_ok=True)
+    run_demo(image or sample_path(), out, model, echo=typer.echo, steps=steps, seed=seed)
 
 
 @app.command("compare")
