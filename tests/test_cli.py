@@ -201,3 +201,13 @@ def test_real_process_exit_code_and_single_line(tmp_path):
                         "-o", str(tmp_path / "x.png")], capture_output=True, text=True)
     assert r.returncode == 3
     assert r.stderr.strip().splitlines() == [f"cosmic: error: {tmp_path / 'none.cosmic'}: no such file"]
+
+
+def test_demo_runs_on_a_given_image(cli, golden_png, tmp_path):
+    out = tmp_path / "demo"
+    code, stdout, err = cli("demo", "--out", out, "--image", golden_png, "-m", TINY_MODEL)
+    assert code == 0, err
+    assert "JPEG2000" in stdout and "COSMIC (no compensation)" in stdout and "bpp" in stdout
+    with Image.open(out / "side_by_side.png") as im:
+        assert im.width > 3 * 300  # original | JPEG2000 | COSMIC w/o DC
+    assert (out / "golden.cosmic").stat().st_size > 0

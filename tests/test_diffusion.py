@@ -265,3 +265,18 @@ def test_cli_compare_reports_both_paths_and_jpeg2000(cli, tmp_path):
     assert abs(rows[0]["jpeg2000"]["bpp"] - rows[0]["cosmic"]["bpp"]) <= 0.05 * rows[0]["cosmic"]["bpp"] + 0.01
     assert s["cosmic_dc"]["steps"] == 2 and s["cosmic_dc"]["decode_s_per_tile"] > 0
     assert "JPEG2000" in stdout and "diffusion compensation (2 DDIM steps)" in stdout
+
+
+def test_demo_with_compensation(cli, golden_png, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(TINY_MODEL, model_dir)
+    DiffusionCompensator(tiny_net(), 1.0).save_pretrained(model_dir / "diffusion")
+    code, stdout, err = cli("demo", "--out", tmp_path / "d", "--image", golden_png, "-m", model_dir, "--steps", "2")
+    assert code == 0, err
+    assert "compensated, 2 steps" in stdout
+    with Image.open(tmp_path / "d" / "side_by_side.png") as im:
+        assert im.width > 4 * 300
