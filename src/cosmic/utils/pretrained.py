@@ -49,11 +49,17 @@ class ConfigMixin:
         self.config = dict(kwargs)
 
     # -- saving -------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (atomically, via temporary names)."""
+    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
+                        dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (atomically, via temporary names).
+
+        ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors at that precision to
+        halve the file; loading casts them back to the model's parameter dtype."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         config = {"_class_name": type(self).__name__, **self.config}
         config["_weights_sha256"] = weights_digest(state)
         if extra:

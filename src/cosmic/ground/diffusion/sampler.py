@@ -65,9 +65,11 @@ class DiffusionCompensator(nn.Module):
         return z / self.latent_scale
 
     # -- persistence --------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
+                        dtype: torch.dtype | None = None) -> Path:
         directory = Path(directory)
-        self.net.save_pretrained(directory, extra={"latent_scale": self.latent_scale, **(extra or {})})
+        self.net.save_pretrained(directory, extra={"latent_scale": self.latent_scale, **(extra or {})},
+                                 dtype=dtype)
         (directory / "scheduler.json").write_text(json.dumps(SCHEDULE, indent=2) + "\n")
         return directory
 
