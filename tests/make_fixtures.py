@@ -13,7 +13,6 @@ import hashlib
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).parent

@@ -286,7 +286,7 @@ def compare_cmd(
     rows = compare_with_jpeg2000(net, files, out, compensator=comp, steps=steps,
                                  default_metadata=SensorMetadata(gsd=gsd) if gsd else None)
     (out / "current.cosmic").unlink(missing_ok=True)
-    s = write_report(rows, out, f"COSMIC vs JPEG2000 on {data.name}/{split}")
+    write_report(rows, out, f"COSMIC vs JPEG2000 on {data.name}/{split}")
     typer.echo((out / "summary.md").read_text())
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 from compressai.models import CompressionModel
-from torch import nn
 
 from cosmic.ground.decoder import GroundDecoder
 from cosmic.onboard.codec import OnboardCodec

@@ -16,7 +16,17 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["prepare_run", "save_checkpoint", "load_checkpoint"]
+
+
+def prepare_run(out, threads: int, seed: int) -> Path:
+    """Create the run directory and fix torch's thread count (0: its default) and seed."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    return out
 
 
 def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer, names: dict) -> tuple[dict, dict]:

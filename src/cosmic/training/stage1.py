@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cosmic.models.registry import build_model
-from cosmic.training.checkpoint import load_checkpoint, save_checkpoint
+from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
 from cosmic.training.losses import Stage1Loss, psnr
 
@@ -78,11 +78,7 @@ def evaluate(model, dataset, loss_fn, channels_last: bool = True) -> dict:
 
 
 def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) -> Path:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    out = prepare_run(cfg.out, cfg.threads, cfg.seed)
 
     overrides = {"name": cfg.name} if cfg.name else {}
     model = build_model(cfg.arch, cfg.preset, **overrides)

@@ -26,7 +26,7 @@ from cosmic.ground.diffusion.metadata_encoder import metadata_to_tensor
 from cosmic.ground.diffusion.noise_predictor import NoisePredictor
 from cosmic.ground.diffusion.sampler import SCHEDULE, DiffusionCompensator
 from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
-from cosmic.training.checkpoint import load_checkpoint, save_checkpoint
+from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
 
 __all__ = ["Stage2Config", "MetadataImageFolder", "train_stage2", "stage2_loss"]
@@ -103,11 +103,7 @@ def measure_latent_scale(stage1, loader, batches: int = 8) -> float:
 def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) -> Path:
     from cosmic.zoo import load_model
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    out = prepare_run(cfg.out, cfg.threads, cfg.seed)
     stage1 = load_model(cfg.stage1).eval()
     for p in stage1.parameters():
         p.requires_grad_(False)
