@@ -156,3 +156,42 @@ def test_scene_too_large_for_memory_refused(tiny_model, coded, monkeypatch):
     monkeypatch.setattr(gs, "MAX_DECODE_PIXELS", 256 * 256 * 5)  # the file has 6 tiles
     with pytest.raises(BitstreamError, match="larger than this decoder holds"):
         decode_scene(tiny_model, read_container(path))
+
+
+def test_forged_headers_never_crash(tiny_model, coded):
+    """Random header bytes with a recomputed (valid) CRC: a clean BitstreamError or a decode."""
+    path, *_ = coded
+    original = path.read_bytes()
+    c = Container(path)
+    head_end = c.payload_start - 4 - len(c.entries) * 8 - 4  # end of the header body
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        data = bytearray(original)
+        for _ in range(int(rng.integers(1, 4))):
+            data[int(rng.integers(14, head_end))] = int(rng.integers(0, 256))
+        fixed = bytes(data[8:14])
+        blob = bytes(data[14:head_end])
+        data[head_end : head_end + 4] = struct.pack("<I", zlib.crc32(fixed + blob))
+        path.write_bytes(bytes(data))
+        try:
+            decode_scene(tiny_model, read_container(path), conceal=True)
+        except BitstreamError:
+            pass
+
+
+def test_crc_valid_garbage_payloads_never_crash(tiny_model, coded):
+    """Payload corruption that a forger re-CRCs reaches the rANS decoder: it must either decode
+    (to a wrong image: the CRC is the guard) or fail as a concealable tile, never crash."""
+    path, size, header, payloads = coded
+    rng = np.random.default_rng(2)
+    for _ in range(30):
+        q = [bytearray(p) for p in payloads]
+        i = int(rng.integers(0, len(q)))
+        for _ in range(int(rng.integers(1, 6))):
+            q[i][int(rng.integers(0, len(q[i])))] = int(rng.integers(0, 256))
+        if rng.random() < 0.3:
+            q[i] = q[i][: int(rng.integers(1, len(q[i]) + 1))]
+        write_container(path, header, [bytes(p) for p in q])
+        scene = decode_scene(tiny_model, read_container(path), conceal=True)
+        assert scene.pixels.shape == (300, 520, 3)
+        assert all(e.index == i for e in scene.bad_tiles)
