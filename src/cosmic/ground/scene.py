@@ -47,7 +47,10 @@ def _decode_batch(model, payloads: list[bytes], shape, z0_fn, indices: list[int]
     strings = [[y for y, _ in split], [z for _, z in split]]
     y_hat = model.onboard.decompress(strings, shape)["y_hat"]
     z0 = z0_fn(y_hat, indices) if z0_fn is not None else None
-    x_hat = model.ground(y_hat, z0).clamp_(0, 1)
+    x_hat = model.ground(y_hat, z0)
+    if not torch.isfinite(x_hat).all():  # only corrupt symbols get here: treat as undecodable
+        raise ValueError("non-finite reconstruction")
+    x_hat = x_hat.clamp_(0, 1)
     return (x_hat.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
