@@ -121,7 +121,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             out_ = model(x)
         terms = loss_fn(out_, x)
-        if not math.isfinite(float(terms["loss"])):
+        if not math.isfinite(float(terms["loss"].detach())):
             raise FloatingPointError(f"non-finite loss at step {step}: {terms}")
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
@@ -133,10 +133,10 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
         seen += 1
         bar.update(1)
         if step % 10 == 0:
+            t = {k: float(v.detach()) for k, v in terms.items()}
             bar.set_postfix(
-                bpp=f"{float(terms['bpp']):.3f}", psnr=f"{psnr(terms['mse']):.2f}",
-                psnr0=f"{psnr(terms['mse_est']):.2f}", kl=f"{float(terms['kl_bpp']):.3f}",
-                aux=f"{float(aux_loss):.0f}",
+                bpp=f"{t['bpp']:.3f}", psnr=f"{psnr(t['mse']):.2f}", psnr0=f"{psnr(t['mse_est']):.2f}",
+                kl=f"{t['kl_bpp']:.3f}", aux=f"{float(aux_loss.detach()):.0f}",
             )
         if step % cfg.val_every == 0 or step == cfg.steps:
             val = evaluate(model, val_set, loss_fn, cfg.channels_last)
