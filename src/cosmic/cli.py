@@ -118,14 +118,8 @@ def _compensation(model: str, container, steps: Optional[int], seed: int, quiet:
         if not quiet:
             _note(f"model '{model}' has no diffusion compensation yet: decoding with --steps 0")
         return None
-    n = steps or DEFAULT_STEPS
     metadata = SensorMetadata.from_dict(container.header.metadata, source="bitstream metadata")
-
-    def z0_fn(y_hat, indices):
-        return comp.sample(y_hat, [metadata] * len(indices), steps=n,
-                           seeds=[seed * 1_000_003 + i for i in indices])
-
-    return z0_fn
+    return comp.z0_fn(metadata, steps or DEFAULT_STEPS, seed)
 
 
 @app.command()

@@ -81,13 +81,8 @@ def run_demo(image_path: Path, out: Path, model: str = "cosmic-small", echo=prin
     comp = load_compensator(model)
     if comp is not None and steps > 0:
         echo(f"[ground] decoding with diffusion compensation ({steps} DDIM steps, seed {seed})")
-
-        def z0_fn(y_hat, indices):
-            return comp.sample(y_hat, [meta] * len(indices), steps=steps,
-                               seeds=[seed * 1_000_003 + i for i in indices])
-
         t0 = time.perf_counter()
-        decoded_dc = decode_scene(net, container, z0_fn=z0_fn, progress=True).pixels
+        decoded_dc = decode_scene(net, container, z0_fn=comp.z0_fn(meta, steps, seed), progress=True).pixels
         t_dc = time.perf_counter() - t0
         save_image(decoded_dc, out / (image_path.stem + ".cosmic-dc.png"))
         rows.append(DemoRow(f"COSMIC (compensated, {steps} steps)", size, bpp, raw / size,

@@ -51,12 +51,8 @@ def compare_with_jpeg2000(model, files: list[Path], work: Path, progress: bool =
         small = min(h, w) <= 160
         row_dc = None
         if compensator is not None:
-            def z0_fn(y_hat, indices):
-                return compensator.sample(y_hat, [meta] * len(indices), steps=steps,
-                                          seeds=[seed * 1_000_003 + i for i in indices])
-
             t0 = time.perf_counter()
-            ydc = decode_scene(model, read_container(f), z0_fn=z0_fn).pixels
+            ydc = decode_scene(model, read_container(f), z0_fn=compensator.z0_fn(meta, steps, seed)).pixels
             row_dc = {"steps": steps, "psnr": psnr(x, ydc), "ms_ssim": None if small else ms_ssim(x, ydc),
                       "decode_s": time.perf_counter() - t0, "tiles": header.num_tiles}
         rows.append({

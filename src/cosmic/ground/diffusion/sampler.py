@@ -64,6 +64,17 @@ class DiffusionCompensator(nn.Module):
             z = scheduler.step(eps, t, z, eta=0.0).prev_sample
         return z / self.latent_scale
 
+    def z0_fn(self, metadata: SensorMetadata, steps: int = DEFAULT_STEPS, seed: int = 0):
+        """A ``z0_fn(y_hat, tile_indices)`` for :func:`cosmic.ground.scene.decode_scene`: every tile
+        of a scene gets its own seed derived from ``seed`` and its index, so the same seed gives
+        the same scene whatever the batching."""
+
+        def z0_fn(y_hat: torch.Tensor, indices: list[int]) -> torch.Tensor:
+            return self.sample(y_hat, [metadata] * len(indices), steps=steps,
+                               seeds=[seed * 1_000_003 + i for i in indices])
+
+        return z0_fn
+
     # -- persistence --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
                         dtype: torch.dtype | None = None) -> Path:
