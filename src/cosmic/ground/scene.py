@@ -31,11 +31,12 @@ class DecodedScene:
 def check_model(model, container: Container) -> None:
     """Refuse a bitstream whose on-board model differs from the loaded model's on-board part."""
     h = container.header
-    if h.model_sha256 != model.onboard.digest()[:32]:
+    loaded = model.onboard.bitstream_id()
+    if h.model_sha256 != loaded:
         raise BitstreamError(
             f"{container.path.name} was coded by model '{h.model}' (on-board sha256 "
             f"{h.model_sha256[:12]}), not by the loaded model '{model.name}' "
-            f"({model.onboard.digest()[:12]}); decode it with the model that coded it"
+            f"({loaded[:12]}); decode it with the model that coded it"
         )
     expected = h.tile // model.onboard.downsampling_factor
     if tuple(h.latent) != (expected, expected):

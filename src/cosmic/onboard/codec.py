@@ -120,6 +120,10 @@ class OnboardCodec(CompressionModel, ConfigMixin):
         """SHA-256 of the on-board weights and entropy tables: what a bitstream's syntax depends on."""
         return weights_digest(self.state_dict())
 
+    def bitstream_id(self) -> str:
+        """The first 16 bytes (32 hex digits) of :meth:`digest`, as written in every bitstream."""
+        return self.digest()[:32]
+
     @property
     def downsampling_factor(self) -> int:
         return 64  # y at H/16, z at H/64

@@ -58,7 +58,7 @@ def encode_scene(
     codec.eval()
     h, w = pixels.shape[:2]
     header = Header(
-        model=model_name, model_sha256=codec.digest()[:32], width=w, height=h, tile=tile,
+        model=model_name, model_sha256=codec.bitstream_id(), width=w, height=h, tile=tile,
         latent=(tile // codec.downsampling_factor, tile // codec.downsampling_factor),
         channels=channels, metadata=metadata or {}, georef=georef,
     )
