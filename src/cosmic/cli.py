@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 train_app = typer.Typer(no_args_is_help=True, help="Train models.")
 app.add_typer(train_app, name="train")
+data_app = typer.Typer(no_args_is_help=True, help="Build evaluation data sets.")
+app.add_typer(data_app, name="data")
 
 
 def _threads(n: int) -> None:
@@ -65,42 +67,94 @@ def _read_metadata(image: Path, meta: Optional[Path]):
 
 @app.command()
 def compress(
-    input: Path = typer.Argument(..., help="PNG / JPEG / TIFF image"),
+    input: Path = typer.Argument(..., help="PNG / JPEG / TIFF / GeoTIFF image"),
     output: Path = typer.Option(..., "-o", "--output", help="the .cosmic file to write"),
     model: str = typer.Option("cosmic-small", "--model", "-m", help="shipped model name or model directory"),
     tile: int = typer.Option(256, help="tile size in pixels (multiple of 64)"),
     meta: Optional[Path] = typer.Option(
         None, help="fMoW-style sensor metadata JSON (default: IMAGE.json beside the image, if any)"),
+    bands: Optional[str] = typer.Option(
+        None, help="TIFF bands to code as R,G,B (e.g. 4,3,2) or one band as grayscale; 1-based"),
+    scale: Optional[str] = typer.Option(
+        None, help="for non-8-bit TIFFs: LOW,HIGH mapped to 0..255, or 'auto' (2-98% stretch per band)"),
+    derive: bool = typer.Option(
+        True, help="derive UTM zone, GSD, time and sun angles from a GeoTIFF for fields the sidecar lacks"),
     threads: int = typer.Option(0, help="torch threads (0: default)"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Compress an image "on the satellite": tiles -> lightweight encoder -> rANS -> .cosmic."""
-    from cosmic.io.container import bits_per_pixel, write_container
-    from cosmic.io.images import load_rgb
-    from cosmic.onboard.scene import encode_scene
+    """Compress an image "on the satellite": tiles -> lightweight encoder -> rANS -> .cosmic.
+
+    GeoTIFFs are read one tile window at a time (memory does not grow with the scene) and their
+    CRS, transform and nodata travel in the file."""
+    from cosmic.io.container import ContainerWriter, bits_per_pixel
+    from cosmic.io.raster import is_geotiff, parse_bands, parse_scale
+    from cosmic.onboard.scene import encode_tiles, iter_tiles, iter_windows, scene_header
     from cosmic.zoo import load_onboard
+    from tqdm import tqdm
 
     _threads(threads)
     if tile <= 0 or tile % 64:
         raise InputError(f"--tile {tile}: must be a positive multiple of 64")
     _check_output(output, input)
-    image = load_rgb(input)
-    if image.note:
-        _note(f"{input.name}: {image.note}")
+    band_list, scaling = parse_bands(bands), parse_scale(scale)
     metadata = _read_metadata(input, meta)
+    source = _open_raster(input, band_list, scaling) if is_geotiff(input) else None
+    if source is None:
+        if band_list or scaling:
+            raise InputError(f"{input}: --bands and --scale apply to TIFF inputs only")
+        from cosmic.io.images import load_rgb
+
+        image = load_rgb(input)
+        if image.note:
+            _note(f"{input.name}: {image.note}")
+        h, w = image.pixels.shape[:2]
+        channels, georef, tiles = image.channels, None, iter_tiles(image.pixels, tile)
+    else:
+        for n in source.notes:
+            _note(f"{input.name}: {n}")
+        w, h, channels = source.width, source.height, source.channels
+        georef = dict(source.georef or {}, source=source.coding)
+        if derive and source.georef:
+            from cosmic.io.product_metadata import derive_metadata
+
+            metadata, names = derive_metadata(metadata, source.georef, w, h, source.tags)
+            if names and not quiet:
+                _note(f"{input.name}: derived {', '.join(names)} from the GeoTIFF")
+        tiles = iter_windows(source.read, w, h, tile)
     codec, name = load_onboard(model)
-    h, w = image.pixels.shape[:2]
+    header = scene_header(codec, name, w, h, tile, channels, metadata.to_dict(), georef)
     t0 = time.perf_counter()
-    header, payloads = encode_scene(codec, image.pixels, name, tile=tile, channels=image.channels,
-                                    metadata=metadata.to_dict(), progress=not quiet)
+    try:
+        with ContainerWriter(output, header) as writer, tqdm(
+            total=header.num_tiles, desc="encode", unit="tile", disable=quiet, leave=False
+        ) as bar:
+            for payload in encode_tiles(codec, tiles, bar=bar):
+                writer.add(payload)
+            size = writer.close()
+    finally:
+        if source is not None:
+            source.close()
     seconds = time.perf_counter() - t0
-    size = write_container(output, header, payloads)
     if not quiet:
         bpp = bits_per_pixel(size, w, h)
         typer.echo(
-            f"{output}: {size} bytes, {bpp:.4f} bpp, ratio {w * h * 3 / size:.1f}:1, "
+            f"{output}: {size} bytes, {bpp:.4f} bpp, ratio {w * h * channels / size:.1f}:1, "
             f"{header.rows}x{header.cols} tiles, {w}x{h} px, encoded in {seconds:.2f} s"
         )
+
+
+def _open_raster(path: Path, bands, scale):
+    """A GeoTIFF (or any TIFF given --bands/--scale) as a windowed source; None sends a plain,
+    non-georeferenced TIFF to the ordinary image loader (palette, 16-bit refusal, notes)."""
+    from cosmic.io.raster import RasterSource
+
+    source = RasterSource.open(path, bands, scale) if path.exists() else None
+    if source is not None and source.georef is None and not (bands or scale):
+        source.close()
+        return None
+    if source is None:
+        raise InputError(f"{path}: no such file")
+    return source
 
 
 def _compensation(model: str, container, steps: Optional[int], seed: int, quiet: bool):
@@ -125,20 +179,25 @@ def _compensation(model: str, container, steps: Optional[int], seed: int, quiet:
 @app.command()
 def decompress(
     input: Path = typer.Argument(..., help="a .cosmic file"),
-    output: Path = typer.Option(..., "-o", "--output", help="image to write (.png, .tif, ...)"),
+    output: Path = typer.Option(..., "-o", "--output", help="image to write (.png, or .tif: a GeoTIFF)"),
     model: str = typer.Option("cosmic-small", "--model", "-m", help="shipped model name or model directory"),
     steps: Optional[int] = typer.Option(
         None, help="DDIM steps of diffusion compensation; 0 decodes without compensation"),
     seed: int = typer.Option(0, help="seed of the diffusion sampler (same seed, same image)"),
     conceal: bool = typer.Option(
         False, help="decode the intact tiles of a damaged file and fill the bad ones, instead of failing"),
+    deblock: bool = typer.Option(False, help="smooth tile borders after stitching (seam remedy; no bits)"),
     threads: int = typer.Option(0, help="torch threads (0: default)"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Decompress a .cosmic file "on the ground" to an image."""
-    from cosmic.ground.scene import decode_scene
+    """Decompress a .cosmic file "on the ground" to an image.
+
+    A .tif output is a GeoTIFF with the georeferencing the file carries, written one tile row at
+    a time (memory does not grow with the scene)."""
+    from cosmic.ground.scene import decode_rows, decode_scene
     from cosmic.io.container import read_container
     from cosmic.io.images import IMAGE_SUFFIXES, save_image
+    from cosmic.io.raster import is_geotiff
     from cosmic.zoo import load_model
 
     _threads(threads)
@@ -148,16 +207,28 @@ def decompress(
     if steps is not None and steps < 0:
         raise InputError(f"--steps {steps}: must be 0 or more")
     container = read_container(input)
+    h = container.header
     net = load_model(model)
     z0_fn = _compensation(model, container, steps, seed, quiet)
     t0 = time.perf_counter()
-    scene = decode_scene(net, container, conceal=conceal, z0_fn=z0_fn, progress=not quiet)
+    bad = []
+    if is_geotiff(output):
+        from cosmic.io.raster import GeoTiffWriter
+
+        georef = {k: v for k, v in (h.georef or {}).items() if k != "source"}
+        with GeoTiffWriter(output, h.width, h.height, h.channels, georef or None, block=h.tile) as out:
+            for r, strip in decode_rows(net, container, conceal, z0_fn=z0_fn, deblock=deblock, bad=bad,
+                                        progress=not quiet):
+                top = r * h.tile
+                out.write(top, 0, strip[: min(h.tile, h.height - top), : h.width])
+    else:
+        scene = decode_scene(net, container, conceal=conceal, z0_fn=z0_fn, deblock=deblock, progress=not quiet)
+        save_image(scene.pixels, output, channels=h.channels)
+        bad = scene.bad_tiles
     seconds = time.perf_counter() - t0
-    for err in scene.bad_tiles:
+    for err in sorted(bad, key=lambda e: e.index):
         typer.echo(f"warning: {err} - concealed", err=True)
-    save_image(scene.pixels, output, channels=container.header.channels)
     if not quiet:
-        h = container.header
         typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
                    f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
 
@@ -295,6 +366,24 @@ def models() -> None:
         typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}")
 
 
+@data_app.command("tiles")
+def data_tiles(
+    scenes: Path = typer.Option(..., help="folder of scene images (or one image); PNG preferred over originals"),
+    out: Path = typer.Option(..., help="folder to write the tiles and manifest.json into"),
+    tile: int = typer.Option(256, help="tile size in pixels"),
+) -> None:
+    """Cut scenes into whole TILE x TILE tiles with a manifest (the paper's tile test set)."""
+    from cosmic.evaluation.tileset import build_tile_set
+
+    if tile <= 0 or tile % 64:
+        raise InputError(f"--tile {tile}: must be a positive multiple of 64")
+    m = build_tile_set(scenes, out, tile, progress=True)
+    fill = sum(t["fill"] for t in m["tiles"])
+    for s_ in m["scenes"]:
+        typer.echo(f"{s_['name']}: {s_['width']}x{s_['height']} -> {s_['rows']}x{s_['cols']} tiles")
+    typer.echo(f"{out / 'manifest.json'}: {len(m['tiles'])} tiles ({fill} all fill) from {len(m['scenes'])} scenes")
+
+
 @train_app.command("stage1")
 def train_stage1_cmd(
     data: Path = typer.Option(..., help="folder of PNG/JPEG/TIFF images (SPLITS.json honoured)"),
@@ -313,6 +402,9 @@ def train_stage1_cmd(
     channels_last: bool = typer.Option(False),
     resume: bool = typer.Option(True, help="resume from OUT/last if present"),
     name: Optional[str] = typer.Option(None, help="model name written into bitstreams"),
+    init_from: Optional[str] = typer.Option(None, help="start from this model's weights (new λ)"),
+    extra_data: Optional[list[Path]] = typer.Option(
+        None, help="images or folders (e.g. large scenes) whose random crops join the training set"),
 ) -> None:
     """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL)."""
     from cosmic.training.stage1 import Stage1Config, train_stage1
@@ -325,7 +417,8 @@ def train_stage1_cmd(
         data=str(data), out=str(out), preset=preset, lmbda=lmbda, kl_weight=kl_weight, steps=steps,
         batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
         checkpoint_every=checkpoint_every, threads=threads, bf16=bf16,
-        channels_last=channels_last, name=name,
+        channels_last=channels_last, name=name, init_from=init_from,
+        extra_data=[str(p) for p in extra_data] if extra_data else None,
     )
     final = train_stage1(cfg, resume=resume)
     typer.echo(f"final model: {final}")

@@ -1,6 +1,6 @@
 """Scene decoding on the ground: read tiles, decode each independently, stitch, crop (DESIGN §4).
 
-A tile whose CRC fails or whose rANS string does not decode is either fatal (the default: the
+Tiles are decoded one tile row at a time (bounded memory; see :func:`decode_rows`). A tile whose CRC fails or whose rANS string does not decode is either fatal (the default: the
 error names the tile) or, with ``conceal=True``, filled with the mean colour of its decoded
 neighbours so that the rest of the scene survives.
 """
@@ -8,15 +8,17 @@ neighbours so that the rest of the scene survives.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from cosmic.errors import BitstreamError
+from cosmic.ground.deblock import DEFAULT_WIDTH, smooth_border
 from cosmic.io.container import Container, TileError, split_payload
 
-__all__ = ["DecodedScene", "decode_scene", "check_model", "MAX_DECODE_PIXELS"]
+__all__ = ["DecodedScene", "decode_scene", "decode_rows", "check_model", "MAX_DECODE_PIXELS"]
 
 #: in-memory decoding limit (3 GiB of RGB); larger scenes need windowed output
 MAX_DECODE_PIXELS = 1 << 30
@@ -56,79 +58,125 @@ def _decode_batch(model, payloads: list[bytes], shape, z0_fn, indices: list[int]
 
 
 @torch.no_grad()
-def decode_scene(model, container: Container, conceal: bool = False, batch_size: int = 4,
-                 z0_fn=None, progress: bool = False) -> DecodedScene:
-    """Decode every tile of ``container`` with ``model`` (a :class:`cosmic.models.Cosmic`).
+def decode_rows(model, container: Container, conceal: bool = False, batch_size: int = 4, z0_fn=None,
+                deblock: bool = False, bad: list[TileError] | None = None,
+                progress: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode ``container`` one row of tiles at a time: yields ``(row, pixels)`` in order, each a
+    (tile, cols * tile, 3) uint8 strip (padding included). At most three tile rows are held, so
+    memory does not grow with the scene's height.
 
     ``z0_fn(y_hat, tile_indices) -> z0`` supplies the compensation latent (diffusion); ``None``
-    decodes with the deterministic estimate (no compensation, the paper's "w/o DC").
+    decodes with the deterministic estimate (no compensation, the paper's "w/o DC"). Bad tiles
+    are raised, or with ``conceal`` appended to ``bad`` and filled from their decoded
+    4-neighbours. ``deblock`` runs the post-stitch border filter (:mod:`cosmic.ground.deblock`).
     """
     check_model(model, container)
     model.eval()
+    h = container.header
+    t, cols = h.tile, h.cols
+    bad = [] if bad is None else bad
+    bar = tqdm(total=h.num_tiles, desc="decode", unit="tile", disable=not progress, leave=False)
+
+    def decode_row(r: int) -> tuple[np.ndarray, np.ndarray]:
+        pixels = np.zeros((t, cols * t, 3), dtype=np.uint8)
+        ok = np.zeros(cols, dtype=bool)
+        pending: list[tuple[int, bytes]] = []
+
+        def place(index: int, tile_pixels: np.ndarray) -> None:
+            c = index - r * cols
+            pixels[:, c * t : (c + 1) * t] = tile_pixels
+            ok[c] = True
+
+        def flush() -> None:
+            try:
+                tiles = _decode_batch(model, [p for _, p in pending], h.latent, z0_fn, [i for i, _ in pending])
+                for (index, _), px in zip(pending, tiles):
+                    place(index, px)
+            except (ValueError, RuntimeError, IndexError):
+                for index, payload in pending:  # find the culprit(s) one tile at a time
+                    try:
+                        place(index, _decode_batch(model, [payload], h.latent, z0_fn, [index])[0])
+                    except (ValueError, RuntimeError, IndexError) as exc:
+                        _, c = container.tile_position(index)
+                        err = TileError(index, r, c, f"undecodable ({type(exc).__name__})")
+                        if not conceal:
+                            raise err from None
+                        bad.append(err)
+            bar.update(len(pending))
+            pending.clear()
+
+        for index in range(r * cols, (r + 1) * cols):
+            try:
+                pending.append((index, container.tile_payload(index)))
+            except TileError as err:
+                if not conceal:
+                    raise
+                bad.append(err)
+                bar.update(1)
+            if len(pending) == batch_size:
+                flush()
+        if pending:
+            flush()
+        return pixels, ok
+
+    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    try:
+        for r in range(h.rows + 1):
+            if r < h.rows:
+                rows[r] = decode_row(r)
+            k = r - 1  # row k now has both vertical neighbours decoded: finish it
+            if k >= 0:
+                _conceal_row(k, rows, t)
+                if deblock:
+                    _deblock_row(rows[k][0], t, cols)
+                    if k - 1 in rows:
+                        _deblock_between(rows[k - 1][0], rows[k][0])
+                if k - 1 in rows:  # row k-1 is final once its border with row k is filtered
+                    yield k - 1, rows.pop(k - 1)[0]
+        if h.rows - 1 in rows:
+            yield h.rows - 1, rows.pop(h.rows - 1)[0]
+    finally:
+        bar.close()
+
+
+def _conceal_row(k: int, rows: dict, t: int) -> None:
+    """Fill each undecoded tile of row ``k`` with the mean colour of its decoded 4-neighbours
+    (grey if none)."""
+    pixels, ok = rows[k]
+    cols = ok.size
+    for c in np.flatnonzero(~ok):
+        colours = []
+        for rr, cc in ((k - 1, c), (k + 1, c), (k, c - 1), (k, c + 1)):
+            if rr in rows and 0 <= cc < cols and rows[rr][1][cc]:
+                colours.append(rows[rr][0][:, cc * t : (cc + 1) * t].reshape(-1, 3).mean(0))
+        fill = np.mean(colours, axis=0) if colours else np.full(3, 128.0)
+        pixels[:, c * t : (c + 1) * t] = fill.round().astype(np.uint8)
+
+
+def _deblock_row(pixels: np.ndarray, t: int, cols: int, width: int = DEFAULT_WIDTH) -> None:
+    for c in range(1, cols):
+        x = c * t
+        pixels[:, x - width : x + width] = smooth_border(pixels[:, x - width : x + width], axis=1, width=width)
+
+
+def _deblock_between(upper: np.ndarray, lower: np.ndarray, width: int = DEFAULT_WIDTH) -> None:
+    strip = smooth_border(np.concatenate([upper[-width:], lower[:width]]), axis=0, width=width)
+    upper[-width:], lower[:width] = strip[:width], strip[width:]
+
+
+def decode_scene(model, container: Container, conceal: bool = False, batch_size: int = 4,
+                 z0_fn=None, deblock: bool = False, progress: bool = False) -> DecodedScene:
+    """Decode a whole scene into memory (see :func:`decode_rows`; for scenes too large for that,
+    write the rows to a GeoTIFF as they come, as ``cosmic decompress -o out.tif`` does)."""
     h = container.header
     t = h.tile
     if h.rows * t * h.cols * t > MAX_DECODE_PIXELS:
         raise BitstreamError(
             f"{container.path.name}: a {h.width}x{h.height} scene is larger than this decoder holds in "
-            f"memory ({MAX_DECODE_PIXELS // 10**6} Mpx)"
+            f"memory ({MAX_DECODE_PIXELS // 10**6} Mpx); decode it to a GeoTIFF (-o out.tif)"
         )
     out = np.zeros((h.rows * t, h.cols * t, 3), dtype=np.uint8)
-    decoded = np.zeros(h.num_tiles, dtype=bool)
     bad: list[TileError] = []
-    bar = tqdm(total=h.num_tiles, desc="decode", unit="tile", disable=not progress, leave=False)
-
-    pending: list[tuple[int, bytes]] = []
-
-    def place(index: int, tile_pixels: np.ndarray) -> None:
-        r, c = container.tile_position(index)
-        out[r * t : (r + 1) * t, c * t : (c + 1) * t] = tile_pixels
-        decoded[index] = True
-
-    def flush() -> None:
-        if not pending:
-            return
-        try:
-            tiles = _decode_batch(model, [p for _, p in pending], h.latent, z0_fn, [i for i, _ in pending])
-            for (index, _), px in zip(pending, tiles):
-                place(index, px)
-        except (ValueError, RuntimeError, IndexError):
-            for index, payload in pending:  # find the culprit(s) one tile at a time
-                try:
-                    place(index, _decode_batch(model, [payload], h.latent, z0_fn, [index])[0])
-                except (ValueError, RuntimeError, IndexError) as exc:
-                    r, c = container.tile_position(index)
-                    err = TileError(index, r, c, f"undecodable ({type(exc).__name__})")
-                    if not conceal:
-                        raise err from None
-                    bad.append(err)
-        bar.update(len(pending))
-        pending.clear()
-
-    for index in range(h.num_tiles):
-        try:
-            pending.append((index, container.tile_payload(index)))
-        except TileError as err:
-            if not conceal:
-                raise
-            bad.append(err)
-            bar.update(1)
-        if len(pending) == batch_size:
-            flush()
-    flush()
-    bar.close()
-    if bad:
-        _conceal(out, decoded, h.rows, h.cols, t)
+    for r, strip in decode_rows(model, container, conceal, batch_size, z0_fn, deblock, bad, progress):
+        out[r * t : (r + 1) * t] = strip
     return DecodedScene(out[: h.height, : h.width], sorted(bad, key=lambda e: e.index))
-
-
-def _conceal(out: np.ndarray, decoded: np.ndarray, rows: int, cols: int, t: int) -> None:
-    """Fill each missing tile with the mean colour of its decoded 4-neighbours (grey if none)."""
-    for index in np.flatnonzero(~decoded):
-        r, c = divmod(int(index), cols)
-        colours = [
-            out[rr * t : (rr + 1) * t, cc * t : (cc + 1) * t].reshape(-1, 3).mean(0)
-            for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1))
-            if 0 <= rr < rows and 0 <= cc < cols and decoded[rr * cols + cc]
-        ]
-        fill = np.mean(colours, axis=0) if colours else np.full(3, 128.0)
-        out[r * t : (r + 1) * t, c * t : (c + 1) * t] = fill.round().astype(np.uint8)

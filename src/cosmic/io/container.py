@@ -46,7 +46,7 @@ _CORE = struct.Struct("<IIHBBBB16sB")
 
 __all__ = [
     "MAGIC", "FORMAT_VERSION", "Header", "Container", "TileError",
-    "write_container", "read_container", "bits_per_pixel", "split_payload", "join_payload",
+    "ContainerWriter", "write_container", "read_container", "bits_per_pixel", "split_payload", "join_payload",
 ]
 
 
@@ -146,29 +146,60 @@ def join_payload(y_string: bytes, z_string: bytes) -> bytes:
     return struct.pack("<I", len(z_string)) + z_string + y_string
 
 
-def write_container(path: str | os.PathLike, header: Header, payloads: list[bytes]) -> int:
-    """Write atomically (temporary file, then rename); return the file size in bytes."""
-    if len(payloads) != header.num_tiles:
-        raise ValueError(f"{len(payloads)} payloads for a {header.rows}x{header.cols} tile grid")
-    blob = header.pack()
-    head = struct.pack("<HI", FORMAT_VERSION, len(blob)) + blob
-    table = b"".join(_ENTRY.pack(len(p), zlib.crc32(p)) for p in payloads)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(MAGIC)
-            fh.write(head)
-            fh.write(struct.pack("<I", zlib.crc32(head)))
-            fh.write(table)
-            fh.write(struct.pack("<I", zlib.crc32(table)))
-            for p in payloads:
-                fh.write(p)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path.stat().st_size
+class ContainerWriter:
+    """Streams a ``.cosmic`` file: header, a tile table filled in at the end, payloads as they
+    come, so a scene's payloads never need to be held together. The file appears under its name
+    only after ``close()`` (temporary file, then rename); ``abort()`` or an error removes it."""
+
+    def __init__(self, path: str | os.PathLike, header: Header):
+        self.path = Path(path)
+        self.header = header
+        blob = header.pack()
+        head = struct.pack("<HI", FORMAT_VERSION, len(blob)) + blob
+        self.tmp = self.path.with_name(f".{self.path.name}.partial")
+        self._entries: list[bytes] = []
+        self._fh = open(self.tmp, "wb")
+        self._fh.write(MAGIC + head + struct.pack("<I", zlib.crc32(head)))
+        self._table_at = self._fh.tell()
+        self._fh.write(b"\0" * (header.num_tiles * _ENTRY.size + 4))
+
+    def add(self, payload: bytes) -> None:
+        if len(self._entries) == self.header.num_tiles:
+            raise ValueError(f"more payloads than the {self.header.num_tiles} tiles of the grid")
+        self._entries.append(_ENTRY.pack(len(payload), zlib.crc32(payload)))
+        self._fh.write(payload)
+
+    def close(self) -> int:
+        """Write the tile table, rename into place; return the file size in bytes."""
+        if len(self._entries) != self.header.num_tiles:
+            self.abort()
+            raise ValueError(f"{len(self._entries)} payloads for a {self.header.rows}x{self.header.cols} tile grid")
+        table = b"".join(self._entries)
+        self._fh.seek(self._table_at)
+        self._fh.write(table + struct.pack("<I", zlib.crc32(table)))
+        self._fh.close()
+        os.replace(self.tmp, self.path)
+        return self.path.stat().st_size
+
+    def abort(self) -> None:
+        self._fh.close()
+        if self.tmp.exists():
+            self.tmp.unlink()
+
+    def __enter__(self) -> "ContainerWriter":
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def write_container(path: str | os.PathLike, header: Header, payloads) -> int:
+    """Write ``payloads`` (any iterable, consumed once) atomically; return the file size."""
+    with ContainerWriter(path, header) as writer:
+        for p in payloads:
+            writer.add(p)
+        return writer.close()
 
 
 class Container:

@@ -6,7 +6,7 @@ memory needed is one batch of tiles whatever the scene size.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -15,22 +15,33 @@ from tqdm import tqdm
 from cosmic.io.container import Header, join_payload
 from cosmic.onboard.codec import OnboardCodec
 
-__all__ = ["iter_tiles", "encode_scene", "DEFAULT_TILE"]
+__all__ = ["iter_tiles", "iter_windows", "pad_tile", "scene_header", "encode_tiles", "encode_scene", "DEFAULT_TILE"]
 
 DEFAULT_TILE = 256
 
 
+def pad_tile(block: np.ndarray, tile: int) -> np.ndarray:
+    """Pad an edge tile to ``tile`` x ``tile`` by replicating its last row / column (cheaper to
+    code than a black border)."""
+    bh, bw = block.shape[:2]
+    if (bh, bw) == (tile, tile):
+        return block
+    return np.pad(block, ((0, tile - bh), (0, tile - bw), (0, 0)), mode="edge")
+
+
 def iter_tiles(pixels: np.ndarray, tile: int) -> Iterator[np.ndarray]:
-    """Row-major ``tile`` x ``tile`` tiles of an (H, W, 3) array; edge tiles are padded by
-    replicating the last row / column (cheaper to code than a black border)."""
+    """Row-major ``tile`` x ``tile`` tiles of an (H, W, 3) array, edge tiles padded."""
     h, w = pixels.shape[:2]
-    for top in range(0, h, tile):
-        for left in range(0, w, tile):
-            block = pixels[top : top + tile, left : left + tile]
-            bh, bw = block.shape[:2]
-            if (bh, bw) != (tile, tile):
-                block = np.pad(block, ((0, tile - bh), (0, tile - bw), (0, 0)), mode="edge")
-            yield block
+    return iter_windows(lambda top, left, th, tw: pixels[top : top + th, left : left + tw], w, h, tile)
+
+
+def iter_windows(read: Callable[[int, int, int, int], np.ndarray], width: int, height: int,
+                 tile: int) -> Iterator[np.ndarray]:
+    """Row-major tiles from ``read(top, left, height, width)`` (e.g. a GeoTIFF window reader):
+    one tile in memory at a time, whatever the scene size."""
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            yield pad_tile(read(top, left, tile, tile), tile)
 
 
 def _to_tensor(blocks: list[np.ndarray]) -> torch.Tensor:
@@ -38,7 +49,42 @@ def _to_tensor(blocks: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
+def scene_header(codec: OnboardCodec, model_name: str, width: int, height: int, tile: int = DEFAULT_TILE,
+                 channels: int = 3, metadata: dict[str, Any] | None = None,
+                 georef: dict[str, Any] | None = None) -> Header:
+    """The container header for a ``width`` x ``height`` scene coded by ``codec``."""
+    if tile % codec.downsampling_factor:
+        raise ValueError(f"tile size must be a multiple of {codec.downsampling_factor}")
+    latent = tile // codec.downsampling_factor
+    return Header(
+        model=model_name, model_sha256=codec.bitstream_id(), width=width, height=height, tile=tile,
+        latent=(latent, latent), channels=channels, metadata=metadata or {}, georef=georef,
+    )
+
+
 @torch.no_grad()
+def encode_tiles(codec: OnboardCodec, tiles: Iterable[np.ndarray], batch_size: int = 4,
+                 bar: tqdm | None = None) -> Iterator[bytes]:
+    """One payload per (tile, tile, 3) uint8 tile, in order; ``batch_size`` tiles per forward."""
+    codec.eval()
+    batch: list[np.ndarray] = []
+
+    def flush() -> list[bytes]:
+        out = codec.compress(_to_tensor(batch))
+        y_strings, z_strings = out["strings"]
+        if bar is not None:
+            bar.update(len(batch))
+        batch.clear()
+        return [join_payload(y, z) for y, z in zip(y_strings, z_strings)]
+
+    for block in tiles:
+        batch.append(block)
+        if len(batch) == batch_size:
+            yield from flush()
+    if batch:
+        yield from flush()
+
+
 def encode_scene(
     codec: OnboardCodec,
     pixels: np.ndarray,
@@ -50,34 +96,12 @@ def encode_scene(
     batch_size: int = 4,
     progress: bool = False,
 ) -> tuple[Header, list[bytes]]:
-    """Code an (H, W, 3) uint8 scene; returns the container header and one payload per tile."""
+    """Code an in-memory (H, W, 3) uint8 scene; returns the container header and one payload per
+    tile. (Large GeoTIFFs go through :func:`iter_windows` and :func:`encode_tiles` instead.)"""
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise ValueError(f"expected (H, W, 3) uint8 pixels, got {pixels.shape} {pixels.dtype}")
-    if tile % codec.downsampling_factor:
-        raise ValueError(f"tile size must be a multiple of {codec.downsampling_factor}")
-    codec.eval()
     h, w = pixels.shape[:2]
-    header = Header(
-        model=model_name, model_sha256=codec.bitstream_id(), width=w, height=h, tile=tile,
-        latent=(tile // codec.downsampling_factor, tile // codec.downsampling_factor),
-        channels=channels, metadata=metadata or {}, georef=georef,
-    )
-    payloads: list[bytes] = []
-    batch: list[np.ndarray] = []
-    bar = tqdm(total=header.num_tiles, desc="encode", unit="tile", disable=not progress, leave=False)
-
-    def flush() -> None:
-        out = codec.compress(_to_tensor(batch))
-        y_strings, z_strings = out["strings"]
-        payloads.extend(join_payload(y, z) for y, z in zip(y_strings, z_strings))
-        bar.update(len(batch))
-        batch.clear()
-
-    for block in iter_tiles(pixels, tile):
-        batch.append(block)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
-    bar.close()
+    header = scene_header(codec, model_name, w, h, tile, channels, metadata, georef)
+    with tqdm(total=header.num_tiles, desc="encode", unit="tile", disable=not progress, leave=False) as bar:
+        payloads = list(encode_tiles(codec, iter_tiles(pixels, tile), batch_size, bar))
     return header, payloads

@@ -4,6 +4,11 @@ Decoding PNGs every step would eat one of our two cores, so images are decoded o
 (UC Merced train: 945 x 256 x 256 x 3 = 186 MB) and crops are cut from the uint8 array.
 If the folder holds a ``SPLITS.json`` with ``train`` / ``val`` lists (as ``shared/data/ucmerced``
 does) those lists choose the files; otherwise every image in the folder is used.
+
+``extra`` adds whole images (e.g. large scenes) whose random crops are mixed in. Crops are drawn
+with probability proportional to each image's area, so a 1500 x 1500 scene counts like 34 UC
+Merced images rather than like one; crops that are mostly fill (pixel value 0 in every band, the
+black border of a rotated Landsat scene) are redrawn.
 """
 
 from __future__ import annotations
@@ -41,10 +46,15 @@ class ImageFolder(Dataset):
     whole images cropped to a multiple of 64 (for validation)."""
 
     def __init__(self, root, split: str = "train", crop: int | None = 256, limit: int | None = None,
-                 samples_per_epoch: int | None = None):
+                 samples_per_epoch: int | None = None, extra: list[str | Path] | None = None):
         files = split_files(root, split)
         if limit:
             files = files[:limit]
+        for item in extra or []:
+            item = Path(item)
+            if not item.exists():
+                raise InputError(f"{item}: no such file or folder")
+            files += list_images(item) if item.is_dir() else [item]
         self.crop = crop
         self.images, self.files = [], []
         for f in files:
@@ -56,6 +66,8 @@ class ImageFolder(Dataset):
         if not self.images:
             raise InputError(f"{root}: no image of at least {crop} px per side in split '{split}'")
         self.samples_per_epoch = samples_per_epoch or len(self.images)
+        areas = np.array([img.shape[0] * img.shape[1] for img in self.images], dtype=np.float64)
+        self.weights = areas / areas.sum()
 
     def __len__(self) -> int:
         return self.samples_per_epoch if self.crop is not None else len(self.images)
@@ -66,11 +78,14 @@ class ImageFolder(Dataset):
             h, w = (img.shape[0] // 64) * 64, (img.shape[1] // 64) * 64
             patch = img[:h, :w]
         else:
-            img = self.images[index % len(self.images)]
             rng = np.random.default_rng()
-            top = int(rng.integers(0, img.shape[0] - self.crop + 1))
-            left = int(rng.integers(0, img.shape[1] - self.crop + 1))
-            patch = img[top : top + self.crop, left : left + self.crop]
+            img = self.images[int(rng.choice(len(self.images), p=self.weights))]
+            for _ in range(10):  # redraw crops that are mostly fill
+                top = int(rng.integers(0, img.shape[0] - self.crop + 1))
+                left = int(rng.integers(0, img.shape[1] - self.crop + 1))
+                patch = img[top : top + self.crop, left : left + self.crop]
+                if (patch.max(axis=2) == 0).mean() < 0.5:
+                    break
             if rng.random() < 0.5:
                 patch = patch[:, ::-1]
             if rng.random() < 0.5:

@@ -49,6 +49,8 @@ class Stage1Config:
     seed: int = 0
     workers: int = 0
     name: str | None = None
+    init_from: str | None = None  # start from this model's weights (e.g. a new λ); fresh optimizer
+    extra_data: list[str] | None = None  # images or folders mixed into the training crops
 
 
 def _split_parameters(model):
@@ -77,6 +79,22 @@ def evaluate(model, dataset, loss_fn, channels_last: bool = True) -> dict:
     return {k: v / len(dataset) for k, v in sums.items()}
 
 
+def _init_from(model, source: str) -> None:
+    """Copy the weights of a saved model of the same architecture and size (fine-tuning to a new
+    λ starts here, as CompressAI's rate points usually do)."""
+    from cosmic.zoo import model_path
+    from safetensors.torch import load_file
+
+    path = model_path(source)
+    config = type(model).read_config(path)
+    mine = {k: v for k, v in model.config.items() if k != "name"}
+    theirs = {k: v for k, v in config.items() if not k.startswith("_") and k != "name"}
+    if mine != theirs:
+        raise ValueError(f"--init-from {source}: its config {theirs} differs from this run's {mine}")
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    print(f"initialised from {path}")
+
+
 def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) -> Path:
     out = prepare_run(cfg.out, cfg.threads, cfg.seed)
 
@@ -95,9 +113,12 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     if resume and (ckpt / "trainer.json").is_file():
         state = load_checkpoint(ckpt, model, optimizers)
         print(f"resumed from {ckpt} at step {state['step']}")
+    elif cfg.init_from:
+        _init_from(model, cfg.init_from)
     (out / "stage1_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
 
-    train_set = ImageFolder(cfg.data, "train", crop=cfg.crop, samples_per_epoch=10**9)
+    train_set = ImageFolder(cfg.data, "train", crop=cfg.crop, samples_per_epoch=10**9,
+                            extra=cfg.extra_data)
     val_set = ImageFolder(cfg.data, "val", crop=None, limit=None)
     if len(val_set.images) > cfg.val_images:  # a spread-out, fixed subset
         stride = len(val_set.images) / cfg.val_images

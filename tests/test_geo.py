@@ -1,0 +1,257 @@
+"""Satellite data in and out (issue #4): GeoTIFF round trips, derived metadata, sun angles against
+Landsat's MTL, bounded memory on large scenes, the seam score and the border filter, the tile set."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from helpers import TINY_MODEL, golden_image
+from rasterio.transform import from_origin
+
+from cosmic.io.container import read_container
+from cosmic.io.product_metadata import derive_metadata, sun_position
+from cosmic.metadata import SensorMetadata
+
+ROOT = Path(__file__).resolve().parents[1]
+LANDSAT = ROOT.parent / "shared" / "data" / "metadata" / "landsat8_LC80460282016177LGN00"
+
+
+def write_geotiff(path, pixels, crs="EPSG:32633", transform=None, nodata=0, tags=None, dtype="uint8"):
+    """(H, W, C) array -> GeoTIFF."""
+    h, w, c = pixels.shape
+    transform = transform or from_origin(500000.0, 5000000.0, 10.0, 10.0)
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=c, dtype=dtype, crs=crs,
+                       transform=transform, nodata=nodata) as ds:
+        ds.write(pixels.transpose(2, 0, 1).astype(dtype))
+        if tags:
+            ds.update_tags(**tags)
+    return path
+
+
+def test_geotiff_round_trip_keeps_georeferencing(cli, tmp_path):
+    src = write_geotiff(tmp_path / "s.tif", golden_image(), nodata=0)
+    coded, out = tmp_path / "s.cosmic", tmp_path / "out.tif"
+    code, _, err = cli("compress", src, "-o", coded, "-m", TINY_MODEL, "-q")
+    assert code == 0, err
+    georef = read_container(coded).header.georef
+    assert georef["crs"] == "EPSG:32633" and georef["nodata"] == 0
+    assert georef["source"] == {"bands": [1, 2, 3], "source_dtype": "uint8", "scale": None}
+    code, _, err = cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q")
+    assert code == 0, err
+    with rasterio.open(src) as a, rasterio.open(out) as b:
+        assert b.crs == a.crs and b.transform == a.transform and b.nodata == a.nodata
+        assert (b.width, b.height, b.count, b.dtypes[0]) == (a.width, a.height, 3, "uint8")
+        windowed = b.read().transpose(1, 2, 0)
+    # the windowed GeoTIFF writer gives exactly the pixels of the in-memory decoder
+    png = tmp_path / "out.png"
+    assert cli("decompress", coded, "-o", png, "-m", TINY_MODEL, "-q")[0] == 0
+    from cosmic.io.images import load_rgb
+
+    assert np.array_equal(windowed, load_rgb(png).pixels)
+
+
+def test_geotiff_with_non_epsg_crs_and_png_output(cli, tmp_path):
+    wkt = rasterio.crs.CRS.from_proj4("+proj=laea +lat_0=52 +lon_0=10 +x_0=4321000 +y_0=3210000 +units=m").to_wkt()
+    src = write_geotiff(tmp_path / "s.tif", golden_image(100, 130), crs=wkt, nodata=None)
+    coded = tmp_path / "s.cosmic"
+    assert cli("compress", src, "-o", coded, "-m", TINY_MODEL, "-q")[0] == 0
+    assert read_container(coded).header.georef["crs"].startswith("PROJCS[")
+    assert cli("decompress", coded, "-o", tmp_path / "o.tif", "-m", TINY_MODEL, "-q")[0] == 0
+    with rasterio.open(tmp_path / "o.tif") as b:
+        assert b.crs == rasterio.crs.CRS.from_wkt(wkt) and b.nodata is None
+    assert cli("decompress", coded, "-o", tmp_path / "o.png", "-m", TINY_MODEL, "-q")[0] == 0
+
+
+def test_sixteen_bit_needs_explicit_scale(cli, tmp_path, one_line_error):
+    rng = np.random.default_rng(0)
+    deep = rng.integers(1000, 20000, (130, 140, 4)).astype(np.uint16)
+    src = write_geotiff(tmp_path / "d.tif", deep, nodata=None, dtype="uint16")
+    coded = tmp_path / "d.cosmic"
+    one_line_error(*cli("compress", src, "-o", coded, "-m", TINY_MODEL)[::2], "uint16", "--scale")
+    assert not coded.exists()
+    one_line_error(*cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--bands", "5,3,2",
+                        "--scale", "auto")[::2], "band 5")
+    one_line_error(*cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--bands", "4,3")[::2], "--bands")
+    one_line_error(*cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--scale", "9,1")[::2], "--scale")
+    code, _, err = cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--bands", "4,3,2", "--scale", "0,20000", "-q")
+    assert code == 0, err
+    assert read_container(coded).header.georef["source"] == {
+        "bands": [4, 3, 2], "source_dtype": "uint16", "scale": [[0.0, 20000.0]] * 3}
+    code, _, err = cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--bands", "1", "--scale", "auto", "-q")
+    assert code == 0, err
+    h = read_container(coded).header
+    assert h.channels == 1 and h.georef["source"]["scale"][0][0] > 1000  # percentiles of the data
+    assert cli("decompress", coded, "-o", tmp_path / "g.tif", "-m", TINY_MODEL, "-q")[0] == 0
+    with rasterio.open(tmp_path / "g.tif") as b:
+        assert b.count == 1
+
+
+def _noaa_sun(when: datetime, lon: float, lat: float) -> tuple[float, float]:
+    """Sun azimuth and elevation by NOAA's spreadsheet formulas (accurate to ~0.1 degree)."""
+    jd = when.timestamp() / 86400.0 + 2440587.5
+    t = (jd - 2451545.0) / 36525.0
+    l0 = (280.46646 + t * (36000.76983 + t * 0.0003032)) % 360
+    m = math.radians(357.52911 + t * (35999.05029 - 0.0001537 * t))
+    e = 0.016708634 - t * (0.000042037 + 0.0000001267 * t)
+    c = math.sin(m) * (1.914602 - t * (0.004817 + 0.000014 * t)) + math.sin(2 * m) * (0.019993 - 0.000101 * t)
+    omega = math.radians(125.04 - 1934.136 * t)
+    lam = math.radians(l0 + c - 0.00569 - 0.00478 * math.sin(omega))
+    eps0 = 23 + (26 + (21.448 - t * (46.815 + t * (0.00059 - t * 0.001813))) / 60) / 60
+    eps = math.radians(eps0 + 0.00256 * math.cos(omega))
+    decl = math.asin(math.sin(eps) * math.sin(lam))
+    y = math.tan(eps / 2) ** 2
+    l0r = math.radians(l0)
+    eot = 4 * math.degrees(y * math.sin(2 * l0r) - 2 * e * math.sin(m) + 4 * e * y * math.sin(m) * math.cos(2 * l0r)
+                           - 0.5 * y * y * math.sin(4 * l0r) - 1.25 * e * e * math.sin(2 * m))
+    minutes = when.hour * 60 + when.minute + when.second / 60
+    hour_angle = math.radians(((minutes + eot + 4 * lon) / 4) - 180)
+    phi = math.radians(lat)
+    zen = math.acos(math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(hour_angle))
+    az = math.degrees(math.atan2(math.sin(hour_angle),
+                                 math.cos(hour_angle) * math.sin(phi) - math.tan(decl) * math.cos(phi))) + 180
+    return az % 360, 90 - math.degrees(zen)
+
+
+def test_derived_metadata_matches_hand_computation(tmp_path):
+    from cosmic.io.raster import RasterSource
+
+    # 1000 x 800 px of 10 m in UTM 33N: centre at E 505000, N 4996000 (about 15.06 E, 45.12 N)
+    src = write_geotiff(tmp_path / "s.tif", np.full((800, 1000, 3), 90, np.uint8),
+                        tags={"ACQUISITIONDATETIME": "2021-07-14T09:30:00Z",
+                              "TIFFTAG_DATETIME": "2023:01:01 00:00:00"})
+    with RasterSource.open(src) as s:
+        meta, names = derive_metadata(SensorMetadata(), s.georef, s.width, s.height, s.tags)
+    assert sorted(names) == ["gsd", "sun_azimuth", "sun_elevation", "timestamp", "utm_zone"]
+    assert (meta.utm_zone, meta.utm_north) == (33, True)
+    assert meta.gsd == pytest.approx(10.0)
+    assert meta.timestamp == datetime(2021, 7, 14, 9, 30, tzinfo=timezone.utc)
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True).transform(505000.0, 4996000.0)
+    az, el = _noaa_sun(meta.timestamp, lon, lat)
+    assert meta.sun_azimuth == pytest.approx(az, abs=0.2) and meta.sun_elevation == pytest.approx(el, abs=0.2)
+    # what the sidecar gives is kept; a date without a time of day gives no sun angles
+    known = SensorMetadata(gsd=0.5, timestamp=datetime(2021, 7, 14, tzinfo=timezone.utc))
+    meta2, names2 = derive_metadata(known, s.georef, s.width, s.height, {})
+    assert meta2.gsd == 0.5 and meta2.sun_azimuth is None and names2 == ["utm_zone"]
+
+
+def test_compress_records_derived_metadata(cli, tmp_path):
+    src = write_geotiff(tmp_path / "s.tif", golden_image(), tags={"ACQUISITIONDATETIME": "2021-07-14T09:30:00Z"})
+    coded = tmp_path / "s.cosmic"
+    code, _, err = cli("compress", src, "-o", coded, "-m", TINY_MODEL)
+    assert code == 0 and "derived" in err
+    meta = read_container(coded).header.metadata
+    assert meta["utm"] == "33N" and meta["gsd"] == pytest.approx(10.0) and 50 < meta["sun_elevation_dbl"] < 70
+    assert cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--no-derive", "-q")[0] == 0
+    assert read_container(coded).header.metadata == {}
+
+
+@pytest.mark.skipif(not LANDSAT.is_dir(), reason="shared data not beside this checkout")
+def test_sun_angles_agree_with_landsat_mtl():
+    from cosmic.io.raster import RasterSource
+
+    mtl = json.loads((LANDSAT / "LC80460282016177LGN00_MTL.json").read_text())["L1_METADATA_FILE"]
+    product = mtl["PRODUCT_METADATA"]
+    tags = {"DATE_ACQUIRED": product["DATE_ACQUIRED"], "SCENE_CENTER_TIME": product["SCENE_CENTER_TIME"]}
+    with RasterSource.open(LANDSAT / "landsat8_LC80460282016177LGN00_B4.tif", scale="auto") as s:
+        meta, _ = derive_metadata(SensorMetadata(), s.georef, s.width, s.height, tags)
+    assert abs(meta.sun_azimuth - mtl["IMAGE_ATTRIBUTES"]["SUN_AZIMUTH"]) < 1.0
+    assert abs(meta.sun_elevation - mtl["IMAGE_ATTRIBUTES"]["SUN_ELEVATION"]) < 1.0
+    assert (meta.utm_zone, meta.utm_north) == (10, True)
+
+
+def test_windowed_large_scene_memory_is_bounded():
+    """Peak RSS of compress and decompress grows far less than the scene (GDAL's cache is 32 MiB)."""
+    script = ROOT / "benchmarks" / "large_scene_memory.py"
+    proc = subprocess.run([sys.executable, str(script), "--size", "1024", "6144", "--model", str(TINY_MODEL),
+                           "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    small, large = json.loads(proc.stdout)
+    raw_growth = large["raw_mb"] - small["raw_mb"]  # 105 MiB
+    for key in ("encode_peak_mb", "decode_peak_mb"):
+        assert large[key] - small[key] < 0.5 * raw_growth, (key, small[key], large[key])
+
+
+def natural_image(h: int, w: int) -> np.ndarray:
+    """Smooth structure plus sensor-like noise, with nothing special at any pixel position."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 128 + 60 * np.sin(xx / 37.0) * np.cos(yy / 53.0)
+    noise = np.random.default_rng(0).normal(0, 6, (h, w, 3))
+    return np.clip(base[..., None] + noise, 0, 255).astype(np.uint8)
+
+
+def test_seam_score_and_border_filter():
+    from cosmic.evaluation.seams import blockiness, seam_score
+    from cosmic.ground.deblock import smooth_border
+
+    img = natural_image(512, 512)
+    assert seam_score(img, img, 256) == 0.0
+    assert 0.5 < blockiness(img, 256) < 2.0
+    blocky = img.copy()
+    for r in range(0, 512, 64):
+        for c in range(0, 512, 64):
+            blocky[r : r + 64, c : c + 64] = blocky[r : r + 64, c : c + 64].mean(axis=(0, 1))
+    assert seam_score(blocky, img, 64) > 5
+    shifted = img.astype(np.int16)
+    shifted[:, 256:] += 12  # a brightness step at the tile border, as independent coding makes
+    shifted = np.clip(shifted, 0, 255).astype(np.uint8)
+    before = seam_score(shifted, img, 256)
+    strip = smooth_border(shifted[:, 248:264], axis=1)
+    fixed = shifted.copy()
+    fixed[:, 248:264] = strip
+    assert before > 0.3 and seam_score(fixed, img, 256) < 0.25 * before
+    edge = np.zeros((4, 16, 3), np.uint8)
+    edge[:, 8:] = 200  # a real edge on the border is left alone
+    assert np.array_equal(smooth_border(edge, axis=1), edge)
+
+
+def test_decompress_deblock_lowers_seams(cli, tmp_path):
+    from cosmic.evaluation.seams import seam_score
+    from cosmic.io.images import load_rgb
+
+    src = tmp_path / "g.png"
+    from PIL import Image
+
+    img = natural_image(256, 384)
+    Image.fromarray(img).save(src)
+    coded = tmp_path / "g.cosmic"
+    assert cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--tile", "128", "-q")[0] == 0
+    scores = {}
+    for flag in ("--no-deblock", "--deblock"):
+        out = tmp_path / f"g{flag}.png"
+        assert cli("decompress", coded, "-o", out, "-m", TINY_MODEL, flag, "-q")[0] == 0
+        scores[flag] = seam_score(load_rgb(out).pixels, img, 128)
+    assert scores["--deblock"] < scores["--no-deblock"]
+
+
+def test_tile_set_builder(cli, tmp_path):
+    from PIL import Image
+
+    from cosmic.evaluation.tileset import load_manifest, stitch
+
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    img = golden_image(300, 450)
+    img[:128, :128] = 0  # one all-fill tile
+    Image.fromarray(img).save(scenes / "a.png")
+    Image.fromarray(img).save(scenes / "a.tif")  # an original beside the PNG: the PNG is used
+    Image.fromarray(golden_image(100, 100)).save(scenes / "small.png")
+    code, out, err = cli("data", "tiles", "--scenes", scenes, "--out", tmp_path / "tiles", "--tile", "128")
+    assert code == 0, err
+    m = load_manifest(tmp_path / "tiles")
+    assert [s["name"] for s in m["scenes"]] == ["a", "small"]
+    a = m["scenes"][0]
+    assert (a["rows"], a["cols"], a["crop"]) == (2, 3, [384, 256]) and a["source"].endswith("a.png")
+    assert len(m["tiles"]) == 6 and [t["fill"] for t in m["tiles"]].count(True) == 1
+    tiles = {(t["row"], t["col"]): np.asarray(Image.open(tmp_path / "tiles" / t["file"])) for t in m["tiles"]}
+    assert np.array_equal(stitch(m, "a", tiles), img[:256, :384])
+    assert "skipped" in m["scenes"][1]
