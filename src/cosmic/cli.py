@@ -146,15 +146,13 @@ def compress(
 def _open_raster(path: Path, bands, scale):
     """A GeoTIFF (or any TIFF given --bands/--scale) as a windowed source; None sends a plain,
     non-georeferenced TIFF to the ordinary image loader (palette, 16-bit refusal, notes)."""
-    from cosmic.io.raster import RasterSource
+    from cosmic.io.raster import RasterSource, is_georeferenced
 
-    source = RasterSource.open(path, bands, scale) if path.exists() else None
-    if source is not None and source.georef is None and not (bands or scale):
-        source.close()
-        return None
-    if source is None:
+    if not path.is_file():
         raise InputError(f"{path}: no such file")
-    return source
+    if not (bands or scale) and not is_georeferenced(path):
+        return None
+    return RasterSource.open(path, bands, scale)
 
 
 def _compensation(model: str, container, steps: Optional[int], seed: int, quiet: bool):

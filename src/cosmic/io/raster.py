@@ -29,7 +29,7 @@ import numpy as np
 from cosmic.errors import InputError, first_line
 
 __all__ = [
-    "GEOTIFF_SUFFIXES", "RasterSource", "GeoTiffWriter", "parse_bands", "parse_scale", "is_geotiff",
+    "GEOTIFF_SUFFIXES", "RasterSource", "is_georeferenced", "GeoTiffWriter", "parse_bands", "parse_scale", "is_geotiff",
     "GDAL_CACHE_MB",
 ]
 
@@ -40,6 +40,19 @@ GDAL_CACHE_MB = 32
 
 def is_geotiff(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in GEOTIFF_SUFFIXES
+
+
+def is_georeferenced(path: str | os.PathLike) -> bool:
+    """True when rasterio sees a CRS or a non-identity transform (False if it cannot read it)."""
+    import rasterio
+
+    try:
+        with _env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as ds:
+                return ds.crs is not None or not ds.transform.is_identity
+    except Exception:
+        return False
 
 
 def _env():
