@@ -27,6 +27,9 @@ data_app = typer.Typer(no_args_is_help=True, help="Build evaluation data sets.")
 app.add_typer(data_app, name="data")
 
 
+_ARGV: list[str] = []  # the command line, for reports that quote the command that made them
+
+
 def _threads(n: int) -> None:
     if n > 0:
         import torch
@@ -353,6 +356,48 @@ def compare_cmd(
     typer.echo((out / "summary.md").read_text())
 
 
+@app.command("eval")
+def eval_cmd(
+    data: Path = typer.Option(..., help="folder of images (SPLITS.json honoured) or a tile set (manifest.json)"),
+    codecs: str = typer.Option("cosmic,jpeg2000,jpeg,webp,avif,jpegxl", help="comma-separated codecs"),
+    out: Path = typer.Option(Path("results/eval"), help="folder for the JSON, summary.md and plots"),
+    split: str = typer.Option("val", help="train, val or all (folders with SPLITS.json)"),
+    limit: int = typer.Option(0, help="use N images spread evenly over the set (0: all)"),
+    steps: int = typer.Option(25, help="DDIM steps for cosmic-dc"),
+    seed: int = typer.Option(0, help="diffusion sampler seed"),
+    gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset"),
+    title: Optional[str] = typer.Option(None, help="title of the report (default: the data folder)"),
+    threads: int = typer.Option(0),
+) -> None:
+    """Rate-distortion of several codecs from real encodings: JSON, markdown table, BD-rate, plots."""
+    from cosmic.evaluation.harness import evaluate, parse_codecs, write_results
+    from cosmic.metadata import SensorMetadata
+
+    _threads(threads)
+    specs = parse_codecs(codecs, steps=steps)
+    files = _eval_files(data, split)
+    if limit and len(files) > limit:
+        files = [files[int(i * len(files) / limit)] for i in range(limit)]
+    for s_ in specs:
+        if s_.note:
+            _note(f"{s_.name}: unavailable - {s_.note}")
+    rows = evaluate(files, specs, seed=seed, default_metadata=SensorMetadata(gsd=gsd) if gsd else None)
+    command = "cosmic " + " ".join(str(a) for a in _ARGV)
+    write_results(out, rows, specs, title or f"{data.name}" + (f"/{split}" if (data / "SPLITS.json").is_file() else ""),
+                  command)
+    typer.echo((out / "summary.md").read_text())
+
+
+def _eval_files(data: Path, split: str) -> list[Path]:
+    """Images of a folder (SPLITS.json honoured), or the non-fill tiles of a tile set."""
+    from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
+    from cosmic.training.data import split_files
+
+    if (data / MANIFEST_NAME).is_file():
+        return [data / t["file"] for t in load_manifest(data)["tiles"] if not t["fill"]]
+    return split_files(data, split)
+
+
 @app.command()
 def models() -> None:
     """List the models shipped inside the package."""
@@ -433,7 +478,10 @@ def train_stage2_cmd(
     crop: int = typer.Option(256),
     lr: float = typer.Option(1e-4),
     gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset (UC Merced: 0.3048)"),
-    init_from: Optional[Path] = typer.Option(None, help="diffusers UNet saved with save_pretrained"),
+    init_from: Optional[Path] = typer.Option(
+        None, help="warm start: a diffusers UNet saved with save_pretrained, or a COSMIC stage-2 model"),
+    extra_data: Optional[list[Path]] = typer.Option(
+        None, help="images or folders (sidecars honoured) whose random crops join the training set"),
     no_metadata: bool = typer.Option(False, help="ablation w/o ME: ignore all metadata"),
     checkpoint_every: int = typer.Option(250),
     threads: int = typer.Option(0),
@@ -447,6 +495,7 @@ def train_stage2_cmd(
         stage1=str(stage1), data=str(data), out=str(out), preset=preset, steps=steps,
         batch_size=batch_size, crop=crop, lr=lr, gsd=gsd,
         init_from=str(init_from) if init_from else None, use_metadata=not no_metadata,
+        extra_data=[str(p) for p in extra_data] if extra_data else None,
         checkpoint_every=checkpoint_every, threads=threads,
     )
     final = train_stage2(cfg)
@@ -459,6 +508,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # compressai's import-time torch.jit.script notice is noise for a command-line user.
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+    global _ARGV
+    _ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
         rc = app(args=argv, prog_name="cosmic", standalone_mode=False)
         if isinstance(rc, int) and rc:

@@ -19,7 +19,7 @@ from typing import Any
 
 from cosmic.metadata import SensorMetadata
 
-__all__ = ["scene_centre_lonlat", "derive_metadata", "sun_position", "utm_zone_of", "ground_sample_distance"]
+__all__ = ["scene_centre_lonlat", "derive_metadata", "sidecar_metadata", "sun_position", "utm_zone_of", "ground_sample_distance"]
 
 _TIME_TAGS = ("ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "ACQUISITION_TIME", "IMAGE_DATETIME",
               "DATETIME_ACQUIRED")
@@ -149,3 +149,26 @@ def derive_metadata(known: SensorMetadata, georef: dict[str, Any] | None, width:
         return known, []
     names = [k for k in derived if k != "utm_north"]
     return known.replace(**derived), names
+
+
+def sidecar_metadata(path) -> SensorMetadata:
+    """An fMoW-style sidecar, completed (UTM zone, GSD) from the ``georef`` block that the shared
+    scenes' provenance sidecars carry (``crs_wkt`` or ``crs``, ``transform``, ``width``, ``height``)."""
+    import json
+    from pathlib import Path
+
+    from cosmic.metadata import load_sidecar
+
+    meta = load_sidecar(path)
+    try:
+        georef = json.loads(Path(path).read_text()).get("georef")
+    except (OSError, ValueError, AttributeError):
+        return meta
+    if not isinstance(georef, dict) or not georef.get("transform"):
+        return meta
+    crs = georef.get("crs") or georef.get("crs_wkt")
+    if not crs or not georef.get("width") or not georef.get("height"):
+        return meta
+    meta, _ = derive_metadata(meta, {"crs": crs, "transform": georef["transform"]},
+                              int(georef["width"]), int(georef["height"]))
+    return meta

@@ -76,18 +76,27 @@ class ImageFolder(Dataset):
         if self.crop is None:
             img = self.images[index]
             h, w = (img.shape[0] // 64) * 64, (img.shape[1] // 64) * 64
-            patch = img[:h, :w]
-        else:
-            rng = np.random.default_rng()
-            img = self.images[int(rng.choice(len(self.images), p=self.weights))]
-            for _ in range(10):  # redraw crops that are mostly fill
-                top = int(rng.integers(0, img.shape[0] - self.crop + 1))
-                left = int(rng.integers(0, img.shape[1] - self.crop + 1))
-                patch = img[top : top + self.crop, left : left + self.crop]
-                if (patch.max(axis=2) == 0).mean() < 0.5:
-                    break
-            if rng.random() < 0.5:
-                patch = patch[:, ::-1]
-            if rng.random() < 0.5:
-                patch = patch[::-1]
-        return torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float().div_(255.0)
+            return _to_tensor(img[:h, :w])
+        return self.random_crop()[1]
+
+    def random_crop(self) -> tuple[int, torch.Tensor]:
+        """(index of the image, crop): an image drawn by area, a crop that is not mostly fill,
+        random flips."""
+        rng = np.random.default_rng()
+        i = int(rng.choice(len(self.images), p=self.weights))
+        img = self.images[i]
+        for _ in range(10):  # redraw crops that are mostly fill
+            top = int(rng.integers(0, img.shape[0] - self.crop + 1))
+            left = int(rng.integers(0, img.shape[1] - self.crop + 1))
+            patch = img[top : top + self.crop, left : left + self.crop]
+            if (patch.max(axis=2) == 0).mean() < 0.5:
+                break
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        if rng.random() < 0.5:
+            patch = patch[::-1]
+        return i, _to_tensor(patch)
+
+
+def _to_tensor(patch: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float().div_(255.0)

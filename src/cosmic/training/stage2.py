@@ -25,7 +25,8 @@ from tqdm import tqdm
 from cosmic.ground.diffusion.metadata_encoder import metadata_to_tensor
 from cosmic.ground.diffusion.noise_predictor import NoisePredictor
 from cosmic.ground.diffusion.sampler import SCHEDULE, DiffusionCompensator
-from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
+from cosmic.io.product_metadata import sidecar_metadata
+from cosmic.metadata import SensorMetadata, sidecar_for
 from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
 
@@ -45,32 +46,35 @@ class Stage2Config:
     ema_decay: float = 0.999
     checkpoint_every: int = 250
     gsd: float | None = None  # a GSD known for the whole dataset (UC Merced: 0.3048 m)
-    init_from: str | None = None
+    init_from: str | None = None  # a diffusers UNet, or a COSMIC stage-2 model to warm-start from
     use_metadata: bool = True
+    extra_data: list[str] | None = None  # images or folders (with sidecars) mixed into the crops
     seed: int = 0
     threads: int = 0
 
 
 class MetadataImageFolder(Dataset):
     """Random crops with the sensor metadata of their image: a ``NAME.json`` sidecar beside the
-    image if there is one, else only what is known for the whole set (``default``)."""
+    image if there is one (completed from its ``georef`` block when it has one, see
+    :func:`cosmic.io.product_metadata.sidecar_metadata`), else only what is known for the whole
+    set (``default``)."""
 
     def __init__(self, root, split: str = "train", crop: int = 256, default: SensorMetadata | None = None,
-                 samples_per_epoch: int = 10**9):
-        self.images = ImageFolder(root, split, crop=crop, samples_per_epoch=samples_per_epoch)
+                 samples_per_epoch: int = 10**9, extra: list | None = None):
+        self.images = ImageFolder(root, split, crop=crop, samples_per_epoch=samples_per_epoch, extra=extra)
         default = default or SensorMetadata()
         metas = []
         for f in self.images.files:
             side = sidecar_for(f)
-            metas.append(load_sidecar(side) if side else default)
+            metas.append(sidecar_metadata(side) if side else default)
         self.values, self.present = metadata_to_tensor(metas)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int):
-        i = index % len(self.images.images)
-        return self.images[index], self.values[i], self.present[i]
+        i, crop = self.images.random_crop()
+        return crop, self.values[i], self.present[i]
 
 
 def stage2_loss(stage1, net: NoisePredictor, scheduler: DDPMScheduler, x, values, present,
@@ -100,6 +104,16 @@ def measure_latent_scale(stage1, loader, batches: int = 8) -> float:
     return 1.0 / max(math.sqrt(sq / n), 1e-6)
 
 
+def _init_from(net: NoisePredictor, source: str) -> None:
+    """Warm start: a COSMIC stage-2 model directory (whole noise predictor, e.g. trained for
+    another stage-1 model) or a diffusers UNet saved with ``save_pretrained``."""
+    config = Path(source) / "config.json"
+    if config.is_file() and json.loads(config.read_text()).get("_class_name") == "NoisePredictor":
+        net.load_state_dict(load_file(str(Path(source) / "model.safetensors")))
+    else:
+        net.load_unet(source)
+
+
 def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) -> Path:
     from cosmic.zoo import load_model
 
@@ -110,12 +124,12 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
     net = NoisePredictor(M=stage1.config["M"], latent_channels=stage1.config["latent_channels"],
                          preset=cfg.preset, use_metadata=cfg.use_metadata)
     if cfg.init_from:
-        net.load_unet(cfg.init_from)
+        _init_from(net, cfg.init_from)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     ema = EMAModel(net.parameters(), decay=cfg.ema_decay)
     scheduler = DDPMScheduler(**SCHEDULE)
     default = SensorMetadata(gsd=cfg.gsd) if cfg.gsd else SensorMetadata()
-    data = MetadataImageFolder(cfg.data, "train", crop=cfg.crop, default=default)
+    data = MetadataImageFolder(cfg.data, "train", crop=cfg.crop, default=default, extra=cfg.extra_data)
     loader = DataLoader(data, batch_size=cfg.batch_size, drop_last=True)
 
     ckpt = out / "last"

@@ -1,0 +1,95 @@
+"""Evaluation harness (issue #5): BD-rate, real-byte bpp, rate search, perceptual availability."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from helpers import TINY_MODEL, golden_image
+from PIL import Image
+
+from cosmic.evaluation.bjontegaard import bd_psnr, bd_rate
+from cosmic.evaluation.classical import CLASSICAL, encode, encode_at_bpp
+
+
+def test_bd_rate_known_answers():
+    r = np.array([0.1, 0.2, 0.4, 0.8])
+    q = 30 + 4 * np.log2(r / 0.1)
+    assert bd_rate(r, q, r, q) == pytest.approx(0.0, abs=1e-9)
+    assert bd_rate(r, q, 0.9 * r, q) == pytest.approx(-10.0, abs=1e-6)  # 10% fewer bits everywhere
+    assert bd_rate(r, q, 1.25 * r, q) == pytest.approx(25.0, abs=1e-6)
+    # +1 dB at every rate on a 4 dB-per-doubling curve = 2^(-1/4) of the rate
+    assert bd_rate(r, q, r, q + 1) == pytest.approx((2 ** -0.25 - 1) * 100, abs=1e-6)
+    assert bd_psnr(r, q, r, q + 0.5) == pytest.approx(0.5, abs=1e-9)
+    assert math.isnan(bd_rate(r, q, r, q + 100))  # no overlap in quality
+    assert math.isnan(bd_rate(r[:1], q[:1], r, q))
+
+
+@pytest.mark.parametrize("codec", sorted(CLASSICAL))
+def test_rate_search_within_five_percent(codec):
+    x = golden_image(256, 256)
+    for target in (0.5, 1.5):
+        enc = encode_at_bpp(codec, x, target)
+        assert abs(enc.bpp - target) / target < 0.05, (codec, target, enc.bpp)
+        assert enc.bpp == len(enc.data) * 8 / (256 * 256)
+        assert enc.decoded.shape == x.shape and enc.decoded.dtype == np.uint8
+    lo, hi = encode(codec, x, CLASSICAL[codec].knob_range[0]), encode(codec, x, CLASSICAL[codec].knob_range[1])
+    assert (lo.bpp < hi.bpp) == CLASSICAL[codec].increasing  # the knob's direction is right
+
+
+def test_eval_command_writes_real_bpp_and_reports(cli, tmp_path, monkeypatch):
+    data = tmp_path / "imgs"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(np.roll(golden_image(256, 256), 37 * i, axis=1)).save(data / f"im{i}.png")
+    out = tmp_path / "res"
+    code, stdout, err = cli("eval", "--data", data, "--codecs", f"model:{TINY_MODEL},jpeg2000,webp,elic",
+                            "--out", out, "--title", "tiny")
+    assert code == 0, err
+    rows = json.loads((out / "per_image.json").read_text())
+    assert {r["codec"] for r in rows} == {"tiny-model", "jpeg2000", "webp"}
+    assert len([r for r in rows if r["codec"] == "jpeg2000"]) == 2 * 6
+    # bpp of the COSMIC rows is the real file: re-encode and compare bytes
+    from cosmic.io.container import write_container
+    from cosmic.models.cosmic import Cosmic
+    from cosmic.onboard.scene import encode_scene
+
+    model = Cosmic.from_pretrained(TINY_MODEL)
+    x = np.asarray(Image.open(data / "im0.png"))
+    size = write_container(tmp_path / "a.cosmic", *encode_scene(model.onboard, x, model.name))
+    row = next(r for r in rows if r["codec"] == "tiny-model" and r["image"].endswith("im0.png"))
+    assert row["bpp"] == size * 8 / (256 * 256)
+    j2k = next(r for r in rows if r["codec"] == "jpeg2000" and r["point"] == "96" and r["image"].endswith("im0.png"))
+    assert j2k["bpp"] == len(encode("jpeg2000", x, 96.0).data) * 8 / (256 * 256)
+    compressai_style = json.loads((out / "webp.json").read_text())
+    assert len(compressai_style["results"]["bpp"]) == 6 and "psnr-rgb" in compressai_style["results"]
+    summary = (out / "summary.md").read_text()
+    assert "| webp |" in summary and "| elic | unavailable" in summary and "LPIPS: unavailable" in summary
+    assert (out / "rd-psnr.png").stat().st_size > 1000 and (out / "rd-msssim.png").is_file()
+    assert "elic: unavailable" in err
+
+
+def test_perceptual_metrics_unavailable_without_weights(tmp_path, monkeypatch):
+    """No cached backbone: 'unavailable', at once, with no network attempt."""
+    import socket
+    import time
+
+    from cosmic.evaluation import perceptual
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def no_network(*a, **k):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    t0 = time.perf_counter()
+    st = perceptual.status()
+    assert st["lpips"].startswith("unavailable") and st["fid"].startswith("unavailable")
+    assert perceptual.lpips_metric() is None
+    assert time.perf_counter() - t0 < 5
+
+
+def test_unknown_codec_is_one_line_error(cli, tmp_path, one_line_error):
+    one_line_error(*cli("eval", "--data", tmp_path, "--codecs", "jpeg,nope")[::2], "unknown codec 'nope'")
