@@ -93,3 +93,22 @@ def test_perceptual_metrics_unavailable_without_weights(tmp_path, monkeypatch):
 
 def test_unknown_codec_is_one_line_error(cli, tmp_path, one_line_error):
     one_line_error(*cli("eval", "--data", tmp_path, "--codecs", "jpeg,nope")[::2], "unknown codec 'nope'")
+
+
+def test_eval_on_tile_set_stitches_scenes(cli, tmp_path):
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    Image.fromarray(golden_image(200, 330)).save(scenes / "s.png")
+    assert cli("data", "tiles", "--scenes", scenes, "--out", tmp_path / "tiles", "--tile", "128")[0] == 0
+    out = tmp_path / "res"
+    code, stdout, err = cli("eval", "--data", tmp_path / "tiles", "--codecs", f"model:{TINY_MODEL},jpeg2000",
+                            "--out", out)
+    assert code == 0, err
+    rows = json.loads((out / "per_image.json").read_text())
+    assert len({r["image"] for r in rows}) == 2  # 1 x 2 whole tiles of 128 px
+    stitched = json.loads((out / "stitched.json").read_text())
+    assert {(s["scene"], s["codec"]) for s in stitched} == {("s", "tiny-model"), ("s", "jpeg2000")}
+    assert len(stitched) == 1 + 6 and all(np.isfinite(s["seam"]) for s in stitched)
+    # the stitched PSNR at J2K's highest rate beats its lowest
+    j = sorted((s for s in stitched if s["codec"] == "jpeg2000"), key=lambda s: float(s["point"]))
+    assert j[0]["psnr"] > j[-1]["psnr"]

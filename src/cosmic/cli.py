@@ -381,11 +381,22 @@ def eval_cmd(
     for s_ in specs:
         if s_.note:
             _note(f"{s_.name}: unavailable - {s_.note}")
-    rows = evaluate(files, specs, seed=seed, default_metadata=SensorMetadata(gsd=gsd) if gsd else None)
+    from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
+
+    tile_set = (data / MANIFEST_NAME).is_file()
+    decoded: dict = {}
+    keep = (lambda path, codec, point, y: decoded.__setitem__((str(path), codec, point), y)) if tile_set else None
+    rows = evaluate(files, specs, seed=seed, default_metadata=SensorMetadata(gsd=gsd) if gsd else None,
+                    on_decoded=keep)
     command = "cosmic " + " ".join(str(a) for a in _ARGV)
     write_results(out, rows, specs, title or f"{data.name}" + (f"/{split}" if (data / "SPLITS.json").is_file() else ""),
                   command)
     typer.echo((out / "summary.md").read_text())
+    if tile_set:
+        from cosmic.evaluation.harness import stitched_scores, write_stitched
+
+        write_stitched(out, stitched_scores(load_manifest(data), data, decoded))
+        typer.echo((out / "stitched.md").read_text())
 
 
 def _eval_files(data: Path, split: str) -> list[Path]:
