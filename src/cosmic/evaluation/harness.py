@@ -145,7 +145,7 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
                     label = Path(point).name
                 row = {
                     "image": str(path), "codec": spec.name, "point": label, "bpp": bpp,
-                    "psnr": psnr(x, y), "ms_ssim": ms_ssim(x, y), "encode_s": t_enc, "decode_s": t_dec,
+                    "psnr": psnr(x, y), "ms_ssim": _ms_ssim(x, y), "encode_s": t_enc, "decode_s": t_dec,
                 }
                 if lpips_fn is not None:
                     row["lpips"] = lpips_fn(x, y)
@@ -153,6 +153,11 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
                 if on_decoded is not None:
                     on_decoded(path, spec.name, label, y)
     return rows
+
+
+def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM, or NaN for images too small for its five scales (< 161 px a side)."""
+    return ms_ssim(a, b) if min(a.shape[:2]) > 160 else math.nan
 
 
 def summarize(rows: list[dict]) -> dict[str, list[dict]]:
@@ -167,7 +172,7 @@ def summarize(rows: list[dict]) -> dict[str, list[dict]]:
             "point": point, "images": len(rs),
             "bpp": float(np.mean([r["bpp"] for r in rs])),
             "psnr": float(np.mean(finite)) if finite else math.inf,
-            "ms_ssim": float(np.mean([r["ms_ssim"] for r in rs])),
+            "ms_ssim": float(np.nanmean([r["ms_ssim"] for r in rs])),
             "encode_s": float(np.nanmean([r["encode_s"] for r in rs])),
             "decode_s": float(np.nanmean([r["decode_s"] for r in rs])) if any(
                 math.isfinite(r["decode_s"]) for r in rs) else math.nan,
@@ -248,7 +253,7 @@ def stitched_scores(manifest: dict, root: Path, decoded: dict) -> list[dict]:
                 parts[(x["row"], x["col"])] = y if y is not None else original[(x["row"], x["col"])]
             img = stitch(manifest, scene["name"], parts)
             out.append({"scene": scene["name"], "codec": codec, "point": point,
-                        "psnr": psnr(ref, img), "ms_ssim": ms_ssim(ref, img), "seam": seam_score(img, ref, t)})
+                        "psnr": psnr(ref, img), "ms_ssim": _ms_ssim(ref, img), "seam": seam_score(img, ref, t)})
     return out
 
 
