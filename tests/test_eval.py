@@ -112,3 +112,38 @@ def test_eval_on_tile_set_stitches_scenes(cli, tmp_path):
     # the stitched PSNR at J2K's highest rate beats its lowest
     j = sorted((s for s in stitched if s["codec"] == "jpeg2000"), key=lambda s: float(s["point"]))
     assert j[0]["psnr"] > j[-1]["psnr"]
+
+
+def test_frechet_distance_known_values():
+    from cosmic.evaluation.classifier import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 4))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shifted = a + np.array([1.0, 0.0, 2.0, 0.0])
+    assert frechet_distance(a, shifted) == pytest.approx(5.0, rel=1e-6)  # |mean shift|^2, same covariance
+    scaled = a * 2.0  # covariance 4I vs I: trace(I + 4I - 2*2I) = 1 per dimension
+    assert frechet_distance(a, scaled) == pytest.approx(4.0, rel=0.05)
+
+
+def test_classifier_learns_a_tiny_set_and_feeds_eval(cli, tmp_path):
+    from cosmic.evaluation.classifier import SceneClassifier, train_classifier
+
+    data = tmp_path / "set"
+    rng = np.random.default_rng(0)
+    for cls, colour in (("red", (200, 40, 40)), ("blue", (40, 40, 200))):
+        (data / cls).mkdir(parents=True)
+        for i in range(4):
+            img = np.clip(rng.normal(0, 25, (160, 160, 3)) + colour, 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(data / cls / f"{cls}{i}.png")
+    path, acc = train_classifier(data, tmp_path / "cls", steps=30, batch_size=8, progress=False)
+    assert acc == 1.0
+    model = SceneClassifier.from_pretrained(path)
+    assert model.classes == ["blue", "red"]
+    code, _, err = cli("eval", "--data", data, "--split", "all", "--codecs", "jpeg", "--classifier", path,
+                       "--out", tmp_path / "res")
+    assert code == 0, err
+    summary = (tmp_path / "res" / "summary.md").read_text()
+    assert "top-1" in summary and "FD-UCM" in summary and "on the originals: 1.000" in summary
+    rows = json.loads((tmp_path / "res" / "per_image.json").read_text())
+    assert all(isinstance(r["top1"], bool) for r in rows)

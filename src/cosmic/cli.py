@@ -367,6 +367,8 @@ def eval_cmd(
     seed: int = typer.Option(0, help="diffusion sampler seed"),
     gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset"),
     title: Optional[str] = typer.Option(None, help="title of the report (default: the data folder)"),
+    classifier: Optional[str] = typer.Option(
+        "classifier-ucm", help="scene classifier (shipped name or directory) for top-1 and FD-UCM; 'none' to skip"),
     threads: int = typer.Option(0),
 ) -> None:
     """Rate-distortion of several codecs from real encodings: JSON, markdown table, BD-rate, plots."""
@@ -386,17 +388,32 @@ def eval_cmd(
     tile_set = (data / MANIFEST_NAME).is_file()
     decoded: dict = {}
     keep = (lambda path, codec, point, y: decoded.__setitem__((str(path), codec, point), y)) if tile_set else None
+    cls = _load_classifier(classifier)
+    features: dict = {}
     rows = evaluate(files, specs, seed=seed, default_metadata=SensorMetadata(gsd=gsd) if gsd else None,
-                    on_decoded=keep)
+                    on_decoded=keep, classifier=cls, features=features)
     command = "cosmic " + " ".join(str(a) for a in _ARGV)
     write_results(out, rows, specs, title or f"{data.name}" + (f"/{split}" if (data / "SPLITS.json").is_file() else ""),
-                  command)
+                  command, features=features if cls else None, classifier_name=classifier)
     typer.echo((out / "summary.md").read_text())
     if tile_set:
         from cosmic.evaluation.harness import stitched_scores, write_stitched
 
         write_stitched(out, stitched_scores(load_manifest(data), data, decoded))
         typer.echo((out / "stitched.md").read_text())
+
+
+def _load_classifier(name: Optional[str]):
+    """The scene classifier, or None for 'none' / a default that is not shipped."""
+    if not name or name.lower() == "none":
+        return None
+    from cosmic.evaluation.classifier import SceneClassifier
+    from cosmic.zoo import model_path, shipped_models
+
+    if name == "classifier-ucm" and name not in shipped_models():
+        _note("no shipped scene classifier: top-1 and FD-UCM are skipped")
+        return None
+    return SceneClassifier.from_pretrained(model_path(name))
 
 
 def _eval_files(data: Path, split: str) -> list[Path]:
@@ -436,6 +453,24 @@ def data_tiles(
     for s_ in m["scenes"]:
         typer.echo(f"{s_['name']}: {s_['width']}x{s_['height']} -> {s_['rows']}x{s_['cols']} tiles")
     typer.echo(f"{out / 'manifest.json'}: {len(m['tiles'])} tiles ({fill} all fill) from {len(m['scenes'])} scenes")
+
+
+@train_app.command("classifier")
+def train_classifier_cmd(
+    data: Path = typer.Option(..., help="folder of class sub-folders (SPLITS.json honoured), e.g. UC Merced"),
+    out: Path = typer.Option(Path("runs/classifier"), help="model directory to write"),
+    steps: int = typer.Option(1500),
+    batch_size: int = typer.Option(32),
+    threads: int = typer.Option(0),
+) -> None:
+    """Train the scene classifier used for downstream accuracy and FD-UCM in `cosmic eval`."""
+    from cosmic.evaluation.classifier import train_classifier
+
+    _threads(threads)
+    if not data.is_dir():
+        raise InputError(f"--data {data}: not a directory")
+    path, acc = train_classifier(data, out, steps=steps, batch_size=batch_size)
+    typer.echo(f"{path}: top-1 accuracy on the val split {acc:.3f}")
 
 
 @train_app.command("stage1")

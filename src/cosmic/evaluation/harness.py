@@ -118,9 +118,13 @@ class _CosmicRunner:
 
 
 def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, seed: int = 0,
-             default_metadata=None, on_decoded=None) -> list[dict]:
+             default_metadata=None, on_decoded=None, classifier=None,
+             features: dict | None = None) -> list[dict]:
     """One row per (image, codec, rate point); ``on_decoded(path, codec, point, pixels)`` sees
-    every decoded image (the tile-set evaluation stitches them)."""
+    every decoded image (the tile-set evaluation stitches them). With a ``classifier``
+    (:mod:`cosmic.evaluation.classifier`) each row records whether the decoded image is still
+    classified correctly, and ``features[(codec, point)]`` (``("original", "")`` for the
+    originals) collects its features for the Fréchet distance."""
     from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
 
     from cosmic.evaluation.perceptual import lpips_metric
@@ -130,6 +134,16 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
     rows: list[dict] = []
     for path in tqdm(files, desc="images", disable=not progress):
         x = load_rgb(path).pixels
+        truth = None
+        if classifier is not None:
+            from cosmic.evaluation.classifier import class_of
+
+            truth = class_of(path) if class_of(path) in classifier.classes else None
+            pred, feat = classifier.predict_and_features([x])
+            if features is not None:
+                features.setdefault(("original", ""), []).append(feat[0])
+                if truth is not None:
+                    features.setdefault(("original-top1", ""), []).append(classifier.classes[pred[0]] == truth)
         side = sidecar_for(path)
         meta = load_sidecar(side) if side else (default_metadata or SensorMetadata())
         for spec in specs:
@@ -149,10 +163,21 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
                 }
                 if lpips_fn is not None:
                     row["lpips"] = lpips_fn(x, y)
+                if classifier is not None:
+                    pred, feat = classifier.predict_and_features([y])
+                    if features is not None:
+                        features.setdefault((spec.name, label), []).append(feat[0])
+                    if truth is not None:
+                        row["top1"] = bool(classifier.classes[pred[0]] == truth)
                 rows.append(row)
                 if on_decoded is not None:
                     on_decoded(path, spec.name, label, y)
     return rows
+
+
+def _finite_mean(values) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -172,7 +197,8 @@ def summarize(rows: list[dict]) -> dict[str, list[dict]]:
             "point": point, "images": len(rs),
             "bpp": float(np.mean([r["bpp"] for r in rs])),
             "psnr": float(np.mean(finite)) if finite else math.inf,
-            "ms_ssim": float(np.nanmean([r["ms_ssim"] for r in rs])),
+            "ms_ssim": _finite_mean([r["ms_ssim"] for r in rs]),
+            "top1": float(np.mean([r["top1"] for r in rs])) if all("top1" in r for r in rs) else math.nan,
             "encode_s": float(np.nanmean([r["encode_s"] for r in rs])),
             "decode_s": float(np.nanmean([r["decode_s"] for r in rs])) if any(
                 math.isfinite(r["decode_s"]) for r in rs) else math.nan,
@@ -189,10 +215,21 @@ def _bd(summary: dict, codec: str, metric: str, anchor: str = ANCHOR) -> float:
     return bd_rate([p["bpp"] for p in a], [p[metric] for p in a], [p["bpp"] for p in t], [p[metric] for p in t])
 
 
-def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: str, command: str) -> dict:
-    """Write per-image JSON, one CompressAI-style JSON per codec, summary.md and RD plots."""
+def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: str, command: str,
+                  features: dict | None = None, classifier_name: str | None = None) -> dict:
+    """Write per-image JSON, one CompressAI-style JSON per codec, summary.md and RD plots.
+    With classifier ``features``, each rate point also gets FD-UCM (Fréchet distance of the
+    classifier's features of decoded vs original images)."""
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
+    if features and ("original", "") in features:
+        from cosmic.evaluation.classifier import frechet_distance
+
+        ref = np.stack(features[("original", "")])
+        for codec, points in summary.items():
+            for p in points:
+                feats = features.get((codec, p["point"]))
+                p["fd_ucm"] = frechet_distance(ref, np.stack(feats)) if feats and len(feats) > 1 else math.nan
     (out / "per_image.json").write_text(json.dumps(rows, indent=1) + "\n")
     for codec, points in summary.items():
         (out / f"{codec}.json").write_text(json.dumps({
@@ -218,12 +255,23 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
 
     perceptual = status()
     lines += ["", f"LPIPS: {perceptual['lpips']}. FID: {perceptual['fid']}.", ""]
-    lines += ["| codec | point | bpp | PSNR | MS-SSIM | encode s | decode s |", "|---|---|---|---|---|---|---|"]
+    with_cls = features is not None and ("original", "") in features
+    if with_cls:
+        top = features.get(("original-top1", ""), [])
+        acc = f"{np.mean(top):.3f}" if top else "n/a (images have no known class)"
+        lines += [f"Downstream: top-1 accuracy of the scene classifier `{classifier_name}` (trained here on UC "
+                  f"Merced train; on the originals: {acc}) and FD-UCM, the Fréchet distance between its "
+                  "features of decoded and original images (FID's formula on our classifier: *not* FID, "
+                  "comparable only within this table).", ""]
+    extra_h = " top-1 | FD-UCM |" if with_cls else ""
+    lines += ["| codec | point | bpp | PSNR | MS-SSIM |" + extra_h + " encode s | decode s |",
+              "|---|---|---|---|---|" + ("---|---|" if with_cls else "") + "---|---|"]
     for codec, points in summary.items():
         for p in points:
             dec = f"{p['decode_s']:.3f}" if math.isfinite(p["decode_s"]) else "(in encode)"
-            lines.append(f"| {codec} | {p['point']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
-                         f"{p['encode_s']:.3f} | {dec} |")
+            extra = f" {p['top1']:.3f} | {p.get('fd_ucm', math.nan):.2f} |" if with_cls else ""
+            lines.append(f"| {codec} | {p['point']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} |"
+                         f"{extra} {p['encode_s']:.3f} | {dec} |")
     lines += ["", "![PSNR](rd-psnr.png) ![MS-SSIM](rd-msssim.png)", ""]
     (out / "summary.md").write_text("\n".join(lines))
     _plot(summary, out, title)
