@@ -27,6 +27,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Build evaluation data sets.")
 app.add_typer(data_app, name="data")
 
 
+DEFAULT_MODEL_NAME = "cosmic-small-q3"  # = cosmic.zoo.DEFAULT_MODEL (not imported: keeps start-up light)
 _ARGV: list[str] = []  # the command line, for reports that quote the command that made them
 
 
@@ -72,7 +73,10 @@ def _read_metadata(image: Path, meta: Optional[Path]):
 def compress(
     input: Path = typer.Argument(..., help="PNG / JPEG / TIFF / GeoTIFF image"),
     output: Path = typer.Option(..., "-o", "--output", help="the .cosmic file to write"),
-    model: str = typer.Option("cosmic-small", "--model", "-m", help="shipped model name or model directory"),
+    quality: int = typer.Option(
+        3, help="rate point of the shipped models, 1 (fewest bits, λ=0.00067) .. 4 (most, λ=0.005)"),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="shipped model name or model directory (overrides --quality)"),
     tile: int = typer.Option(256, help="tile size in pixels (multiple of 64)"),
     meta: Optional[Path] = typer.Option(
         None, help="fMoW-style sensor metadata JSON (default: IMAGE.json beside the image, if any)"),
@@ -124,7 +128,7 @@ def compress(
             if names and not quiet:
                 _note(f"{input.name}: derived {', '.join(names)} from the GeoTIFF")
         tiles = iter_windows(source.read, w, h, tile)
-    codec, name = load_onboard(model)
+    codec, name = load_onboard(model or _quality_model(quality))
     header = scene_header(codec, name, w, h, tile, channels, metadata.to_dict(), georef)
     t0 = time.perf_counter()
     try:
@@ -144,6 +148,25 @@ def compress(
             f"{output}: {size} bytes, {bpp:.4f} bpp, ratio {w * h * channels / size:.1f}:1, "
             f"{header.rows}x{header.cols} tiles, {w}x{h} px, encoded in {seconds:.2f} s"
         )
+
+
+def _quality_model(quality: int) -> str:
+    from cosmic.zoo import QUALITY_MODELS
+
+    if quality not in QUALITY_MODELS:
+        raise InputError(f"--quality {quality}: choose one of {', '.join(map(str, sorted(QUALITY_MODELS)))}")
+    return QUALITY_MODELS[quality]
+
+
+def _model_for(container) -> str:
+    """The shipped model a file was coded with, from its header."""
+    from cosmic.zoo import shipped_models
+
+    name = container.header.model
+    if name not in shipped_models():
+        raise InputError(f"{container.path.name} was coded by '{name}', which is not a shipped model; "
+                         "give its directory with -m")
+    return name
 
 
 def _open_raster(path: Path, bands, scale):
@@ -181,7 +204,8 @@ def _compensation(model: str, container, steps: Optional[int], seed: int, quiet:
 def decompress(
     input: Path = typer.Argument(..., help="a .cosmic file"),
     output: Path = typer.Option(..., "-o", "--output", help="image to write (.png, or .tif: a GeoTIFF)"),
-    model: str = typer.Option("cosmic-small", "--model", "-m", help="shipped model name or model directory"),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="model directory or shipped name (default: the shipped model named in the file)"),
     steps: Optional[int] = typer.Option(
         None, help="DDIM steps of diffusion compensation; 0 decodes without compensation"),
     seed: int = typer.Option(0, help="seed of the diffusion sampler (same seed, same image)"),
@@ -209,6 +233,7 @@ def decompress(
         raise InputError(f"--steps {steps}: must be 0 or more")
     container = read_container(input)
     h = container.header
+    model = model or _model_for(container)
     net = load_model(model)
     z0_fn = _compensation(model, container, steps, seed, quiet)
     t0 = time.perf_counter()
@@ -306,7 +331,7 @@ def flops(
 def demo(
     out: Path = typer.Option(Path("demo-output"), help="folder for the bitstream, images and report"),
     image: Optional[Path] = typer.Option(None, help="image to use instead of the bundled NAIP sample"),
-    model: str = typer.Option("cosmic-small", "--model", "-m"),
+    model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m"),
     steps: int = typer.Option(25, help="DDIM steps for the compensated decode (if the model has stage 2)"),
     seed: int = typer.Option(0),
     threads: int = typer.Option(0),
@@ -327,7 +352,7 @@ def compare_cmd(
     data: Path = typer.Option(..., help="folder of images (SPLITS.json honoured)"),
     split: str = typer.Option("val", help="train, val or all"),
     out: Path = typer.Option(Path("results/compare"), help="folder for per_image.json and summary.md"),
-    model: str = typer.Option("cosmic-small", "--model", "-m"),
+    model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m"),
     limit: int = typer.Option(0, help="use only the first N images (0: all)"),
     steps: int = typer.Option(0, help="also decode with diffusion compensation, N DDIM steps (0: no)"),
     gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset"),

@@ -17,7 +17,7 @@ from cosmic.io.container import read_container, write_container
 from cosmic.io.images import load_rgb, save_image
 from cosmic.onboard.scene import encode_scene
 from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
-from cosmic.zoo import load_compensator, load_model, load_onboard
+from cosmic.zoo import DEFAULT_MODEL, load_compensator, load_model, load_onboard
 
 __all__ = ["DemoRow", "run_demo", "side_by_side"]
 
@@ -48,7 +48,7 @@ def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
     canvas.save(path)
 
 
-def run_demo(image_path: Path, out: Path, model: str = "cosmic-small", echo=print, steps: int = 25,
+def run_demo(image_path: Path, out: Path, model: str = DEFAULT_MODEL, echo=print, steps: int = 25,
              seed: int = 0) -> list[DemoRow]:
     out.mkdir(parents=True, exist_ok=True)
     image = load_rgb(image_path)

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
-__all__ = ["ConfigMixin", "weights_digest", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = ["ConfigMixin", "weights_digest", "round_parameters", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 
 def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
@@ -33,6 +33,15 @@ def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+@torch.no_grad()
+def round_parameters(module: torch.nn.Module, dtype: torch.dtype = torch.float16) -> None:
+    """Round every floating-point parameter to ``dtype`` precision in place (kept in its own
+    dtype), so a model saved with ``save_pretrained(dtype=...)`` loads back bit-identical."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            p.copy_(p.to(dtype).to(p.dtype))
 
 
 class ConfigMixin:
@@ -53,13 +62,16 @@ class ConfigMixin:
                         dtype: torch.dtype | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (atomically, via temporary names).
 
-        ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors at that precision to
-        halve the file; loading casts them back to the model's parameter dtype."""
+        ``dtype`` (e.g. ``torch.float16``) stores the floating-point *parameters* at that
+        precision to halve the file (buffers such as entropy-coder tables keep theirs); loading
+        casts them back to the model's parameter dtype. Round the model first (see
+        :func:`round_parameters`) so that what was measured is what is stored."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if dtype is not None:
-            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+            params = {k for k, _ in self.named_parameters()}
+            state = {k: v.to(dtype) if k in params and v.is_floating_point() else v for k, v in state.items()}
         config = {"_class_name": type(self).__name__, **self.config}
         config["_weights_sha256"] = weights_digest(state)
         if extra:

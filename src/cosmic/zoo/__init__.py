@@ -1,6 +1,6 @@
 """Shipped models (CompressAI's ``zoo`` idea): trained weights inside the package, no download.
 
-``load_model("cosmic-small")`` loads ``weights/cosmic-small/`` (config.json + model.safetensors)
+``load_model("cosmic-small-q3")`` loads ``weights/cosmic-small-q3/`` (config.json + model.safetensors)
 from this package; ``load_model(path)`` loads any model directory written by ``save_pretrained``.
 """
 
@@ -13,9 +13,11 @@ from pathlib import Path
 from cosmic.errors import ModelError, first_line
 from cosmic.utils.pretrained import CONFIG_NAME
 
-__all__ = ["DEFAULT_MODEL", "shipped_models", "model_path", "load_model", "load_onboard", "load_compensator"]
+__all__ = ["DEFAULT_MODEL", "QUALITY_MODELS", "shipped_models", "model_path", "load_model", "load_onboard", "load_compensator"]
 
-DEFAULT_MODEL = "cosmic-small"
+#: the shipped rate points (``cosmic compress --quality N``), fine-tuned at the paper's λ set
+QUALITY_MODELS = {1: "cosmic-small-q1", 2: "cosmic-small-q2", 3: "cosmic-small-q3", 4: "cosmic-small-q4"}
+DEFAULT_MODEL = QUALITY_MODELS[3]
 
 
 def _weights_root() -> Path:

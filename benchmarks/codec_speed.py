@@ -1,0 +1,119 @@
+"""Encode and decode speed per megapixel, every codec timed in one run and reported as ratios.
+
+    .venv/bin/python benchmarks/codec_speed.py [--model cosmic-small-q3] [--steps 25] [--threads 1]
+
+On a 1024 x 1024 crop of the bundled NAIP scene (16 tiles of 256 px):
+- COSMIC on-board part alone (tiles -> bytes, the satellite's work) and the whole
+  ``cosmic compress`` command (process start, model load, PNG read, container write);
+- COSMIC ground decode without compensation (``--steps 0``) and with diffusion compensation
+  (``--steps N``) when the model has a stage-2 network;
+- JPEG2000 (Pillow/OpenJPEG) encode and decode at about the same bpp;
+- CompressAI's bmshj2018-hyperprior (N=192, M=320; untrained weights: the speed of its
+  architecture, not of a model worth using) encode and decode.
+Timings on shared CPUs are noisy: only the ratios within one run mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+warnings.filterwarnings("ignore")
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="cosmic-small-q3")
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    import compressai.models as cm
+    from PIL import Image
+
+    from cosmic.data import sample_path
+    from cosmic.evaluation.classical import encode_at_bpp
+    from cosmic.ground.scene import decode_scene
+    from cosmic.io.container import read_container, write_container
+    from cosmic.io.images import load_rgb
+    from cosmic.metadata import SensorMetadata
+    from cosmic.onboard.scene import encode_scene
+    from cosmic.zoo import load_compensator, load_model
+
+    full = load_rgb(sample_path()).pixels
+    x = np.ascontiguousarray(np.pad(full, ((0, 1024 - full.shape[0]), (0, 0), (0, 0)), mode="edge")[:1024, :1024]
+                             if full.shape[0] < 1024 else full[:1024, :1024])
+    mpx = x.shape[0] * x.shape[1] / 1e6
+    model = load_model(args.model)
+    comp = load_compensator(args.model)
+    tmp = Path(tempfile.mkdtemp())
+    coded = tmp / "x.cosmic"
+    png = tmp / "x.png"
+    Image.fromarray(x).save(png)
+    size = write_container(coded, *encode_scene(model.onboard, x, model.name))
+    bpp = size * 8 / (x.shape[0] * x.shape[1])
+    container = read_container(coded)
+
+    rows: dict[str, float] = {}
+    rows["COSMIC on-board encode (tiles -> bytes)"] = best_of(
+        lambda: encode_scene(model.onboard, x, model.name), args.repeats)
+    cmd = [str(Path(sys.executable).parent / "cosmic"), "compress", str(png), "-o", str(tmp / "y.cosmic"), "-m", args.model,
+           "-q", "--threads", str(args.threads)]
+    rows["`cosmic compress` whole command"] = best_of(lambda: subprocess.run(cmd, check=True), args.repeats)
+    rows["COSMIC decode, --steps 0"] = best_of(lambda: decode_scene(model, container), args.repeats)
+    if comp is not None and args.steps:
+        z0_fn = comp.z0_fn(SensorMetadata(), args.steps, 0)
+        rows[f"COSMIC decode, --steps {args.steps} (diffusion)"] = best_of(
+            lambda: decode_scene(model, container, z0_fn=z0_fn), 1)
+    j2k = encode_at_bpp("jpeg2000", x, bpp)
+    rows["JPEG2000 encode (OpenJPEG)"] = best_of(lambda: encode_at_bpp("jpeg2000", x, bpp, iterations=1), args.repeats)
+    from cosmic.evaluation.classical import CLASSICAL
+
+    rows["JPEG2000 decode (OpenJPEG)"] = best_of(lambda: CLASSICAL["jpeg2000"].decode_bytes(j2k.data), args.repeats)
+    bmshj = cm.ScaleHyperprior(N=192, M=320).eval()
+    bmshj.update(force=True)
+    t = torch.from_numpy(x).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    tiles = t.unfold(2, 256, 256).unfold(3, 256, 256).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, 256, 256)
+
+    def bmshj_encode():
+        with torch.no_grad():
+            return [bmshj.compress(tiles[i : i + 4]) for i in range(0, len(tiles), 4)]
+
+    enc = bmshj_encode()
+    rows["bmshj2018-hyperprior encode (untrained)"] = best_of(bmshj_encode, args.repeats)
+
+    def bmshj_decode():
+        with torch.no_grad():
+            for e in enc:
+                bmshj.decompress(e["strings"], e["shape"])
+
+    rows["bmshj2018-hyperprior decode (untrained)"] = best_of(bmshj_decode, args.repeats)
+
+    ref = rows["JPEG2000 encode (OpenJPEG)"]
+    print(f"{args.model} on a {x.shape[1]}x{x.shape[0]} crop ({bpp:.3f} bpp), threads={args.threads}, best of {args.repeats}")
+    print(f"{'what':48s} {'s/Mpx':>8s} {'x JPEG2000 encode':>18s}")
+    for name, sec in rows.items():
+        print(f"{name:48s} {sec / mpx:8.3f} {sec / ref:18.1f}")
+
+
+if __name__ == "__main__":
+    main()

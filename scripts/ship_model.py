@@ -1,0 +1,52 @@
+"""Copy a trained model into the package (``src/cosmic/zoo/weights/NAME``) at half size.
+
+    .venv/bin/python scripts/ship_model.py RUN_DIR/final NAME [--diffusion STAGE2_DIR/final]
+
+Parameters are rounded to float16 and stored as float16 (entropy-coder tables stay exact), the
+entropy tables are rebuilt from the rounded parameters, and the model is saved under NAME (the
+name written into its bitstreams). Every figure reported for a shipped model is measured on
+these rounded weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+
+from cosmic.ground.diffusion.sampler import DiffusionCompensator
+from cosmic.models.cosmic import Cosmic
+from cosmic.utils.pretrained import ConfigMixin, round_parameters
+
+ZOO = Path(__file__).resolve().parents[1] / "src" / "cosmic" / "zoo" / "weights"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model", type=Path)
+    ap.add_argument("name")
+    ap.add_argument("--diffusion", type=Path, help="a stage-2 model directory to ship with it")
+    args = ap.parse_args()
+    model = Cosmic.from_pretrained(args.model)
+    model.config["name"] = args.name
+    model.name = args.name
+    round_parameters(model)
+    model.update(force=True)
+    extra = ConfigMixin.read_config(args.model).get("_extra", {})
+    extra["shipped_from"] = str(args.model)
+    out = ZOO / args.name
+    if out.exists():
+        shutil.rmtree(out)
+    model.save_pretrained(out, extra=extra, dtype=torch.float16)
+    if args.diffusion:
+        comp = DiffusionCompensator.from_pretrained(args.diffusion)
+        round_parameters(comp.net)
+        comp.save_pretrained(out / "diffusion", extra={"shipped_from": str(args.diffusion)}, dtype=torch.float16)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"{out}: {size / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
