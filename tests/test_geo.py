@@ -255,3 +255,18 @@ def test_tile_set_builder(cli, tmp_path):
     tiles = {(t["row"], t["col"]): np.asarray(Image.open(tmp_path / "tiles" / t["file"])) for t in m["tiles"]}
     assert np.array_equal(stitch(m, "a", tiles), img[:256, :384])
     assert "skipped" in m["scenes"][1]
+
+
+def test_corrupt_tile_to_geotiff_leaves_no_file_or_is_concealed(cli, tmp_path, one_line_error):
+    src = write_geotiff(tmp_path / "s.tif", golden_image(300, 300))
+    coded = tmp_path / "s.cosmic"
+    assert cli("compress", src, "-o", coded, "-m", TINY_MODEL, "-q")[0] == 0
+    c = read_container(coded)
+    raw = bytearray(coded.read_bytes())
+    raw[c.offsets[3] + 5] ^= 0xFF  # last tile
+    coded.write_bytes(bytes(raw))
+    out = tmp_path / "o.tif"
+    one_line_error(*cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q")[::2], "tile 3")
+    assert not out.exists() and not list(tmp_path.glob(".o.tif.partial"))
+    code, _, err = cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "--conceal", "-q")
+    assert code == 0 and "tile 3" in err and out.exists()
