@@ -388,7 +388,7 @@ def eval_cmd(
     out: Path = typer.Option(Path("results/eval"), help="folder for the JSON, summary.md and plots"),
     split: str = typer.Option("val", help="train, val or all (folders with SPLITS.json)"),
     limit: int = typer.Option(0, help="use N images spread evenly over the set (0: all)"),
-    steps: int = typer.Option(25, help="DDIM steps for cosmic-dc"),
+    steps: str = typer.Option("25", help="DDIM steps for cosmic-dc; a list (5,10,25,50) sweeps them"),
     seed: int = typer.Option(0, help="diffusion sampler seed"),
     gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset"),
     title: Optional[str] = typer.Option(None, help="title of the report (default: the data folder)"),
@@ -401,7 +401,13 @@ def eval_cmd(
     from cosmic.metadata import SensorMetadata
 
     _threads(threads)
-    specs = parse_codecs(codecs, steps=steps)
+    try:
+        step_list = [int(v) for v in steps.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--steps {steps!r}: expected numbers such as 25 or 5,10,25,50") from None
+    if not step_list or min(step_list) < 1:
+        raise InputError(f"--steps {steps!r}: step counts must be 1 or more")
+    specs = parse_codecs(codecs, steps=step_list)
     files = _eval_files(data, split)
     if limit and len(files) > limit:
         files = [files[int(i * len(files) / limit)] for i in range(limit)]

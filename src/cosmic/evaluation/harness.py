@@ -56,8 +56,10 @@ def _cosmic_models() -> list[str]:
     return rated or [n for n in names if n.startswith("cosmic")]
 
 
-def parse_codecs(text: str, steps: int = 25) -> list[CodecSpec]:
-    """``"cosmic,jpeg2000,jpeg"`` -> specs; unknown names are an :class:`InputError`."""
+def parse_codecs(text: str, steps: int | list[int] = 25) -> list[CodecSpec]:
+    """``"cosmic,jpeg2000,jpeg"`` -> specs; unknown names are an :class:`InputError`. Several
+    ``steps`` give one ``cosmic-dcN`` codec per step count (the paper's Fig. 8 sweep)."""
+    step_list = [steps] if isinstance(steps, int) else list(steps)
     from cosmic.zoo import load_compensator
 
     specs = []
@@ -69,7 +71,9 @@ def parse_codecs(text: str, steps: int = 25) -> list[CodecSpec]:
         elif token == "cosmic-dc":
             models = [m for m in _cosmic_models() if load_compensator(m) is not None]
             note = None if models else "no shipped model has a stage-2 (diffusion) network"
-            specs.append(CodecSpec("cosmic-dc", "cosmic", models, steps=steps, note=note))
+            for n in step_list:
+                name = "cosmic-dc" if len(step_list) == 1 else f"cosmic-dc{n}"
+                specs.append(CodecSpec(name, "cosmic", models, steps=n, note=note))
         elif token.startswith("model:"):
             ref = token.split(":", 1)[1]
             specs.append(CodecSpec(Path(ref).name, "cosmic", [ref]))
