@@ -9,8 +9,8 @@
 
 The network is small (a stride-2 stem and four conv + max-pool stages, BatchNorm, global
 average pooling, 256-d features; about 90 MMACs per image, so it trains on two CPU cores),
-trained on UC Merced train crops of 128 px; images are scored at 128 px (2x average pooling of
-the 256-px tiles).
+trained on 240-px crops of UC Merced train pooled to 128 px, with flips and 90-degree
+rotations; images are scored whole, pooled to 128 px.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ def train_classifier(data: str | Path, out: str | Path, steps: int = 1500, batch
     from cosmic.training.data import ImageFolder, split_files
 
     torch.manual_seed(seed)
-    train = ImageFolder(data, "train", crop=128, samples_per_epoch=10**9)
+    # 240-px crops pooled to 128 px: nearly the scale at which whole 256-px images are scored
+    train = ImageFolder(data, "train", crop=240, samples_per_epoch=10**9)
     classes = sorted({_class_of(f) for f in train.files})
     index = {c: i for i, c in enumerate(classes)}
     targets = torch.tensor([index[_class_of(f)] for f in train.files])
