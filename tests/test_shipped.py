@@ -1,6 +1,6 @@
-"""Quality floor of the shipped default model on the bundled sample (issue #6 item 4, used by
-`make demo`). The bounds come from measurements recorded in docs/MODEL_CARD.md: a regression in
-the weights, the coder or the decoder trips them."""
+"""Quality floors of the shipped models on the bundled sample (issue #6 item 4, used by
+`make demo`). The bounds come from measurements recorded in docs/MODEL_CARD.md (coded without
+the sample's metadata block); a regression in the weights, the coder or the decoder trips them."""
 
 from __future__ import annotations
 
@@ -12,30 +12,46 @@ from cosmic.ground.scene import decode_scene
 from cosmic.io.container import read_container, write_container
 from cosmic.io.images import load_rgb
 from cosmic.onboard.scene import encode_scene
-from cosmic.zoo import DEFAULT_MODEL, load_model, load_onboard, shipped_models
+from cosmic.zoo import DEFAULT_MODEL, QUALITY_MODELS, load_model, load_onboard, shipped_models
 
-# measured on the bundled NAIP sample (see docs/MODEL_CARD.md); floors leave a small margin
-MAX_BPP = 0.118  # measured 0.1120
-MIN_PSNR = 24.4  # measured 24.72 dB
+# name: (max bpp, min PSNR dB); measured values in the comments, floors leave a small margin
+FLOORS = {
+    "cosmic-small-q3": (0.113, 25.0),  # measured 0.1069 bpp, 25.38 dB
+}
 
 
-def test_default_model_ships():
+def test_default_and_rate_point_models_ship():
     assert DEFAULT_MODEL in shipped_models()
+    assert set(FLOORS) <= set(shipped_models())
 
 
 @pytest.fixture(scope="module")
-def sample_round_trip(tmp_path_factory):
-    x = load_rgb(sample_path()).pixels
-    codec, name = load_onboard(DEFAULT_MODEL)
-    header, payloads = encode_scene(codec, x, name)
-    path = tmp_path_factory.mktemp("shipped") / "sample.cosmic"
-    size = write_container(path, header, payloads)
-    decoded = decode_scene(load_model(DEFAULT_MODEL), read_container(path)).pixels
-    return x, size, decoded
+def sample():
+    return load_rgb(sample_path()).pixels
 
 
-def test_quality_floor_on_bundled_sample(sample_round_trip):
-    x, size, decoded = sample_round_trip
-    bpp = size * 8 / (x.shape[0] * x.shape[1])
-    assert bpp <= MAX_BPP, bpp
-    assert psnr(x, decoded) >= MIN_PSNR, psnr(x, decoded)
+def _round_trip(name, x, tmp_path):
+    codec, model_name = load_onboard(name)
+    assert model_name == name  # the name written into bitstreams is the shipped name
+    path = tmp_path / f"{name}.cosmic"
+    size = write_container(path, *encode_scene(codec, x, model_name))
+    decoded = decode_scene(load_model(name), read_container(path)).pixels
+    return size * 8 / (x.shape[0] * x.shape[1]), psnr(x, decoded)
+
+
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_quality_floor_on_bundled_sample(name, sample, tmp_path):
+    bpp, quality = _round_trip(name, sample, tmp_path)
+    max_bpp, min_psnr = FLOORS[name]
+    assert bpp <= max_bpp, bpp
+    assert quality >= min_psnr, quality
+
+
+def test_rate_points_are_ordered(sample, tmp_path):
+    """--quality 1..4 give increasing rate and quality on the sample."""
+    names = [QUALITY_MODELS[q] for q in sorted(QUALITY_MODELS) if QUALITY_MODELS[q] in shipped_models()]
+    if len(names) < 2:
+        pytest.skip("fewer than two rate points shipped")
+    results = [_round_trip(n, sample, tmp_path) for n in names]
+    assert [r[0] for r in results] == sorted(r[0] for r in results)
+    assert [r[1] for r in results] == sorted(r[1] for r in results)
