@@ -1,6 +1,6 @@
 """Stage-1 training throughput: what each CPU-minded choice is worth, measured in one run.
 
-    .venv/bin/python benchmarks/train_step_profile.py [--steps 6] [--threads 2] [--json OUT]
+    .venv/bin/python benchmarks/train_step_profile.py [--steps 6] [--threads 2] [--compile] [--json OUT]
 
 Each configuration runs the real stage-1 step (forward, loss, backward, Adam, aux step) on UC
 Merced train crops, batch 8. Configurations go from a naive set-up (PNG decoded every step,
@@ -58,15 +58,17 @@ CONFIGS = [
     ("+ crop 128 (shipped trainer)", True, False, 128, True, False),
     ("shipped + bf16 autocast", True, False, 128, True, True),
 ]
+COMPILED = ("shipped + torch.compile (inductor)", True, False, 128, True, False)
 
 
-def run(cfg, steps: int, datasets: dict) -> dict:
+def run(cfg, steps: int, datasets: dict, compile_model: bool = False) -> dict:
     name, in_memory, channels_last, crop, split, bf16 = cfg
     torch.manual_seed(0)
     model = build_model("cosmic", "small")
     model.split_decoder = split
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compile_model else model
     main, aux = _split_parameters(model)
     opt, aux_opt = torch.optim.Adam(main, lr=1e-4), torch.optim.Adam(aux, lr=1e-3)
     loss_fn = Stage1Loss(0.0026, 2.0)
@@ -83,18 +85,20 @@ def run(cfg, steps: int, datasets: dict) -> dict:
         opt.zero_grad(set_to_none=True)
         aux_opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x)
+            out = forward(x)
         loss_fn(out, x)["loss"].backward()
         opt.step()
         model.aux_loss().backward()
         aux_opt.step()
 
-    step()  # warm-up
+    t0 = time.perf_counter()
+    step()  # warm-up (and compilation)
+    warmup = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
     sps = steps / (time.perf_counter() - t0)
-    return {"config": name, "steps_per_s": sps, "pixels_per_s": sps * 8 * crop * crop}
+    return {"config": name, "steps_per_s": sps, "pixels_per_s": sps * 8 * crop * crop, "first_step_s": warmup}
 
 
 def main() -> None:
@@ -102,6 +106,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     datasets: dict = {}
@@ -112,13 +117,18 @@ def main() -> None:
             if cfg[0] not in best or r["steps_per_s"] > best[cfg[0]]["steps_per_s"]:
                 best[cfg[0]] = r
     rows = [best[c[0]] for c in CONFIGS]
+    if args.compile:
+        try:
+            rows.append(run(COMPILED, args.steps, datasets, compile_model=True))
+        except Exception as exc:  # report, do not hide: inductor needs a C++ toolchain
+            print(f"torch.compile failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     base = rows[0]
     print(f"{'configuration':<56} {'steps/s':>8} {'Mpx/s':>7} {'x steps':>8} {'x px':>6}")
     for r in rows:
         r["x_steps"] = r["steps_per_s"] / base["steps_per_s"]
         r["x_pixels"] = r["pixels_per_s"] / base["pixels_per_s"]
         print(f"{r['config']:<56} {r['steps_per_s']:>8.2f} {r['pixels_per_s'] / 1e6:>7.2f} "
-              f"{r['x_steps']:>8.2f} {r['x_pixels']:>6.2f}")
+              f"{r['x_steps']:>8.2f} {r['x_pixels']:>6.2f}   (first step {r['first_step_s']:.1f} s)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
