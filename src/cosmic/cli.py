@@ -470,7 +470,8 @@ def models() -> None:
 
 @data_app.command("tiles")
 def data_tiles(
-    scenes: Path = typer.Option(..., help="folder of scene images (or one image); PNG preferred over originals"),
+    scenes: list[Path] = typer.Option(
+        ..., help="folder of scene images, or one image (repeatable); PNG preferred over originals"),
     out: Path = typer.Option(..., help="folder to write the tiles and manifest.json into"),
     tile: int = typer.Option(256, help="tile size in pixels"),
 ) -> None:

@@ -8,7 +8,8 @@ Codecs:
 - ``cosmic``: every shipped ``cosmic-small-q*`` rate point (or ``cosmic-small``), decoded
   without compensation; ``cosmic-dc``: the same files decoded with diffusion compensation
   (``steps`` DDIM steps) for the models that have a stage-2 network;
-- a model directory or shipped name, as ``model:NAME_OR_DIR``.
+- a model directory or shipped name, as ``model:NAME_OR_DIR`` (no compensation) or
+  ``model-dc:NAME_OR_DIR`` (with it).
 
 Outputs (``write_results``): ``per_image.json``, one CompressAI-style ``<codec>.json`` per codec
 (``results.bpp`` / ``psnr-rgb`` / ``ms-ssim-rgb``, averaged per rate point), ``summary.md``
@@ -77,12 +78,18 @@ def parse_codecs(text: str, steps: int | list[int] = 25) -> list[CodecSpec]:
         elif token.startswith("model:"):
             ref = token.split(":", 1)[1]
             specs.append(CodecSpec(Path(ref).name, "cosmic", [ref]))
+        elif token.startswith("model-dc:"):
+            ref = token.split(":", 1)[1]
+            if load_compensator(ref) is None:
+                raise InputError(f"--codecs {token}: that model has no stage-2 (diffusion) network")
+            for n in step_list:
+                specs.append(CodecSpec(f"{Path(ref).name}-dc{n}", "cosmic", [ref], steps=n))
         elif token in ("bmshj2018-hyperprior", "mbt2018-mean", "elic"):
             specs.append(CodecSpec(token, "learned", [], note=(
                 "not trained here yet: CompressAI's pretrained weights cannot be downloaded, and a "
                 "baseline trained on our data at our budget is not shipped")))
         else:
-            known = ", ".join([*CLASSICAL, "cosmic", "cosmic-dc", "model:DIR"])
+            known = ", ".join([*CLASSICAL, "cosmic", "cosmic-dc", "model:DIR", "model-dc:DIR"])
             raise InputError(f"--codecs: unknown codec '{token}' (known: {known})")
     if not specs:
         raise InputError("--codecs: no codec given")

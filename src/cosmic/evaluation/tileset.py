@@ -43,13 +43,16 @@ def _scene_files(scenes: Path) -> list[Path]:
     return [by_stem[k] for k in sorted(by_stem)]
 
 
-def build_tile_set(scenes: str | os.PathLike, out: str | os.PathLike, tile: int = 256,
-                   progress: bool = False) -> dict:
-    """Cut every scene under ``scenes`` into tiles under ``out``; write and return the manifest."""
+def build_tile_set(scenes, out: str | os.PathLike, tile: int = 256, progress: bool = False) -> dict:
+    """Cut every scene under ``scenes`` (a folder or image, or a list of them) into tiles under
+    ``out``; write and return the manifest."""
     from tqdm import tqdm
 
-    scenes, out = Path(scenes), Path(out)
-    files = _scene_files(scenes)
+    out = Path(out)
+    sources = [scenes] if isinstance(scenes, (str, os.PathLike)) else list(scenes)
+    files = [f for src in sources for f in _scene_files(Path(src))]
+    if len({f.stem for f in files}) != len(files):
+        raise InputError("two scenes share a file name; tiles are stored under the scene's name")
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"tile": tile, "scenes": [], "tiles": []}
     for path in tqdm(files, desc="scenes", disable=not progress):
