@@ -134,7 +134,7 @@ def test_classifier_learns_a_tiny_set_and_feeds_eval(cli, tmp_path):
     for cls, colour in (("red", (200, 40, 40)), ("blue", (40, 40, 200))):
         (data / cls).mkdir(parents=True)
         for i in range(4):
-            img = np.clip(rng.normal(0, 25, (160, 160, 3)) + colour, 0, 255).astype(np.uint8)
+            img = np.clip(rng.normal(0, 25, (256, 256, 3)) + colour, 0, 255).astype(np.uint8)
             Image.fromarray(img).save(data / cls / f"{cls}{i}.png")
     path, acc = train_classifier(data, tmp_path / "cls", steps=30, batch_size=8, progress=False)
     assert acc == 1.0
