@@ -270,3 +270,21 @@ def test_corrupt_tile_to_geotiff_leaves_no_file_or_is_concealed(cli, tmp_path, o
     assert not out.exists() and not list(tmp_path.glob(".o.tif.partial"))
     code, _, err = cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "--conceal", "-q")
     assert code == 0 and "tile 3" in err and out.exists()
+
+
+@pytest.mark.skipif(not LANDSAT.is_dir(), reason="shared data not beside this checkout")
+def test_landsat_mtl_as_metadata_and_16_bit_band(cli, tmp_path):
+    from cosmic.metadata import load_sidecar
+
+    mtl = LANDSAT / "LC80460282016177LGN00_MTL.json"
+    meta = load_sidecar(mtl)
+    assert meta.timestamp == datetime(2016, 6, 25, 18, 55, 50, tzinfo=timezone.utc)
+    assert (meta.utm_zone, meta.utm_north, meta.cloud_cover) == (10, True, 11.3)
+    assert meta.sun_azimuth == pytest.approx(139.32619154) and meta.gsd is None
+    coded = tmp_path / "b4.cosmic"
+    code, _, err = cli("compress", LANDSAT / "landsat8_LC80460282016177LGN00_B4.tif", "-o", coded, "--meta", mtl,
+                       "--scale", "auto", "-m", TINY_MODEL)
+    assert code == 0, err
+    h = read_container(coded).header
+    assert h.metadata["gsd"] == pytest.approx(150.019, abs=0.01)  # from the raster, not the MTL's 30 m grid
+    assert h.metadata["sun_elevation_dbl"] == pytest.approx(62.58246948) and h.channels == 1

@@ -161,7 +161,37 @@ def load_sidecar(path: str | os.PathLike) -> SensorMetadata:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if isinstance(d, dict) and ("L1_METADATA_FILE" in d or "LANDSAT_METADATA_FILE" in d):
+        d = _from_landsat_mtl(d, path.name)
     return SensorMetadata.from_dict(d, source=path.name)
+
+
+def _from_landsat_mtl(d: dict, source: str) -> dict[str, Any]:
+    """fMoW-style fields from a Landsat MTL JSON (collection 1 ``L1_METADATA_FILE`` or collection 2
+    ``LANDSAT_METADATA_FILE``): acquisition time, cloud cover, sun angles, UTM zone. The GSD is
+    left to the raster's own transform (products are often resampled from the MTL's grid)."""
+    root = d.get("L1_METADATA_FILE") or d.get("LANDSAT_METADATA_FILE") or {}
+    groups = [g for g in root.values() if isinstance(g, dict)]
+
+    def find(key):
+        return next((g[key] for g in groups if key in g), None)
+
+    out: dict[str, Any] = {}
+    date, time_ = find("DATE_ACQUIRED"), find("SCENE_CENTER_TIME")
+    if date and time_:
+        hms = str(time_).strip('"').rstrip("Z").split(".")[0]
+        out["timestamp"] = f"{date}T{hms}Z"
+    for mtl_key, key in (("CLOUD_COVER", "cloud_cover"), ("SUN_AZIMUTH", "sun_azimuth_dbl"),
+                         ("SUN_ELEVATION", "sun_elevation_dbl")):
+        v = find(mtl_key)
+        if v is not None and not (mtl_key == "CLOUD_COVER" and float(v) < 0):  # -1: not computed
+            out[key] = float(v) % 360.0 if mtl_key == "SUN_AZIMUTH" else v
+    zone, lat = find("UTM_ZONE"), find("CORNER_UL_LAT_PRODUCT")
+    if zone is not None:
+        out["utm"] = f"{int(zone)}{'' if lat is None else ('N' if float(lat) >= 0 else 'S')}"
+    if not out:
+        warnings.warn(f"{source}: Landsat MTL without usable metadata", MetadataWarning, stacklevel=3)
+    return out
 
 
 def sidecar_for(image: str | os.PathLike) -> Path | None:
