@@ -44,6 +44,8 @@ def test_geotiff_round_trip_keeps_georeferencing(cli, tmp_path):
     georef = read_container(coded).header.georef
     assert georef["crs"] == "EPSG:32633" and georef["nodata"] == 0
     assert georef["source"] == {"bands": [1, 2, 3], "source_dtype": "uint8", "scale": None}
+    code, stdout, _ = cli("info", coded)
+    assert code == 0 and "EPSG:32633; origin (500000.000, 5000000.000), pixel 10 x 10; nodata 0" in stdout
     code, _, err = cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q")
     assert code == 0, err
     with rasterio.open(src) as a, rasterio.open(out) as b:

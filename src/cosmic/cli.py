@@ -259,6 +259,26 @@ def decompress(
                    f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
 
 
+def _describe_georef(georef: dict | None) -> str:
+    if not georef:
+        return "(none)"
+    parts = []
+    crs = georef.get("crs")
+    if crs:
+        parts.append(crs if len(crs) < 40 else crs[:37] + "...")
+    t = georef.get("transform")
+    if t:
+        parts.append(f"origin ({t[2]:.3f}, {t[5]:.3f}), pixel {abs(t[0]):g} x {abs(t[4]):g}")
+    if georef.get("nodata") is not None:
+        parts.append(f"nodata {georef['nodata']}")
+    src = georef.get("source") or {}
+    if src.get("bands"):
+        parts.append(f"bands {','.join(map(str, src['bands']))} of {src.get('source_dtype')}")
+    if src.get("scale"):
+        parts.append("scaled " + ", ".join(f"{lo:g}..{hi:g}" for lo, hi in src["scale"]))
+    return "; ".join(parts)
+
+
 @app.command()
 def info(
     input: Path = typer.Argument(..., help="a .cosmic file"),
@@ -291,7 +311,7 @@ def info(
     typer.echo(f"  image     {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
     typer.echo(f"  tiles     {h.rows}x{h.cols} of {h.tile}px, {min(lengths)}..{max(lengths)} bytes each")
     typer.echo(f"  metadata  {json.dumps(h.metadata) if h.metadata else '(none)'}")
-    typer.echo(f"  georef    {'yes' if h.georef else '(none)'}")
+    typer.echo(f"  georef    {_describe_georef(h.georef)}")
     typer.echo(f"  integrity {'all tiles OK' if not bad else '; '.join(bad)}")
     if bad:
         raise typer.Exit(3)
