@@ -19,7 +19,6 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -28,14 +27,9 @@ import torch
 
 warnings.filterwarnings("ignore")
 
+from _timing import best_of  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import time
 import warnings
 
 import numpy as np
@@ -21,14 +20,9 @@ from PIL import Image
 
 warnings.filterwarnings("ignore")
 
+from _timing import best_of  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ def main() -> None:
     scenes = args.scenes or [sample_path(), *[SHARED / n for n in HELD_OUT if (SHARED / n).is_file()]]
     model = load_model(args.model)
     tmp = Path(tempfile.mkdtemp())
-    print(f"| scene | bpp | decode | PSNR | MS-SSIM | seam | decode s |\n|---|---|---|---|---|---|---|")
+    print("| scene | bpp | decode | PSNR | MS-SSIM | seam | decode s |\n|---|---|---|---|---|---|---|")
     for path in scenes:
         x = load_rgb(path).pixels
         f = tmp / "s.cosmic"
