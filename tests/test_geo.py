@@ -17,7 +17,7 @@ from helpers import TINY_MODEL, golden_image
 from rasterio.transform import from_origin
 
 from cosmic.io.container import read_container
-from cosmic.io.product_metadata import derive_metadata, sun_position
+from cosmic.io.product_metadata import derive_metadata
 from cosmic.metadata import SensorMetadata
 
 ROOT = Path(__file__).resolve().parents[1]
