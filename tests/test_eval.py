@@ -147,3 +147,17 @@ def test_classifier_learns_a_tiny_set_and_feeds_eval(cli, tmp_path):
     assert "top-1" in summary and "FD-UCM" in summary and "on the originals: 1.000" in summary
     rows = json.loads((tmp_path / "res" / "per_image.json").read_text())
     assert all(isinstance(r["top1"], bool) for r in rows)
+
+
+def test_bd_rate_is_robust_to_flat_noisy_curves():
+    """The case that made a single cubic swing: 4 close points, two of them nearly equal in quality."""
+    from cosmic.evaluation.bjontegaard import pareto_front
+
+    j2k_r = [0.0629, 0.0999, 0.1475, 0.2453, 0.4898, 0.9747]
+    j2k_q = [0.7815, 0.8485, 0.8878, 0.9271, 0.9604, 0.9816]
+    test_r = [0.0938, 0.1124, 0.1325, 0.1479]
+    test_q = [0.8316, 0.8523, 0.8529, 0.8592]
+    bd = bd_rate(j2k_r, j2k_q, test_r, test_q)
+    assert 5 < bd < 60  # the test codec needs more bits at every quality it reaches
+    r, q = pareto_front([0.1, 0.2, 0.3, 0.4], [30, 32, 31, 33])
+    assert list(r) == [0.1, 0.2, 0.4] and list(q) == [30, 32, 33]

@@ -414,6 +414,8 @@ def eval_cmd(
     title: Optional[str] = typer.Option(None, help="title of the report (default: the data folder)"),
     classifier: Optional[str] = typer.Option(
         "classifier-ucm", help="scene classifier (shipped name or directory) for top-1 and FD-UCM; 'none' to skip"),
+    report_only: bool = typer.Option(
+        False, help="rewrite summary.md, the per-codec JSON and plots from OUT/per_image.json (no coding)"),
     threads: int = typer.Option(0),
 ) -> None:
     """Rate-distortion of several codecs from real encodings: JSON, markdown table, BD-rate, plots."""
@@ -428,6 +430,15 @@ def eval_cmd(
     if not step_list or min(step_list) < 1:
         raise InputError(f"--steps {steps!r}: step counts must be 1 or more")
     specs = parse_codecs(codecs, steps=step_list)
+    if report_only:
+        rows_file = out / "per_image.json"
+        if not rows_file.is_file():
+            raise InputError(f"{rows_file}: no results to report; run without --report-only first")
+        run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+        write_results(out, json.loads(rows_file.read_text()), specs, run.get("title", title or data.name),
+                      run.get("command", "cosmic " + " ".join(_ARGV)))
+        typer.echo((out / "summary.md").read_text())
+        return
     files = _eval_files(data, split)
     if limit and len(files) > limit:
         files = [files[int(i * len(files) / limit)] for i in range(limit)]

@@ -242,6 +242,7 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
                 feats = features.get((codec, p["point"]))
                 p["fd_ucm"] = frechet_distance(ref, np.stack(feats)) if feats and len(feats) > 1 else math.nan
     (out / "per_image.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / "run.json").write_text(json.dumps({"title": title, "command": command}, indent=1) + "\n")
     for codec, points in summary.items():
         (out / f"{codec}.json").write_text(json.dumps({
             "name": codec, "description": f"{codec} on {title}",
