@@ -241,7 +241,8 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
             for p in points:
                 feats = features.get((codec, p["point"]))
                 p["fd_ucm"] = frechet_distance(ref, np.stack(feats)) if feats and len(feats) > 1 else math.nan
-    (out / "per_image.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / "per_image.json").write_text(  # one compact row per line
+        "[\n" + ",\n".join(json.dumps(r, separators=(",", ":")) for r in rows) + "\n]\n")
     (out / "run.json").write_text(json.dumps({"title": title, "command": command}, indent=1) + "\n")
     for codec, points in summary.items():
         (out / f"{codec}.json").write_text(json.dumps({
