@@ -227,8 +227,16 @@ def test_train_stage2_runs_resumes_and_saves(tmp_path, monkeypatch):
         Image.fromarray(np.roll(golden_image(96, 96), 9 * i, axis=0)).save(data / f"im{i}.png")
     (data / "im0.json").write_text(json.dumps(LANDSAT_META))
     ds = MetadataImageFolder(data, "all", crop=64, default=SensorMetadata(gsd=0.3048))
-    _, values, present = ds[0]
-    assert present.sum() == 9 and ds.present[1].sum() == 1  # sidecar (9 fields) vs dataset-wide GSD
+    assert ds.present[0].sum() == 9 and ds.present[1].sum() == 1  # sidecar (9 fields) vs dataset-wide GSD
+    seen = set()
+    for _ in range(30):  # crops are drawn at random; each comes with its own image's metadata
+        crop, values, present = ds[0]
+        assert crop.shape == (3, 64, 64)
+        k = int(present.sum())
+        seen.add(k)
+        i = 0 if k == 9 else 1
+        assert torch.equal(values, ds.values[i]) and torch.equal(present, ds.present[i])
+    assert seen == {9, 1}
     cfg = Stage2Config(stage1=str(TINY_MODEL), data=str(data), out=str(tmp_path / "run"), steps=4,
                        batch_size=2, crop=64, checkpoint_every=2, gsd=0.3048)
     train_stage2(cfg, progress=False)
