@@ -66,3 +66,10 @@ def test_rate_points_are_ordered(sample, tmp_path):
         scores.append(ms_ssim(sample, decode_scene(load_model(n), read_container(path)).pixels))
     assert bpps == sorted(bpps) and len(set(bpps)) == 4
     assert scores == sorted(scores) and len(set(scores)) == 4
+
+
+def test_cli_default_model_is_the_zoo_default():
+    """cli.py spells the default out (to keep `cosmic --help` free of the zoo import); they must agree."""
+    from cosmic.cli import DEFAULT_MODEL_NAME
+
+    assert DEFAULT_MODEL_NAME == DEFAULT_MODEL

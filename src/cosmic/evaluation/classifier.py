@@ -94,7 +94,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * np.trace(covmean))
 
 
-def _class_of(path: Path) -> str:
+def class_of(path) -> str:
+    """The true class of a dataset image: its folder name."""
     return Path(path).parent.name
 
 
@@ -110,9 +111,9 @@ def train_classifier(data: str | Path, out: str | Path, steps: int = 1500, batch
     torch.manual_seed(seed)
     # 240-px crops pooled to 128 px: nearly the scale at which whole 256-px images are scored
     train = ImageFolder(data, "train", crop=240, samples_per_epoch=10**9)
-    classes = sorted({_class_of(f) for f in train.files})
+    classes = sorted({class_of(f) for f in train.files})
     index = {c: i for i, c in enumerate(classes)}
-    targets = torch.tensor([index[_class_of(f)] for f in train.files])
+    targets = torch.tensor([index[class_of(f)] for f in train.files])
     model = SceneClassifier(classes)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
@@ -135,14 +136,9 @@ def train_classifier(data: str | Path, out: str | Path, steps: int = 1500, batch
     val_files = split_files(data, "val")
     images = [load_rgb(f).pixels for f in val_files]
     labels, _ = model.predict_and_features(images)
-    acc = float(np.mean([classes[l] == _class_of(f) for l, f in zip(labels, val_files)]))
+    acc = float(np.mean([classes[l] == class_of(f) for l, f in zip(labels, val_files)]))
     out = Path(out)
     model.save_pretrained(out, extra={"data": str(data), "steps": steps, "val_top1": acc,
                                       "train_s": round(time.time() - t0, 1)})
     return out, acc
-
-
-def class_of(path) -> str:
-    """The true class of a dataset image: its folder name."""
-    return _class_of(Path(path))
 

@@ -99,13 +99,13 @@ def parse_codecs(text: str, steps: int | list[int] = 25) -> list[CodecSpec]:
 class _CosmicRunner:
     """Encodes to a real .cosmic file and decodes it, per rate-point model (loaded once)."""
 
-    def __init__(self, spec: CodecSpec, seed: int = 0):
+    def __init__(self, spec: CodecSpec, work: Path, seed: int = 0):
         from cosmic.zoo import load_compensator, load_model
 
         self.models = {ref: load_model(ref) for ref in spec.points}
         self.compensators = {ref: load_compensator(ref) for ref in spec.points} if spec.steps else {}
         self.steps, self.seed = spec.steps, seed
-        self.work = Path(tempfile.mkdtemp(prefix="cosmic-eval-"))
+        self.work = work
 
     def run(self, ref: str, pixels: np.ndarray, metadata) -> tuple[float, np.ndarray, float, float]:
         from cosmic.ground.scene import decode_scene
@@ -140,49 +140,53 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
 
     from cosmic.evaluation.perceptual import lpips_metric
 
-    runners = {s.name: _CosmicRunner(s, seed) for s in specs if s.kind == "cosmic" and s.points}
     lpips_fn = lpips_metric()  # None unless the package and its AlexNet weights are cached
     rows: list[dict] = []
-    for path in tqdm(files, desc="images", disable=not progress):
-        x = load_rgb(path).pixels
-        truth = None
-        if classifier is not None:
-            from cosmic.evaluation.classifier import class_of
+    work = tempfile.TemporaryDirectory(prefix="cosmic-eval-")  # one .cosmic file at a time
+    runners = {s.name: _CosmicRunner(s, Path(work.name), seed) for s in specs if s.kind == "cosmic" and s.points}
+    try:
+        for path in tqdm(files, desc="images", disable=not progress):
+            x = load_rgb(path).pixels
+            truth = None
+            if classifier is not None:
+                from cosmic.evaluation.classifier import class_of
 
-            truth = class_of(path) if class_of(path) in classifier.classes else None
-            pred, feat = classifier.predict_and_features([x])
-            if features is not None:
-                features.setdefault(("original", ""), []).append(feat[0])
-                if truth is not None:
-                    features.setdefault(("original-top1", ""), []).append(classifier.classes[pred[0]] == truth)
-        side = sidecar_for(path)
-        meta = load_sidecar(side) if side else (default_metadata or SensorMetadata())
-        for spec in specs:
-            for point in spec.points:
-                if spec.kind == "classical":
-                    t0 = time.perf_counter()
-                    enc = encode(spec.name, x, point)
-                    elapsed = time.perf_counter() - t0
-                    bpp, y, t_enc, t_dec = enc.bpp, enc.decoded, elapsed, math.nan
-                    label = f"{point:g}"
-                else:
-                    bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta)
-                    label = Path(point).name
-                row = {
-                    "image": str(path), "codec": spec.name, "point": label, "bpp": bpp,
-                    "psnr": psnr(x, y), "ms_ssim": _ms_ssim(x, y), "encode_s": t_enc, "decode_s": t_dec,
-                }
-                if lpips_fn is not None:
-                    row["lpips"] = lpips_fn(x, y)
-                if classifier is not None:
-                    pred, feat = classifier.predict_and_features([y])
-                    if features is not None:
-                        features.setdefault((spec.name, label), []).append(feat[0])
+                truth = class_of(path) if class_of(path) in classifier.classes else None
+                pred, feat = classifier.predict_and_features([x])
+                if features is not None:
+                    features.setdefault(("original", ""), []).append(feat[0])
                     if truth is not None:
-                        row["top1"] = bool(classifier.classes[pred[0]] == truth)
-                rows.append(row)
-                if on_decoded is not None:
-                    on_decoded(path, spec.name, label, y)
+                        features.setdefault(("original-top1", ""), []).append(classifier.classes[pred[0]] == truth)
+            side = sidecar_for(path)
+            meta = load_sidecar(side) if side else (default_metadata or SensorMetadata())
+            for spec in specs:
+                for point in spec.points:
+                    if spec.kind == "classical":
+                        t0 = time.perf_counter()
+                        enc = encode(spec.name, x, point)
+                        elapsed = time.perf_counter() - t0
+                        bpp, y, t_enc, t_dec = enc.bpp, enc.decoded, elapsed, math.nan
+                        label = f"{point:g}"
+                    else:
+                        bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta)
+                        label = Path(point).name
+                    row = {
+                        "image": str(path), "codec": spec.name, "point": label, "bpp": bpp,
+                        "psnr": psnr(x, y), "ms_ssim": _ms_ssim(x, y), "encode_s": t_enc, "decode_s": t_dec,
+                    }
+                    if lpips_fn is not None:
+                        row["lpips"] = lpips_fn(x, y)
+                    if classifier is not None:
+                        pred, feat = classifier.predict_and_features([y])
+                        if features is not None:
+                            features.setdefault((spec.name, label), []).append(feat[0])
+                        if truth is not None:
+                            row["top1"] = bool(classifier.classes[pred[0]] == truth)
+                    rows.append(row)
+                    if on_decoded is not None:
+                        on_decoded(path, spec.name, label, y)
+    finally:
+        work.cleanup()
     return rows
 
 

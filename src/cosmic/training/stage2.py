@@ -107,8 +107,7 @@ def measure_latent_scale(stage1, loader, batches: int = 8) -> float:
 def _init_from(net: NoisePredictor, source: str) -> None:
     """Warm start: a COSMIC stage-2 model directory (whole noise predictor, e.g. trained for
     another stage-1 model) or a diffusers UNet saved with ``save_pretrained``."""
-    config = Path(source) / "config.json"
-    if config.is_file() and json.loads(config.read_text()).get("_class_name") == "NoisePredictor":
+    if (Path(source) / "config.json").is_file() and NoisePredictor.read_config(source).get("_class_name") == "NoisePredictor":
         net.load_state_dict(load_file(str(Path(source) / "model.safetensors")))
     else:
         net.load_unet(source)
