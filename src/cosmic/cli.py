@@ -541,8 +541,12 @@ def train_stage1_cmd(
     data: Path = typer.Option(..., help="folder of PNG/JPEG/TIFF images (SPLITS.json honoured)"),
     out: Path = typer.Option(Path("runs/stage1"), help="run directory (checkpoints, final model)"),
     preset: str = typer.Option("small", help="paper or small"),
+    arch: str = typer.Option(
+        "cosmic", help="cosmic, or a CompressAI baseline trained the same way: bmshj2018-hyperprior, mbt2018-mean"),
     lmbda: float = typer.Option(0.0026, help="rate-distortion trade-off λ (paper: 0.00067..0.005)"),
     kl_weight: float = typer.Option(0.5, help="weight of the z0 KL term, in bpp units"),
+    est_weight: float = typer.Option(
+        0.5, help="share of the distortion term given to the no-compensation (ẑ0) path, 0..1"),
     steps: int = typer.Option(20000),
     batch_size: int = typer.Option(8),
     crop: int = typer.Option(128, help="random crop size (multiple of 64)"),
@@ -565,8 +569,15 @@ def train_stage1_cmd(
         raise InputError(f"--data {data}: not a directory")
     if crop <= 0 or crop % 64:
         raise InputError(f"--crop {crop}: must be a positive multiple of 64")
+    if not 0.0 <= est_weight <= 1.0:
+        raise InputError(f"--est-weight {est_weight}: must be in [0, 1]")
+    from cosmic.models.registry import MODELS
+
+    if arch not in MODELS:
+        raise InputError(f"--arch {arch}: unknown; choose one of {', '.join(MODELS)}")
     cfg = Stage1Config(
-        data=str(data), out=str(out), preset=preset, lmbda=lmbda, kl_weight=kl_weight, steps=steps,
+        data=str(data), out=str(out), preset=preset, arch=arch, lmbda=lmbda, kl_weight=kl_weight,
+        est_weight=est_weight, steps=steps,
         batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
         checkpoint_every=checkpoint_every, threads=threads, bf16=bf16,
         channels_last=channels_last, name=name, init_from=init_from,

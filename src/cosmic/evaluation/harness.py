@@ -57,6 +57,23 @@ def _cosmic_models() -> list[str]:
     return rated or [n for n in names if n.startswith("cosmic")]
 
 
+#: CompressAI baselines that ``cosmic train stage1 --arch`` trains; in ``--codecs`` as
+#: ``ARCH:DIR1+DIR2+...`` (one rate point per trained model directory)
+LEARNED_BASELINES = ("bmshj2018-hyperprior", "mbt2018-mean")
+
+
+def point_label(ref: str) -> str:
+    """A model's short label: its directory name (the run's name for a ``RUN/final`` directory)."""
+    p = Path(ref)
+    return p.parent.name if p.name in ("final", "last") and p.parent.name else p.name
+
+
+def _shipped_baselines(arch: str) -> list[str]:
+    from cosmic.zoo import shipped_models
+
+    return [n for n in shipped_models() if n.startswith(arch)]
+
+
 def parse_codecs(text: str, steps: int | list[int] = 25) -> list[CodecSpec]:
     """``"cosmic,jpeg2000,jpeg"`` -> specs; unknown names are an :class:`InputError`. Several
     ``steps`` give one ``cosmic-dcN`` codec per step count (the paper's Fig. 8 sweep)."""
@@ -77,19 +94,27 @@ def parse_codecs(text: str, steps: int | list[int] = 25) -> list[CodecSpec]:
                 specs.append(CodecSpec(name, "cosmic", models, steps=n, note=note))
         elif token.startswith("model:"):
             ref = token.split(":", 1)[1]
-            specs.append(CodecSpec(Path(ref).name, "cosmic", [ref]))
+            specs.append(CodecSpec(point_label(ref), "cosmic", [ref]))
         elif token.startswith("model-dc:"):
             ref = token.split(":", 1)[1]
             if load_compensator(ref) is None:
                 raise InputError(f"--codecs {token}: that model has no stage-2 (diffusion) network")
             for n in step_list:
-                specs.append(CodecSpec(f"{Path(ref).name}-dc{n}", "cosmic", [ref], steps=n))
-        elif token in ("bmshj2018-hyperprior", "mbt2018-mean", "elic"):
+                specs.append(CodecSpec(f"{point_label(ref)}-dc{n}", "cosmic", [ref], steps=n))
+        elif token.split(":", 1)[0] in LEARNED_BASELINES:
+            arch, _, refs = token.partition(":")
+            points = [r for r in refs.split("+") if r] if refs else _shipped_baselines(arch)
+            note = None if points else (
+                "no trained model given: CompressAI's pretrained weights cannot be downloaded here; "
+                f"train one with `cosmic train stage1 --arch {arch}` and pass {arch}:DIR1+DIR2+...")
+            specs.append(CodecSpec(arch, "cosmic", points, note=note))
+        elif token == "elic":
             specs.append(CodecSpec(token, "learned", [], note=(
-                "not trained here yet: CompressAI's pretrained weights cannot be downloaded, and a "
-                "baseline trained on our data at our budget is not shipped")))
+                "ELIC is not trainable here yet (`cosmic train stage1 --arch` has "
+                f"{', '.join(LEARNED_BASELINES)})")))
         else:
-            known = ", ".join([*CLASSICAL, "cosmic", "cosmic-dc", "model:DIR", "model-dc:DIR"])
+            known = ", ".join([*CLASSICAL, "cosmic", "cosmic-dc", "model:DIR", "model-dc:DIR",
+                               *(f"{a}:DIR+DIR..." for a in LEARNED_BASELINES)])
             raise InputError(f"--codecs: unknown codec '{token}' (known: {known})")
     if not specs:
         raise InputError("--codecs: no codec given")
@@ -169,7 +194,7 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
                         label = f"{point:g}"
                     else:
                         bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta)
-                        label = Path(point).name
+                        label = point_label(point)
                     row = {
                         "image": str(path), "codec": spec.name, "point": label, "bpp": bpp,
                         "psnr": psnr(x, y), "ms_ssim": _ms_ssim(x, y), "encode_s": t_enc, "decode_s": t_dec,

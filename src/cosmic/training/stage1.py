@@ -34,6 +34,7 @@ class Stage1Config:
     arch: str = "cosmic"
     lmbda: float = 0.0026
     kl_weight: float = 0.5
+    est_weight: float = 0.5  # weight of the no-compensation (ẑ0) path in the distortion term
     steps: int = 20000
     batch_size: int = 8
     crop: int = 128
@@ -106,7 +107,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     optimizer = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     optimizers = {"main": optimizer, "aux": aux_optimizer}
-    loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight)
+    loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight, cfg.est_weight)
 
     ckpt = out / "last"
     state = {"step": 0, "history": [], "config": asdict(cfg)}

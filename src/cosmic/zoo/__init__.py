@@ -44,12 +44,16 @@ def model_path(name_or_dir: str | os.PathLike) -> Path:
 
 
 def load_model(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
-    """Load a stage-1 :class:`~cosmic.models.cosmic.Cosmic` (weights via safetensors, no pickle)."""
+    """Load a stage-1 :class:`~cosmic.models.cosmic.Cosmic`, or a
+    :class:`~cosmic.models.baselines.LearnedBaseline` (weights via safetensors, no pickle)."""
+    from cosmic.models.baselines import LearnedBaseline
     from cosmic.models.cosmic import Cosmic
+    from cosmic.utils.pretrained import ConfigMixin
 
     path = model_path(name_or_dir)
     try:
-        model = Cosmic.from_pretrained(path)
+        kind = ConfigMixin.read_config(path).get("_class_name")
+        model = (LearnedBaseline if kind == LearnedBaseline.__name__ else Cosmic).from_pretrained(path)
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise ModelError(f"{path}: cannot load model ({first_line(exc)})") from None
     return model
@@ -64,14 +68,18 @@ def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
     """
     from safetensors.torch import load_file
 
+    from cosmic.onboard.baselines import BaselineCodec
     from cosmic.onboard.codec import OnboardCodec
     from cosmic.utils.pretrained import WEIGHTS_NAME, ConfigMixin
 
     path = model_path(name_or_dir)
     try:
         cfg = ConfigMixin.read_config(path)
-        codec = OnboardCodec(cfg["N"], cfg["M"], cfg.get("cam_positions", (2, 3)), cfg.get("cam_kernel", 7),
-                             cfg.get("stem_multiplier", 8))
+        if cfg.get("_class_name") == "LearnedBaseline":
+            codec = BaselineCodec(cfg["arch"], cfg["N"], cfg["M"])
+        else:
+            codec = OnboardCodec(cfg["N"], cfg["M"], cfg.get("cam_positions", (2, 3)),
+                                 cfg.get("cam_kernel", 7), cfg.get("stem_multiplier", 8))
         prefix = "onboard."
         state = {k[len(prefix):]: v for k, v in load_file(str(path / WEIGHTS_NAME)).items() if k.startswith(prefix)}
         codec.load_state_dict(state)
