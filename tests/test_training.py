@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import golden_image
 from PIL import Image
 
@@ -74,3 +75,24 @@ def test_overfit_loss_falls_and_resume(tiny_data, tmp_path, monkeypatch):
     assert state["step"] == 60
     assert state["history"][-1]["loss"] < first
     assert state["optimizer_steps"]["main"] and min(state["optimizer_steps"]["main"].values()) == 60
+
+
+def test_est_weight_and_chroma_term():
+    from cosmic.training.losses import low_chroma
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    grey = x.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    assert float(low_chroma(grey).abs().max()) == 0.0
+    out = {"likelihoods": {"y": torch.full((2, 4, 4, 4), 0.5)}, "x_hat": x.clone(), "x_hat_est": grey,
+           "z0_mu": torch.zeros(2, 4, 16, 16), "z0_logvar": torch.zeros(2, 4, 16, 16), "split": None}
+    half = Stage1Loss(0.01)(out, x)
+    assert torch.allclose(half["loss"], half["bpp"] + 0.01 * 255**2 * 0.5 * half["mse_est"])
+    only_est = Stage1Loss(0.01, est_weight=1.0)(out, x)
+    assert torch.allclose(only_est["loss"] - only_est["bpp"], 2 * (half["loss"] - half["bpp"]))
+    with_chroma = Stage1Loss(0.01, chroma_weight=4.0)(out, x)
+    expect = F.mse_loss(low_chroma(grey), low_chroma(x))
+    assert float(expect) > 0 and torch.allclose(with_chroma["chroma_est"], expect)
+    assert torch.allclose(with_chroma["loss"], half["loss"] + 0.01 * 255**2 * 4.0 * expect)
+    with pytest.raises(ValueError):
+        Stage1Loss(0.01, est_weight=1.5)

@@ -35,6 +35,7 @@ class Stage1Config:
     lmbda: float = 0.0026
     kl_weight: float = 0.5
     est_weight: float = 0.5  # weight of the no-compensation (ẑ0) path in the distortion term
+    chroma_weight: float = 0.0  # extra weight on the ẑ0 path's low-pass colour error
     steps: int = 20000
     batch_size: int = 8
     crop: int = 128
@@ -107,7 +108,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     optimizer = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     optimizers = {"main": optimizer, "aux": aux_optimizer}
-    loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight, cfg.est_weight)
+    loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight, cfg.est_weight, cfg.chroma_weight)
 
     ckpt = out / "last"
     state = {"step": 0, "history": [], "config": asdict(cfg)}
@@ -169,6 +170,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
             tqdm.write(
                 f"val @ {step}: bpp {val['bpp']:.4f}  psnr(ẑ0) {val['psnr_est']:.2f}  "
                 f"psnr(Ẽ) {val['psnr']:.2f}  kl {val['kl_bpp']:.4f}  {val['steps_per_s']:.2f} it/s"
+                + (f"  chroma(ẑ0) {val['chroma_est']:.2e}" if "chroma_est" in val else "")
             )
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             model.update(force=True)
