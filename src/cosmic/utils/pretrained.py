@@ -35,13 +35,57 @@ def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+INT8_SCALE = ".int8_scale"  # suffix of the per-output-channel scale of an int8-stored tensor
+
+
+def _int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel int8: ``w ≈ q * scale`` (scale float32, one per row)."""
+    flat = w.detach().float().reshape(w.shape[0], -1)
+    scale = (flat.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
+    q = torch.round(flat / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q.reshape(w.shape), scale
+
+
+def _from_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return (q.float().reshape(q.shape[0], -1) * scale[:, None]).reshape(q.shape)
+
+
+def _int8_eligible(t: torch.Tensor) -> bool:
+    return t.is_floating_point() and t.dim() >= 2 and t.numel() >= 1024
+
+
 @torch.no_grad()
 def round_parameters(module: torch.nn.Module, dtype: torch.dtype = torch.float16) -> None:
     """Round every floating-point parameter to ``dtype`` precision in place (kept in its own
-    dtype), so a model saved with ``save_pretrained(dtype=...)`` loads back bit-identical."""
+    dtype), so a model saved with ``save_pretrained(dtype=...)`` loads back bit-identical.
+    ``torch.int8``: weight matrices and kernels (>= 1024 values) to per-output-channel int8,
+    the small rest (biases, norms) to float16."""
     for p in module.parameters():
-        if p.is_floating_point():
-            p.copy_(p.to(dtype).to(p.dtype))
+        if not p.is_floating_point():
+            continue
+        if dtype == torch.int8 and _int8_eligible(p):
+            p.copy_(_from_int8(*_int8(p)).to(p.dtype))
+        else:
+            p.copy_(p.to(torch.float16 if dtype == torch.int8 else dtype).to(p.dtype))
+
+
+def _store(state: dict, params: set, dtype: torch.dtype) -> dict:
+    out = {}
+    for k, v in state.items():
+        if k not in params or not v.is_floating_point():
+            out[k] = v
+        elif dtype == torch.int8 and _int8_eligible(v):
+            out[k], out[k + INT8_SCALE] = _int8(v)
+        else:
+            out[k] = v.to(torch.float16 if dtype == torch.int8 else dtype)
+    return out
+
+
+def _restore(state: dict) -> dict:
+    """Undo :func:`_store`'s int8 packing (other dtypes are cast by ``load_state_dict``)."""
+    scales = {k[: -len(INT8_SCALE)]: v for k, v in state.items() if k.endswith(INT8_SCALE)}
+    return {k: _from_int8(v, scales[k]) if k in scales else v
+            for k, v in state.items() if not k.endswith(INT8_SCALE)}
 
 
 class ConfigMixin:
@@ -62,7 +106,8 @@ class ConfigMixin:
                         dtype: torch.dtype | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (atomically, via temporary names).
 
-        ``dtype`` (e.g. ``torch.float16``) stores the floating-point *parameters* at that
+        ``dtype`` (e.g. ``torch.float16``; ``torch.int8``: per-channel int8 kernels, see
+        :func:`round_parameters`) stores the floating-point *parameters* at that
         precision to halve the file (buffers such as entropy-coder tables keep theirs); loading
         casts them back to the model's parameter dtype. Round the model first (see
         :func:`round_parameters`) so that what was measured is what is stored."""
@@ -70,8 +115,7 @@ class ConfigMixin:
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if dtype is not None:
-            params = {k for k, _ in self.named_parameters()}
-            state = {k: v.to(dtype) if k in params and v.is_floating_point() else v for k, v in state.items()}
+            state = _store(state, {k for k, _ in self.named_parameters()}, dtype)
         config = {"_class_name": type(self).__name__, **self.config}
         config["_weights_sha256"] = weights_digest(state)
         if extra:
@@ -107,7 +151,7 @@ class ConfigMixin:
         weights = Path(directory) / WEIGHTS_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"no {WEIGHTS_NAME} in model directory {directory}")
-        state = load_file(str(weights))
+        state = _restore(load_file(str(weights)))
         model.load_state_dict(state)
         model.eval()
         return model
