@@ -90,3 +90,9 @@ def test_eval_codec_specs_for_baselines(tmp_path):
     assert spec.name == "bmshj2018-hyperprior" and spec.kind == "cosmic" and len(spec.points) == 2
     missing = parse_codecs("mbt2018-mean")[0]
     assert missing.points == [] and "cosmic train stage1 --arch mbt2018-mean" in missing.note
+
+
+def test_model_series_spec(tmp_path):
+    spec = parse_codecs(f"model:{tmp_path}/x-q1/final+{tmp_path}/x-q3/final")[0]
+    assert spec.name == "x" and [p.split("/")[-2] for p in spec.points] == ["x-q1", "x-q3"]
+    assert parse_codecs("model:cosmic-small-q3")[0].name == "cosmic-small-q3"

@@ -8,8 +8,9 @@ Codecs:
 - ``cosmic``: every shipped ``cosmic-small-q*`` rate point (or ``cosmic-small``), decoded
   without compensation; ``cosmic-dc``: the same files decoded with diffusion compensation
   (``steps`` DDIM steps) for the models that have a stage-2 network;
-- a model directory or shipped name, as ``model:NAME_OR_DIR`` (no compensation) or
-  ``model-dc:NAME_OR_DIR`` (with it).
+- a model directory or shipped name, as ``model:NAME_OR_DIR`` (no compensation; several rate
+  points of one codec as ``model:A+B+C``) or ``model-dc:NAME_OR_DIR`` (with it);
+- CompressAI's learned baselines trained here: ``bmshj2018-hyperprior:DIR+DIR...``.
 
 Outputs (``write_results``): ``per_image.json``, one CompressAI-style ``<codec>.json`` per codec
 (``results.bpp`` / ``psnr-rgb`` / ``ms-ssim-rgb``, averaged per rate point), ``summary.md``
@@ -68,6 +69,16 @@ def point_label(ref: str) -> str:
     return p.parent.name if p.name in ("final", "last") and p.parent.name else p.name
 
 
+def _series_label(refs: list[str]) -> str:
+    """One model: its label; several (rate points, ``model:A+B``): their labels' common stem."""
+    labels = [point_label(r) for r in refs]
+    if len(labels) == 1:
+        return labels[0]
+    import os
+
+    return os.path.commonprefix(labels).rstrip("-_q") or "model"
+
+
 def _shipped_baselines(arch: str) -> list[str]:
     from cosmic.zoo import shipped_models
 
@@ -93,8 +104,10 @@ def parse_codecs(text: str, steps: int | list[int] = 25) -> list[CodecSpec]:
                 name = "cosmic-dc" if len(step_list) == 1 else f"cosmic-dc{n}"
                 specs.append(CodecSpec(name, "cosmic", models, steps=n, note=note))
         elif token.startswith("model:"):
-            ref = token.split(":", 1)[1]
-            specs.append(CodecSpec(point_label(ref), "cosmic", [ref]))
+            refs = [r for r in token.split(":", 1)[1].split("+") if r]
+            if not refs:
+                raise InputError(f"--codecs {token}: give a model directory or shipped name after 'model:'")
+            specs.append(CodecSpec(_series_label(refs), "cosmic", refs))
         elif token.startswith("model-dc:"):
             ref = token.split(":", 1)[1]
             if load_compensator(ref) is None:
