@@ -11,7 +11,7 @@ from helpers import TINY_MODEL, golden_image
 from PIL import Image
 
 from cosmic.evaluation.bjontegaard import bd_psnr, bd_rate
-from cosmic.evaluation.classical import CLASSICAL, encode, encode_at_bpp
+from cosmic.evaluation.classical import CLASSICAL, DEFAULT_KNOBS, encode, encode_at_bpp
 
 
 def test_bd_rate_known_answers():
@@ -50,7 +50,7 @@ def test_eval_command_writes_real_bpp_and_reports(cli, tmp_path, monkeypatch):
     assert code == 0, err
     rows = json.loads((out / "per_image.json").read_text())
     assert {r["codec"] for r in rows} == {"tiny-model", "jpeg2000", "webp"}
-    assert len([r for r in rows if r["codec"] == "jpeg2000"]) == 2 * 6
+    assert len([r for r in rows if r["codec"] == "jpeg2000"]) == 2 * len(DEFAULT_KNOBS["jpeg2000"])
     # bpp of the COSMIC rows is the real file: re-encode and compare bytes
     from cosmic.io.container import write_container
     from cosmic.models.cosmic import Cosmic
@@ -161,3 +161,23 @@ def test_bd_rate_is_robust_to_flat_noisy_curves():
     assert 5 < bd < 60  # the test codec needs more bits at every quality it reaches
     r, q = pareto_front([0.1, 0.2, 0.3, 0.4], [30, 32, 31, 33])
     assert list(r) == [0.1, 0.2, 0.4] and list(q) == [30, 32, 33]
+
+
+def test_one_encode_serves_every_decode_of_an_image(tmp_path, monkeypatch):
+    """A steps sweep decodes one file several ways: it is encoded once per (model, image)."""
+    import cosmic.onboard.scene as onboard_scene
+    from cosmic.evaluation.harness import CodecSpec, _CosmicRunner
+    from cosmic.metadata import SensorMetadata
+
+    calls = []
+    real = onboard_scene.encode_scene
+    monkeypatch.setattr(onboard_scene, "encode_scene", lambda *a, **k: calls.append(1) or real(*a, **k))
+    shared: dict = {}
+    spec = CodecSpec("tiny", "cosmic", [str(TINY_MODEL)])
+    a, b = (_CosmicRunner(spec, tmp_path, encoded=shared) for _ in range(2))
+    x = golden_image(128, 128)
+    first = a.run(str(TINY_MODEL), x, SensorMetadata(), key="im0")
+    second = b.run(str(TINY_MODEL), x, SensorMetadata(), key="im0")
+    assert len(calls) == 1 and first[0] == second[0] and np.array_equal(first[1], second[1])
+    b.run(str(TINY_MODEL), np.roll(x, 5, axis=1), SensorMetadata(), key="im1")
+    assert len(calls) == 2 and list(shared) == [(str(TINY_MODEL), "im1")]  # the old image's file dropped
