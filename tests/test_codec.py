@@ -142,3 +142,30 @@ def test_padding_and_crop_for_odd_sizes(tiny_model, tmp_path):
         write_container(tmp_path / "o.cosmic", header, payloads)
         out = decode_scene(tiny_model, read_container(tmp_path / "o.cosmic")).pixels
         assert out.shape == (h, w, 3) and out.dtype == np.uint8
+
+
+def test_colour_shortcut_starts_as_a_no_op_and_carries_colour():
+    """ColourShortcut (ours): zero-initialised, so a model fine-tuned with it starts where it was;
+    once its weights are non-zero, y changes with the colour of a flat patch and the real
+    bitstream still round-trips."""
+    import torch
+
+    from cosmic.models.cosmic import Cosmic
+
+    torch.manual_seed(0)
+    plain = Cosmic(N=16, M=16, ground_channels=8).eval()
+    with_cs = Cosmic(N=16, M=16, ground_channels=8, colour_shortcut=True).eval()
+    missing, _ = with_cs.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["onboard.colour.proj.bias", "onboard.colour.proj.weight"]
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(with_cs.onboard.analysis(x), plain.onboard.analysis(x))
+    torch.nn.init.normal_(with_cs.onboard.colour.proj.weight, std=0.1)
+    red, green = torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)
+    red[:, 0], green[:, 1] = 0.5, 0.5
+    delta = with_cs.onboard.analysis(red) - with_cs.onboard.analysis(green)
+    base = plain.onboard.analysis(red) - plain.onboard.analysis(green)
+    assert float((delta - base).abs().mean()) > 0.5  # the shortcut's own contribution, in quantisation steps
+    with_cs.update(force=True)
+    enc = with_cs.compress(x)
+    y_hat = with_cs.onboard.decompress(enc["strings"], enc["shape"])["y_hat"]
+    assert y_hat.shape == (1, 16, 4, 4) and torch.isfinite(y_hat).all()

@@ -549,6 +549,9 @@ def train_stage1_cmd(
         0.5, help="share of the distortion term given to the no-compensation (ẑ0) path, 0..1"),
     chroma_weight: float = typer.Option(
         0.0, help="extra weight on the ẑ0 path's block-averaged colour error (makes y_hat carry colour)"),
+    colour_shortcut: bool = typer.Option(
+        False, help="add the colour shortcut to E (block-mean colour into y; zero-initialised, so "
+                    "--init-from a model without it starts where that model was)"),
     steps: int = typer.Option(20000),
     batch_size: int = typer.Option(8),
     crop: int = typer.Option(128, help="random crop size (multiple of 64)"),
@@ -579,7 +582,7 @@ def train_stage1_cmd(
         raise InputError(f"--arch {arch}: unknown; choose one of {', '.join(MODELS)}")
     cfg = Stage1Config(
         data=str(data), out=str(out), preset=preset, arch=arch, lmbda=lmbda, kl_weight=kl_weight,
-        est_weight=est_weight, chroma_weight=chroma_weight, steps=steps,
+        est_weight=est_weight, chroma_weight=chroma_weight, colour_shortcut=colour_shortcut, steps=steps,
         batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
         checkpoint_every=checkpoint_every, threads=threads, bf16=bf16,
         channels_last=channels_last, name=name, init_from=init_from,

@@ -29,6 +29,8 @@ class Cosmic(CompressionModel, ConfigMixin):
         cam_positions: after which GDN stages of E a CAM sits (see :mod:`cosmic.onboard.codec`).
         cam_kernel: length of CAM's 1-D convs.
         stem_multiplier: depthwise filters per RGB channel in E's first LCB (see ``LCB``).
+        colour_shortcut: add :class:`~cosmic.onboard.codec.ColourShortcut` to E (ours, not the
+            paper's: E alone nearly discards colour).
         name: a model identifier written into every bitstream.
     """
 
@@ -42,15 +44,16 @@ class Cosmic(CompressionModel, ConfigMixin):
         cam_kernel: int = 7,
         stem_multiplier: int = 8,
         name: str = "cosmic",
+        colour_shortcut: bool = False,
     ):
         super().__init__()
         self.register_config(
             N=N, M=M, ground_channels=ground_channels, latent_channels=latent_channels,
             cam_positions=list(cam_positions), cam_kernel=cam_kernel, stem_multiplier=stem_multiplier,
-            name=name,
+            name=name, colour_shortcut=colour_shortcut,
         )
         self.name = name
-        self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier)
+        self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut)
         self.ground = GroundDecoder(ground_channels, M, latent_channels)
 
     tile_multiple = 64  # y at H/16, z at H/64: tiles must be multiples of 64
@@ -109,7 +112,7 @@ class Cosmic(CompressionModel, ConfigMixin):
         """The model's own quantised reconstruction without any entropy coding (for tests):
         y_hat = round(y - mu) + mu, decoded with the deterministic ẑ0."""
         on = self.onboard
-        y = on.g_a(x)
+        y = on.analysis(x)
         z = on.h_a(y)
         z_hat = on.entropy_bottleneck.quantize(z, "dequantize", on.entropy_bottleneck._get_medians())
         _, means = on.entropy_parameters(z_hat)

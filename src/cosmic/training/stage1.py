@@ -52,6 +52,7 @@ class Stage1Config:
     workers: int = 0
     name: str | None = None
     init_from: str | None = None  # start from this model's weights (e.g. a new λ); fresh optimizer
+    colour_shortcut: bool = False  # add the colour shortcut to E (see ColourShortcut)
     extra_data: list[str] | None = None  # images or folders mixed into the training crops
 
 
@@ -89,11 +90,16 @@ def _init_from(model, source: str) -> None:
 
     path = model_path(source)
     config = type(model).read_config(path)
-    mine = {k: v for k, v in model.config.items() if k != "name"}
-    theirs = {k: v for k, v in config.items() if not k.startswith("_") and k != "name"}
+    added = {"colour_shortcut"}  # may be switched on when fine-tuning a model without it
+    mine = {k: v for k, v in model.config.items() if k != "name" and k not in added}
+    theirs = {k: v for k, v in config.items() if not k.startswith("_") and k != "name" and k not in added}
     if mine != theirs:
         raise ValueError(f"--init-from {source}: its config {theirs} differs from this run's {mine}")
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    state = load_file(str(path / "model.safetensors"))
+    missing = set(model.state_dict()) - set(state)
+    if any(not k.startswith("onboard.colour.") for k in missing):
+        raise ValueError(f"--init-from {source}: weights missing for {sorted(missing)[:3]}")
+    model.load_state_dict(state, strict=not missing)  # a new colour shortcut keeps its zero init
     print(f"initialised from {path}")
 
 
@@ -101,6 +107,8 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     out = prepare_run(cfg.out, cfg.threads, cfg.seed)
 
     overrides = {"name": cfg.name} if cfg.name else {}
+    if cfg.colour_shortcut:
+        overrides["colour_shortcut"] = True
     model = build_model(cfg.arch, cfg.preset, **overrides)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)

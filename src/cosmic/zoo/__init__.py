@@ -79,7 +79,8 @@ def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
             codec = BaselineCodec(cfg["arch"], cfg["N"], cfg["M"])
         else:
             codec = OnboardCodec(cfg["N"], cfg["M"], cfg.get("cam_positions", (2, 3)),
-                                 cfg.get("cam_kernel", 7), cfg.get("stem_multiplier", 8))
+                                 cfg.get("cam_kernel", 7), cfg.get("stem_multiplier", 8),
+                                 cfg.get("colour_shortcut", False))
         prefix = "onboard."
         state = {k[len(prefix):]: v for k, v in load_file(str(path / WEIGHTS_NAME)).items() if k.startswith(prefix)}
         codec.load_state_dict(state)
