@@ -74,7 +74,7 @@ class ColourShortcut(nn.Module):
 
     #: output gain: Adam moves a weight by about lr per step whatever its gradient's scale, and y
     #: lives in units of the quantisation step; the gain lets this path catch up in a fine-tune
-    gain = 32.0
+    gain = 256.0
 
     def __init__(self, M: int, block: int = 16):
         super().__init__()
@@ -84,7 +84,7 @@ class ColourShortcut(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gain * self.proj(torch.nn.functional.avg_pool2d(x, self.block))
+        return self.gain * self.proj(torch.nn.functional.avg_pool2d(x, self.block, ceil_mode=True))
 
 
 class OnboardCodec(CompressionModel, ConfigMixin):
