@@ -142,6 +142,39 @@ def test_sampling_seed_and_metadata():
     assert torch.allclose(single[0], a[1], atol=1e-5)
 
 
+def test_residual_sampling_adds_the_anchor(tmp_path):
+    """Residual mode: z0' = ẑ0(y_hat) + r', r' sampled exactly as a plain model samples z0; the
+    mode survives save/load, and a residual model without its anchor is refused."""
+    plain = DiffusionCompensator(tiny_net().eval(), latent_scale=2.0)
+    resid = DiffusionCompensator(tiny_net().eval(), latent_scale=2.0, residual=True)
+    y = torch.randn(2, 16, 4, 4)
+    anchor = torch.randn(2, 4, 16, 16)
+    r = plain.sample(y, steps=3, seeds=[1, 2])
+    assert torch.allclose(resid.sample(y, steps=3, seeds=[1, 2], anchor=anchor), r + anchor)
+    with pytest.raises(ValueError, match="anchor"):
+        resid.sample(y, steps=3, seeds=[1, 2])
+    with pytest.raises(ValueError, match="ground decoder"):
+        resid.z0_fn(SensorMetadata(), steps=3)
+    resid.save_pretrained(tmp_path / "r")
+    assert DiffusionCompensator.from_pretrained(tmp_path / "r").residual is True
+    plain.save_pretrained(tmp_path / "p")
+    assert DiffusionCompensator.from_pretrained(tmp_path / "p").residual is False
+
+
+def test_residual_target_is_z0_minus_estimate(tiny_model):
+    from cosmic.training.stage2 import diffusion_target
+
+    x = torch.rand(2, 3, 64, 64)
+    torch.manual_seed(7)
+    y_hat, z0 = diffusion_target(tiny_model, x, residual=False)
+    torch.manual_seed(7)
+    y_hat2, r = diffusion_target(tiny_model, x, residual=True)
+    assert torch.equal(y_hat, y_hat2)
+    est = tiny_model.ground.estimate_z0(y_hat)
+    assert est.shape == z0.shape and float(est.abs().mean()) > 0
+    assert torch.allclose(r + est, z0, atol=1e-6)
+
+
 def test_init_from_diffusers_unet(tmp_path):
     net = tiny_net()
     net.unet.save_pretrained(tmp_path / "unet")
@@ -186,14 +219,15 @@ def test_stage2_overfit_loss_falls(tiny_model):
     assert after < 0.7 * before, (before, after)
 
 
-def test_cli_decompress_with_diffusion(cli, golden_png, tmp_path):
+@pytest.mark.parametrize("residual", [False, True])
+def test_cli_decompress_with_diffusion(cli, golden_png, tmp_path, residual):
     import shutil
 
     from PIL import Image
 
     model_dir = tmp_path / "model"
     shutil.copytree(TINY_MODEL, model_dir)
-    DiffusionCompensator(tiny_net(), 1.0).save_pretrained(model_dir / "diffusion")
+    DiffusionCompensator(tiny_net(), 1.0, residual=residual).save_pretrained(model_dir / "diffusion")
     out = tmp_path / "g.cosmic"
     assert cli("compress", golden_png, "-o", out, "-m", model_dir, "-q")[0] == 0
     imgs = {}
@@ -246,7 +280,9 @@ def test_train_stage2_runs_resumes_and_saves(tmp_path, monkeypatch):
     assert state["step"] == 6 and [e["step"] for e in state["losses"]] == [2, 4, 6]
     comp = DiffusionCompensator.from_pretrained(final)
     assert comp.latent_scale == pytest.approx(state["latent_scale"]) and comp.latent_scale > 0
-    assert comp.sample(torch.zeros(1, 16, 4, 4), steps=2, seeds=[0]).shape == (1, 4, 16, 16)
+    assert comp.residual is True  # the default target: z0 - ẑ0(y_hat)
+    anchor = torch.zeros(1, 4, 16, 16)
+    assert comp.sample(torch.zeros(1, 16, 4, 4), steps=2, seeds=[0], anchor=anchor).shape == (1, 4, 16, 16)
 
 
 def test_cli_compare_reports_both_paths_and_jpeg2000(cli, tmp_path):

@@ -181,7 +181,7 @@ def _open_raster(path: Path, bands, scale):
     return RasterSource.open(path, bands, scale)
 
 
-def _compensation(model: str, container, steps: Optional[int], seed: int, quiet: bool):
+def _compensation(model: str, net, container, steps: Optional[int], seed: int, quiet: bool):
     """z0_fn for decode_scene: DDIM sampling with the model's stage-2 network, or None (steps 0)."""
     from cosmic.ground.diffusion.sampler import DEFAULT_STEPS
     from cosmic.metadata import SensorMetadata
@@ -197,7 +197,7 @@ def _compensation(model: str, container, steps: Optional[int], seed: int, quiet:
             _note(f"model '{model}' has no diffusion compensation yet: decoding with --steps 0")
         return None
     metadata = SensorMetadata.from_dict(container.header.metadata, source="bitstream metadata")
-    return comp.z0_fn(metadata, steps or DEFAULT_STEPS, seed)
+    return comp.z0_fn(metadata, steps or DEFAULT_STEPS, seed, ground=net.ground)
 
 
 @app.command()
@@ -235,7 +235,7 @@ def decompress(
     h = container.header
     model = model or _model_for(container)
     net = load_model(model)
-    z0_fn = _compensation(model, container, steps, seed, quiet)
+    z0_fn = _compensation(model, net, container, steps, seed, quiet)
     t0 = time.perf_counter()
     bad = []
     if is_geotiff(output):
@@ -409,7 +409,8 @@ def eval_cmd(
     split: str = typer.Option("val", help="train, val or all (folders with SPLITS.json)"),
     limit: int = typer.Option(0, help="use N images spread evenly over the set (0: all)"),
     steps: str = typer.Option("25", help="DDIM steps for cosmic-dc; a list (5,10,25,50) sweeps them"),
-    seed: int = typer.Option(0, help="diffusion sampler seed"),
+    seed: str = typer.Option(
+        "0", help="diffusion sampler seed; a list (0,1,2,3,4) decodes with each and reports mean ± 2σ (Table 4)"),
     gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset"),
     title: Optional[str] = typer.Option(None, help="title of the report (default: the data folder)"),
     classifier: Optional[str] = typer.Option(
@@ -429,7 +430,13 @@ def eval_cmd(
         raise InputError(f"--steps {steps!r}: expected numbers such as 25 or 5,10,25,50") from None
     if not step_list or min(step_list) < 1:
         raise InputError(f"--steps {steps!r}: step counts must be 1 or more")
-    specs = parse_codecs(codecs, steps=step_list)
+    try:
+        seed_list = [int(v) for v in seed.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--seed {seed!r}: expected numbers such as 0 or 0,1,2,3,4") from None
+    if not seed_list or min(seed_list) < 0 or len(set(seed_list)) != len(seed_list):
+        raise InputError(f"--seed {seed!r}: seeds must be distinct numbers, 0 or more")
+    specs = parse_codecs(codecs, steps=step_list, seeds=seed_list)
     if report_only:
         rows_file = out / "per_image.json"
         if not rows_file.is_file():
@@ -452,7 +459,7 @@ def eval_cmd(
     keep = (lambda path, codec, point, y: decoded.__setitem__((str(path), codec, point), y)) if tile_set else None
     cls = _load_classifier(classifier)
     features: dict = {}
-    rows = evaluate(files, specs, seed=seed, default_metadata=SensorMetadata(gsd=gsd) if gsd else None,
+    rows = evaluate(files, specs, seed=seed_list[0], default_metadata=SensorMetadata(gsd=gsd) if gsd else None,
                     on_decoded=keep, classifier=cls, features=features)
     command = "cosmic " + " ".join(str(a) for a in _ARGV)
     write_results(out, rows, specs, title or f"{data.name}" + (f"/{split}" if (data / "SPLITS.json").is_file() else ""),
@@ -608,6 +615,9 @@ def train_stage2_cmd(
     extra_data: Optional[list[Path]] = typer.Option(
         None, help="images or folders (sidecars honoured) whose random crops join the training set"),
     no_metadata: bool = typer.Option(False, help="ablation w/o ME: ignore all metadata"),
+    residual: bool = typer.Option(
+        True, help="diffuse z0 - ẑ0(y_hat), the detail the no-compensation decode misses (ours); "
+                   "--no-residual diffuses z0 itself, as the paper does"),
     checkpoint_every: int = typer.Option(250),
     threads: int = typer.Option(0),
 ) -> None:
@@ -619,7 +629,7 @@ def train_stage2_cmd(
     cfg = Stage2Config(
         stage1=str(stage1), data=str(data), out=str(out), preset=preset, steps=steps,
         batch_size=batch_size, crop=crop, lr=lr, gsd=gsd,
-        init_from=str(init_from) if init_from else None, use_metadata=not no_metadata,
+        init_from=str(init_from) if init_from else None, use_metadata=not no_metadata, residual=residual,
         extra_data=[str(p) for p in extra_data] if extra_data else None,
         checkpoint_every=checkpoint_every, threads=threads,
     )

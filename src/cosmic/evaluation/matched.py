@@ -52,7 +52,7 @@ def compare_with_jpeg2000(model, files: list[Path], work: Path, progress: bool =
         row_dc = None
         if compensator is not None:
             t0 = time.perf_counter()
-            ydc = decode_scene(model, read_container(f), z0_fn=compensator.z0_fn(meta, steps, seed)).pixels
+            ydc = decode_scene(model, read_container(f), z0_fn=compensator.z0_fn(meta, steps, seed, ground=model.ground)).pixels
             row_dc = {"steps": steps, "psnr": psnr(x, ydc), "ms_ssim": None if small else ms_ssim(x, ydc),
                       "decode_s": time.perf_counter() - t0, "tiles": header.num_tiles}
         rows.append({

@@ -97,6 +97,10 @@ class GroundDecoder(nn.Module, ConfigMixin):
         """D(concat(transconv(y_hat), z0)) - Eq. 2; ``features`` is transconv(y_hat)."""
         return self.decoder(torch.cat([features, z0], dim=1))
 
+    def estimate_z0(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """The deterministic estimate ẑ0(y_hat) (the "w/o DC" z0; a residual diffusion's anchor)."""
+        return self.z0_estimator(self.transconv(y_hat))
+
     def forward(self, y_hat: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruct from y_hat; with ``z0=None`` use the deterministic estimate ẑ0."""
         features = self.transconv(y_hat)

@@ -1,7 +1,9 @@
 """Stage-2 training (paper Algorithm 1, second stage; Eq. 5).
 
-Stage 1 is frozen. The target is z0 = mu_z + sigma_z * eps from Ẽ(x), scaled to unit variance by
-a factor measured on the first batches; the noise predictor learns the ε-prediction MSE of Eq. 5
+Stage 1 is frozen. The target is z0 = mu_z + sigma_z * eps from Ẽ(x) (the paper), or by default
+its residual z0 - ẑ0(y_hat) over the deterministic estimate (ours, see
+:mod:`cosmic.ground.diffusion.sampler`), scaled to unit variance by a factor measured on the first
+batches; the noise predictor learns the ε-prediction MSE of Eq. 5
 under diffusers' DDPM schedule, with random metadata-field dropout (in the metadata encoder) and
 an EMA of its weights (diffusers' ``EMAModel``). Checkpoints are safetensors + JSON and resume.
 """
@@ -48,6 +50,7 @@ class Stage2Config:
     gsd: float | None = None  # a GSD known for the whole dataset (UC Merced: 0.3048 m)
     init_from: str | None = None  # a diffusers UNet, or a COSMIC stage-2 model to warm-start from
     use_metadata: bool = True
+    residual: bool = True  # diffuse z0 - ẑ0(y_hat) (ours) instead of z0 itself (the paper)
     extra_data: list[str] | None = None  # images or folders (with sidecars) mixed into the crops
     seed: int = 0
     threads: int = 0
@@ -77,13 +80,20 @@ class MetadataImageFolder(Dataset):
         return crop, self.values[i], self.present[i]
 
 
+@torch.no_grad()
+def diffusion_target(stage1, x: torch.Tensor, residual: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y_hat, target)``: z0 ~ q(z0|x) from Ẽ, minus ẑ0(y_hat) when ``residual`` (unscaled)."""
+    y_hat = stage1.onboard(x)["y_hat"]
+    mu, logvar = stage1.ground.encode_z0(x)
+    z0 = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    return y_hat, (z0 - stage1.ground.estimate_z0(y_hat) if residual else z0)
+
+
 def stage2_loss(stage1, net: NoisePredictor, scheduler: DDPMScheduler, x, values, present,
-                latent_scale: float) -> torch.Tensor:
+                latent_scale: float, residual: bool = False) -> torch.Tensor:
     """ε-prediction MSE of Eq. 5 for one batch (stage 1 frozen)."""
-    with torch.no_grad():
-        y_hat = stage1.onboard(x)["y_hat"]
-        mu, logvar = stage1.ground.encode_z0(x)
-        z0 = (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)) * latent_scale
+    y_hat, z0 = diffusion_target(stage1, x, residual)
+    z0 = z0 * latent_scale
     noise = torch.randn_like(z0)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (x.shape[0],))
     z_t = scheduler.add_noise(z0, noise, t)
@@ -92,13 +102,12 @@ def stage2_loss(stage1, net: NoisePredictor, scheduler: DDPMScheduler, x, values
 
 
 @torch.no_grad()
-def measure_latent_scale(stage1, loader, batches: int = 8) -> float:
+def measure_latent_scale(stage1, loader, residual: bool = False, batches: int = 8) -> float:
+    """1 / RMS of the diffusion target over a few batches (unit variance for the DDPM schedule)."""
     sq, n = 0.0, 0
     it = iter(loader)
     for _ in range(batches):
-        x = next(it)[0]
-        mu, logvar = stage1.ground.encode_z0(x)
-        z0 = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z0 = diffusion_target(stage1, next(it)[0], residual)[1]
         sq += float(z0.pow(2).sum())
         n += z0.numel()
     return 1.0 / max(math.sqrt(sq / n), 1e-6)
@@ -140,7 +149,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
         ema.shadow_params = [shadow[n] for n in names]
         ema.optimization_step = state["step"]
     else:
-        state["latent_scale"] = measure_latent_scale(stage1, loader)
+        state["latent_scale"] = measure_latent_scale(stage1, loader, cfg.residual)
     (out / "stage2_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
 
     step = int(state["step"])
@@ -151,7 +160,8 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
     t0 = time.time()
     while step < cfg.steps:
         x, values, present = next(it)
-        loss = stage2_loss(stage1, net, scheduler, x, values, present, state["latent_scale"])
+        loss = stage2_loss(stage1, net, scheduler, x, values, present, state["latent_scale"],
+                           cfg.residual)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -174,6 +184,6 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
     bar.close()
     ema.copy_to(net.parameters())
     final = out / "final"
-    DiffusionCompensator(net.eval(), state["latent_scale"]).save_pretrained(
+    DiffusionCompensator(net.eval(), state["latent_scale"], cfg.residual).save_pretrained(
         final, extra={"stage2": asdict(cfg), "stage1": str(cfg.stage1)})
     return final

@@ -4,6 +4,14 @@ x_hat = D(concat(transconv(y_hat), z0')).
 ``DiffusionCompensator`` bundles the noise predictor, the latent scaling factor measured in
 stage 2 (z0 is scaled to unit variance for diffusion, as Stable Diffusion scales its VAE latents)
 and the scheduler configuration; it is saved beside the stage-1 model as ``diffusion/``.
+
+Residual mode (ours, not the paper's; ``residual=True``, what ``cosmic train stage2`` trains):
+the diffusion generates ``r = z0 - ẑ0(y_hat)``, the part of z0 that the deterministic estimate
+(the "w/o DC" decode) misses, and ``z0' = ẑ0(y_hat) + r'``. Everything y_hat already determines
+(colour, layout) is then given, not re-generated: what the diffusion adds is detail on top of a
+decode that is already a correct image of the scene, and a network that has learned little
+adds little, where one that generates the whole z0 (the paper's formulation, ``residual=False``)
+must first learn to reproduce what ẑ0 knows or paints wrong colours (measured, MODEL_CARD).
 """
 
 from __future__ import annotations
@@ -29,21 +37,26 @@ SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta
 
 
 class DiffusionCompensator(nn.Module):
-    def __init__(self, net: NoisePredictor, latent_scale: float = 1.0):
+    def __init__(self, net: NoisePredictor, latent_scale: float = 1.0, residual: bool = False):
         super().__init__()
         self.net = net
         self.latent_scale = float(latent_scale)
+        self.residual = bool(residual)
 
     def training_scheduler(self) -> DDPMScheduler:
         return DDPMScheduler(**SCHEDULE)
 
     @torch.no_grad()
     def sample(self, y_hat: torch.Tensor, metadata: list[SensorMetadata] | None = None,
-               steps: int = DEFAULT_STEPS, seeds: list[int] | None = None) -> torch.Tensor:
+               steps: int = DEFAULT_STEPS, seeds: list[int] | None = None,
+               anchor: torch.Tensor | None = None) -> torch.Tensor:
         """Sample z0' for a batch of tiles with deterministic DDIM (eta = 0).
 
         Each tile's starting noise comes from its own generator seeded with ``seeds[i]``, so a
-        tile's result does not depend on which batch it was decoded in."""
+        tile's result does not depend on which batch it was decoded in. A residual model needs
+        ``anchor`` = ẑ0(y_hat) (:meth:`GroundDecoder.estimate_z0`) and returns ``anchor + r'``."""
+        if self.residual and anchor is None:
+            raise ValueError("a residual diffusion model needs the anchor ẑ0(y_hat)")
         b, _, h, w = y_hat.shape
         metadata = metadata or [SensorMetadata()] * b
         if len(metadata) == 1 and b > 1:
@@ -62,16 +75,21 @@ class DiffusionCompensator(nn.Module):
         for t in scheduler.timesteps:
             eps = self.net(z, t.expand(b), y_hat, tokens)
             z = scheduler.step(eps, t, z, eta=0.0).prev_sample
-        return z / self.latent_scale
+        z = z / self.latent_scale
+        return z + anchor if self.residual else z
 
-    def z0_fn(self, metadata: SensorMetadata, steps: int = DEFAULT_STEPS, seed: int = 0):
+    def z0_fn(self, metadata: SensorMetadata, steps: int = DEFAULT_STEPS, seed: int = 0, ground=None):
         """A ``z0_fn(y_hat, tile_indices)`` for :func:`cosmic.ground.scene.decode_scene`: every tile
         of a scene gets its own seed derived from ``seed`` and its index, so the same seed gives
-        the same scene whatever the batching."""
+        the same scene whatever the batching. ``ground`` (the stage-1 model's
+        :class:`~cosmic.ground.decoder.GroundDecoder`) supplies ẑ0(y_hat) to a residual model."""
+        if self.residual and ground is None:
+            raise ValueError("a residual diffusion model needs the stage-1 ground decoder")
 
         def z0_fn(y_hat: torch.Tensor, indices: list[int]) -> torch.Tensor:
+            anchor = ground.estimate_z0(y_hat) if self.residual else None
             return self.sample(y_hat, [metadata] * len(indices), steps=steps,
-                               seeds=[seed * 1_000_003 + i for i in indices])
+                               seeds=[seed * 1_000_003 + i for i in indices], anchor=anchor)
 
         return z0_fn
 
@@ -79,13 +97,14 @@ class DiffusionCompensator(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
                         dtype: torch.dtype | None = None) -> Path:
         directory = Path(directory)
-        self.net.save_pretrained(directory, extra={"latent_scale": self.latent_scale, **(extra or {})},
-                                 dtype=dtype)
+        self.net.save_pretrained(
+            directory, extra={"latent_scale": self.latent_scale, "residual": self.residual, **(extra or {})},
+            dtype=dtype)
         (directory / "scheduler.json").write_text(json.dumps(SCHEDULE, indent=2) + "\n")
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "DiffusionCompensator":
         net = NoisePredictor.from_pretrained(directory)
-        cfg = NoisePredictor.read_config(directory)
-        return cls(net, cfg.get("_extra", {}).get("latent_scale", 1.0))
+        extra = NoisePredictor.read_config(directory).get("_extra", {})
+        return cls(net, extra.get("latent_scale", 1.0), extra.get("residual", False))
