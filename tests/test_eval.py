@@ -181,3 +181,55 @@ def test_one_encode_serves_every_decode_of_an_image(tmp_path, monkeypatch):
     assert len(calls) == 1 and first[0] == second[0] and np.array_equal(first[1], second[1])
     b.run(str(TINY_MODEL), np.roll(x, 5, axis=1), SensorMetadata(), key="im1")
     assert len(calls) == 2 and list(shared) == [(str(TINY_MODEL), "im1")]  # the old image's file dropped
+
+
+def test_seed_spread_known_values():
+    """Table 4: mean and 2σ (sample std) over seeds of the per-seed means, per rate point."""
+    from cosmic.evaluation.harness import seed_spread
+
+    summary = {f"x-dc25-s{s}": [{"point": "q3", "bpp": 0.1, "psnr": v, "ms_ssim": 0.8 + v / 1000}]
+               for s, v in zip((0, 1, 2), (20.0, 21.0, 22.0))}
+    summary["jpeg2000"] = [{"point": "10", "bpp": 0.1, "psnr": 25.0, "ms_ssim": 0.9}]
+    summary["lonely-s0"] = [{"point": "a", "bpp": 0.1, "psnr": 1.0, "ms_ssim": 0.1}]  # one seed: no spread
+    (row,) = seed_spread(summary)
+    assert row["codec"] == "x-dc25" and row["point"] == "q3" and row["seeds"] == [0, 1, 2]
+    assert row["psnr"] == pytest.approx(21.0) and row["psnr_2sigma"] == pytest.approx(2.0)
+    assert row["bpp_2sigma"] == pytest.approx(0.0, abs=1e-12) and row["ms_ssim_2sigma"] == pytest.approx(0.002)
+
+
+def test_eval_seed_sweep_reports_mean_and_spread(cli, tmp_path):
+    """`cosmic eval --seed 0,1,2` decodes the same files once per seed and writes Table 4."""
+    import shutil
+
+    from cosmic.ground.diffusion.noise_predictor import NoisePredictor
+    from cosmic.ground.diffusion.sampler import DiffusionCompensator
+
+    model_dir = tmp_path / "tiny"
+    shutil.copytree(TINY_MODEL, model_dir)
+    import torch
+
+    torch.manual_seed(0)
+    net = NoisePredictor(M=16, latent_channels=4, injection_hidden=16, unet={
+        "block_out_channels": [32, 32], "layers_per_block": 1, "cross_attention_dim": 32, "attention_head_dim": 8})
+    with torch.no_grad():  # a non-zero output layer, so that the seed shows in the decode
+        net.unet.conv_out.weight.normal_(0, 0.5)
+    DiffusionCompensator(net, 1.0, residual=True).save_pretrained(model_dir / "diffusion")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(np.roll(golden_image(128, 128), 11 * i, axis=1)).save(data / f"im{i}.png")
+    out = tmp_path / "out"
+    code, stdout, err = cli("eval", "--data", data, "--split", "all", "--codecs", f"model-dc:{model_dir}",
+                            "--steps", "2", "--seed", "0,1,2", "--classifier", "none", "--out", out)
+    assert code == 0, err
+    rows = json.loads((out / "per_image.json").read_text())
+    assert sorted({r["codec"] for r in rows}) == ["tiny-dc2-s0", "tiny-dc2-s1", "tiny-dc2-s2"]
+    assert len({r["bpp"] for r in rows if r["image"].endswith("im0.png")}) == 1  # one file, three decodes
+    (spread,) = json.loads((out / "seeds.json").read_text())
+    per_seed = [np.mean([r["psnr"] for r in rows if r["codec"] == f"tiny-dc2-s{s}"]) for s in range(3)]
+    assert len(set(per_seed)) == 3
+    assert spread["psnr"] == pytest.approx(np.mean(per_seed))
+    assert spread["psnr_2sigma"] == pytest.approx(2 * np.std(per_seed, ddof=1)) and spread["psnr_2sigma"] > 0
+    assert "Seed variance" in (out / "summary.md").read_text()
+    code, _, err = cli("eval", "--data", data, "--codecs", "jpeg", "--seed", "1,1", "--out", out)
+    assert code == 2 and "distinct" in err

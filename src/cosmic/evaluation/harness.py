@@ -35,8 +35,8 @@ from cosmic.evaluation.classical import CLASSICAL, DEFAULT_KNOBS, encode
 from cosmic.evaluation.metrics import ms_ssim, psnr
 from cosmic.io.images import load_rgb
 
-__all__ = ["CodecSpec", "parse_codecs", "evaluate", "summarize", "write_results", "stitched_scores",
-           "write_stitched", "ANCHOR"]
+__all__ = ["CodecSpec", "parse_codecs", "evaluate", "summarize", "seed_spread", "write_results",
+           "stitched_scores", "write_stitched", "ANCHOR"]
 
 ANCHOR = "jpeg2000"
 
@@ -47,6 +47,7 @@ class CodecSpec:
     kind: str  # "classical" or "cosmic"
     points: list = field(default_factory=list)  # knobs, or model names / directories
     steps: int = 0  # DDIM steps for cosmic (0: no compensation)
+    seed: int | None = None  # diffusion seed of this codec (None: the evaluation's seed)
     note: str | None = None  # why a requested codec is unavailable
 
 
@@ -85,9 +86,22 @@ def _shipped_baselines(arch: str) -> list[str]:
     return [n for n in shipped_models() if n.startswith(arch)]
 
 
-def parse_codecs(text: str, steps: int | list[int] = 25) -> list[CodecSpec]:
+def _dc_variants(name: str, step_list: list[int], seeds: list[int] | None, explicit_steps: bool):
+    """(name, steps, seed) of each diffusion-compensated codec: one per step count (the paper's
+    Fig. 8 sweep) and per seed (Table 4: ``NAME-sK``)."""
+    for n in step_list:
+        base = f"{name}{n}" if explicit_steps or len(step_list) > 1 else name
+        if not seeds or len(seeds) == 1:
+            yield base, n, (seeds[0] if seeds else None)
+        else:
+            for s in seeds:
+                yield f"{base}-s{s}", n, s
+
+
+def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None = None) -> list[CodecSpec]:
     """``"cosmic,jpeg2000,jpeg"`` -> specs; unknown names are an :class:`InputError`. Several
-    ``steps`` give one ``cosmic-dcN`` codec per step count (the paper's Fig. 8 sweep)."""
+    ``steps`` give one ``cosmic-dcN`` codec per step count (the paper's Fig. 8 sweep); several
+    ``seeds`` one ``...-sK`` codec per seed (the paper's Table 4, see :func:`seed_spread`)."""
     step_list = [steps] if isinstance(steps, int) else list(steps)
     from cosmic.zoo import load_compensator
 
@@ -100,9 +114,8 @@ def parse_codecs(text: str, steps: int | list[int] = 25) -> list[CodecSpec]:
         elif token == "cosmic-dc":
             models = [m for m in _cosmic_models() if load_compensator(m) is not None]
             note = None if models else "no shipped model has a stage-2 (diffusion) network"
-            for n in step_list:
-                name = "cosmic-dc" if len(step_list) == 1 else f"cosmic-dc{n}"
-                specs.append(CodecSpec(name, "cosmic", models, steps=n, note=note))
+            for name, n, s in _dc_variants("cosmic-dc", step_list, seeds, False):
+                specs.append(CodecSpec(name, "cosmic", models, steps=n, seed=s, note=note))
         elif token.startswith("model:"):
             refs = [r for r in token.split(":", 1)[1].split("+") if r]
             if not refs:
@@ -112,8 +125,8 @@ def parse_codecs(text: str, steps: int | list[int] = 25) -> list[CodecSpec]:
             ref = token.split(":", 1)[1]
             if load_compensator(ref) is None:
                 raise InputError(f"--codecs {token}: that model has no stage-2 (diffusion) network")
-            for n in step_list:
-                specs.append(CodecSpec(f"{point_label(ref)}-dc{n}", "cosmic", [ref], steps=n))
+            for name, n, s in _dc_variants(f"{point_label(ref)}-dc", step_list, seeds, True):
+                specs.append(CodecSpec(name, "cosmic", [ref], steps=n, seed=s))
         elif token.split(":", 1)[0] in LEARNED_BASELINES:
             arch, _, refs = token.partition(":")
             points = [r for r in refs.split("+") if r] if refs else _shipped_baselines(arch)
@@ -142,7 +155,7 @@ class _CosmicRunner:
 
         self.models = {ref: load_model(ref) for ref in spec.points}
         self.compensators = {ref: load_compensator(ref) for ref in spec.points} if spec.steps else {}
-        self.steps, self.seed = spec.steps, seed
+        self.steps, self.seed = spec.steps, (seed if spec.seed is None else spec.seed)
         self.work = work
         # (model, image) -> (file bytes, encode seconds): shared by the runners of one evaluation,
         # so decoding one file several ways (steps 0, 5, 10, ...) encodes it once
@@ -171,7 +184,7 @@ class _CosmicRunner:
                 self.encoded[(ref, key)] = (path.read_bytes(), t_enc)
         z0_fn = None
         if self.steps:
-            z0_fn = self.compensators[ref].z0_fn(metadata, self.steps, self.seed)
+            z0_fn = self.compensators[ref].z0_fn(metadata, self.steps, self.seed, ground=model.ground)
         t0 = time.perf_counter()
         decoded = decode_scene(model, read_container(path), z0_fn=z0_fn).pixels
         t_dec = time.perf_counter() - t0
@@ -276,6 +289,31 @@ def summarize(rows: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def seed_spread(summary: dict) -> list[dict]:
+    """Table 4 of the paper: for codecs evaluated with several seeds (``NAME-sK``), per rate
+    point the mean and 2σ (sample standard deviation) over seeds of the per-seed mean PSNR and
+    MS-SSIM."""
+    import re
+
+    groups: dict[tuple[str, str], dict[int, dict]] = {}
+    for codec, points in summary.items():
+        m = re.fullmatch(r"(.+)-s(\d+)", codec)
+        if m:
+            for p in points:
+                groups.setdefault((m.group(1), p["point"]), {})[int(m.group(2))] = p
+    out = []
+    for (codec, point), by_seed in groups.items():
+        if len(by_seed) < 2:
+            continue
+        row = {"codec": codec, "point": point, "seeds": sorted(by_seed)}
+        for metric in ("bpp", "psnr", "ms_ssim"):
+            v = np.array([p[metric] for p in by_seed.values()], dtype=float)
+            row[metric] = float(v.mean())
+            row[f"{metric}_2sigma"] = float(2 * v.std(ddof=1))
+        out.append(row)
+    return out
+
+
 def _bd(summary: dict, codec: str, metric: str, anchor: str = ANCHOR) -> float:
     if anchor not in summary or codec == anchor:
         return math.nan
@@ -342,6 +380,15 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
             extra = f" {p['top1']:.3f} | {p.get('fd_ucm', math.nan):.2f} |" if with_cls else ""
             lines.append(f"| {codec} | {p['point']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} |"
                          f"{extra} {p['encode_s']:.3f} | {dec} |")
+    spread = seed_spread(summary)
+    if spread:
+        (out / "seeds.json").write_text(json.dumps(spread, indent=1) + "\n")
+        lines += ["", "Seed variance (paper Table 4): the same files decoded with each seed; mean ± 2σ over "
+                  "seeds of the per-seed means.", "",
+                  "| codec | point | seeds | bpp | PSNR | MS-SSIM |", "|---|---|---|---|---|---|"]
+        for r in spread:
+            lines.append(f"| {r['codec']} | {r['point']} | {len(r['seeds'])} | {r['bpp']:.4f} | "
+                         f"{r['psnr']:.2f} ± {r['psnr_2sigma']:.2f} | {r['ms_ssim']:.4f} ± {r['ms_ssim_2sigma']:.4f} |")
     lines += ["", "![PSNR](rd-psnr.png) ![MS-SSIM](rd-msssim.png)", ""]
     (out / "summary.md").write_text("\n".join(lines))
     _plot(summary, out, title)
