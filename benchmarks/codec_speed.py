@@ -75,7 +75,7 @@ def main() -> None:
     rows["`cosmic compress` whole command"] = best_of(lambda: subprocess.run(cmd, check=True), args.repeats)
     rows["COSMIC decode, --steps 0"] = best_of(lambda: decode_scene(model, container), args.repeats)
     if comp is not None and args.steps:
-        z0_fn = comp.z0_fn(SensorMetadata(), args.steps, 0)
+        z0_fn = comp.z0_fn(SensorMetadata(), args.steps, 0, ground=model.ground)
         rows[f"COSMIC decode, --steps {args.steps} (diffusion)"] = best_of(
             lambda: decode_scene(model, container, z0_fn=z0_fn), 1)
     j2k = encode_at_bpp("jpeg2000", x, bpp)

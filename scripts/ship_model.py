@@ -1,6 +1,7 @@
 """Copy a trained model into the package (``src/cosmic/zoo/weights/NAME``) at half size.
 
     .venv/bin/python scripts/ship_model.py RUN_DIR/final NAME [--diffusion STAGE2_DIR/final]
+    .venv/bin/python scripts/ship_model.py --diffusion STAGE2_DIR/final NAME   # add stage 2 to a shipped NAME
 
 Parameters are rounded to float16 and stored as float16 (entropy-coder tables stay exact), the
 entropy tables are rebuilt from the rounded parameters, and the model is saved under NAME (the
@@ -27,11 +28,17 @@ ZOO = Path(__file__).resolve().parents[1] / "src" / "cosmic" / "zoo" / "weights"
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("model", type=Path)
+    ap.add_argument("model", type=Path, nargs="?", help="stage-1 model; omitted: keep the shipped NAME's")
     ap.add_argument("name")
     ap.add_argument("--diffusion", type=Path, help="a stage-2 model directory to ship with it")
     ap.add_argument("--diffusion-dtype", choices=["int8", "float16"], default="int8")
     args = ap.parse_args()
+    out = ZOO / args.name
+    if args.model is None:
+        if not args.diffusion or not (out / "config.json").is_file():
+            ap.error("without a stage-1 model, give --diffusion and the name of a shipped model")
+        ship_diffusion(args.diffusion, out, args.diffusion_dtype)
+        return
     model = Cosmic.from_pretrained(args.model)
     model.config["name"] = args.name
     model.name = args.name
@@ -39,15 +46,28 @@ def main() -> None:
     model.update(force=True)
     extra = ConfigMixin.read_config(args.model).get("_extra", {})
     extra["shipped_from"] = str(args.model)
-    out = ZOO / args.name
     if out.exists():
         shutil.rmtree(out)
     model.save_pretrained(out, extra=extra, dtype=torch.float16)
     if args.diffusion:
-        comp = DiffusionCompensator.from_pretrained(args.diffusion)
-        dtype = getattr(torch, args.diffusion_dtype)
-        round_parameters(comp.net, dtype)
-        comp.save_pretrained(out / "diffusion", extra={"shipped_from": str(args.diffusion)}, dtype=dtype)
+        ship_diffusion(args.diffusion, out, args.diffusion_dtype)
+    else:
+        report(out)
+
+
+def ship_diffusion(source: Path, out: Path, dtype_name: str) -> None:
+    """Round a stage-2 model to ``dtype_name`` and store it as ``out/diffusion``."""
+    comp = DiffusionCompensator.from_pretrained(source)
+    dtype = getattr(torch, dtype_name)
+    round_parameters(comp.net, dtype)
+    target = out / "diffusion"
+    if target.exists():
+        shutil.rmtree(target)
+    comp.save_pretrained(target, extra={"shipped_from": str(source)}, dtype=dtype)
+    report(out)
+
+
+def report(out: Path) -> None:
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{out}: {size / 2**20:.1f} MiB")
 
