@@ -281,6 +281,9 @@ def test_train_stage2_runs_resumes_and_saves(tmp_path, monkeypatch):
     comp = DiffusionCompensator.from_pretrained(final)
     assert comp.latent_scale == pytest.approx(state["latent_scale"]) and comp.latent_scale > 0
     assert comp.residual is True  # the default target: z0 - ẑ0(y_hat)
+    cfg.steps, cfg.residual = 8, False  # resuming with the other target would mix two scales
+    with pytest.raises(InputError, match="--residual"):
+        train_stage2(cfg, progress=False)
     anchor = torch.zeros(1, 4, 16, 16)
     assert comp.sample(torch.zeros(1, 16, 4, 4), steps=2, seeds=[0], anchor=anchor).shape == (1, 4, 16, 16)
 

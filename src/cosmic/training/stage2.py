@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from cosmic.errors import InputError
 from cosmic.ground.diffusion.metadata_encoder import metadata_to_tensor
 from cosmic.ground.diffusion.noise_predictor import NoisePredictor
 from cosmic.ground.diffusion.sampler import SCHEDULE, DiffusionCompensator
@@ -144,6 +145,10 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
     state = {"step": 0, "losses": [], "config": asdict(cfg)}
     if resume and (ckpt / "trainer.json").is_file():
         state = load_checkpoint(ckpt, net, {"main": optimizer})
+        theirs = state["config"].get("residual", False)  # runs older than the option trained on z0
+        if theirs != cfg.residual:
+            raise InputError(f"{ckpt}: that run trains on the {'residual' if theirs else 'z0'} target; "
+                             f"resume it with {'--residual' if theirs else '--no-residual'}")
         shadow = load_file(str(ckpt / "ema.safetensors"))
         names = [n for n, _ in net.named_parameters()]
         ema.shadow_params = [shadow[n] for n in names]
