@@ -31,6 +31,14 @@ DEFAULT_MODEL_NAME = "cosmic-small-q3"  # = cosmic.zoo.DEFAULT_MODEL (not import
 _ARGV: list[str] = []  # the command line, for reports that quote the command that made them
 
 
+def _int_list(option: str, text: str, example: str) -> list[int]:
+    """A comma-separated list of integers (``--steps 5,10,25``), or a one-line InputError."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected numbers such as {example}") from None
+
+
 def _threads(n: int) -> None:
     if n > 0:
         import torch
@@ -424,16 +432,10 @@ def eval_cmd(
     from cosmic.metadata import SensorMetadata
 
     _threads(threads)
-    try:
-        step_list = [int(v) for v in steps.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"--steps {steps!r}: expected numbers such as 25 or 5,10,25,50") from None
+    step_list = _int_list("--steps", steps, "25 or 5,10,25,50")
     if not step_list or min(step_list) < 1:
         raise InputError(f"--steps {steps!r}: step counts must be 1 or more")
-    try:
-        seed_list = [int(v) for v in seed.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"--seed {seed!r}: expected numbers such as 0 or 0,1,2,3,4") from None
+    seed_list = _int_list("--seed", seed, "0 or 0,1,2,3,4")
     if not seed_list or min(seed_list) < 0 or len(set(seed_list)) != len(seed_list):
         raise InputError(f"--seed {seed!r}: seeds must be distinct numbers, 0 or more")
     specs = parse_codecs(codecs, steps=step_list, seeds=seed_list)

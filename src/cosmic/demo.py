@@ -82,7 +82,8 @@ def run_demo(image_path: Path, out: Path, model: str = DEFAULT_MODEL, echo=print
     if comp is not None and steps > 0:
         echo(f"[ground] decoding with diffusion compensation ({steps} DDIM steps, seed {seed})")
         t0 = time.perf_counter()
-        decoded_dc = decode_scene(net, container, z0_fn=comp.z0_fn(meta, steps, seed, ground=net.ground), progress=True).pixels
+        z0_fn = comp.z0_fn(meta, steps, seed, ground=net.ground)
+        decoded_dc = decode_scene(net, container, z0_fn=z0_fn, progress=True).pixels
         t_dc = time.perf_counter() - t0
         save_image(decoded_dc, out / (image_path.stem + ".cosmic-dc.png"))
         rows.append(DemoRow(f"COSMIC (compensated, {steps} steps)", size, bpp, raw / size,
