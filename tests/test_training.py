@@ -96,3 +96,26 @@ def test_est_weight_and_chroma_term():
     assert torch.allclose(with_chroma["loss"], half["loss"] + 0.01 * 255**2 * 4.0 * expect)
     with pytest.raises(ValueError):
         Stage1Loss(0.01, est_weight=1.5)
+
+
+def test_no_cams_ablation_trains_and_codes(tiny_data, tmp_path, monkeypatch):
+    """`--no-cams` (paper Fig. 6, w/o CAM): E has no CAM layers, the saved model reloads without
+    them and codes; a baseline architecture refuses the switch."""
+    import dataclasses
+
+    import cosmic.models.registry as reg
+    from cosmic.onboard.layers import CAM
+
+    monkeypatch.setitem(reg.PRESETS, "small", {"N": 16, "M": 16, "ground_channels": 8, "latent_channels": 4})
+    cfg = dataclasses.replace(_cfg(tiny_data, tmp_path / "nocam", 3), cams=False)
+    model = Cosmic.from_pretrained(train_stage1(cfg, progress=False))
+    assert model.config["cam_positions"] == []
+    assert not any(isinstance(m, CAM) for m in model.modules())
+    with_cams = Cosmic(N=16, M=16, ground_channels=8)
+    assert sum(isinstance(m, CAM) for m in with_cams.modules()) == 2
+    enc = model.compress(torch.rand(1, 3, 64, 64))
+    out = model.decompress(enc["strings"], enc["shape"])
+    assert out["x_hat"].shape == (1, 3, 64, 64)
+    with pytest.raises(ValueError, match="only the cosmic architecture"):
+        train_stage1(dataclasses.replace(cfg, arch="bmshj2018-hyperprior", out=str(tmp_path / "b")),
+                     progress=False)

@@ -561,6 +561,7 @@ def train_stage1_cmd(
     colour_shortcut: bool = typer.Option(
         False, help="add the colour shortcut to E (block-mean colour into y; zero-initialised, so "
                     "--init-from a model without it starts where that model was)"),
+    cams: bool = typer.Option(True, help="--no-cams: E without its CAMs (the paper's w/o CAM ablation)"),
     steps: int = typer.Option(20000),
     batch_size: int = typer.Option(8),
     crop: int = typer.Option(128, help="random crop size (multiple of 64)"),
@@ -589,10 +590,12 @@ def train_stage1_cmd(
 
     if arch not in MODELS:
         raise InputError(f"--arch {arch}: unknown; choose one of {', '.join(MODELS)}")
+    if not cams and arch != "cosmic":
+        raise InputError(f"--no-cams: only the cosmic architecture has CAMs, not {arch}")
     cfg = Stage1Config(
         data=str(data), out=str(out), preset=preset, arch=arch, lmbda=lmbda, kl_weight=kl_weight,
-        est_weight=est_weight, chroma_weight=chroma_weight, colour_shortcut=colour_shortcut, steps=steps,
-        batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
+        est_weight=est_weight, chroma_weight=chroma_weight, colour_shortcut=colour_shortcut, cams=cams,
+        steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
         checkpoint_every=checkpoint_every, threads=threads, bf16=bf16,
         channels_last=channels_last, name=name, init_from=init_from,
         extra_data=[str(p) for p in extra_data] if extra_data else None,

@@ -53,6 +53,7 @@ class Stage1Config:
     name: str | None = None
     init_from: str | None = None  # start from this model's weights (e.g. a new λ); fresh optimizer
     colour_shortcut: bool = False  # add the colour shortcut to E (see ColourShortcut)
+    cams: bool = True  # False: the paper's "w/o CAM" ablation (Fig. 6), E without its CAMs
     extra_data: list[str] | None = None  # images or folders mixed into the training crops
 
 
@@ -109,6 +110,10 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     overrides = {"name": cfg.name} if cfg.name else {}
     if cfg.colour_shortcut:
         overrides["colour_shortcut"] = True
+    if not cfg.cams:
+        if cfg.arch != "cosmic":
+            raise ValueError(f"--no-cams: only the cosmic architecture has CAMs, not {cfg.arch}")
+        overrides["cam_positions"] = ()
     model = build_model(cfg.arch, cfg.preset, **overrides)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
