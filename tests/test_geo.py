@@ -247,6 +247,7 @@ def test_tile_set_builder(cli, tmp_path):
     Image.fromarray(img).save(scenes / "a.png")
     Image.fromarray(img).save(scenes / "a.tif")  # an original beside the PNG: the PNG is used
     Image.fromarray(golden_image(100, 100)).save(scenes / "small.png")
+    (scenes / "a.json").write_text('{"gsd": 5.0, "utm": "14N", "sun_elevation_dbl": 41.5, "note": "x"}')
     code, out, err = cli("data", "tiles", "--scenes", scenes, "--out", tmp_path / "tiles", "--tile", "128")
     assert code == 0, err
     m = load_manifest(tmp_path / "tiles")
@@ -257,6 +258,14 @@ def test_tile_set_builder(cli, tmp_path):
     tiles = {(t["row"], t["col"]): np.asarray(Image.open(tmp_path / "tiles" / t["file"])) for t in m["tiles"]}
     assert np.array_equal(stitch(m, "a", tiles), img[:256, :384])
     assert "skipped" in m["scenes"][1]
+    # the scene's metadata beside every tile, where the eval harness and `compress` look for it
+    from cosmic.metadata import load_sidecar, sidecar_for
+
+    expect = {"gsd": 5.0, "utm": "14N", "sun_elevation_dbl": 41.5}
+    assert a["metadata"] == expect
+    for t in m["tiles"]:
+        side = sidecar_for(tmp_path / "tiles" / t["file"])
+        assert side is not None and load_sidecar(side).to_dict() == expect
 
 
 def test_corrupt_tile_to_geotiff_leaves_no_file_or_is_concealed(cli, tmp_path, one_line_error):

@@ -5,6 +5,11 @@ from the top-left corner; the remainder of each side is left out, and the manife
 region the tiles cover so that a stitched reconstruction can be compared with the original crop.
 Tiles that are entirely fill (value 0 in every band: the black border of a rotated Landsat scene)
 are written but flagged ``"fill": true`` so evaluations can skip them.
+
+A scene's sensor metadata (its fMoW-style sidecar ``scene.json``, completed from the georeference
+it carries) is written beside every tile as ``rRR_cCC.json``, so a metadata-conditioned decoder
+scored on the tiles sees what it would see on the scene (scene-level values: the sun angles and
+location of the scene, not of the tile).
 """
 
 from __future__ import annotations
@@ -43,6 +48,21 @@ def _scene_files(scenes: Path) -> list[Path]:
     return [by_stem[k] for k in sorted(by_stem)]
 
 
+def _scene_metadata(path: Path) -> dict:
+    """The scene's metadata as an fMoW-style dict ({} without a sidecar)."""
+    import warnings
+
+    from cosmic.io.product_metadata import sidecar_metadata
+    from cosmic.metadata import MetadataWarning, sidecar_for
+
+    side = sidecar_for(path)
+    if side is None:
+        return {}
+    with warnings.catch_warnings():  # provenance keys of the shared scenes' sidecars
+        warnings.simplefilter("ignore", MetadataWarning)
+        return sidecar_metadata(side).to_dict()
+
+
 def build_tile_set(scenes, out: str | os.PathLike, tile: int = 256, progress: bool = False) -> dict:
     """Cut every scene under ``scenes`` (a folder or image, or a list of them) into tiles under
     ``out``; write and return the manifest."""
@@ -68,11 +88,16 @@ def build_tile_set(scenes, out: str | os.PathLike, tile: int = 256, progress: bo
             entry["skipped"] = f"smaller than one {tile}px tile"
             continue
         (out / path.stem).mkdir(exist_ok=True)
+        meta = _scene_metadata(path)
+        if meta:
+            entry["metadata"] = meta
         for r in range(rows):
             for c in range(cols):
                 block = pixels[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile]
                 name = f"{path.stem}/r{r:02d}_c{c:02d}.png"
                 save_image(np.ascontiguousarray(block), out / name)
+                if meta:
+                    (out / name).with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
                 manifest["tiles"].append({
                     "scene": path.stem, "row": r, "col": c, "x": c * tile, "y": r * tile, "file": name,
                     "fill": bool((block.max(axis=2) == 0).all()),
