@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/ship_model.py RUN_DIR/final NAME [--diffusion STAGE2_DIR/final]
     .venv/bin/python scripts/ship_model.py --diffusion STAGE2_DIR/final NAME   # add stage 2 to a shipped NAME
+    .venv/bin/python scripts/ship_model.py RUN_DIR/final NAME --diffusion S2/final --out DIR   # an ablation, outside the package
 
 Parameters are rounded to float16 and stored as float16 (entropy-coder tables stay exact), the
 entropy tables are rebuilt from the rounded parameters, and the model is saved under NAME (the
@@ -32,8 +33,9 @@ def main() -> None:
     ap.add_argument("name")
     ap.add_argument("--diffusion", type=Path, help="a stage-2 model directory to ship with it")
     ap.add_argument("--diffusion-dtype", choices=["int8", "float16"], default="int8")
+    ap.add_argument("--out", type=Path, help="write here instead of the package's zoo (e.g. an ablation)")
     args = ap.parse_args()
-    out = ZOO / args.name
+    out = args.out or ZOO / args.name
     if args.model is None:
         if not args.diffusion or not (out / "config.json").is_file():
             ap.error("without a stage-1 model, give --diffusion and the name of a shipped model")

@@ -48,8 +48,15 @@ def test_paper_preset_onboard_budget():
     assert bmshj.macs >= 3 * cosmic.macs, (bmshj.macs, cosmic.macs)
     # sanity: the bmshj2018 (N=192, M=320) analysis side is well known to be ~6.5 GMACs at 256x256
     assert 6.0e9 < bmshj.macs < 7.5e9
+    # w/o CAM (Fig. 6 ablation): the CAMs cost something, but a small share of E
+    no_cam = onboard_cost("cosmic", 256, "paper", cams=False)
+    assert 0.7 * cosmic.macs < no_cam.macs < cosmic.macs
+    # the small preset's baseline is CompressAI's low-rate width (N=128, M=192), still dearer than COSMIC
+    small_bmshj = onboard_cost("bmshj2018-hyperprior", 256, "small")
+    assert small_bmshj.name == "bmshj2018-hyperprior (small)" and small_bmshj.macs < bmshj.macs / 2
+    assert small_bmshj.macs > 2 * onboard_cost("cosmic", 256, "small").macs
 
 
 def test_flops_cli(cli):
     code, out, _ = cli("flops", "--preset", "paper", "--no-baselines")
-    assert code == 0 and "cosmic (paper)" in out
+    assert code == 0 and "cosmic (paper)" in out and "w/o CAM" in out

@@ -331,7 +331,8 @@ def flops(
     size: int = typer.Option(256, help="image side in pixels"),
     baselines: bool = typer.Option(True, help="also count CompressAI's baselines"),
 ) -> None:
-    """On-board MACs / FLOPs (E + h_a + h_s) beside CompressAI baselines (paper Table 1)."""
+    """On-board MACs / FLOPs (E + h_a + h_s), without CAMs, and CompressAI's baselines at the same
+    preset's widths (paper Table 1)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -342,9 +343,9 @@ def flops(
         raise InputError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
     if size <= 0 or size % 64:
         raise InputError(f"--size {size}: must be a positive multiple of 64")
-    rows = [onboard_cost("cosmic", size, preset)]
+    rows = [onboard_cost("cosmic", size, preset), onboard_cost("cosmic", size, preset, cams=False)]
     if baselines:
-        rows += [onboard_cost(b, size) for b in BASELINES]
+        rows += [onboard_cost(b, size, preset) for b in BASELINES]
     ref = rows[0].macs
     table = Table(title=f"On-board cost at {size}x{size} (torch.utils.flop_counter)")
     for col in ("model", "GMACs", "GFLOPs", "params (M)", "x COSMIC"):

@@ -35,23 +35,28 @@ def count_flops(fn, *args) -> int:
     return int(counter.get_total_flops())
 
 
-def _cosmic_onboard(preset: str):
+def _cosmic_onboard(preset: str, cams: bool = True):
     from cosmic.models.registry import PRESETS
     from cosmic.onboard.codec import OnboardCodec
 
     p = PRESETS[preset]
-    return OnboardCodec(p["N"], p["M"])
+    return OnboardCodec(p["N"], p["M"], cam_positions=(2, 3) if cams else ())
 
 
-def _compressai(name: str):
+def _compressai(name: str, preset: str = "paper"):
+    """A CompressAI baseline at the widths ``cosmic train stage1 --arch NAME --preset`` trains;
+    ELIC always at its own (N=192, M=320): it is not trained here."""
     import compressai.models as cm
 
+    from cosmic.models.registry import BASELINE_PRESETS
+
+    w = BASELINE_PRESETS[preset]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if name == "bmshj2018-hyperprior":
-            return cm.ScaleHyperprior(N=192, M=320)
+            return cm.ScaleHyperprior(N=w["N"], M=w["M"])
         if name == "mbt2018-mean":
-            return cm.MeanScaleHyperprior(N=192, M=320)
+            return cm.MeanScaleHyperprior(N=w["N"], M=w["M"])
         if name == "elic":
             return cm.Elic2022Official(N=192, M=320)
     raise ValueError(name)
@@ -60,11 +65,12 @@ def _compressai(name: str):
 BASELINES = ("bmshj2018-hyperprior", "mbt2018-mean", "elic")
 
 
-def onboard_cost(name: str, size: int = 256, preset: str = "paper") -> OnboardCost:
-    """On-board cost of ``cosmic`` (at ``preset``) or a CompressAI baseline at ``size`` x ``size``."""
+def onboard_cost(name: str, size: int = 256, preset: str = "paper", cams: bool = True) -> OnboardCost:
+    """On-board cost of ``cosmic`` (at ``preset``; ``cams=False``: the w/o CAM ablation) or a
+    CompressAI baseline (at the same preset's widths) at ``size`` x ``size``."""
     x = torch.rand(1, 3, size, size)
     if name == "cosmic":
-        model = _cosmic_onboard(preset).eval()
+        model = _cosmic_onboard(preset, cams).eval()
 
         def onboard(inp):
             y = model.g_a(inp)
@@ -72,11 +78,12 @@ def onboard_cost(name: str, size: int = 256, preset: str = "paper") -> OnboardCo
             z_hat, _ = model.entropy_bottleneck(z)
             return model.h_s(z_hat)
 
-        return OnboardCost(f"cosmic ({preset})", count_flops(onboard, x),
+        return OnboardCost(f"cosmic ({preset}{'' if cams else ', w/o CAM'})", count_flops(onboard, x),
                            sum(p.numel() for n, p in model.named_parameters()))
-    model = _compressai(name).eval()
+    model = _compressai(name, preset).eval()
     total = count_flops(model, x)
     y_hat = torch.zeros_like(model.g_a(x))
     synthesis = count_flops(model.g_s, y_hat)
     params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("g_s."))
-    return OnboardCost(name, total - synthesis, params)
+    widths = "paper" if name == "elic" else preset
+    return OnboardCost(f"{name} ({widths})", total - synthesis, params)
