@@ -266,6 +266,10 @@ def test_tile_set_builder(cli, tmp_path):
     for t in m["tiles"]:
         side = sidecar_for(tmp_path / "tiles" / t["file"])
         assert side is not None and load_sidecar(side).to_dict() == expect
+    code, _, err = cli("data", "tiles", "--scenes", scenes, "--out", tmp_path / "bare", "--tile", "128", "--no-metadata")
+    assert code == 0, err
+    assert "metadata" not in load_manifest(tmp_path / "bare")["scenes"][0]
+    assert not list((tmp_path / "bare").rglob("r*_c*.json"))
 
 
 def test_corrupt_tile_to_geotiff_leaves_no_file_or_is_concealed(cli, tmp_path, one_line_error):

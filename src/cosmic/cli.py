@@ -515,13 +515,16 @@ def data_tiles(
         ..., help="folder of scene images, or one image (repeatable); PNG preferred over originals"),
     out: Path = typer.Option(..., help="folder to write the tiles and manifest.json into"),
     tile: int = typer.Option(256, help="tile size in pixels"),
+    metadata: bool = typer.Option(
+        True, help="write each scene's sidecar metadata beside its tiles (a metadata-conditioned "
+                   "decode uses it; coded files then carry it in their header, a few dozen bytes)"),
 ) -> None:
     """Cut scenes into whole TILE x TILE tiles with a manifest (the paper's tile test set)."""
     from cosmic.evaluation.tileset import build_tile_set
 
     if tile <= 0 or tile % 64:
         raise InputError(f"--tile {tile}: must be a positive multiple of 64")
-    m = build_tile_set(scenes, out, tile, progress=True)
+    m = build_tile_set(scenes, out, tile, progress=True, metadata=metadata)
     fill = sum(t["fill"] for t in m["tiles"])
     for s_ in m["scenes"]:
         typer.echo(f"{s_['name']}: {s_['width']}x{s_['height']} -> {s_['rows']}x{s_['cols']} tiles")

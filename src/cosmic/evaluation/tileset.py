@@ -63,9 +63,10 @@ def _scene_metadata(path: Path) -> dict:
         return sidecar_metadata(side).to_dict()
 
 
-def build_tile_set(scenes, out: str | os.PathLike, tile: int = 256, progress: bool = False) -> dict:
+def build_tile_set(scenes, out: str | os.PathLike, tile: int = 256, progress: bool = False,
+                   metadata: bool = True) -> dict:
     """Cut every scene under ``scenes`` (a folder or image, or a list of them) into tiles under
-    ``out``; write and return the manifest."""
+    ``out``; write and return the manifest. ``metadata=False``: no sidecars beside the tiles."""
     from tqdm import tqdm
 
     out = Path(out)
@@ -88,7 +89,7 @@ def build_tile_set(scenes, out: str | os.PathLike, tile: int = 256, progress: bo
             entry["skipped"] = f"smaller than one {tile}px tile"
             continue
         (out / path.stem).mkdir(exist_ok=True)
-        meta = _scene_metadata(path)
+        meta = _scene_metadata(path) if metadata else {}
         if meta:
             entry["metadata"] = meta
         for r in range(rows):
