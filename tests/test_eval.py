@@ -10,7 +10,7 @@ import pytest
 from helpers import TINY_MODEL, golden_image
 from PIL import Image
 
-from cosmic.evaluation.bjontegaard import bd_psnr, bd_rate
+from cosmic.evaluation.bjontegaard import bd_psnr, bd_rate, quality_at_rate
 from cosmic.evaluation.classical import CLASSICAL, DEFAULT_KNOBS, encode, encode_at_bpp
 
 
@@ -25,6 +25,10 @@ def test_bd_rate_known_answers():
     assert bd_psnr(r, q, r, q + 0.5) == pytest.approx(0.5, abs=1e-9)
     assert math.isnan(bd_rate(r, q, r, q + 100))  # no overlap in quality
     assert math.isnan(bd_rate(r[:1], q[:1], r, q))
+    # one point against the anchor at its rate: 4 dB per doubling -> +2 dB at sqrt(2) x 0.1
+    assert quality_at_rate(r, q, 0.1 * 2 ** 0.5) == pytest.approx(32.0, abs=1e-9)
+    assert quality_at_rate(r, q, 0.4) == pytest.approx(38.0, abs=1e-9)
+    assert math.isnan(quality_at_rate(r, q, 0.05)) and math.isnan(quality_at_rate(r, q, 1.0))
 
 
 @pytest.mark.parametrize("codec", sorted(CLASSICAL))

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-__all__ = ["bd_rate", "bd_psnr", "pareto_front"]
+__all__ = ["bd_rate", "bd_psnr", "pareto_front", "quality_at_rate"]
 
 
 def pareto_front(rate, quality) -> tuple[np.ndarray, np.ndarray]:
@@ -64,3 +64,15 @@ def bd_psnr(anchor_rate, anchor_quality, test_rate, test_quality) -> float:
         return math.nan
     diff = _mean_difference(np.log(ra), qa, np.log(rt), qt)
     return math.nan if diff is None else diff
+
+
+def quality_at_rate(anchor_rate, anchor_quality, rate: float) -> float:
+    """The anchor's quality at ``rate``, interpolated like :func:`bd_psnr` (PCHIP of quality over
+    log-rate on its Pareto front); NaN outside the anchor's rate range. A single rate point of
+    another codec is then compared with the anchor at the same rate: ``quality - this``."""
+    from scipy.interpolate import PchipInterpolator
+
+    ra, qa = pareto_front(anchor_rate, anchor_quality)
+    if len(ra) < 2 or not ra[0] <= rate <= ra[-1]:
+        return math.nan
+    return float(PchipInterpolator(np.log(ra), qa)(math.log(rate)))

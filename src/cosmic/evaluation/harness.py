@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cosmic.errors import InputError
-from cosmic.evaluation.bjontegaard import bd_rate
+from cosmic.evaluation.bjontegaard import bd_rate, quality_at_rate
 from cosmic.evaluation.classical import CLASSICAL, DEFAULT_KNOBS, encode
 from cosmic.evaluation.metrics import ms_ssim, psnr
 from cosmic.io.images import load_rgb
@@ -321,6 +321,19 @@ def _bd(summary: dict, codec: str, metric: str, anchor: str = ANCHOR) -> float:
     return bd_rate([p["bpp"] for p in a], [p[metric] for p in a], [p["bpp"] for p in t], [p[metric] for p in t])
 
 
+def _delta_vs_anchor(summary: dict, codec: str, point: dict) -> tuple[float, float]:
+    """(PSNR, MS-SSIM) of ``point`` minus the anchor's at the same bpp (NaN: no anchor there)."""
+    if ANCHOR not in summary or codec == ANCHOR:
+        return math.nan, math.nan
+    a = summary[ANCHOR]
+    return tuple(point[m] - quality_at_rate([q["bpp"] for q in a], [q[m] for q in a], point["bpp"])
+                 for m in ("psnr", "ms_ssim"))
+
+
+def _fmt_delta(value: float, digits: int) -> str:
+    return f"{value:+.{digits}f}" if math.isfinite(value) else ""
+
+
 def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: str, command: str,
                   features: dict | None = None, classifier_name: str | None = None) -> dict:
     """Write per-image JSON, one CompressAI-style JSON per codec, summary.md and RD plots.
@@ -372,14 +385,17 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
                   "features of decoded and original images (FID's formula on our classifier: *not* FID, "
                   "comparable only within this table).", ""]
     extra_h = " top-1 | FD-UCM |" if with_cls else ""
-    lines += ["| codec | point | bpp | PSNR | MS-SSIM |" + extra_h + " encode s | decode s |",
-              "|---|---|---|---|---|" + ("---|---|" if with_cls else "") + "---|---|"]
+    lines += [f"Δ: the point's PSNR / MS-SSIM minus {ANCHOR}'s at the same bpp (its curve interpolated "
+              "over log bpp; blank outside its range): one rate point compared without a curve.", "",
+              "| codec | point | bpp | PSNR | MS-SSIM | Δ PSNR | Δ MS-SSIM |" + extra_h + " encode s | decode s |",
+              "|---|---|---|---|---|---|---|" + ("---|---|" if with_cls else "") + "---|---|"]
     for codec, points in summary.items():
         for p in points:
             dec = f"{p['decode_s']:.3f}" if math.isfinite(p["decode_s"]) else "(in encode)"
             extra = f" {p['top1']:.3f} | {p.get('fd_ucm', math.nan):.2f} |" if with_cls else ""
-            lines.append(f"| {codec} | {p['point']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} |"
-                         f"{extra} {p['encode_s']:.3f} | {dec} |")
+            delta = " | ".join(_fmt_delta(v, d) for v, d in zip(_delta_vs_anchor(summary, codec, p), (2, 4)))
+            lines.append(f"| {codec} | {p['point']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
+                         f"{delta} |{extra} {p['encode_s']:.3f} | {dec} |")
     spread = seed_spread(summary)
     if spread:
         (out / "seeds.json").write_text(json.dumps(spread, indent=1) + "\n")
