@@ -3,6 +3,7 @@
     .venv/bin/python scripts/ship_model.py RUN_DIR/final NAME [--diffusion STAGE2_DIR/final]
     .venv/bin/python scripts/ship_model.py --diffusion STAGE2_DIR/final NAME   # add stage 2 to a shipped NAME
     .venv/bin/python scripts/ship_model.py RUN_DIR/final NAME --diffusion S2/final --out DIR   # an ablation, outside the package
+    .venv/bin/python scripts/ship_model.py CLASSIFIER_DIR classifier-ucm   # the scene classifier of `cosmic eval`
 
 Parameters are rounded to float16 and stored as float16 (entropy-coder tables stay exact), the
 entropy tables are rebuilt from the rounded parameters, and the model is saved under NAME (the
@@ -41,6 +42,9 @@ def main() -> None:
             ap.error("without a stage-1 model, give --diffusion and the name of a shipped model")
         ship_diffusion(args.diffusion, out, args.diffusion_dtype)
         return
+    if ConfigMixin.read_config(args.model).get("_class_name") == "SceneClassifier":
+        ship_classifier(args.model, out)
+        return
     model = Cosmic.from_pretrained(args.model)
     model.config["name"] = args.name
     model.name = args.name
@@ -66,6 +70,20 @@ def ship_diffusion(source: Path, out: Path, dtype_name: str) -> None:
     if target.exists():
         shutil.rmtree(target)
     comp.save_pretrained(target, extra={"shipped_from": str(source)}, dtype=dtype)
+    report(out)
+
+
+def ship_classifier(source: Path, out: Path) -> None:
+    """The scene classifier (top-1 / FD-UCM in ``cosmic eval``) at float16."""
+    from cosmic.evaluation.classifier import SceneClassifier
+
+    model = SceneClassifier.from_pretrained(source)
+    round_parameters(model)
+    extra = ConfigMixin.read_config(source).get("_extra", {})
+    extra["shipped_from"] = str(source)
+    if out.exists():
+        shutil.rmtree(out)
+    model.save_pretrained(out, extra=extra, dtype=torch.float16)
     report(out)
 
 

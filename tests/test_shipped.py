@@ -114,3 +114,26 @@ def test_diffusion_compensation_of_the_default_model(sample, tmp_path):
     # colour comes from y_hat: compensation adds detail, it does not repaint the scene
     shift = np.abs(a.reshape(-1, 3).mean(0) - plain.reshape(-1, 3).mean(0))
     assert shift.max() <= DC_MAX_COLOUR_SHIFT, shift
+
+
+UCM = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucmerced"
+
+
+def test_shipped_scene_classifier_listed(cli):
+    code, out, _ = cli("models")
+    assert code == 0 and "classifier-ucm: scene classifier" in out and "cosmic-small-q3:" in out
+
+
+@pytest.mark.skipif(not UCM.is_dir(), reason="shared data not beside this checkout")
+def test_shipped_scene_classifier_floor():
+    """The classifier behind top-1 / FD-UCM in `cosmic eval`: measured 20/42 (0.476) on every 10th
+    UC Merced val image (0.450 on all 420; chance is 1/21)."""
+    from cosmic.evaluation.classifier import SceneClassifier, class_of
+    from cosmic.training.data import split_files
+    from cosmic.zoo import model_path
+
+    model = SceneClassifier.from_pretrained(model_path("classifier-ucm"))
+    files = split_files(UCM, "val")[::10]
+    labels, feats = model.predict_and_features([load_rgb(f).pixels for f in files])
+    assert len(files) == 42 and feats.shape == (42, 256)
+    assert np.mean([model.classes[k] == class_of(f) for k, f in zip(labels, files)]) >= 0.40

@@ -506,7 +506,13 @@ def models() -> None:
 
     for name in shipped_models():
         cfg = ConfigMixin.read_config(model_path(name))
-        typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}")
+        if cfg.get("_class_name") == "SceneClassifier":
+            top1 = cfg.get("_extra", {}).get("val_top1")
+            typer.echo(f"{name}: scene classifier for cosmic eval ({len(cfg.get('classes', []))} classes"
+                       + (f", val top-1 {top1:.3f})" if top1 is not None else ")"))
+            continue
+        stage2 = " + stage 2" if (model_path(name) / "diffusion" / "config.json").is_file() else ""
+        typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}{stage2}")
 
 
 @data_app.command("tiles")
