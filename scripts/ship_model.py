@@ -50,11 +50,7 @@ def main() -> None:
     model.name = args.name
     round_parameters(model)
     model.update(force=True)
-    extra = ConfigMixin.read_config(args.model).get("_extra", {})
-    extra["shipped_from"] = str(args.model)
-    if out.exists():
-        shutil.rmtree(out)
-    model.save_pretrained(out, extra=extra, dtype=torch.float16)
+    replace_dir(model, out, _extra_of(args.model), torch.float16)
     if args.diffusion:
         ship_diffusion(args.diffusion, out, args.diffusion_dtype)
     else:
@@ -66,10 +62,7 @@ def ship_diffusion(source: Path, out: Path, dtype_name: str) -> None:
     comp = DiffusionCompensator.from_pretrained(source)
     dtype = getattr(torch, dtype_name)
     round_parameters(comp.net, dtype)
-    target = out / "diffusion"
-    if target.exists():
-        shutil.rmtree(target)
-    comp.save_pretrained(target, extra={"shipped_from": str(source)}, dtype=dtype)
+    replace_dir(comp, out / "diffusion", {"shipped_from": str(source)}, dtype)
     report(out)
 
 
@@ -79,12 +72,20 @@ def ship_classifier(source: Path, out: Path) -> None:
 
     model = SceneClassifier.from_pretrained(source)
     round_parameters(model)
-    extra = ConfigMixin.read_config(source).get("_extra", {})
-    extra["shipped_from"] = str(source)
+    replace_dir(model, out, _extra_of(source), torch.float16)
+    report(out)
+
+
+def _extra_of(source: Path) -> dict:
+    """The source's extra config, noting where the shipped copy came from."""
+    return {**ConfigMixin.read_config(source).get("_extra", {}), "shipped_from": str(source)}
+
+
+def replace_dir(model, out: Path, extra: dict, dtype: torch.dtype) -> None:
+    """Save ``model`` as ``out``, replacing whatever was there."""
     if out.exists():
         shutil.rmtree(out)
-    model.save_pretrained(out, extra=extra, dtype=torch.float16)
-    report(out)
+    model.save_pretrained(out, extra=extra, dtype=dtype)
 
 
 def report(out: Path) -> None:

@@ -4,6 +4,8 @@ the sample's metadata block); a regression in the weights, the coder or the deco
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -116,7 +118,7 @@ def test_diffusion_compensation_of_the_default_model(sample, tmp_path):
     assert shift.max() <= DC_MAX_COLOUR_SHIFT, shift
 
 
-UCM = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucmerced"
+UCM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucmerced"
 
 
 def test_shipped_scene_classifier_listed(cli):

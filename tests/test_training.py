@@ -116,6 +116,9 @@ def test_no_cams_ablation_trains_and_codes(tiny_data, tmp_path, monkeypatch):
     enc = model.compress(torch.rand(1, 3, 64, 64))
     out = model.decompress(enc["strings"], enc["shape"])
     assert out["x_hat"].shape == (1, 3, 64, 64)
-    with pytest.raises(ValueError, match="only the cosmic architecture"):
+    from cosmic.errors import InputError
+
+    with pytest.raises(InputError, match="only the cosmic architecture"):
         train_stage1(dataclasses.replace(cfg, arch="bmshj2018-hyperprior", out=str(tmp_path / "b")),
                      progress=False)
+    assert not (tmp_path / "b").exists()  # refused before a run directory is made

@@ -600,8 +600,6 @@ def train_stage1_cmd(
 
     if arch not in MODELS:
         raise InputError(f"--arch {arch}: unknown; choose one of {', '.join(MODELS)}")
-    if not cams and arch != "cosmic":
-        raise InputError(f"--no-cams: only the cosmic architecture has CAMs, not {arch}")
     cfg = Stage1Config(
         data=str(data), out=str(out), preset=preset, arch=arch, lmbda=lmbda, kl_weight=kl_weight,
         est_weight=est_weight, chroma_weight=chroma_weight, colour_shortcut=colour_shortcut, cams=cams,

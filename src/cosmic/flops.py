@@ -49,17 +49,13 @@ def _compressai(name: str, preset: str = "paper"):
     import compressai.models as cm
 
     from cosmic.models.registry import BASELINE_PRESETS
+    from cosmic.onboard.baselines import compressai_model
 
-    w = BASELINE_PRESETS[preset]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if name == "bmshj2018-hyperprior":
-            return cm.ScaleHyperprior(N=w["N"], M=w["M"])
-        if name == "mbt2018-mean":
-            return cm.MeanScaleHyperprior(N=w["N"], M=w["M"])
         if name == "elic":
             return cm.Elic2022Official(N=192, M=320)
-    raise ValueError(name)
+        return compressai_model(name, **BASELINE_PRESETS[preset])
 
 
 BASELINES = ("bmshj2018-hyperprior", "mbt2018-mean", "elic")

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from cosmic.errors import InputError
 from cosmic.models.registry import build_model
 from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
@@ -105,14 +106,14 @@ def _init_from(model, source: str) -> None:
 
 
 def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) -> Path:
+    if not cfg.cams and cfg.arch != "cosmic":
+        raise InputError(f"--no-cams: only the cosmic architecture has CAMs, not {cfg.arch}")
     out = prepare_run(cfg.out, cfg.threads, cfg.seed)
 
     overrides = {"name": cfg.name} if cfg.name else {}
     if cfg.colour_shortcut:
         overrides["colour_shortcut"] = True
     if not cfg.cams:
-        if cfg.arch != "cosmic":
-            raise ValueError(f"--no-cams: only the cosmic architecture has CAMs, not {cfg.arch}")
         overrides["cam_positions"] = ()
     model = build_model(cfg.arch, cfg.preset, **overrides)
     if cfg.channels_last:
