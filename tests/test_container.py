@@ -35,7 +35,7 @@ def _rewrite_header(path, mutate):
     h = c.header
     mutate(h)
     blob = h.pack()
-    head = struct.pack("<HI", FORMAT_VERSION, len(blob)) + blob
+    head = struct.pack("<HI", h.format_version, len(blob)) + blob
     rest = data[c.payload_start - 4 - len(c.entries) * 8 :]
     path.write_bytes(MAGIC + head + struct.pack("<I", zlib.crc32(head)) + rest)
 

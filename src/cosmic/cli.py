@@ -586,6 +586,18 @@ def train_stage1_cmd(
     init_from: Optional[str] = typer.Option(None, help="start from this model's weights (new λ)"),
     extra_data: Optional[list[Path]] = typer.Option(
         None, help="images or folders (e.g. large scenes) whose random crops join the training set"),
+    split: str = typer.Option("train", help="SPLITS.json lists to train on, joined by '+'"),
+    rate_lambdas: Optional[str] = typer.Option(
+        None, help="variable rate: comma-separated ascending λs of qualities 1..K (one model codes them all)"),
+    colour_space: str = typer.Option("rgb", help="rgb or ycbcr (the colour space E codes)"),
+    ground_channels: Optional[int] = typer.Option(None, help="width of the ground decoder (default: the preset's)"),
+    lr_schedule: str = typer.Option("step", help="step (10x drop at --lr-drop-at) or cosine (to --final-lr)"),
+    lr_drop_at: float = typer.Option(0.85, help="fraction of --steps where the decay starts"),
+    final_lr: float = typer.Option(0.02, help="cosine: last lr as a fraction of --lr"),
+    warmup_steps: int = typer.Option(0, help="linear lr warm-up steps"),
+    ema_decay: float = typer.Option(0.0, help="keep (and ship) an EMA of the weights, e.g. 0.999"),
+    val_images: int = typer.Option(42, help="validation images (a fixed spread-out subset of val)"),
+    seed: int = typer.Option(0),
 ) -> None:
     """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL)."""
     from cosmic.training.stage1 import Stage1Config, train_stage1
@@ -606,7 +618,11 @@ def train_stage1_cmd(
         steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
         checkpoint_every=checkpoint_every, threads=threads, bf16=bf16,
         channels_last=channels_last, name=name, init_from=init_from,
-        extra_data=[str(p) for p in extra_data] if extra_data else None,
+        extra_data=[str(p) for p in extra_data] if extra_data else None, split=split,
+        rate_lambdas=[float(v) for v in rate_lambdas.split(",")] if rate_lambdas else None,
+        colour_space=colour_space, ground_channels=ground_channels, lr_schedule=lr_schedule,
+        lr_drop_at=lr_drop_at, final_lr=final_lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
+        val_images=val_images, seed=seed,
     )
     final = train_stage1(cfg, resume=resume)
     typer.echo(f"final model: {final}")

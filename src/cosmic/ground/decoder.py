@@ -23,6 +23,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 from torch import nn
 
+from cosmic.onboard.rate import GainUnits, ycbcr_to_rgb
 from cosmic.utils.pretrained import ConfigMixin
 
 __all__ = [
@@ -77,12 +78,22 @@ class Z0Estimator(nn.Sequential):
 
 
 class GroundDecoder(nn.Module, ConfigMixin):
-    """transconv + Ẽ + ẑ0 + D: the ground's image synthesis, without the diffusion model."""
+    """transconv + Ẽ + ẑ0 + D: the ground's image synthesis, without the diffusion model.
 
-    def __init__(self, N: int = 192, M: int = 320, latent_channels: int = 4):
+    For a variable-rate model (``rate_levels`` > 0) the decoder first undoes the on-board gains
+    with its own inverse gains at the bitstream's quality (Cui et al. 2021, see
+    :class:`~cosmic.onboard.rate.GainUnits`); for ``colour_space="ycbcr"`` D's output is YCbCr
+    and is turned back into RGB here, so every caller gets RGB.
+    """
+
+    def __init__(self, N: int = 192, M: int = 320, latent_channels: int = 4, rate_levels: int = 0,
+                 gain_span: float = 0.0, colour_space: str = "rgb"):
         super().__init__()
-        self.register_config(N=N, M=M, latent_channels=latent_channels)
+        self.register_config(N=N, M=M, latent_channels=latent_channels, rate_levels=rate_levels,
+                             gain_span=gain_span, colour_space=colour_space)
         self.latent_channels = latent_channels
+        self.colour_space = colour_space
+        self.inverse_gain = GainUnits(rate_levels, M, gain_span, inverse=True) if rate_levels else None
         self.transconv = LatentUpsampler(N, M)
         self.compensation_encoder = CompensationEncoder(N, latent_channels)
         self.z0_estimator = Z0Estimator(N, latent_channels)
@@ -93,17 +104,28 @@ class GroundDecoder(nn.Module, ConfigMixin):
         mu, logvar = self.compensation_encoder(x).chunk(2, 1)
         return mu, logvar.clamp(-30.0, 20.0)
 
+    def upsample(self, y_hat: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
+        """transconv(y_hat), after the inverse gains of ``quality`` (a (B,) tensor) when the
+        model is variable-rate."""
+        if self.inverse_gain is not None:
+            if quality is None:
+                raise ValueError("a variable-rate decoder needs the bitstream's quality")
+            y_hat = y_hat * self.inverse_gain(quality.expand(y_hat.shape[0])).to(y_hat.dtype)
+        return self.transconv(y_hat)
+
     def synthesize(self, features: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
-        """D(concat(transconv(y_hat), z0)) - Eq. 2; ``features`` is transconv(y_hat)."""
-        return self.decoder(torch.cat([features, z0], dim=1))
+        """D(concat(transconv(y_hat), z0)) - Eq. 2; ``features`` is :meth:`upsample`'s output."""
+        x = self.decoder(torch.cat([features, z0], dim=1))
+        return ycbcr_to_rgb(x) if self.colour_space == "ycbcr" else x
 
-    def estimate_z0(self, y_hat: torch.Tensor) -> torch.Tensor:
+    def estimate_z0(self, y_hat: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
         """The deterministic estimate ẑ0(y_hat) (the "w/o DC" z0; a residual diffusion's anchor)."""
-        return self.z0_estimator(self.transconv(y_hat))
+        return self.z0_estimator(self.upsample(y_hat, quality))
 
-    def forward(self, y_hat: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, y_hat: torch.Tensor, z0: torch.Tensor | None = None,
+                quality: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruct from y_hat; with ``z0=None`` use the deterministic estimate ẑ0."""
-        features = self.transconv(y_hat)
+        features = self.upsample(y_hat, quality)
         if z0 is None:
             z0 = self.z0_estimator(features)
         return self.synthesize(features, z0)

@@ -45,12 +45,13 @@ def check_model(model, container: Container) -> None:
         raise BitstreamError(f"{container.path.name}: latent shape {h.latent} does not fit tile {h.tile}")
 
 
-def _decode_batch(model, payloads: list[bytes], shape, z0_fn, indices: list[int]) -> np.ndarray:
+def _decode_batch(model, payloads: list[bytes], shape, z0_fn, indices: list[int],
+                  quality: float | None = None) -> np.ndarray:
     split = [split_payload(p) for p in payloads]
     strings = [[y for y, _ in split], [z for _, z in split]]
     y_hat = model.onboard.decompress(strings, shape)["y_hat"]
     z0 = z0_fn(y_hat, indices) if z0_fn is not None else None
-    x_hat = model.ground(y_hat, z0)
+    x_hat = model.ground(y_hat, z0, model.onboard.quality_tensor(quality, y_hat.shape[0]))
     if not torch.isfinite(x_hat).all():  # only corrupt symbols get here: treat as undecodable
         raise ValueError("non-finite reconstruction")
     x_hat = x_hat.clamp_(0, 1)
@@ -89,13 +90,14 @@ def decode_rows(model, container: Container, conceal: bool = False, batch_size: 
 
         def flush() -> None:
             try:
-                tiles = _decode_batch(model, [p for _, p in pending], h.latent, z0_fn, [i for i, _ in pending])
+                tiles = _decode_batch(model, [p for _, p in pending], h.latent, z0_fn,
+                                      [i for i, _ in pending], h.quality)
                 for (index, _), px in zip(pending, tiles):
                     place(index, px)
             except (ValueError, RuntimeError, IndexError):
                 for index, payload in pending:  # find the culprit(s) one tile at a time
                     try:
-                        place(index, _decode_batch(model, [payload], h.latent, z0_fn, [index])[0])
+                        place(index, _decode_batch(model, [payload], h.latent, z0_fn, [index], h.quality)[0])
                     except (ValueError, RuntimeError, IndexError) as exc:
                         _, c = container.tile_position(index)
                         err = TileError(index, r, c, f"undecodable ({type(exc).__name__})")

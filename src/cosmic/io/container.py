@@ -7,6 +7,7 @@ Layout, all integers little-endian::
     header_len     u32       length of the header JSON that follows
     header         binary    width u32, height u32, tile u16, z shape per tile (u8, u8),
                              channels u8, bit depth u8, on-board model digest (16 bytes),
+                             [version 2: quality u16, in 1/1024 steps, of a variable-rate model]
                              model name (u8 length + UTF-8), extension (u32 length + JSON:
                              sensor metadata and georeferencing; empty when absent)
     header_crc     u32       CRC32 of version + header_len + header
@@ -38,7 +39,8 @@ from typing import Any, BinaryIO
 from cosmic.errors import BitstreamError
 
 MAGIC = b"\x89COSMIC\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this module reads; a fixed-rate file is still written as version 1
+QUALITY_STEP = 1024  # a variable-rate model's quality is coded as round(quality * QUALITY_STEP)
 MAX_SIDE = 1 << 20  # 1,048,576 px: larger sides are refused outright
 _ENTRY = struct.Struct("<II")
 # width, height, tile, latent h, latent w, channels, bit depth, model digest (16 B), name length
@@ -46,8 +48,14 @@ _CORE = struct.Struct("<IIHBBBB16sB")
 
 __all__ = [
     "MAGIC", "FORMAT_VERSION", "Header", "Container", "TileError",
-    "ContainerWriter", "write_container", "read_container", "bits_per_pixel", "split_payload", "join_payload",
+    "ContainerWriter", "write_container", "quantize_quality", "container_size", "read_container", "bits_per_pixel", "split_payload", "join_payload",
 ]
+
+
+def quantize_quality(quality: float) -> float:
+    """The quality value as the container stores it (a multiple of 1/1024): the encoder codes
+    with this value so that the decoder's inverse gains use the same one."""
+    return round(float(quality) * QUALITY_STEP) / QUALITY_STEP
 
 
 class TileError(BitstreamError):
@@ -70,6 +78,12 @@ class Header:
     bit_depth: int = 8
     metadata: dict[str, Any] = field(default_factory=dict)
     georef: dict[str, Any] | None = None
+    quality: float | None = None  # a variable-rate model's quality (format version 2)
+
+    @property
+    def format_version(self) -> int:
+        """1 for a fixed-rate model's file (byte-identical to before version 2 existed), else 2."""
+        return 1 if self.quality is None else 2
 
     @property
     def rows(self) -> int:
@@ -96,17 +110,25 @@ class Header:
         if self.georef:
             ext["georef"] = self.georef
         ext_raw = json.dumps(ext, sort_keys=True, separators=(",", ":")).encode() if ext else b""
+        quality = b"" if self.quality is None else struct.pack("<H", round(self.quality * QUALITY_STEP))
         return (
             _CORE.pack(self.width, self.height, self.tile, self.latent[0], self.latent[1],
                        self.channels, self.bit_depth, digest, len(name))
-            + name + struct.pack("<I", len(ext_raw)) + ext_raw
+            + quality + name + struct.pack("<I", len(ext_raw)) + ext_raw
         )
 
     @classmethod
-    def unpack(cls, raw: bytes) -> "Header":
+    def unpack(cls, raw: bytes, version: int = 1) -> "Header":
+        quality = None
         try:
             width, height, tile, lh, lw, channels, bit_depth, digest, name_len = _CORE.unpack_from(raw, 0)
             at = _CORE.size
+            if version >= 2:
+                (code,) = struct.unpack_from("<H", raw, at)
+                at += 2
+                if code == 0:
+                    raise ValueError("quality 0")
+                quality = code / QUALITY_STEP
             name = raw[at : at + name_len].decode("utf-8")
             at += name_len
             (ext_len,) = struct.unpack_from("<I", raw, at)
@@ -121,7 +143,7 @@ class Header:
         header = cls(
             model=name, model_sha256=digest.hex(), width=width, height=height, tile=tile,
             latent=(lh, lw), channels=channels, bit_depth=bit_depth,
-            metadata=dict(ext.get("metadata") or {}), georef=ext.get("georef"),
+            metadata=dict(ext.get("metadata") or {}), georef=ext.get("georef"), quality=quality,
         )
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
             raise BitstreamError(f"header declares a {width}x{height} image; sides must be 1..{MAX_SIDE}")
@@ -155,7 +177,7 @@ class ContainerWriter:
         self.path = Path(path)
         self.header = header
         blob = header.pack()
-        head = struct.pack("<HI", FORMAT_VERSION, len(blob)) + blob
+        head = struct.pack("<HI", header.format_version, len(blob)) + blob
         self.tmp = self.path.with_name(f".{self.path.name}.partial")
         self._entries: list[bytes] = []
         self._fh = open(self.tmp, "wb")
@@ -241,7 +263,7 @@ class Container:
         if struct.unpack("<I", crc)[0] != zlib.crc32(fixed + blob):
             raise BitstreamError(f"{name}: header CRC mismatch (corrupt header)")
         self.version = version
-        self.header = Header.unpack(blob)
+        self.header = Header.unpack(blob, version)
         n = self.header.num_tiles
         table_at = fh.tell()
         need = n * _ENTRY.size + 4
@@ -296,3 +318,10 @@ def read_container(path: str | os.PathLike) -> Container:
 def bits_per_pixel(file_bytes: int, width: int, height: int) -> float:
     """bpp = file bytes x 8 / pixels, from the real file."""
     return file_bytes * 8.0 / (width * height)
+
+
+def container_size(header: Header, payload_lengths) -> int:
+    """The size in bytes of the file :class:`ContainerWriter` writes for ``header`` and payloads
+    of these lengths (magic, version, header, CRCs, tile table, payloads), without writing it."""
+    fixed = len(MAGIC) + 6 + len(header.pack()) + 4
+    return fixed + header.num_tiles * _ENTRY.size + 4 + sum(payload_lengths)

@@ -23,7 +23,7 @@ class BaselineSynthesis(nn.Module):
         super().__init__()
         self.g_s = g_s
 
-    def forward(self, y_hat: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, y_hat: torch.Tensor, z0: torch.Tensor | None = None, quality=None) -> torch.Tensor:
         return self.g_s(y_hat)
 
 

@@ -31,6 +31,11 @@ class Cosmic(CompressionModel, ConfigMixin):
         stem_multiplier: depthwise filters per RGB channel in E's first LCB (see ``LCB``).
         colour_shortcut: add :class:`~cosmic.onboard.codec.ColourShortcut` to E (ours, not the
             paper's: E alone nearly discards colour).
+        rate_levels: 0 for a fixed-rate model; else the number of gain vectors of a variable-rate
+            one (Cui et al. 2021; :class:`~cosmic.onboard.rate.GainUnits`), quality 1..levels.
+        gain_span: natural log of the ratio of the finest to the coarsest initial gain.
+        colour_space: "rgb" (the paper) or "ycbcr" (E codes JPEG's YCbCr; D's output is
+            turned back to RGB).
         name: a model identifier written into every bitstream.
     """
 
@@ -45,21 +50,26 @@ class Cosmic(CompressionModel, ConfigMixin):
         stem_multiplier: int = 8,
         name: str = "cosmic",
         colour_shortcut: bool = False,
+        rate_levels: int = 0,
+        gain_span: float = 0.0,
+        colour_space: str = "rgb",
     ):
         super().__init__()
         self.register_config(
             N=N, M=M, ground_channels=ground_channels, latent_channels=latent_channels,
             cam_positions=list(cam_positions), cam_kernel=cam_kernel, stem_multiplier=stem_multiplier,
-            name=name, colour_shortcut=colour_shortcut,
+            name=name, colour_shortcut=colour_shortcut, rate_levels=rate_levels, gain_span=gain_span,
+            colour_space=colour_space,
         )
         self.name = name
-        self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut)
-        self.ground = GroundDecoder(ground_channels, M, latent_channels)
+        self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut,
+                                    rate_levels, gain_span, colour_space)
+        self.ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space)
 
     tile_multiple = 64  # y at H/16, z at H/64: tiles must be multiples of 64
 
     # -- CompressAI contract ------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, quality=None) -> dict:
         """Training pass. Returns both reconstructions of Eq. 2:
 
         ``x_hat`` with z0 ~ q(z0|x) from Ẽ (reparameterised; its mean in eval mode), and
@@ -69,13 +79,14 @@ class Cosmic(CompressionModel, ConfigMixin):
         decoded with Ẽ's z0 (``x_hat``), the second half with ẑ0 (``x_hat_est``), and ``split``
         says where the halves meet. In eval mode both paths cover the whole batch (``split=None``).
         """
-        out = self.onboard(x)
-        features = self.ground.transconv(out["y_hat"])
+        q = self.onboard.quality_tensor(quality, x.shape[0])
+        out = self.onboard(x, q)
+        features = self.ground.upsample(out["y_hat"], q)
         mu, logvar = self.ground.encode_z0(x)
         z0_est = self.ground.z0_estimator(features)
         result = {
             "likelihoods": out["likelihoods"], "z0_mu": mu, "z0_logvar": logvar,
-            "z0_est": z0_est, "y_hat": out["y_hat"], "split": None,
+            "z0_est": z0_est, "y_hat": out["y_hat"], "split": None, "quality": q,
         }
         if self.training and self.split_decoder and x.shape[0] >= 2:
             h = x.shape[0] // 2
@@ -97,27 +108,30 @@ class Cosmic(CompressionModel, ConfigMixin):
     def update(self, scale_table=None, force: bool = False) -> bool:
         return self.onboard.update(scale_table=scale_table, force=force)
 
-    def compress(self, x: torch.Tensor) -> dict:
-        return self.onboard.compress(x)
+    def compress(self, x: torch.Tensor, quality=None) -> dict:
+        return self.onboard.compress(x, quality)
 
     @torch.no_grad()
-    def decompress(self, strings, shape, z0: torch.Tensor | None = None) -> dict:
-        """Decode strings to ``x_hat`` in [0, 1]; ``z0=None`` decodes without compensation."""
+    def decompress(self, strings, shape, z0: torch.Tensor | None = None, quality=None) -> dict:
+        """Decode strings to ``x_hat`` in [0, 1]; ``z0=None`` decodes without compensation;
+        ``quality``: the bitstream's quality for a variable-rate model."""
         y_hat = self.onboard.decompress(strings, shape)["y_hat"]
-        x_hat = self.ground(y_hat, z0).clamp_(0, 1)
+        q = self.onboard.quality_tensor(quality, y_hat.shape[0])
+        x_hat = self.ground(y_hat, z0, q).clamp_(0, 1)
         return {"x_hat": x_hat, "y_hat": y_hat}
 
     @torch.no_grad()
-    def quantized_reconstruction(self, x: torch.Tensor) -> torch.Tensor:
+    def quantized_reconstruction(self, x: torch.Tensor, quality=None) -> torch.Tensor:
         """The model's own quantised reconstruction without any entropy coding (for tests):
         y_hat = round(y - mu) + mu, decoded with the deterministic ẑ0."""
         on = self.onboard
-        y = on.analysis(x)
+        q = on.quality_tensor(quality, x.shape[0])
+        y = on.analysis(x, q)
         z = on.h_a(y)
         z_hat = on.entropy_bottleneck.quantize(z, "dequantize", on.entropy_bottleneck._get_medians())
         _, means = on.entropy_parameters(z_hat)
         y_hat = (torch.round(y.to(torch.float64) - means) + means).to(torch.float32)
-        return self.ground(y_hat).clamp_(0, 1)
+        return self.ground(y_hat, quality=q).clamp_(0, 1)
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
         # CompressionModel resizes the entropy tables' buffers of the nested entropy models.

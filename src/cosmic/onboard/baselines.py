@@ -99,8 +99,17 @@ class BaselineCodec(CompressionModel, ConfigMixin):
     def entropy_parameters(self, z_hat: torch.Tensor):
         return self._params(self._double_h_s()(z_hat.to(torch.float64)))
 
+    #: a fixed-rate model: no quality knob
+    quality_range = None
+
+    def quality_tensor(self, quality, batch: int) -> None:
+        if quality is not None:
+            raise ValueError("this model codes one rate; it takes no quality value")
+        return None
+
     @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> dict:
+    def compress(self, x: torch.Tensor, quality=None) -> dict:
+        self.quality_tensor(quality, x.shape[0])
         y = self.g_a(x)
         z = self.h_a(y if self.mean_scale else torch.abs(y))
         z_strings = self.entropy_bottleneck.compress(z)

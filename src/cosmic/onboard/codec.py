@@ -37,6 +37,7 @@ from compressai.models.utils import conv, deconv
 from torch import nn
 
 from cosmic.onboard.layers import CAM, LCB
+from cosmic.onboard.rate import COLOUR_SPACES, GainUnits, rgb_to_ycbcr
 from cosmic.utils.pretrained import ConfigMixin, weights_digest
 
 __all__ = ["LightweightEncoder", "ColourShortcut", "OnboardCodec", "ste_round"]
@@ -95,13 +96,20 @@ class OnboardCodec(CompressionModel, ConfigMixin):
     """
 
     def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7,
-                 stem_multiplier: int = 8, colour_shortcut: bool = False):
+                 stem_multiplier: int = 8, colour_shortcut: bool = False, rate_levels: int = 0,
+                 gain_span: float = 0.0, colour_space: str = "rgb"):
         super().__init__()
+        if colour_space not in COLOUR_SPACES:
+            raise ValueError(f"colour_space '{colour_space}': choose one of {', '.join(COLOUR_SPACES)}")
         self.register_config(N=N, M=M, cam_positions=list(cam_positions), cam_kernel=cam_kernel,
-                             stem_multiplier=stem_multiplier, colour_shortcut=colour_shortcut)
+                             stem_multiplier=stem_multiplier, colour_shortcut=colour_shortcut,
+                             rate_levels=rate_levels, gain_span=gain_span, colour_space=colour_space)
         self.N, self.M = N, M
+        self.colour_space = colour_space
         self.g_a = LightweightEncoder(N, M, tuple(cam_positions), cam_kernel, stem_multiplier)
         self.colour = ColourShortcut(M) if colour_shortcut else None
+        #: rate_levels 0: a fixed-rate model (one λ); else a variable-rate one (see GainUnits)
+        self.gain = GainUnits(rate_levels, M, gain_span) if rate_levels else None
         self.h_a = nn.Sequential(
             conv(M, N, stride=1, kernel_size=3),
             nn.ReLU(inplace=True),
@@ -153,14 +161,38 @@ class OnboardCodec(CompressionModel, ConfigMixin):
     def downsampling_factor(self) -> int:
         return 64  # y at H/16, z at H/64
 
-    def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        """y = E(x) (+ the colour shortcut when the model has one)."""
+    @property
+    def quality_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) quality of a variable-rate model; None for a fixed-rate one."""
+        return None if self.gain is None else (1.0, float(self.gain.levels))
+
+    def quality_tensor(self, quality, batch: int) -> torch.Tensor | None:
+        """``quality`` (a number, or a (B,) tensor in training) as a (B,) tensor; ValueError when
+        a variable-rate model gets none or one out of its range, or a fixed-rate model gets one."""
+        if self.gain is None:
+            if quality is not None:
+                raise ValueError("this model codes one rate; it takes no quality value")
+            return None
+        if quality is None:
+            raise ValueError(f"this variable-rate model needs a quality in 1..{self.gain.levels}")
+        if isinstance(quality, torch.Tensor):
+            return quality.reshape(-1).expand(batch) if quality.numel() == 1 else quality
+        return torch.full((batch,), self.gain.check_quality(quality))
+
+    def analysis(self, x: torch.Tensor, quality=None) -> torch.Tensor:
+        """y = E(x) (+ the colour shortcut when the model has one), in the coding colour space,
+        times the gains of ``quality`` for a variable-rate model."""
+        q = self.quality_tensor(quality, x.shape[0])
+        if self.colour_space == "ycbcr":
+            x = rgb_to_ycbcr(x)
         y = self.g_a(x)
-        return y if self.colour is None else y + self.colour(x)
+        if self.colour is not None:
+            y = y + self.colour(x)
+        return y if q is None else y * self.gain(q).to(y.dtype)
 
     # -- training path ------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> dict:
-        y = self.analysis(x)
+    def forward(self, x: torch.Tensor, quality=None) -> dict:
+        y = self.analysis(x, quality)
         z = self.h_a(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         scales, means = self.h_s(z_hat).chunk(2, 1)
@@ -183,9 +215,11 @@ class OnboardCodec(CompressionModel, ConfigMixin):
         return super().update(scale_table=scale_table, force=force)
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> dict:
-        """Encode a batch of tiles to rANS strings: ``{"strings": [y, z], "shape": z_hw}``."""
-        y = self.analysis(x)
+    def compress(self, x: torch.Tensor, quality=None) -> dict:
+        """Encode a batch of tiles to rANS strings: ``{"strings": [y, z], "shape": z_hw}``.
+        ``quality``: the rate of a variable-rate model (the decoder's entropy decode does not need
+        it; its inverse gains do, so the container records it)."""
+        y = self.analysis(x, quality)
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])

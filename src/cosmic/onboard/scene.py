@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cosmic.io.container import Header, join_payload
+from cosmic.io.container import Header, join_payload, quantize_quality
 from cosmic.onboard.codec import OnboardCodec
 
 __all__ = ["iter_tiles", "iter_windows", "pad_tile", "scene_header", "encode_tiles", "encode_scene", "DEFAULT_TILE"]
@@ -51,26 +51,27 @@ def _to_tensor(blocks: list[np.ndarray]) -> torch.Tensor:
 
 def scene_header(codec: OnboardCodec, model_name: str, width: int, height: int, tile: int = DEFAULT_TILE,
                  channels: int = 3, metadata: dict[str, Any] | None = None,
-                 georef: dict[str, Any] | None = None) -> Header:
-    """The container header for a ``width`` x ``height`` scene coded by ``codec``."""
+                 georef: dict[str, Any] | None = None, quality: float | None = None) -> Header:
+    """The container header for a ``width`` x ``height`` scene coded by ``codec`` (at ``quality``,
+    already quantised by :func:`~cosmic.io.container.quantize_quality`, for a variable-rate one)."""
     if tile % codec.downsampling_factor:
         raise ValueError(f"tile size must be a multiple of {codec.downsampling_factor}")
     latent = tile // codec.downsampling_factor
     return Header(
         model=model_name, model_sha256=codec.bitstream_id(), width=width, height=height, tile=tile,
-        latent=(latent, latent), channels=channels, metadata=metadata or {}, georef=georef,
+        latent=(latent, latent), channels=channels, metadata=metadata or {}, georef=georef, quality=quality,
     )
 
 
 @torch.no_grad()
 def encode_tiles(codec: OnboardCodec, tiles: Iterable[np.ndarray], batch_size: int = 4,
-                 bar: tqdm | None = None) -> Iterator[bytes]:
+                 bar: tqdm | None = None, quality: float | None = None) -> Iterator[bytes]:
     """One payload per (tile, tile, 3) uint8 tile, in order; ``batch_size`` tiles per forward."""
     codec.eval()
     batch: list[np.ndarray] = []
 
     def flush() -> list[bytes]:
-        out = codec.compress(_to_tensor(batch))
+        out = codec.compress(_to_tensor(batch), quality)
         y_strings, z_strings = out["strings"]
         if bar is not None:
             bar.update(len(batch))
@@ -95,13 +96,16 @@ def encode_scene(
     georef: dict[str, Any] | None = None,
     batch_size: int = 4,
     progress: bool = False,
+    quality: float | None = None,
 ) -> tuple[Header, list[bytes]]:
     """Code an in-memory (H, W, 3) uint8 scene; returns the container header and one payload per
     tile. (Large GeoTIFFs go through :func:`iter_windows` and :func:`encode_tiles` instead.)"""
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise ValueError(f"expected (H, W, 3) uint8 pixels, got {pixels.shape} {pixels.dtype}")
     h, w = pixels.shape[:2]
-    header = scene_header(codec, model_name, w, h, tile, channels, metadata, georef)
+    if quality is not None:
+        quality = quantize_quality(quality)
+    header = scene_header(codec, model_name, w, h, tile, channels, metadata, georef, quality)
     with tqdm(total=header.num_tiles, desc="encode", unit="tile", disable=not progress, leave=False) as bar:
-        payloads = list(encode_tiles(codec, iter_tiles(pixels, tile), batch_size, bar))
+        payloads = list(encode_tiles(codec, iter_tiles(pixels, tile), batch_size, bar, quality))
     return header, payloads

@@ -3,12 +3,19 @@
 Layout of a checkpoint directory::
 
     config.json, model.safetensors   - the model (ConfigMixin.save_pretrained)
-    optimizer.safetensors            - Adam moments per parameter name, for each optimizer
-    trainer.json                     - step, hyper-parameters, optimizer step counts, history
+    optimizer.safetensors            - Adam moments per parameter name, for each optimizer, and
+                                       the torch RNG state (``rng/torch``)
+    ema/                             - the EMA of the weights, when the run keeps one
+    trainer.json                     - step, hyper-parameters, optimizer step counts, EMA count,
+                                       history
+
+With these a resumed run continues bit-identically (the data order and the rates are functions of
+the seed and the step, see :mod:`cosmic.training.stage1`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -16,7 +23,39 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["prepare_run", "save_checkpoint", "load_checkpoint"]
+__all__ = ["prepare_run", "save_checkpoint", "load_checkpoint", "make_ema"]
+
+EMA_DIR = "ema"
+
+
+class WeightEMA:
+    """An exponential moving average of a model's parameters, held in a copy of the model
+    (``module``) that can be evaluated and saved like the model itself.
+
+    Not torch's ``AveragedModel``: that keeps the copy's buffers in sync with the model's, and our
+    buffers are the entropy coder's CDF tables, whose sizes follow each copy's own parameters
+    (``update()``); here the copy rebuilds its own tables from its averaged parameters."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval()
+        self.n_averaged = torch.zeros((), dtype=torch.long)
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update_parameters(self, model: torch.nn.Module) -> None:
+        mine = list(self.module.parameters())
+        theirs = [p.detach() for p in model.parameters()]
+        if int(self.n_averaged) == 0:
+            torch._foreach_copy_(mine, theirs)
+        else:
+            torch._foreach_lerp_(mine, theirs, 1.0 - self.decay)
+        self.n_averaged += 1
+
+
+def make_ema(model: torch.nn.Module, decay: float) -> WeightEMA:
+    return WeightEMA(model, decay)
 
 
 def prepare_run(out, threads: int, seed: int) -> Path:
@@ -43,15 +82,20 @@ def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer, names: dic
     return tensors, steps
 
 
-def save_checkpoint(directory, model, optimizers: dict, trainer_state: dict) -> None:
+def save_checkpoint(directory, model, optimizers: dict, trainer_state: dict, ema=None) -> None:
     directory = Path(directory)
     model.save_pretrained(directory)
+    if ema is not None:
+        ema.module.update(force=True)
+        ema.module.save_pretrained(directory / EMA_DIR)
+        trainer_state = {**trainer_state, "ema_n_averaged": int(ema.n_averaged)}
     names = {p: n for n, p in model.named_parameters()}
     tensors, steps = {}, {}
     for key, opt in optimizers.items():
         t, s = _optimizer_tensors(key, opt, names)
         tensors.update(t)
         steps[key] = s
+    tensors["rng/torch"] = torch.get_rng_state()
     tmp = directory / "optimizer.safetensors.tmp"
     save_file(tensors, str(tmp))
     os.replace(tmp, directory / "optimizer.safetensors")
@@ -61,13 +105,19 @@ def save_checkpoint(directory, model, optimizers: dict, trainer_state: dict) -> 
     os.replace(tmp, directory / "trainer.json")
 
 
-def load_checkpoint(directory, model, optimizers: dict) -> dict:
-    """Load weights and optimizer moments into existing objects; return the trainer state."""
+def load_checkpoint(directory, model, optimizers: dict, ema=None) -> dict:
+    """Load weights, optimizer moments, the EMA and the RNG state into existing objects; return
+    the trainer state."""
     directory = Path(directory)
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     state = json.loads((directory / "trainer.json").read_text())
+    if ema is not None and (directory / EMA_DIR / "model.safetensors").is_file():
+        ema.module.load_state_dict(load_file(str(directory / EMA_DIR / "model.safetensors")))
+        ema.n_averaged.fill_(int(state.get("ema_n_averaged", 1)))
     opt_path = directory / "optimizer.safetensors"
     tensors = load_file(str(opt_path)) if opt_path.is_file() else {}
+    if "rng/torch" in tensors:
+        torch.set_rng_state(tensors["rng/torch"])
     names = {p: n for n, p in model.named_parameters()}
     for key, opt in optimizers.items():
         steps = state.get("optimizer_steps", {}).get(key, {})

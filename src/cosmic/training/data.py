@@ -27,14 +27,18 @@ __all__ = ["ImageFolder", "split_files"]
 
 
 def split_files(root: str | Path, split: str) -> list[Path]:
-    """Files of ``split`` ("train", "val" or "all") under ``root``."""
+    """Files of ``split`` ("train", "val", "all", or lists joined by '+', e.g.
+    "train+train_extra") under ``root``."""
     root = Path(root)
     splits = root / "SPLITS.json"
     if split != "all" and splits.is_file():
         lists = json.loads(splits.read_text())
-        if split not in lists:
-            raise InputError(f"{splits}: no '{split}' list")
-        return [root / name for name in lists[split]]
+        names = []
+        for part in split.split("+"):
+            if part not in lists:
+                raise InputError(f"{splits}: no '{part}' list")
+            names += lists[part]
+        return [root / name for name in names]
     files = list_images(root)
     if not files:
         raise InputError(f"{root}: no PNG/JPEG/TIFF images found")
@@ -43,10 +47,16 @@ def split_files(root: str | Path, split: str) -> list[Path]:
 
 class ImageFolder(Dataset):
     """Random ``crop`` x ``crop`` patches (with flips) of in-memory images; ``crop=None`` gives
-    whole images cropped to a multiple of 64 (for validation)."""
+    whole images cropped to a multiple of 64 (for validation).
+
+    With a ``seed``, sample ``index`` is a pure function of (seed, index): a run that resumes at
+    step s and asks for indices from s·batch on sees exactly the crops an uninterrupted run saw,
+    whatever the number of DataLoader workers."""
 
     def __init__(self, root, split: str = "train", crop: int | None = 256, limit: int | None = None,
-                 samples_per_epoch: int | None = None, extra: list[str | Path] | None = None):
+                 samples_per_epoch: int | None = None, extra: list[str | Path] | None = None,
+                 seed: int | None = None):
+        self.seed = seed
         files = split_files(root, split)
         if limit:
             files = files[:limit]
@@ -77,12 +87,13 @@ class ImageFolder(Dataset):
             img = self.images[index]
             h, w = (img.shape[0] // 64) * 64, (img.shape[1] // 64) * 64
             return _to_tensor(img[:h, :w])
-        return self.random_crop()[1]
+        rng = None if self.seed is None else np.random.default_rng([self.seed, index])
+        return self.random_crop(rng)[1]
 
-    def random_crop(self) -> tuple[int, torch.Tensor]:
+    def random_crop(self, rng: np.random.Generator | None = None) -> tuple[int, torch.Tensor]:
         """(index of the image, crop): an image drawn by area, a crop that is not mostly fill,
         random flips."""
-        rng = np.random.default_rng()
+        rng = rng or np.random.default_rng()
         i = int(rng.choice(len(self.images), p=self.weights))
         img = self.images[i]
         for _ in range(10):  # redraw crops that are mostly fill

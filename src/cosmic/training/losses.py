@@ -37,29 +37,35 @@ class Stage1Loss(nn.Module):
         self.kl_weight = kl_weight
         self.est_weight = est_weight
 
-    def forward(self, out: dict, x: torch.Tensor) -> dict:
+    def forward(self, out: dict, x: torch.Tensor, lmbda: torch.Tensor | None = None) -> dict:
+        """Loss terms of a batch. ``lmbda``: a (B,) tensor of per-sample λ for a variable-rate
+        model (each sample's rate and distortion are traded at its own λ); None: ``self.lmbda``."""
         n, _, h, w = x.shape
-        num_pixels = n * h * w
-        bpp = sum(
-            torch.log(lk.float()).sum() for lk in out["likelihoods"].values()
-        ) / (-math.log(2) * num_pixels)
-        h = out.get("split")
-        x_a, x_b = (x, x) if h is None else (x[:h], x[h:])
-        mse = F.mse_loss(out["x_hat"].float(), x_a)
-        mse_est = F.mse_loss(out["x_hat_est"].float(), x_b)
+        lam = torch.full((n,), self.lmbda, device=x.device) if lmbda is None else lmbda.to(x.device)
+        bits = sum(torch.log(lk.float()).flatten(1).sum(1) for lk in out["likelihoods"].values())
+        bpp = (bits / (-math.log(2) * h * w)).mean()
+        split = out.get("split")
+        part_a, part_b = (slice(None), slice(None)) if split is None else (slice(0, split), slice(split, None))
+        se = _per_sample_mse(out["x_hat"], x[part_a])
+        se_est = _per_sample_mse(out["x_hat_est"], x[part_b])
         if "z0_mu" in out:
             mu, logvar = out["z0_mu"].float(), out["z0_logvar"].float()
-            kl_bpp = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum() / (math.log(2) * num_pixels)
+            kl_bpp = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum() / (math.log(2) * n * h * w)
         else:  # a model without a compensation latent (the learned baselines)
             kl_bpp = torch.zeros((), device=x.device)
-        w = self.est_weight
-        distortion = (1 - w) * mse + w * mse_est
-        terms = {"bpp": bpp, "mse": mse, "mse_est": mse_est, "kl_bpp": kl_bpp}
+        wt = self.est_weight
+        weighted = (1 - wt) * (lam[part_a] * se).mean() + wt * (lam[part_b] * se_est).mean()
+        terms = {"bpp": bpp, "mse": se.mean(), "mse_est": se_est.mean(), "kl_bpp": kl_bpp}
         if self.chroma_weight:
-            terms["chroma_est"] = F.mse_loss(low_chroma(out["x_hat_est"].float()), low_chroma(x_b))
-            distortion = distortion + self.chroma_weight * terms["chroma_est"]
-        terms["loss"] = bpp + self.lmbda * 255**2 * distortion + self.kl_weight * kl_bpp
+            chroma = _per_sample_mse(low_chroma(out["x_hat_est"].float()), low_chroma(x[part_b]))
+            terms["chroma_est"] = chroma.mean()
+            weighted = weighted + self.chroma_weight * (lam[part_b] * chroma).mean()
+        terms["loss"] = bpp + 255**2 * weighted + self.kl_weight * kl_bpp
         return terms
+
+
+def _per_sample_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.float() - b.float()).pow(2).flatten(1).mean(1)
 
 
 def low_chroma(x: torch.Tensor, block: int = 8) -> torch.Tensor:

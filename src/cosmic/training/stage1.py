@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from cosmic.errors import InputError
 from cosmic.models.registry import build_model
-from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkpoint
+from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
 from cosmic.training.losses import Stage1Loss, psnr
+from cosmic.training.validation import validate_bitstreams
 
 __all__ = ["Stage1Config", "train_stage1", "evaluate"]
 
@@ -42,7 +43,11 @@ class Stage1Config:
     crop: int = 128
     lr: float = 1e-4
     aux_lr: float = 1e-3
-    lr_drop_at: float = 0.85  # fraction of steps after which lr drops 10x
+    lr_drop_at: float = 0.85  # fraction of steps after which the decay phase starts
+    lr_schedule: str = "step"  # "step": one 10x drop at lr_drop_at; "cosine": cosine to final_lr
+    final_lr: float = 0.02  # with "cosine": the last step's lr as a fraction of lr
+    warmup_steps: int = 0  # linear warm-up from lr/100
+    ema_decay: float = 0.0  # >0: keep an EMA of the weights (AveragedModel) and ship that
     val_every: int = 1000
     val_images: int = 42
     checkpoint_every: int = 250
@@ -56,6 +61,11 @@ class Stage1Config:
     colour_shortcut: bool = False  # add the colour shortcut to E (see ColourShortcut)
     cams: bool = True  # False: the paper's "w/o CAM" ablation (Fig. 6), E without its CAMs
     extra_data: list[str] | None = None  # images or folders mixed into the training crops
+    split: str = "train"  # SPLITS.json lists to train on, joined by '+' (e.g. train+train_extra)
+    rate_lambdas: list[float] | None = None  # variable rate: λ of quality 1..K (ascending)
+    colour_space: str = "rgb"  # "ycbcr": E codes YCbCr (see cosmic.onboard.rate)
+    ground_channels: int | None = None  # override the preset's ground width
+    val_qualities: list[float] | None = None  # variable rate: qualities validated on real files
 
 
 def _split_parameters(model):
@@ -105,94 +115,180 @@ def _init_from(model, source: str) -> None:
     print(f"initialised from {path}")
 
 
-def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) -> Path:
+def learning_rate(cfg: Stage1Config, step: int) -> float:
+    """Linear warm-up from lr/100 over ``warmup_steps``, constant, then from ``lr_drop_at`` of the
+    run either one 10x drop ("step", the first recipe) or a cosine to ``final_lr`` ("cosine")."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (0.01 + 0.99 * step / cfg.warmup_steps)
+    start = cfg.lr_drop_at * cfg.steps
+    if step < start:
+        return cfg.lr
+    if cfg.lr_schedule == "step":
+        return cfg.lr * 0.1
+    t = (step - start) / max(cfg.steps - start, 1.0)
+    return cfg.lr * (cfg.final_lr + (1 - cfg.final_lr) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def sample_rates(cfg: Stage1Config, step: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(qualities, λs) of the batch at ``step`` for a variable-rate run, a pure function of
+    (seed, step): quality ~ U[1, K] per sample, λ interpolated log-linearly between the levels'
+    λs as the gains are (see :class:`~cosmic.onboard.rate.GainUnits`). (None, None) otherwise."""
+    if not cfg.rate_lambdas:
+        return None, None
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    levels = len(cfg.rate_lambdas)
+    quality = 1.0 + (levels - 1) * torch.rand(cfg.batch_size, generator=gen)
+    log_lmbda = torch.log(torch.tensor(cfg.rate_lambdas, dtype=torch.float64))
+    t = quality.double() - 1.0
+    low = t.floor().long().clamp(max=levels - 2)
+    frac = t - low
+    lmbda = torch.exp((1 - frac) * log_lmbda[low] + frac * log_lmbda[low + 1])
+    return quality, lmbda.float()
+
+
+def model_overrides(cfg: Stage1Config) -> dict:
+    """Constructor arguments the run sets beyond its preset."""
+    overrides: dict = {"name": cfg.name} if cfg.name else {}
+    cosmic_only = {"colour_shortcut": cfg.colour_shortcut, "cam_positions": () if not cfg.cams else None,
+                   "colour_space": None if cfg.colour_space == "rgb" else cfg.colour_space,
+                   "ground_channels": cfg.ground_channels}
+    if cfg.rate_lambdas:
+        lambdas = sorted(cfg.rate_lambdas)
+        cosmic_only["rate_levels"] = len(lambdas)
+        cosmic_only["gain_span"] = 0.5 * math.log(lambdas[-1] / lambdas[0])
+    chosen = {k: v for k, v in cosmic_only.items() if v not in (None, False)}
+    if chosen and cfg.arch != "cosmic":
+        raise InputError(f"{', '.join(chosen)}: only the cosmic architecture has these, not {cfg.arch}")
+    return {**overrides, **chosen}
+
+
+def _check(cfg: Stage1Config) -> None:
     if not cfg.cams and cfg.arch != "cosmic":
         raise InputError(f"--no-cams: only the cosmic architecture has CAMs, not {cfg.arch}")
-    out = prepare_run(cfg.out, cfg.threads, cfg.seed)
+    if cfg.rate_lambdas is not None:
+        if len(cfg.rate_lambdas) < 2 or list(cfg.rate_lambdas) != sorted(cfg.rate_lambdas) \
+                or min(cfg.rate_lambdas) <= 0:
+            raise InputError("--rate-lambdas: at least two positive λs in ascending order")
+    if cfg.lr_schedule not in ("step", "cosine"):
+        raise InputError(f"--lr-schedule {cfg.lr_schedule}: choose step or cosine")
+    model_overrides(cfg)
 
-    overrides = {"name": cfg.name} if cfg.name else {}
-    if cfg.colour_shortcut:
-        overrides["colour_shortcut"] = True
-    if not cfg.cams:
-        overrides["cam_positions"] = ()
-    model = build_model(cfg.arch, cfg.preset, **overrides)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    main_params, aux_params = _split_parameters(model)
-    optimizer = torch.optim.Adam(main_params, lr=cfg.lr)
-    aux_optimizer = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
-    optimizers = {"main": optimizer, "aux": aux_optimizer}
-    loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight, cfg.est_weight, cfg.chroma_weight)
 
-    ckpt = out / "last"
-    state = {"step": 0, "history": [], "config": asdict(cfg)}
-    if resume and (ckpt / "trainer.json").is_file():
-        state = load_checkpoint(ckpt, model, optimizers)
-        print(f"resumed from {ckpt} at step {state['step']}")
-    elif cfg.init_from:
-        _init_from(model, cfg.init_from)
-    (out / "stage1_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-
-    train_set = ImageFolder(cfg.data, "train", crop=cfg.crop, samples_per_epoch=10**9,
-                            extra=cfg.extra_data)
+def _val_images(cfg: Stage1Config) -> list:
     val_set = ImageFolder(cfg.data, "val", crop=None, limit=None)
     if len(val_set.images) > cfg.val_images:  # a spread-out, fixed subset
         stride = len(val_set.images) / cfg.val_images
         val_set.images = [val_set.images[int(i * stride)] for i in range(cfg.val_images)]
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, num_workers=cfg.workers, drop_last=True)
+    return val_set
 
+
+def _loader(cfg: Stage1Config, first_step: int) -> DataLoader:
+    """Batches from ``first_step`` on; sample i of step s is crop number s·batch + i."""
+    train_set = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=10**12,
+                            extra=cfg.extra_data, seed=cfg.seed)
+    indices = range(first_step * cfg.batch_size, 10**12)
+    return DataLoader(train_set, batch_size=cfg.batch_size, sampler=indices, num_workers=cfg.workers,
+                      drop_last=True, persistent_workers=cfg.workers > 0)
+
+
+def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: float) -> dict:
+    """Validation at ``step``: real bitstreams at the validation qualities (variable rate) or the
+    forward-pass estimate (fixed rate); the model is in eval mode afterwards."""
+    if cfg.rate_lambdas:
+        k = len(cfg.rate_lambdas)
+        qualities = cfg.val_qualities or [1.0, (1.0 + k) / 2, float(k)]
+        val = {"rates": validate_bitstreams(model, [img[: img.shape[0] // 64 * 64, : img.shape[1] // 64 * 64]
+                                                    for img in val_set.images], qualities)}
+        line = "  ".join(f"q{r['quality']:g}: {r['bpp']:.4f} bpp {r['psnr']:.2f} dB {r['ms_ssim']:.4f}"
+                         for r in val["rates"])
+    else:
+        val = evaluate(model, val_set, loss_fn, cfg.channels_last)
+        line = f"bpp {val['bpp']:.4f}  psnr(ẑ0) {val['psnr_est']:.2f}  psnr(Ẽ) {val['psnr']:.2f}"
+    val.update(step=step, wall_s=time.time() - started)
+    tqdm.write(f"val @ {step}: {line}")
+    return val
+
+
+def _train_step(cfg, model, optimizers, loss_fn, x, step) -> dict:
+    quality, lmbda = sample_rates(cfg, step)
+    optimizer, aux_optimizer = optimizers["main"], optimizers["aux"]
+    for g in optimizer.param_groups:
+        g["lr"] = learning_rate(cfg, step)
+    optimizer.zero_grad(set_to_none=True)
+    aux_optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        out = model(x) if quality is None else model(x, quality)
+    terms = loss_fn(out, x, lmbda)
+    if not math.isfinite(float(terms["loss"].detach())):
+        raise FloatingPointError(f"non-finite loss at step {step}: {terms}")
+    terms["loss"].backward()
+    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
+    optimizer.step()
+    aux_loss = model.aux_loss()
+    aux_loss.backward()
+    aux_optimizer.step()
+    terms["aux"] = aux_loss
+    return {k: float(v.detach()) for k, v in terms.items()}
+
+
+def _setup(cfg: Stage1Config, out: Path, resume: bool):
+    """Model, optimizers, EMA, loss and trainer state, resumed from ``out/last`` if present."""
+    model = build_model(cfg.arch, cfg.preset, **model_overrides(cfg))
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    main_params, aux_params = _split_parameters(model)
+    optimizers = {"main": torch.optim.Adam(main_params, lr=cfg.lr),
+                  "aux": torch.optim.Adam(aux_params, lr=cfg.aux_lr)}
+    ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay else None
+    state = {"step": 0, "history": [], "config": asdict(cfg)}
+    ckpt = out / "last"
+    if resume and (ckpt / "trainer.json").is_file():
+        state = load_checkpoint(ckpt, model, optimizers, ema)
+        print(f"resumed from {ckpt} at step {state['step']}")
+    elif cfg.init_from:
+        _init_from(model, cfg.init_from)
+    loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight, cfg.est_weight, cfg.chroma_weight)
+    return model, optimizers, ema, loss_fn, state
+
+
+def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) -> Path:
+    """Train until ``cfg.steps``; checkpoints in ``out/last`` resume exactly (weights, Adam
+    moments, EMA, the torch RNG; crops and rates are functions of (seed, step))."""
+    _check(cfg)
+    out = prepare_run(cfg.out, cfg.threads, cfg.seed)
+    model, optimizers, ema, loss_fn, state = _setup(cfg, out, resume)
+    (out / "stage1_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    val_set = _val_images(cfg)
     step = int(state["step"])
+    loader = iter(_loader(cfg, step))
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="stage1")
-    started, t0, seen = time.time(), time.time(), 0
-    it = iter(loader)
+    started = time.time() - float(state.get("wall_s", 0.0))
     while step < cfg.steps:
-        lr = cfg.lr * (0.1 if step >= cfg.lr_drop_at * cfg.steps else 1.0)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        x = next(it)
+        x = next(loader)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        optimizer.zero_grad(set_to_none=True)
-        aux_optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            out_ = model(x)
-        terms = loss_fn(out_, x)
-        if not math.isfinite(float(terms["loss"].detach())):
-            raise FloatingPointError(f"non-finite loss at step {step}: {terms}")
-        terms["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        optimizer.step()
-        aux_loss = model.aux_loss()
-        aux_loss.backward()
-        aux_optimizer.step()
+        t = _train_step(cfg, model, optimizers, loss_fn, x, step)
+        if ema is not None:
+            ema.update_parameters(model)
         step += 1
-        seen += 1
         bar.update(1)
         if step % 10 == 0:
-            t = {k: float(v.detach()) for k, v in terms.items()}
-            bar.set_postfix(
-                bpp=f"{t['bpp']:.3f}", psnr=f"{psnr(t['mse']):.2f}", psnr0=f"{psnr(t['mse_est']):.2f}",
-                kl=f"{t['kl_bpp']:.3f}", aux=f"{float(aux_loss.detach()):.0f}",
-            )
+            bar.set_postfix(bpp=f"{t['bpp']:.3f}", psnr0=f"{psnr(t['mse_est']):.2f}", kl=f"{t['kl_bpp']:.3f}",
+                            aux=f"{t['aux']:.0f}")
         if step % cfg.val_every == 0 or step == cfg.steps:
-            val = evaluate(model, val_set, loss_fn, cfg.channels_last)
-            val["step"] = step
-            val["wall_s"] = time.time() - started
-            val["steps_per_s"] = seen / max(time.time() - t0, 1e-9)
-            state["history"].append(val)
-            tqdm.write(
-                f"val @ {step}: bpp {val['bpp']:.4f}  psnr(ẑ0) {val['psnr_est']:.2f}  "
-                f"psnr(Ẽ) {val['psnr']:.2f}  kl {val['kl_bpp']:.4f}  {val['steps_per_s']:.2f} it/s"
-                + (f"  chroma(ẑ0) {val['chroma_est']:.2e}" if "chroma_est" in val else "")
-            )
+            state["history"].append(_validate(cfg, ema.module if ema else model, val_set, loss_fn, step, started))
+            model.train()
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             model.update(force=True)
-            state["step"] = step
-            save_checkpoint(ckpt, model, optimizers, state)
+            state.update(step=step, wall_s=time.time() - started)
+            save_checkpoint(out / "last", model, optimizers, state, ema)
     bar.close()
+    return _save_final(cfg, out, ema.module if ema else model, state)
+
+
+def _save_final(cfg: Stage1Config, out: Path, model, state: dict) -> Path:
     model.update(force=True)
     final = out / "final"
     model.save_pretrained(final, extra={"stage1": asdict(cfg), "history": state["history"][-1:]})
     return final
-
