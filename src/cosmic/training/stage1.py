@@ -66,6 +66,8 @@ class Stage1Config:
     colour_space: str = "rgb"  # "ycbcr": E codes YCbCr (see cosmic.onboard.rate)
     ground_channels: int | None = None  # override the preset's ground width
     val_qualities: list[float] | None = None  # variable rate: qualities validated on real files
+    pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
+    max_minutes: float | None = None  # checkpoint and stop after this much wall time
 
 
 def _split_parameters(model):
@@ -187,8 +189,11 @@ def _loader(cfg: Stage1Config, first_step: int) -> DataLoader:
     train_set = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=10**12,
                             extra=cfg.extra_data, seed=cfg.seed)
     indices = range(first_step * cfg.batch_size, 10**12)
+    # its own generator: a DataLoader iterator draws a base seed, and from the global RNG that
+    # draw would shift the noise of a resumed run
     return DataLoader(train_set, batch_size=cfg.batch_size, sampler=indices, num_workers=cfg.workers,
-                      drop_last=True, persistent_workers=cfg.workers > 0)
+                      drop_last=True, persistent_workers=cfg.workers > 0,
+                      generator=torch.Generator().manual_seed(cfg.seed))
 
 
 def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: float) -> dict:
@@ -199,7 +204,7 @@ def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: fl
         qualities = cfg.val_qualities or [1.0, (1.0 + k) / 2, float(k)]
         val = {"rates": validate_bitstreams(model, [img[: img.shape[0] // 64 * 64, : img.shape[1] // 64 * 64]
                                                     for img in val_set.images], qualities)}
-        line = "  ".join(f"q{r['quality']:g}: {r['bpp']:.4f} bpp {r['psnr']:.2f} dB {r['ms_ssim']:.4f}"
+        line = "  ".join(f"q{r['quality']:g}: {r['bpp']:.4f} bpp {r['psnr']:.2f} dB MS-SSIM {r['ms_ssim']}"
                          for r in val["rates"])
     else:
         val = evaluate(model, val_set, loss_fn, cfg.channels_last)
@@ -252,8 +257,9 @@ def _setup(cfg: Stage1Config, out: Path, resume: bool):
 
 
 def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) -> Path:
-    """Train until ``cfg.steps``; checkpoints in ``out/last`` resume exactly (weights, Adam
-    moments, EMA, the torch RNG; crops and rates are functions of (seed, step))."""
+    """Train until ``cfg.steps`` (or ``pause_at`` / ``max_minutes``); checkpoints in ``out/last``
+    resume exactly (weights, Adam moments, EMA, the torch RNG; crops and rates are functions of
+    (seed, step)). Returns ``out/final``, the model (its EMA, if kept) as it stands at the end."""
     _check(cfg)
     out = prepare_run(cfg.out, cfg.threads, cfg.seed)
     model, optimizers, ema, loss_fn, state = _setup(cfg, out, resume)
@@ -263,7 +269,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     loader = iter(_loader(cfg, step))
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="stage1")
-    started = time.time() - float(state.get("wall_s", 0.0))
+    started, session_start = time.time() - float(state.get("wall_s", 0.0)), time.time()
     while step < cfg.steps:
         x = next(loader)
         if cfg.channels_last:
@@ -279,10 +285,13 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
         if step % cfg.val_every == 0 or step == cfg.steps:
             state["history"].append(_validate(cfg, ema.module if ema else model, val_set, loss_fn, step, started))
             model.train()
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        pause = step == cfg.pause_at or (cfg.max_minutes and time.time() - session_start > 60 * cfg.max_minutes)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or pause:
             model.update(force=True)
             state.update(step=step, wall_s=time.time() - started)
             save_checkpoint(out / "last", model, optimizers, state, ema)
+        if pause:
+            break
     bar.close()
     return _save_final(cfg, out, ema.module if ema else model, state)
 
