@@ -598,6 +598,9 @@ def train_stage1_cmd(
     ema_decay: float = typer.Option(0.0, help="keep (and ship) an EMA of the weights, e.g. 0.999"),
     val_images: int = typer.Option(42, help="validation images (a fixed spread-out subset of val)"),
     seed: int = typer.Option(0),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (validation codes on the CPU)"),
+    max_minutes: Optional[float] = typer.Option(None, help="checkpoint and stop after this much wall time"),
+    pause_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (resume later)"),
 ) -> None:
     """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL)."""
     from cosmic.training.stage1 import Stage1Config, train_stage1
@@ -622,7 +625,8 @@ def train_stage1_cmd(
         rate_lambdas=[float(v) for v in rate_lambdas.split(",")] if rate_lambdas else None,
         colour_space=colour_space, ground_channels=ground_channels, lr_schedule=lr_schedule,
         lr_drop_at=lr_drop_at, final_lr=final_lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
-        val_images=val_images, seed=seed,
+        val_images=val_images, seed=seed, device=device, max_minutes=max_minutes,
+        pause_at=pause_at,
     )
     final = train_stage1(cfg, resume=resume)
     typer.echo(f"final model: {final}")

@@ -96,6 +96,8 @@ def save_checkpoint(directory, model, optimizers: dict, trainer_state: dict, ema
         tensors.update(t)
         steps[key] = s
     tensors["rng/torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng/cuda"] = torch.cuda.get_rng_state()
     tmp = directory / "optimizer.safetensors.tmp"
     save_file(tensors, str(tmp))
     os.replace(tmp, directory / "optimizer.safetensors")
@@ -118,6 +120,8 @@ def load_checkpoint(directory, model, optimizers: dict, ema=None) -> dict:
     tensors = load_file(str(opt_path)) if opt_path.is_file() else {}
     if "rng/torch" in tensors:
         torch.set_rng_state(tensors["rng/torch"])
+    if "rng/cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng/cuda"])
     names = {p: n for n, p in model.named_parameters()}
     for key, opt in optimizers.items():
         steps = state.get("optimizer_steps", {}).get(key, {})
@@ -128,7 +132,7 @@ def load_checkpoint(directory, model, optimizers: dict, ema=None) -> dict:
                     continue
                 opt.state[p] = {
                     "step": torch.tensor(steps.get(name, 0.0)),
-                    "exp_avg": tensors[f"{key}/{name}/exp_avg"].to(p.device),
+                    "exp_avg": tensors[f"{key}/{name}/exp_avg"].to(p.device),  # step stays on the CPU
                     "exp_avg_sq": tensors[f"{key}/{name}/exp_avg_sq"].to(p.device),
                 }
     return state

@@ -8,6 +8,7 @@ bitstreams.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -68,6 +69,7 @@ class Stage1Config:
     val_qualities: list[float] | None = None  # variable rate: qualities validated on real files
     pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
     max_minutes: float | None = None  # checkpoint and stop after this much wall time
+    device: str = "cpu"  # where the model trains (validation codes real bitstreams on the CPU)
 
 
 def _split_parameters(model):
@@ -199,6 +201,8 @@ def _loader(cfg: Stage1Config, first_step: int) -> DataLoader:
 def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: float) -> dict:
     """Validation at ``step``: real bitstreams at the validation qualities (variable rate) or the
     forward-pass estimate (fixed rate); the model is in eval mode afterwards."""
+    if cfg.device != "cpu":  # the rANS coder and the metrics run on the CPU
+        model = copy.deepcopy(model).cpu()
     if cfg.rate_lambdas:
         k = len(cfg.rate_lambdas)
         qualities = cfg.val_qualities or [1.0, (1.0 + k) / 2, float(k)]
@@ -216,12 +220,13 @@ def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: fl
 
 def _train_step(cfg, model, optimizers, loss_fn, x, step) -> dict:
     quality, lmbda = sample_rates(cfg, step)
+    quality = None if quality is None else quality.to(x.device)
     optimizer, aux_optimizer = optimizers["main"], optimizers["aux"]
     for g in optimizer.param_groups:
         g["lr"] = learning_rate(cfg, step)
     optimizer.zero_grad(set_to_none=True)
     aux_optimizer.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
         out = model(x) if quality is None else model(x, quality)
     terms = loss_fn(out, x, lmbda)
     if not math.isfinite(float(terms["loss"].detach())):
@@ -238,7 +243,7 @@ def _train_step(cfg, model, optimizers, loss_fn, x, step) -> dict:
 
 def _setup(cfg: Stage1Config, out: Path, resume: bool):
     """Model, optimizers, EMA, loss and trainer state, resumed from ``out/last`` if present."""
-    model = build_model(cfg.arch, cfg.preset, **model_overrides(cfg))
+    model = build_model(cfg.arch, cfg.preset, **model_overrides(cfg)).to(cfg.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     main_params, aux_params = _split_parameters(model)
@@ -271,7 +276,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="stage1")
     started, session_start = time.time() - float(state.get("wall_s", 0.0)), time.time()
     while step < cfg.steps:
-        x = next(loader)
+        x = next(loader).to(cfg.device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         t = _train_step(cfg, model, optimizers, loss_fn, x, step)
