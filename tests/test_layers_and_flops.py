@@ -60,3 +60,11 @@ def test_paper_preset_onboard_budget():
 def test_flops_cli(cli):
     code, out, _ = cli("flops", "--preset", "paper", "--no-baselines")
     assert code == 0 and "cosmic (paper)" in out and "w/o CAM" in out
+
+
+def test_variable_rate_on_board_cost_stays_under_budget():
+    fixed = onboard_cost("cosmic", 256, "paper")
+    variable = onboard_cost("cosmic", 256, "paper", variable_rate=True)
+    # YCbCr (9 MACs/px), colour shortcut (3·M per latent pixel) and gains (M per latent value)
+    assert fixed.macs < variable.macs < fixed.macs * 1.001
+    assert variable.macs <= 2.5e9  # issue 13's on-board budget for the paper preset

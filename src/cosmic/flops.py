@@ -35,12 +35,27 @@ def count_flops(fn, *args) -> int:
     return int(counter.get_total_flops())
 
 
-def _cosmic_onboard(preset: str, cams: bool = True):
+#: what the variable-rate model adds on board (``variable_rate=True``): YCbCr, the colour
+#: shortcut, six gain vectors (the shipped campaign's configuration)
+VARIABLE_RATE = {"colour_shortcut": True, "rate_levels": 6, "gain_span": 1.99, "colour_space": "ycbcr"}
+
+
+def _cosmic_onboard(preset: str, cams: bool = True, variable_rate: bool = False):
     from cosmic.models.registry import PRESETS
     from cosmic.onboard.codec import OnboardCodec
 
     p = PRESETS[preset]
-    return OnboardCodec(p["N"], p["M"], cam_positions=(2, 3) if cams else ())
+    extra = VARIABLE_RATE if variable_rate else {}
+    return OnboardCodec(p["N"], p["M"], cam_positions=(2, 3) if cams else (), **extra)
+
+
+def _elementwise_macs(model, x: torch.Tensor) -> int:
+    """Multiplies the flop counter does not see: one per latent value for the gains (Cui et al.'s
+    gain unit is an element-wise product), none otherwise."""
+    if model.gain is None:
+        return 0
+    f = model.downsampling_factor // 4  # y is at H/16
+    return model.M * (x.shape[-2] // f) * (x.shape[-1] // f)
 
 
 def _compressai(name: str, preset: str = "paper"):
@@ -61,20 +76,25 @@ def _compressai(name: str, preset: str = "paper"):
 BASELINES = ("bmshj2018-hyperprior", "mbt2018-mean", "elic")
 
 
-def onboard_cost(name: str, size: int = 256, preset: str = "paper", cams: bool = True) -> OnboardCost:
-    """On-board cost of ``cosmic`` (at ``preset``; ``cams=False``: the w/o CAM ablation) or a
-    CompressAI baseline (at the same preset's widths) at ``size`` x ``size``."""
+def onboard_cost(name: str, size: int = 256, preset: str = "paper", cams: bool = True,
+                 variable_rate: bool = False) -> OnboardCost:
+    """On-board cost of ``cosmic`` (at ``preset``; ``cams=False``: the w/o CAM ablation;
+    ``variable_rate``: with YCbCr, colour shortcut and gain units) or a CompressAI baseline (at the
+    same preset's widths) at ``size`` x ``size``."""
     x = torch.rand(1, 3, size, size)
     if name == "cosmic":
-        model = _cosmic_onboard(preset, cams).eval()
+        model = _cosmic_onboard(preset, cams, variable_rate).eval()
+        quality = 3.0 if variable_rate else None
 
         def onboard(inp):
-            y = model.g_a(inp)
+            y = model.analysis(inp, quality)
             z = model.h_a(y)
             z_hat, _ = model.entropy_bottleneck(z)
             return model.h_s(z_hat)
 
-        return OnboardCost(f"cosmic ({preset}{'' if cams else ', w/o CAM'})", count_flops(onboard, x),
+        flops = count_flops(onboard, x) + 2 * _elementwise_macs(model, x)
+        label = ", w/o CAM" if not cams else ", variable rate" if variable_rate else ""
+        return OnboardCost(f"cosmic ({preset}{label})", flops,
                            sum(p.numel() for n, p in model.named_parameters()))
     model = _compressai(name, preset).eval()
     total = count_flops(model, x)

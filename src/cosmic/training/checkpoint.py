@@ -43,14 +43,18 @@ class WeightEMA:
         for p in self.module.parameters():
             p.requires_grad_(False)
 
+    def current_decay(self) -> float:
+        """``decay``, warmed up as (1 + n) / (10 + n) over the first updates (TensorFlow's
+        ExponentialMovingAverage ``num_updates``): with a fixed 0.999 the average still holds 60 %
+        of the random initial weights after 500 steps."""
+        n = int(self.n_averaged)
+        return min(self.decay, (1.0 + n) / (10.0 + n))
+
     @torch.no_grad()
     def update_parameters(self, model: torch.nn.Module) -> None:
         mine = list(self.module.parameters())
         theirs = [p.detach() for p in model.parameters()]
-        if int(self.n_averaged) == 0:
-            torch._foreach_copy_(mine, theirs)
-        else:
-            torch._foreach_lerp_(mine, theirs, 1.0 - self.decay)
+        torch._foreach_lerp_(mine, theirs, 1.0 - self.current_decay())
         self.n_averaged += 1
 
 
