@@ -136,3 +136,20 @@ def test_variable_rate_options_refused_for_baselines(tiny_data, tmp_path):
     with pytest.raises(InputError, match="only the cosmic architecture"):
         train_stage1(cfg, progress=False)
     assert not (tmp_path / "c").exists()
+
+
+def test_campaign_continues_from_committed_float16_weights(tiny_data, tmp_path, monkeypatch):
+    """What a new machine does: no full checkpoint, only the float16 weights in git."""
+    import cosmic.models.registry as reg
+
+    monkeypatch.setitem(reg.PRESETS, "small", {"N": 16, "M": 16, "ground_channels": 8, "latent_channels": 4})
+    final = train_stage1(_campaign_cfg(tiny_data, tmp_path / "a", 3), progress=False)
+    committed = tmp_path / "campaign"
+    Cosmic.from_pretrained(final).save_pretrained(committed, dtype=torch.float16)
+    cfg = dataclasses.replace(_campaign_cfg(tiny_data, tmp_path / "b", 5), init_from=str(committed), start_step=3)
+    train_stage1(cfg, progress=False)
+    state = json.loads((tmp_path / "b" / "last" / "trainer.json").read_text())
+    assert state["step"] == 5 and [h["step"] for h in state["history"]] == [4, 5]
+    with pytest.raises(ValueError, match="differs"):
+        other = dataclasses.replace(cfg, out=str(tmp_path / "c"), colour_space="rgb")
+        train_stage1(other, progress=False)

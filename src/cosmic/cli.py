@@ -601,6 +601,7 @@ def train_stage1_cmd(
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (validation codes on the CPU)"),
     max_minutes: Optional[float] = typer.Option(None, help="checkpoint and stop after this much wall time"),
     pause_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (resume later)"),
+    start_step: int = typer.Option(0, help="with --init-from: continue a campaign's schedule from this step"),
 ) -> None:
     """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL)."""
     from cosmic.training.stage1 import Stage1Config, train_stage1
@@ -626,7 +627,7 @@ def train_stage1_cmd(
         colour_space=colour_space, ground_channels=ground_channels, lr_schedule=lr_schedule,
         lr_drop_at=lr_drop_at, final_lr=final_lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
         val_images=val_images, seed=seed, device=device, max_minutes=max_minutes,
-        pause_at=pause_at,
+        pause_at=pause_at, start_step=start_step,
     )
     final = train_stage1(cfg, resume=resume)
     typer.echo(f"final model: {final}")

@@ -9,6 +9,7 @@ bitstreams.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import time
@@ -70,6 +71,7 @@ class Stage1Config:
     pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
     max_minutes: float | None = None  # checkpoint and stop after this much wall time
     device: str = "cpu"  # where the model trains (validation codes real bitstreams on the CPU)
+    start_step: int = 0  # with init_from: continue a campaign's schedule and data order from here
 
 
 def _split_parameters(model):
@@ -101,17 +103,21 @@ def evaluate(model, dataset, loss_fn, channels_last: bool = True) -> dict:
 def _init_from(model, source: str) -> None:
     """Copy the weights of a saved model of the same architecture and size (fine-tuning to a new
     λ starts here, as CompressAI's rate points usually do)."""
-    from cosmic.zoo import model_path
     from safetensors.torch import load_file
+
+    from cosmic.utils.pretrained import _restore
+    from cosmic.zoo import model_path
 
     path = model_path(source)
     config = type(model).read_config(path)
-    added = {"colour_shortcut"}  # may be switched on when fine-tuning a model without it
-    mine = {k: v for k, v in model.config.items() if k != "name" and k not in added}
-    theirs = {k: v for k, v in config.items() if not k.startswith("_") and k != "name" and k not in added}
+    defaults = {k: p.default for k, p in inspect.signature(type(model)).parameters.items()}
+    added = {"colour_shortcut", "name"}  # the shortcut may be switched on when fine-tuning
+    mine = {k: v for k, v in model.config.items() if k not in added}
+    theirs = {k: config.get(k, defaults.get(k)) for k in mine}  # older configs lack newer keys
+    theirs = {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()}
     if mine != theirs:
         raise ValueError(f"--init-from {source}: its config {theirs} differs from this run's {mine}")
-    state = load_file(str(path / "model.safetensors"))
+    state = _restore(load_file(str(path / "model.safetensors")))  # float16 / int8 weights too
     missing = set(model.state_dict()) - set(state)
     if any(not k.startswith("onboard.colour.") for k in missing):
         raise ValueError(f"--init-from {source}: weights missing for {sorted(missing)[:3]}")
@@ -257,6 +263,9 @@ def _setup(cfg: Stage1Config, out: Path, resume: bool):
         print(f"resumed from {ckpt} at step {state['step']}")
     elif cfg.init_from:
         _init_from(model, cfg.init_from)
+        if ema is not None:
+            ema.update_parameters(model)  # n = 0: the average starts at the loaded weights
+        state["step"] = cfg.start_step
     loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight, cfg.est_weight, cfg.chroma_weight)
     return model, optimizers, ema, loss_fn, state
 
