@@ -16,7 +16,10 @@ from cosmic.evaluation.metrics import ms_ssim, psnr
 from cosmic.io.container import container_size, split_payload
 from cosmic.onboard.scene import encode_scene
 
-__all__ = ["validate_bitstreams"]
+__all__ = ["validate_bitstreams", "jpeg2000_reference", "JPEG2000_RATIOS"]
+
+#: compression ratios of the JPEG2000 anchor curve on the validation subset (1.0 to 0.06 bpp)
+JPEG2000_RATIOS = (24, 32, 48, 64, 96, 128, 192, 256, 400)
 
 
 @torch.no_grad()
@@ -54,4 +57,18 @@ def validate_bitstreams(model, images: list[np.ndarray], qualities) -> list[dict
                 s.append(ms_ssim(img, decoded))
         rows.append({"quality": q, "bpp": float(np.mean(bpp)), "psnr": float(np.mean(p)),
                      "ms_ssim": float(np.mean(s)) if s else None})
+    return rows
+
+
+def jpeg2000_reference(images: list[np.ndarray], ratios=JPEG2000_RATIOS) -> list[dict]:
+    """The anchor on the same images: mean real bpp, PSNR and MS-SSIM of OpenJPEG JPEG2000 (with
+    its colour transform, as ``cosmic eval`` codes it) at each compression ratio."""
+    from cosmic.evaluation.classical import jpeg2000_encode
+
+    rows = []
+    for ratio in ratios:
+        enc = [jpeg2000_encode(img, ratio) for img in images]
+        rows.append({"ratio": ratio, "bpp": float(np.mean([e.bpp for e in enc])),
+                     "psnr": float(np.mean([psnr(i, e.decoded) for i, e in zip(images, enc)])),
+                     "ms_ssim": float(np.mean([ms_ssim(i, e.decoded) for i, e in zip(images, enc)]))})
     return rows
