@@ -102,7 +102,10 @@ def evaluate(model, dataset, loss_fn, channels_last: bool = True) -> dict:
 
 def _init_from(model, source: str) -> None:
     """Copy the weights of a saved model of the same architecture and size (fine-tuning to a new
-    λ starts here, as CompressAI's rate points usually do)."""
+    λ starts here, as CompressAI's rate points usually do). A fixed-rate model may start a
+    variable-rate run: its gain units are new and keep their initialisation (gain 1 at the
+    middle quality, so the source's λ should sit near the middle of ``rate_lambdas``), as a new
+    colour shortcut keeps its zero initialisation."""
     from safetensors.torch import load_file
 
     from cosmic.utils.pretrained import _restore
@@ -111,7 +114,7 @@ def _init_from(model, source: str) -> None:
     path = model_path(source)
     config = type(model).read_config(path)
     defaults = {k: p.default for k, p in inspect.signature(type(model)).parameters.items()}
-    added = {"colour_shortcut", "name"}  # the shortcut may be switched on when fine-tuning
+    added = {"colour_shortcut", "name", "rate_levels", "gain_span"}  # may be switched on here
     mine = {k: v for k, v in model.config.items() if k not in added}
     theirs = {k: config.get(k, defaults.get(k)) for k in mine}  # older configs lack newer keys
     theirs = {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()}
@@ -119,9 +122,10 @@ def _init_from(model, source: str) -> None:
         raise ValueError(f"--init-from {source}: its config {theirs} differs from this run's {mine}")
     state = _restore(load_file(str(path / "model.safetensors")))  # float16 / int8 weights too
     missing = set(model.state_dict()) - set(state)
-    if any(not k.startswith("onboard.colour.") for k in missing):
+    new_parts = ("onboard.colour.", "onboard.gain.", "ground.inverse_gain.")
+    if any(not k.startswith(new_parts) for k in missing):
         raise ValueError(f"--init-from {source}: weights missing for {sorted(missing)[:3]}")
-    model.load_state_dict(state, strict=not missing)  # a new colour shortcut keeps its zero init
+    model.load_state_dict(state, strict=not missing)  # new parts keep their initialisation
     print(f"initialised from {path}")
 
 
