@@ -153,3 +153,20 @@ def test_campaign_continues_from_committed_float16_weights(tiny_data, tmp_path, 
     with pytest.raises(ValueError, match="differs"):
         other = dataclasses.replace(cfg, out=str(tmp_path / "c"), colour_space="rgb")
         train_stage1(other, progress=False)
+
+
+def test_variable_rate_run_warm_starts_from_a_fixed_rate_model(tiny_data, tmp_path, monkeypatch):
+    import cosmic.models.registry as reg
+    from helpers import TINY_MODEL
+
+    monkeypatch.setitem(reg.PRESETS, "small", {"N": 16, "M": 16, "ground_channels": 8, "latent_channels": 4})
+    cfg = dataclasses.replace(_campaign_cfg(tiny_data, tmp_path / "w", 1), colour_space="rgb",
+                              colour_shortcut=False, init_from=str(TINY_MODEL), val_every=10**6, ema_decay=0.0)
+    train_stage1(dataclasses.replace(cfg, steps=0), progress=False)  # no step: the weights as loaded
+    warm = Cosmic.from_pretrained(tmp_path / "w" / "final")
+    source = Cosmic.from_pretrained(TINY_MODEL)
+    assert torch.equal(warm.onboard.g_a[0].depthwise.weight, source.onboard.g_a[0].depthwise.weight)
+    assert warm.config["rate_levels"] == 2
+    x = torch.rand(1, 3, 64, 64)
+    mid = warm.onboard.analysis(x, 1.5)  # gain 1 at the middle quality: the source's y
+    assert torch.allclose(mid, source.onboard.analysis(x), atol=1e-5)
