@@ -43,6 +43,20 @@ def test_real_bitstream_round_trip_matches_quantisation(arch, tmp_path):
     assert again.decompress(enc["strings"], enc["shape"])["x_hat"].shape == x.shape
 
 
+@pytest.mark.parametrize("arch", ["cosmic", *ARCHS])
+def test_update_takes_an_explicit_scale_table(arch):
+    """Every on-board codec shares one coding base: ``update(scale_table=tensor)`` works (the
+    baselines' copy used ``scale_table or default`` and raised on a tensor)."""
+    from compressai.models.base import get_scale_table
+
+    from cosmic.onboard.coding import HyperpriorCodec
+
+    model = build_model(arch, "small", N=16, M=24)
+    assert isinstance(model.onboard, HyperpriorCodec)
+    assert model.onboard.update(scale_table=get_scale_table(0.2, 64, 32), force=True)
+    assert model.onboard.gaussian_conditional.scale_table.numel() == 32
+
+
 def test_loss_has_no_kl_term_and_one_decoder_path():
     model = build_model("bmshj2018-hyperprior", "small", N=16, M=24)
     x = torch.rand(2, 3, 64, 64)

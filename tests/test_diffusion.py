@@ -153,8 +153,9 @@ def test_residual_sampling_adds_the_anchor(tmp_path):
     assert torch.allclose(resid.sample(y, steps=3, seeds=[1, 2], anchor=anchor), r + anchor)
     with pytest.raises(ValueError, match="anchor"):
         resid.sample(y, steps=3, seeds=[1, 2])
-    with pytest.raises(ValueError, match="ground decoder"):
-        resid.z0_fn(SensorMetadata(), steps=3)
+    z0_est = torch.randn(2, 4, 16, 16)
+    compensate = resid.for_tiles(SensorMetadata(), 3, 0, [1, 2])
+    assert torch.allclose(compensate(y, z0_est), plain.for_tiles(SensorMetadata(), 3, 0, [1, 2])(y, None) + z0_est)
     resid.save_pretrained(tmp_path / "r")
     assert DiffusionCompensator.from_pretrained(tmp_path / "r").residual is True
     plain.save_pretrained(tmp_path / "p")

@@ -169,16 +169,16 @@ def test_bd_rate_is_robust_to_flat_noisy_curves():
 
 def test_one_encode_serves_every_decode_of_an_image(tmp_path, monkeypatch):
     """A steps sweep decodes one file several ways: it is encoded once per (model, image)."""
-    import cosmic.onboard.scene as onboard_scene
     from cosmic.evaluation.harness import CodecSpec, _CosmicRunner
     from cosmic.metadata import SensorMetadata
+    from cosmic.pipelines import EncodePipeline
 
     calls = []
-    real = onboard_scene.encode_scene
-    monkeypatch.setattr(onboard_scene, "encode_scene", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = EncodePipeline.encode
+    monkeypatch.setattr(EncodePipeline, "encode", lambda *a, **k: calls.append(1) or real(*a, **k))
     shared: dict = {}
     spec = CodecSpec("tiny", "cosmic", [str(TINY_MODEL)])
-    a, b = (_CosmicRunner(spec, tmp_path, encoded=shared) for _ in range(2))
+    a, b = (_CosmicRunner(spec, encoded=shared) for _ in range(2))
     x = golden_image(128, 128)
     first = a.run(str(TINY_MODEL), x, SensorMetadata(), key="im0")
     second = b.run(str(TINY_MODEL), x, SensorMetadata(), key="im0")

@@ -15,6 +15,7 @@ from cosmic.ground.scene import decode_scene
 from cosmic.io.container import read_container, write_container
 from cosmic.io.images import load_rgb
 from cosmic.onboard.scene import encode_scene
+from cosmic.pipelines import DecodePipeline
 from cosmic.zoo import DEFAULT_MODEL, QUALITY_MODELS, load_model, load_onboard, shipped_models
 
 # name: (max bpp, min PSNR dB); measured values in the comments, floors leave a small margin
@@ -105,9 +106,10 @@ def test_diffusion_compensation_of_the_default_model(sample, tmp_path):
     write_container(path, *encode_scene(codec, sample, name, metadata=meta.to_dict()))
     plain = decode_scene(model, read_container(path)).pixels
 
+    pipe = DecodePipeline(model, DEFAULT_MODEL)
+
     def dc(seed):
-        fn = comp.z0_fn(meta, steps=5, seed=seed, ground=model.ground)
-        return decode_scene(model, read_container(path), z0_fn=fn).pixels
+        return pipe(read_container(path), steps=5, seed=seed).pixels
 
     a, b, c = dc(0), dc(0), dc(1)
     assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,48 +147,45 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
 
 
 class _CosmicRunner:
-    """Encodes to a real .cosmic file and decodes it, per rate-point model (loaded once)."""
+    """Encodes and decodes real ``.cosmic`` files (in memory) through the pipelines, per
+    rate-point model (loaded once)."""
 
-    def __init__(self, spec: CodecSpec, work: Path, seed: int = 0, encoded: dict | None = None):
-        from cosmic.zoo import load_compensator, load_model
+    def __init__(self, spec: CodecSpec, seed: int = 0, encoded: dict | None = None):
+        from cosmic.pipelines import DecodePipeline, EncodePipeline
+        from cosmic.zoo import load_model
 
-        self.models = {ref: load_model(ref) for ref in spec.points}
-        self.compensators = {ref: load_compensator(ref) for ref in spec.points} if spec.steps else {}
+        models = {ref: load_model(ref) for ref in spec.points}
+        self.encoders = {ref: EncodePipeline(m.onboard, m.name) for ref, m in models.items()}
+        self.decoders = {ref: DecodePipeline(m, ref) for ref, m in models.items()}
         self.steps, self.seed = spec.steps, (seed if spec.seed is None else spec.seed)
-        self.work = work
         # (model, image) -> (file bytes, encode seconds): shared by the runners of one evaluation,
         # so decoding one file several ways (steps 0, 5, 10, ...) encodes it once
         self.encoded = {} if encoded is None else encoded
 
-    def run(self, ref: str, pixels: np.ndarray, metadata, key: str | None = None
-            ) -> tuple[float, np.ndarray, float, float]:
-        from cosmic.ground.scene import decode_scene
-        from cosmic.io.container import read_container, write_container
-        from cosmic.onboard.scene import encode_scene
+    def _encode(self, ref: str, pixels: np.ndarray, metadata, key: str | None) -> tuple[bytes, float]:
+        from cosmic.pipelines import open_scene
 
-        model = self.models[ref]
-        path = self.work / "current.cosmic"
         cached = self.encoded.get((ref, key)) if key is not None else None
         if cached is not None:
-            path.write_bytes(cached[0])
-            size, t_enc = len(cached[0]), cached[1]
-        else:
-            t0 = time.perf_counter()
-            header, payloads = encode_scene(model.onboard, pixels, model.name, metadata=metadata.to_dict())
-            size = write_container(path, header, payloads)
-            t_enc = time.perf_counter() - t0
-            if key is not None:
-                for stale in [k for k in self.encoded if k[1] != key]:  # keep this image's only
-                    del self.encoded[stale]
-                self.encoded[(ref, key)] = (path.read_bytes(), t_enc)
-        z0_fn = None
-        if self.steps:
-            z0_fn = self.compensators[ref].z0_fn(metadata, self.steps, self.seed, ground=model.ground)
+            return cached
+        encoder = self.encoders[ref]
+        coded = encoder.encode(open_scene(pixels, metadata=metadata), quality=encoder.default_quality)
+        data = (coded.to_bytes(), coded.seconds)
+        if key is not None:
+            for stale in [k for k in self.encoded if k[1] != key]:  # keep this image's only
+                del self.encoded[stale]
+            self.encoded[(ref, key)] = data
+        return data
+
+    def run(self, ref: str, pixels: np.ndarray, metadata, key: str | None = None
+            ) -> tuple[float, np.ndarray, float, float]:
+        """(bpp, decoded pixels, encode seconds, decode seconds) of ``pixels`` coded by ``ref``."""
+        data, t_enc = self._encode(ref, pixels, metadata, key)
         t0 = time.perf_counter()
-        decoded = decode_scene(model, read_container(path), z0_fn=z0_fn).pixels
+        decoded = self.decoders[ref](data, steps=self.steps, seed=self.seed).pixels
         t_dec = time.perf_counter() - t0
         h, w = pixels.shape[:2]
-        return size * 8.0 / (h * w), decoded, t_enc, t_dec
+        return len(data) * 8.0 / (h * w), decoded, t_enc, t_dec
 
 
 def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, seed: int = 0,
@@ -200,60 +196,72 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
     (:mod:`cosmic.evaluation.classifier`) each row records whether the decoded image is still
     classified correctly, and ``features[(codec, point)]`` (``("original", "")`` for the
     originals) collects its features for the Fréchet distance."""
-    from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
-
     from cosmic.evaluation.perceptual import lpips_metric
 
     lpips_fn = lpips_metric()  # None unless the package and its AlexNet weights are cached
     rows: list[dict] = []
-    work = tempfile.TemporaryDirectory(prefix="cosmic-eval-")  # one .cosmic file at a time
     encoded: dict = {}
-    runners = {s.name: _CosmicRunner(s, Path(work.name), seed, encoded)
-               for s in specs if s.kind == "cosmic" and s.points}
-    try:
-        for path in tqdm(files, desc="images", disable=not progress):
-            x = load_rgb(path).pixels
-            truth = None
-            if classifier is not None:
-                from cosmic.evaluation.classifier import class_of
-
-                truth = class_of(path) if class_of(path) in classifier.classes else None
-                pred, feat = classifier.predict_and_features([x])
-                if features is not None:
-                    features.setdefault(("original", ""), []).append(feat[0])
-                    if truth is not None:
-                        features.setdefault(("original-top1", ""), []).append(classifier.classes[pred[0]] == truth)
-            side = sidecar_for(path)
-            meta = load_sidecar(side) if side else (default_metadata or SensorMetadata())
-            for spec in specs:
-                for point in spec.points:
-                    if spec.kind == "classical":
-                        t0 = time.perf_counter()
-                        enc = encode(spec.name, x, point)
-                        elapsed = time.perf_counter() - t0
-                        bpp, y, t_enc, t_dec = enc.bpp, enc.decoded, elapsed, math.nan
-                        label = f"{point:g}"
-                    else:
-                        bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta, key=str(path))
-                        label = point_label(point)
-                    row = {
-                        "image": str(path), "codec": spec.name, "point": label, "bpp": bpp,
-                        "psnr": psnr(x, y), "ms_ssim": _ms_ssim(x, y), "encode_s": t_enc, "decode_s": t_dec,
-                    }
-                    if lpips_fn is not None:
-                        row["lpips"] = lpips_fn(x, y)
-                    if classifier is not None:
-                        pred, feat = classifier.predict_and_features([y])
-                        if features is not None:
-                            features.setdefault((spec.name, label), []).append(feat[0])
-                        if truth is not None:
-                            row["top1"] = bool(classifier.classes[pred[0]] == truth)
-                    rows.append(row)
-                    if on_decoded is not None:
-                        on_decoded(path, spec.name, label, y)
-    finally:
-        work.cleanup()
+    runners = {s.name: _CosmicRunner(s, seed, encoded) for s in specs if s.kind == "cosmic" and s.points}
+    for path in tqdm(files, desc="images", disable=not progress):
+        x = load_rgb(path).pixels
+        truth = _classify_original(classifier, path, x, features)
+        meta = _metadata_for(path, default_metadata)
+        for spec in specs:
+            for point in spec.points:
+                label, bpp, y, t_enc, t_dec = _code_point(spec, point, runners, path, x, meta)
+                row = {"image": str(path), "codec": spec.name, "point": label, "bpp": bpp,
+                       "psnr": psnr(x, y), "ms_ssim": _ms_ssim(x, y), "encode_s": t_enc, "decode_s": t_dec}
+                if lpips_fn is not None:
+                    row["lpips"] = lpips_fn(x, y)
+                _classify_decoded(classifier, truth, y, row, features, (spec.name, label))
+                rows.append(row)
+                if on_decoded is not None:
+                    on_decoded(path, spec.name, label, y)
     return rows
+
+
+def _metadata_for(path: Path, default_metadata):
+    """The image's sidecar metadata, else ``default_metadata``, else none."""
+    from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
+
+    side = sidecar_for(path)
+    return load_sidecar(side) if side else (default_metadata or SensorMetadata())
+
+
+def _code_point(spec: CodecSpec, point, runners: dict, path: Path, x: np.ndarray, meta):
+    """(label, bpp, decoded, encode s, decode s) of one codec at one rate point."""
+    if spec.kind == "classical":
+        t0 = time.perf_counter()
+        enc = encode(spec.name, x, point)
+        return f"{point:g}", enc.bpp, enc.decoded, time.perf_counter() - t0, math.nan
+    bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta, key=str(path))
+    return point_label(point), bpp, y, t_enc, t_dec
+
+
+def _classify_original(classifier, path: Path, x: np.ndarray, features: dict | None):
+    """The image's class if the classifier knows it (else None); records the original's features."""
+    if classifier is None:
+        return None
+    from cosmic.evaluation.classifier import class_of
+
+    truth = class_of(path) if class_of(path) in classifier.classes else None
+    pred, feat = classifier.predict_and_features([x])
+    if features is not None:
+        features.setdefault(("original", ""), []).append(feat[0])
+        if truth is not None:
+            features.setdefault(("original-top1", ""), []).append(classifier.classes[pred[0]] == truth)
+    return truth
+
+
+def _classify_decoded(classifier, truth, y: np.ndarray, row: dict, features: dict | None, key) -> None:
+    """Top-1 of a decoded image into ``row``; its features into ``features[key]``."""
+    if classifier is None:
+        return
+    pred, feat = classifier.predict_and_features([y])
+    if features is not None:
+        features.setdefault(key, []).append(feat[0])
+    if truth is not None:
+        row["top1"] = bool(classifier.classes[pred[0]] == truth)
 
 
 def _finite_mean(values) -> float:

@@ -60,12 +60,17 @@ class LearnedBaseline(CompressionModel, ConfigMixin):
     def update(self, scale_table=None, force: bool = False) -> bool:
         return self.onboard.update(scale_table=scale_table, force=force)
 
-    def compress(self, x: torch.Tensor) -> dict:
-        return self.onboard.compress(x)
+    def compress(self, x: torch.Tensor, quality=None) -> dict:
+        return self.onboard.compress(x, quality)
 
     @torch.no_grad()
-    def decompress(self, strings, shape, z0: torch.Tensor | None = None) -> dict:
+    def decompress(self, strings, shape, z0: torch.Tensor | None = None, quality=None,
+                   compensate=None) -> dict:
+        """Decode strings to ``x_hat`` = g_s(y_hat) in [0, 1]; there is no z0 and no quality."""
+        if compensate is not None:
+            raise ValueError(f"{self.name} has no compensation latent")
         y_hat = self.onboard.decompress(strings, shape)["y_hat"]
+        self.onboard.quality_tensor(quality, y_hat.shape[0])
         return {"x_hat": self.ground(y_hat).clamp_(0, 1), "y_hat": y_hat}
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):

@@ -112,12 +112,23 @@ class Cosmic(CompressionModel, ConfigMixin):
         return self.onboard.compress(x, quality)
 
     @torch.no_grad()
-    def decompress(self, strings, shape, z0: torch.Tensor | None = None, quality=None) -> dict:
-        """Decode strings to ``x_hat`` in [0, 1]; ``z0=None`` decodes without compensation;
+    def decompress(self, strings, shape, z0: torch.Tensor | None = None, quality=None,
+                   compensate=None) -> dict:
+        """Decode strings to ``x_hat`` in [0, 1] (Eq. 2 with the decoded y_hat).
+
+        ``z0=None`` decodes with the deterministic estimate ẑ0(y_hat) (no compensation, steps 0);
+        ``compensate(y_hat, z0_est) -> z0`` (diffusion compensation, see
+        :meth:`~cosmic.ground.diffusion.sampler.DiffusionCompensator.for_tiles`) replaces it by a
+        sampled z0. transconv(y_hat) and ẑ0 are computed once and shared by both.
         ``quality``: the bitstream's quality for a variable-rate model."""
         y_hat = self.onboard.decompress(strings, shape)["y_hat"]
         q = self.onboard.quality_tensor(quality, y_hat.shape[0])
-        x_hat = self.ground(y_hat, z0, q).clamp_(0, 1)
+        features = self.ground.upsample(y_hat, q)
+        if z0 is None:
+            z0 = self.ground.z0_estimator(features)
+            if compensate is not None:
+                z0 = compensate(y_hat, z0)
+        x_hat = self.ground.synthesize(features, z0).clamp_(0, 1)
         return {"x_hat": x_hat, "y_hat": y_hat}
 
     @torch.no_grad()

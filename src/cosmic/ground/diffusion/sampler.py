@@ -78,20 +78,18 @@ class DiffusionCompensator(nn.Module):
         z = z / self.latent_scale
         return z + anchor if self.residual else z
 
-    def z0_fn(self, metadata: SensorMetadata, steps: int = DEFAULT_STEPS, seed: int = 0, ground=None):
-        """A ``z0_fn(y_hat, tile_indices)`` for :func:`cosmic.ground.scene.decode_scene`: every tile
-        of a scene gets its own seed derived from ``seed`` and its index, so the same seed gives
-        the same scene whatever the batching. ``ground`` (the stage-1 model's
-        :class:`~cosmic.ground.decoder.GroundDecoder`) supplies ẑ0(y_hat) to a residual model."""
-        if self.residual and ground is None:
-            raise ValueError("a residual diffusion model needs the stage-1 ground decoder")
+    def for_tiles(self, metadata: SensorMetadata, steps: int, seed: int, indices: list[int]):
+        """``compensate(y_hat, z0_est) -> z0'`` for :meth:`cosmic.models.cosmic.Cosmic.decompress`
+        of the tiles ``indices`` of one scene: each tile gets its own seed derived from ``seed``
+        and its index, so the same seed gives the same scene whatever the batching; ``z0_est`` =
+        ẑ0(y_hat) is a residual model's anchor (a plain model ignores it)."""
+        seeds = [seed * 1_000_003 + i for i in indices]
 
-        def z0_fn(y_hat: torch.Tensor, indices: list[int]) -> torch.Tensor:
-            anchor = ground.estimate_z0(y_hat) if self.residual else None
-            return self.sample(y_hat, [metadata] * len(indices), steps=steps,
-                               seeds=[seed * 1_000_003 + i for i in indices], anchor=anchor)
+        def compensate(y_hat: torch.Tensor, z0_est: torch.Tensor) -> torch.Tensor:
+            return self.sample(y_hat, [metadata] * len(indices), steps=steps, seeds=seeds,
+                               anchor=z0_est if self.residual else None)
 
-        return z0_fn
+        return compensate
 
     # -- persistence --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
