@@ -211,3 +211,25 @@ def test_demo_runs_on_a_given_image(cli, golden_png, tmp_path):
     with Image.open(out / "side_by_side.png") as im:
         assert im.width > 3 * 300  # original | JPEG2000 | COSMIC w/o DC
     assert (out / "golden.cosmic").stat().st_size > 0
+
+
+def test_every_entry_point_writes_the_same_file(cli, golden_png, tmp_path):
+    """`cosmic compress`, `cosmic demo` and `cosmic eval`'s runner code through one encode
+    pipeline: the same input gives the same bytes, the golden bitstream's."""
+    import hashlib
+
+    from helpers import HERE
+
+    from cosmic.evaluation.harness import CodecSpec, _CosmicRunner
+    from cosmic.metadata import SensorMetadata
+
+    out = tmp_path / "cli.cosmic"
+    assert cli("compress", golden_png, "-o", out, "-m", TINY_MODEL, "-q")[0] == 0
+    code, _, err = cli("demo", "--out", tmp_path / "demo", "--image", golden_png, "-m", TINY_MODEL)
+    assert code == 0, err
+    assert (tmp_path / "demo" / "golden.cosmic").read_bytes() == out.read_bytes()
+    runner = _CosmicRunner(CodecSpec("tiny", "cosmic", [str(TINY_MODEL)]), encoded={})
+    runner.run(str(TINY_MODEL), golden_image(), SensorMetadata(), key="g")
+    assert runner.encoded[(str(TINY_MODEL), "g")][0] == out.read_bytes()
+    golden = (HERE / "fixtures" / "golden.txt").read_text().strip()
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == golden

@@ -38,8 +38,6 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
     the subclass's ``forward`` is the training path.
     """
 
-    #: a variable-rate codec's gain vectors (:class:`~cosmic.onboard.rate.GainUnits`); None: fixed rate
-    gain: nn.Module | None = None
     _h_s64: nn.Module | None = None
 
     # -- the transforms a subclass may override ------------------------------------------------
@@ -93,22 +91,30 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
 
     # -- quality -------------------------------------------------------------------------------
     @property
+    def gain_units(self) -> nn.Module | None:
+        """A variable-rate codec's gain vectors (:class:`~cosmic.onboard.rate.GainUnits`, the
+        subclass's ``gain`` module); None for a fixed-rate codec."""
+        return getattr(self, "gain", None)
+
+    @property
     def quality_range(self) -> tuple[float, float] | None:
         """(lowest, highest) quality of a variable-rate model; None for a fixed-rate one."""
-        return None if self.gain is None else (1.0, float(self.gain.levels))
+        gain = self.gain_units
+        return None if gain is None else (1.0, float(gain.levels))
 
     def quality_tensor(self, quality, batch: int) -> torch.Tensor | None:
         """``quality`` (a number, or a (B,) tensor in training) as a (B,) tensor; ValueError when
         a variable-rate model gets none or one out of its range, or a fixed-rate model gets one."""
-        if self.gain is None:
+        gain = self.gain_units
+        if gain is None:
             if quality is not None:
                 raise ValueError("this model codes one rate; it takes no quality value")
             return None
         if quality is None:
-            raise ValueError(f"this variable-rate model needs a quality in 1..{self.gain.levels}")
+            raise ValueError(f"this variable-rate model needs a quality in 1..{gain.levels}")
         if isinstance(quality, torch.Tensor):
             return quality.reshape(-1).expand(batch) if quality.numel() == 1 else quality
-        return torch.full((batch,), self.gain.check_quality(quality))
+        return torch.full((batch,), gain.check_quality(quality))
 
     # -- coding paths --------------------------------------------------------------------------
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

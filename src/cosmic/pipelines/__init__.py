@@ -6,12 +6,20 @@
 * :class:`DecodePipeline` (:mod:`cosmic.pipelines.decode`): container -> entropy decode ->
   optional diffusion compensation -> ground decoder -> array / image file / GeoTIFF.
 
-The encode side imports nothing from :mod:`cosmic.ground`; import
-:mod:`cosmic.pipelines.encode` directly to keep it that way.
+The names below are imported on first use, so that the encode side (``cosmic.pipelines.encode``)
+never loads :mod:`cosmic.ground`.
 """
 
-from cosmic.pipelines.decode import DecodePipeline, open_container
-from cosmic.pipelines.encode import EncodePipeline, EncodedScene
-from cosmic.pipelines.scene import Scene, open_scene
+from importlib import import_module
 
-__all__ = ["EncodePipeline", "EncodedScene", "DecodePipeline", "Scene", "open_scene", "open_container"]
+_WHERE = {
+    "EncodePipeline": "encode", "EncodedScene": "encode", "DecodePipeline": "decode",
+    "open_container": "decode", "Scene": "scene", "open_scene": "scene",
+}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'cosmic.pipelines' has no attribute '{name}'")
+    return getattr(import_module(f"cosmic.pipelines.{_WHERE[name]}"), name)
