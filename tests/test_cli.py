@@ -233,3 +233,39 @@ def test_every_entry_point_writes_the_same_file(cli, golden_png, tmp_path):
     assert runner.encoded[(str(TINY_MODEL), "g")][0] == out.read_bytes()
     golden = (HERE / "fixtures" / "golden.txt").read_text().strip()
     assert hashlib.sha256(out.read_bytes()).hexdigest() == golden
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [(["compress", "x.png", "--qualty", "3"], "--quality"), (["compress", "x.png"], "missing option '-o'"),
+     (["decompress"], "missing argument"), (["compres"], "no such command")],
+    ids=["misspelt", "missing-o", "missing-input", "command"],
+)
+def test_usage_errors_are_usage_errors(cli, one_line_error, args, needle):
+    """click's own message (and its suggestion) on one line, exit 2, not an internal error."""
+    code, _, err = cli(*args)
+    one_line_error(code, err, needle)
+    assert code == 2 and "internal error" not in err
+
+
+def test_version(cli):
+    from cosmic import __version__
+
+    code, out, _ = cli("--version")
+    assert code == 0 and out.strip() == f"cosmic {__version__}"
+
+
+def test_output_names_are_checked(cli, one_line_error, golden_png, coded, tmp_path):
+    code, _, err = cli("compress", golden_png, "-o", tmp_path / "x.jpg", "-m", TINY_MODEL)
+    one_line_error(code, err, ".cosmic")
+    _assert_no_output(tmp_path / "x.jpg")
+    jpg = tmp_path / "x.jpg"
+    code, _, err = cli("decompress", coded, "-o", jpg, "-m", TINY_MODEL)
+    one_line_error(code, err, "--format jpeg --jpeg-quality")
+    code, _, err = cli("decompress", coded, "-o", jpg, "-m", TINY_MODEL, "--format", "jpeg")
+    one_line_error(code, err, "--jpeg-quality")
+    _assert_no_output(jpg)
+    code, _, err = cli("decompress", coded, "-o", jpg, "-m", TINY_MODEL, "--format", "jpeg", "--jpeg-quality", "90", "-q")
+    assert code == 0, err
+    with Image.open(jpg) as im:
+        assert im.format == "JPEG" and im.size == (300, 200)

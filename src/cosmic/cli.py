@@ -27,6 +27,20 @@ data_app = typer.Typer(no_args_is_help=True, help="Build evaluation data sets.")
 app.add_typer(data_app, name="data")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from cosmic import __version__
+
+        typer.echo(f"cosmic {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit")) -> None:
+    """COSMIC: learned satellite image compression with a lightweight on-board encoder."""
+
+
 DEFAULT_MODEL_NAME = "cosmic-small-q3"  # = cosmic.zoo.DEFAULT_MODEL (not imported: keeps start-up light)
 _ARGV: list[str] = []  # the command line, for reports that quote the command that made them
 
@@ -551,8 +565,34 @@ def train_stage2_cmd(
     typer.echo(f"diffusion model: {final} (copy it to MODEL_DIR/diffusion to use it)")
 
 
+def _click_exception() -> type:
+    """click's ClickException as typer uses it (typer bundles its own click in ``typer._click``)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _usage_error(exc) -> int:
+    """click's own message (with its "did you mean") on one line; its exit status (2)."""
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    message = " ".join(exc.format_message().split())
+    if message:  # empty after the help of a bare `cosmic` / `cosmic train`
+        typer.echo(f"cosmic: error: {message}{hint}", err=True)
+    return exc.exit_code
+
+
+def _internal_error(exc: Exception) -> int:
+    if os.environ.get("COSMIC_DEBUG"):
+        raise exc
+    from cosmic.errors import first_line
+
+    typer.echo(f"cosmic: internal error: {type(exc).__name__}: {first_line(exc, 300)} (COSMIC_DEBUG=1 shows more)",
+               err=True)
+    return 70
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point; ``argv`` (without the program name) defaults to ``sys.argv[1:]``."""
+    """Entry point; ``argv`` (without the program name) defaults to ``sys.argv[1:]``. Exit
+    statuses: 2 usage or input, 3 bitstream, 4 model, 70 internal error, 130 interrupted."""
     import warnings
 
     # compressai's import-time torch.jit.script notice is noise for a command-line user.
@@ -561,32 +601,20 @@ def main(argv: list[str] | None = None) -> None:
     _ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
         rc = app(args=argv, prog_name="cosmic", standalone_mode=False)
-        if isinstance(rc, int) and rc:
-            sys.exit(rc)
     except CosmicError as exc:
         typer.echo(f"cosmic: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        rc = exc.exit_code
     except KeyboardInterrupt:
         typer.echo("cosmic: interrupted", err=True)
-        sys.exit(130)
+        rc = 130
     except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code)
+        rc = getattr(exc, "exit_code", getattr(exc, "code", 0))
     except typer.Abort:
-        sys.exit(1)
+        rc = 1
     except Exception as exc:  # never a traceback for the user
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if os.environ.get("COSMIC_DEBUG"):
-            raise
-        from cosmic.errors import first_line
-
-        typer.echo(f"cosmic: internal error: {type(exc).__name__}: {first_line(exc, 300)} (COSMIC_DEBUG=1 shows more)",
-                   err=True)
-        sys.exit(70)
+        rc = _usage_error(exc) if isinstance(exc, _click_exception()) else _internal_error(exc)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":
