@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,9 @@ from cosmic.errors import BitstreamError, InputError
 def test_module_docstring_examples():
     """The examples in cosmic.__doc__ (and the README's Python API section) run as written."""
     result = doctest.testmod(cosmic, verbose=False)
+    assert result.attempted >= 5 and result.failed == 0
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    result = doctest.testfile(str(readme), module_relative=False, verbose=False)
     assert result.attempted >= 5 and result.failed == 0
 
 
