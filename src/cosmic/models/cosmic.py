@@ -9,16 +9,15 @@ model contract: ``forward`` (training), ``compress`` / ``decompress`` (real rANS
 from __future__ import annotations
 
 import torch
-from compressai.models import CompressionModel
 
 from cosmic.ground.decoder import GroundDecoder
+from cosmic.models.base import TwoSidedCodec
 from cosmic.onboard.codec import OnboardCodec
-from cosmic.utils.pretrained import ConfigMixin
 
 __all__ = ["Cosmic"]
 
 
-class Cosmic(CompressionModel, ConfigMixin):
+class Cosmic(TwoSidedCodec):
     """Stage-1 COSMIC: lightweight encoder + hyperprior on board, transconv/Ẽ/D on the ground.
 
     Args:
@@ -66,8 +65,6 @@ class Cosmic(CompressionModel, ConfigMixin):
                                     rate_levels, gain_span, colour_space)
         self.ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space)
 
-    tile_multiple = 64  # y at H/16, z at H/64: tiles must be multiples of 64
-
     # -- CompressAI contract ------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality=None) -> dict:
         """Training pass. Returns both reconstructions of Eq. 2:
@@ -102,15 +99,6 @@ class Cosmic(CompressionModel, ConfigMixin):
     #: the whole batch, as a literal reading of Eq. 2 would (kept for the profiling benchmark)
     split_decoder = True
 
-    def aux_loss(self) -> torch.Tensor:
-        return self.onboard.aux_loss()
-
-    def update(self, scale_table=None, force: bool = False) -> bool:
-        return self.onboard.update(scale_table=scale_table, force=force)
-
-    def compress(self, x: torch.Tensor, quality=None) -> dict:
-        return self.onboard.compress(x, quality)
-
     @torch.no_grad()
     def decompress(self, strings, shape, z0: torch.Tensor | None = None, quality=None,
                    compensate=None) -> dict:
@@ -143,8 +131,3 @@ class Cosmic(CompressionModel, ConfigMixin):
         _, means = on.entropy_parameters(z_hat)
         y_hat = (torch.round(y.to(torch.float64) - means) + means).to(torch.float32)
         return self.ground(y_hat, quality=q).clamp_(0, 1)
-
-    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        # CompressionModel resizes the entropy tables' buffers of the nested entropy models.
-        self.onboard._invalidate()
-        return super().load_state_dict(state_dict, strict=strict)

@@ -88,6 +88,14 @@ def _restore(state: dict) -> dict:
             for k, v in state.items() if not k.endswith(INT8_SCALE)}
 
 
+def read_json(path: Path, error: type[Exception] = ValueError) -> Any:
+    """The JSON document in ``path``; ``error`` (one line, naming the file) if it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc.msg})") from None
+
+
 class ConfigMixin:
     """Records constructor keyword arguments as ``self.config`` and (de)serialises models.
 
@@ -134,10 +142,7 @@ class ConfigMixin:
         path = Path(directory) / CONFIG_NAME
         if not path.is_file():
             raise FileNotFoundError(f"no {CONFIG_NAME} in model directory {directory}")
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc.msg})") from None
+        return read_json(path, ValueError)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike):
