@@ -73,31 +73,32 @@ def _check_output(path: Path, source: Path | None = None) -> None:
         raise InputError(f"{path}: output would overwrite the input")
 
 
+_THREADS = typer.Option(0, help="torch threads (0: default)")
+_QUIET = typer.Option(False, "--quiet", "-q")
+_QUALITY = typer.Option(None, help="shipped models: rate point 1 (fewest bits) .. 4 (most), default 3; "
+                                   "a variable-rate model (-m): any quality over its range")
+_BPP = typer.Option(None, help="rate control: the highest quality whose whole file fits in this many bits "
+                               "per pixel (lands within 3% under; variable-rate models)")
+_MAX_BYTES = typer.Option(None, help="rate control: the highest quality whose whole file fits in N bytes "
+                                     "(header included)")
+_ENCODER = typer.Option(None, "--model", "-m",
+                        help="shipped model name or model directory (instead of --quality's rate points)")
+_META = typer.Option(None, help="fMoW-style sensor metadata JSON (default: IMAGE.json beside the image, if any)")
+_BANDS = typer.Option(None, help="TIFF bands to code as R,G,B (e.g. 4,3,2) or one band as grayscale; 1-based")
+_SCALE = typer.Option(None, help="for non-8-bit TIFFs: LOW,HIGH mapped to 0..255, or 'auto' (2-98% stretch per band)")
+_DERIVE = typer.Option(True, help="derive UTM zone, GSD, time and sun angles from a GeoTIFF for fields the "
+                                  "sidecar lacks")
+
+
 @app.command()
 def compress(
     input: Path = typer.Argument(..., help="PNG / JPEG / TIFF / GeoTIFF image"),
     output: Path = typer.Option(..., "-o", "--output", help="the .cosmic file to write"),
-    quality: Optional[float] = typer.Option(
-        None, help="shipped models: rate point 1 (fewest bits) .. 4 (most), default 3; a variable-rate "
-                   "model (-m): any quality over its range"),
-    bpp: Optional[float] = typer.Option(
-        None, help="rate control: the highest quality whose whole file fits in this many bits per pixel "
-                   "(lands within 3% under; variable-rate models)"),
-    max_bytes: Optional[int] = typer.Option(
-        None, help="rate control: the highest quality whose whole file fits in N bytes (header included)"),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="shipped model name or model directory (instead of --quality's rate points)"),
+    quality: Optional[float] = _QUALITY, bpp: Optional[float] = _BPP, max_bytes: Optional[int] = _MAX_BYTES,
+    model: Optional[str] = _ENCODER,
     tile: int = typer.Option(256, help="tile size in pixels (multiple of 64)"),
-    meta: Optional[Path] = typer.Option(
-        None, help="fMoW-style sensor metadata JSON (default: IMAGE.json beside the image, if any)"),
-    bands: Optional[str] = typer.Option(
-        None, help="TIFF bands to code as R,G,B (e.g. 4,3,2) or one band as grayscale; 1-based"),
-    scale: Optional[str] = typer.Option(
-        None, help="for non-8-bit TIFFs: LOW,HIGH mapped to 0..255, or 'auto' (2-98% stretch per band)"),
-    derive: bool = typer.Option(
-        True, help="derive UTM zone, GSD, time and sun angles from a GeoTIFF for fields the sidecar lacks"),
-    threads: int = typer.Option(0, help="torch threads (0: default)"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    meta: Optional[Path] = _META, bands: Optional[str] = _BANDS, scale: Optional[str] = _SCALE,
+    derive: bool = _DERIVE, threads: int = _THREADS, quiet: bool = _QUIET,
 ) -> None:
     """Compress an image "on the satellite": tiles -> lightweight encoder -> rANS -> .cosmic.
 
@@ -120,11 +121,15 @@ def compress(
             _note(f"{scene.name}: derived {', '.join(scene.derived)} from the GeoTIFF")
         coded = pipe.to_file(scene, output, tile, quality, bpp, max_bytes, progress=not quiet)
     if not quiet:
-        h = coded.header
-        q = f", quality {h.quality:g}" if h.quality is not None else ""
-        typer.echo(f"{output}: {coded.size} bytes, {coded.bpp:.4f} bpp, ratio "
-                   f"{h.width * h.height * h.channels / coded.size:.1f}:1, {h.rows}x{h.cols} tiles, "
-                   f"{h.width}x{h.height} px{q}, encoded in {coded.seconds:.2f} s")
+        _echo_encoded(output, coded)
+
+
+def _echo_encoded(output: Path, coded) -> None:
+    h = coded.header
+    q = f", quality {h.quality:g}" if h.quality is not None else ""
+    typer.echo(f"{output}: {coded.size} bytes, {coded.bpp:.4f} bpp, ratio "
+               f"{h.width * h.height * h.channels / coded.size:.1f}:1, {h.rows}x{h.cols} tiles, "
+               f"{h.width}x{h.height} px{q}, encoded in {coded.seconds:.2f} s")
 
 
 @app.command()
@@ -142,8 +147,8 @@ def decompress(
     fmt: Optional[str] = typer.Option(
         None, "--format", help="png, tiff or jpeg (jpeg only explicitly, with --jpeg-quality: a second lossy step)"),
     jpeg_quality: Optional[int] = typer.Option(None, help="JPEG quality 1..95 of a --format jpeg output"),
-    threads: int = typer.Option(0, help="torch threads (0: default)"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    threads: int = _THREADS,
+    quiet: bool = _QUIET,
 ) -> None:
     """Decompress a .cosmic file "on the ground" to an image.
 
@@ -328,50 +333,34 @@ def eval_cmd(
     threads: int = typer.Option(0),
 ) -> None:
     """Rate-distortion of several codecs from real encodings: JSON, markdown table, BD-rate, plots."""
-    from cosmic.evaluation.harness import evaluate, parse_codecs, write_results
+    from cosmic.evaluation.harness import parse_codecs, report_only_results, run_evaluation
     from cosmic.metadata import SensorMetadata
 
     _threads(threads)
+    step_list, seed_list = _eval_lists(steps, seed)
+    specs = parse_codecs(codecs, steps=step_list, seeds=seed_list)
+    command = "cosmic " + " ".join(str(a) for a in _ARGV)
+    if report_only:
+        reports = report_only_results(out, specs, title or data.name, command)
+    else:
+        for s_ in specs:
+            if s_.note:
+                _note(f"{s_.name}: unavailable - {s_.note}")
+        reports = run_evaluation(data, specs, out, split, limit, seed_list[0], title, command,
+                                 SensorMetadata(gsd=gsd) if gsd else None, _load_classifier(classifier), classifier)
+    for report in reports:
+        typer.echo(report.read_text())
+
+
+def _eval_lists(steps: str, seed: str) -> tuple[list[int], list[int]]:
+    """``--steps`` and ``--seed`` of `cosmic eval` as checked lists."""
     step_list = _int_list("--steps", steps, "25 or 5,10,25,50")
     if not step_list or min(step_list) < 1:
         raise InputError(f"--steps {steps!r}: step counts must be 1 or more")
     seed_list = _int_list("--seed", seed, "0 or 0,1,2,3,4")
     if not seed_list or min(seed_list) < 0 or len(set(seed_list)) != len(seed_list):
         raise InputError(f"--seed {seed!r}: seeds must be distinct numbers, 0 or more")
-    specs = parse_codecs(codecs, steps=step_list, seeds=seed_list)
-    if report_only:
-        rows_file = out / "per_image.json"
-        if not rows_file.is_file():
-            raise InputError(f"{rows_file}: no results to report; run without --report-only first")
-        run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
-        write_results(out, json.loads(rows_file.read_text()), specs, run.get("title", title or data.name),
-                      run.get("command", "cosmic " + " ".join(_ARGV)))
-        typer.echo((out / "summary.md").read_text())
-        return
-    files = _eval_files(data, split)
-    if limit and len(files) > limit:
-        files = [files[int(i * len(files) / limit)] for i in range(limit)]
-    for s_ in specs:
-        if s_.note:
-            _note(f"{s_.name}: unavailable - {s_.note}")
-    from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
-
-    tile_set = (data / MANIFEST_NAME).is_file()
-    decoded: dict = {}
-    keep = (lambda path, codec, point, y: decoded.__setitem__((str(path), codec, point), y)) if tile_set else None
-    cls = _load_classifier(classifier)
-    features: dict = {}
-    rows = evaluate(files, specs, seed=seed_list[0], default_metadata=SensorMetadata(gsd=gsd) if gsd else None,
-                    on_decoded=keep, classifier=cls, features=features)
-    command = "cosmic " + " ".join(str(a) for a in _ARGV)
-    write_results(out, rows, specs, title or f"{data.name}" + (f"/{split}" if (data / "SPLITS.json").is_file() else ""),
-                  command, features=features if cls else None, classifier_name=classifier)
-    typer.echo((out / "summary.md").read_text())
-    if tile_set:
-        from cosmic.evaluation.harness import stitched_scores, write_stitched
-
-        write_stitched(out, stitched_scores(load_manifest(data), data, decoded))
-        typer.echo((out / "stitched.md").read_text())
+    return step_list, seed_list
 
 
 def _load_classifier(name: Optional[str]):
@@ -385,16 +374,6 @@ def _load_classifier(name: Optional[str]):
         _note("no shipped scene classifier: top-1 and FD-UCM are skipped")
         return None
     return SceneClassifier.from_pretrained(model_path(name))
-
-
-def _eval_files(data: Path, split: str) -> list[Path]:
-    """Images of a folder (SPLITS.json honoured), or the non-fill tiles of a tile set."""
-    from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
-    from cosmic.training.data import split_files
-
-    if (data / MANIFEST_NAME).is_file():
-        return [data / t["file"] for t in load_manifest(data)["tiles"] if not t["fill"]]
-    return split_files(data, split)
 
 
 @app.command()
@@ -454,77 +433,87 @@ def train_classifier_cmd(
     typer.echo(f"{path}: top-1 accuracy on the val split {acc:.3f}")
 
 
-@train_app.command("stage1")
-def train_stage1_cmd(
-    data: Path = typer.Option(..., help="folder of PNG/JPEG/TIFF images (SPLITS.json honoured)"),
-    out: Path = typer.Option(Path("runs/stage1"), help="run directory (checkpoints, final model)"),
-    preset: str = typer.Option("small", help="paper or small"),
-    arch: str = typer.Option(
-        "cosmic", help="cosmic, or a CompressAI baseline trained the same way: bmshj2018-hyperprior, mbt2018-mean"),
-    lmbda: float = typer.Option(0.0026, help="rate-distortion trade-off λ (paper: 0.00067..0.005)"),
-    kl_weight: float = typer.Option(0.5, help="weight of the z0 KL term, in bpp units"),
-    est_weight: float = typer.Option(
-        0.5, help="share of the distortion term given to the no-compensation (ẑ0) path, 0..1"),
-    chroma_weight: float = typer.Option(
+#: the options of `cosmic train stage1` (their names are Stage1Config's fields)
+_STAGE1 = dict(
+    data=typer.Option(..., help="folder of PNG/JPEG/TIFF images (SPLITS.json honoured)"),
+    out=typer.Option(Path("runs/stage1"), help="run directory (checkpoints, final model)"),
+    preset=typer.Option("small", help="paper or small"),
+    arch=typer.Option("cosmic", help="cosmic, or a CompressAI baseline trained the same way: "
+                                     "bmshj2018-hyperprior, mbt2018-mean"),
+    lmbda=typer.Option(0.0026, help="rate-distortion trade-off λ (paper: 0.00067..0.005)"),
+    kl_weight=typer.Option(0.5, help="weight of the z0 KL term, in bpp units"),
+    est_weight=typer.Option(0.5, help="share of the distortion term given to the no-compensation (ẑ0) path, 0..1"),
+    chroma_weight=typer.Option(
         0.0, help="extra weight on the ẑ0 path's block-averaged colour error (makes y_hat carry colour)"),
-    colour_shortcut: bool = typer.Option(
+    colour_shortcut=typer.Option(
         False, help="add the colour shortcut to E (block-mean colour into y; zero-initialised, so "
                     "--init-from a model without it starts where that model was)"),
-    cams: bool = typer.Option(True, help="--no-cams: E without its CAMs (the paper's w/o CAM ablation)"),
-    steps: int = typer.Option(20000),
-    batch_size: int = typer.Option(8),
-    crop: int = typer.Option(128, help="random crop size (multiple of 64)"),
-    lr: float = typer.Option(1e-4),
-    val_every: int = typer.Option(1000),
-    checkpoint_every: int = typer.Option(250),
-    threads: int = typer.Option(0),
-    bf16: bool = typer.Option(False, help="bf16 autocast (slower on CPUs without AMX)"),
-    channels_last: bool = typer.Option(False),
-    resume: bool = typer.Option(True, help="resume from OUT/last if present"),
-    name: Optional[str] = typer.Option(None, help="model name written into bitstreams"),
-    init_from: Optional[str] = typer.Option(None, help="start from this model's weights (new λ)"),
-    extra_data: Optional[list[Path]] = typer.Option(
-        None, help="images or folders (e.g. large scenes) whose random crops join the training set"),
-    split: str = typer.Option("train", help="SPLITS.json lists to train on, joined by '+'"),
-    rate_lambdas: Optional[str] = typer.Option(
+    cams=typer.Option(True, help="--no-cams: E without its CAMs (the paper's w/o CAM ablation)"),
+    crop=typer.Option(128, help="random crop size (multiple of 64)"),
+    bf16=typer.Option(False, help="bf16 autocast (slower on CPUs without AMX)"),
+    resume=typer.Option(True, help="resume from OUT/last if present"),
+    name=typer.Option(None, help="model name written into bitstreams"),
+    init_from=typer.Option(None, help="start from this model's weights (new λ)"),
+    extra_data=typer.Option(None, help="images or folders (e.g. large scenes) whose random crops join the training set"),
+    split=typer.Option("train", help="SPLITS.json lists to train on, joined by '+'"),
+    rate_lambdas=typer.Option(
         None, help="variable rate: comma-separated ascending λs of qualities 1..K (one model codes them all)"),
-    colour_space: str = typer.Option("rgb", help="rgb or ycbcr (the colour space E codes)"),
-    ground_channels: Optional[int] = typer.Option(None, help="width of the ground decoder (default: the preset's)"),
-    lr_schedule: str = typer.Option("step", help="step (10x drop at --lr-drop-at) or cosine (to --final-lr)"),
-    lr_drop_at: float = typer.Option(0.85, help="fraction of --steps where the decay starts"),
-    final_lr: float = typer.Option(0.02, help="cosine: last lr as a fraction of --lr"),
-    warmup_steps: int = typer.Option(0, help="linear lr warm-up steps"),
-    ema_decay: float = typer.Option(0.0, help="keep (and ship) an EMA of the weights, e.g. 0.999"),
-    val_images: int = typer.Option(42, help="validation images (a fixed spread-out subset of val)"),
-    seed: int = typer.Option(0),
+    colour_space=typer.Option("rgb", help="rgb or ycbcr (the colour space E codes)"),
+    ground_channels=typer.Option(None, help="width of the ground decoder (default: the preset's)"),
+    lr_schedule=typer.Option("step", help="step (10x drop at --lr-drop-at) or cosine (to --final-lr)"),
+    lr_drop_at=typer.Option(0.85, help="fraction of --steps where the decay starts"),
+    final_lr=typer.Option(0.02, help="cosine: last lr as a fraction of --lr"),
+    warmup_steps=typer.Option(0, help="linear lr warm-up steps"),
+    ema_decay=typer.Option(0.0, help="keep (and ship) an EMA of the weights, e.g. 0.999"),
+    val_images=typer.Option(42, help="validation images (a fixed spread-out subset of val)"),
+)
+
+
+@train_app.command("stage1")
+def train_stage1_cmd(
+    data: Path = _STAGE1["data"], out: Path = _STAGE1["out"], preset: str = _STAGE1["preset"],
+    arch: str = _STAGE1["arch"], lmbda: float = _STAGE1["lmbda"], kl_weight: float = _STAGE1["kl_weight"],
+    est_weight: float = _STAGE1["est_weight"], chroma_weight: float = _STAGE1["chroma_weight"],
+    colour_shortcut: bool = _STAGE1["colour_shortcut"], cams: bool = _STAGE1["cams"],
+    steps: int = typer.Option(20000), batch_size: int = typer.Option(8), crop: int = _STAGE1["crop"],
+    lr: float = typer.Option(1e-4), val_every: int = typer.Option(1000),
+    checkpoint_every: int = typer.Option(250), threads: int = typer.Option(0), bf16: bool = _STAGE1["bf16"],
+    channels_last: bool = typer.Option(False), resume: bool = _STAGE1["resume"],
+    name: Optional[str] = _STAGE1["name"], init_from: Optional[str] = _STAGE1["init_from"],
+    extra_data: Optional[list[Path]] = _STAGE1["extra_data"], split: str = _STAGE1["split"],
+    rate_lambdas: Optional[str] = _STAGE1["rate_lambdas"], colour_space: str = _STAGE1["colour_space"],
+    ground_channels: Optional[int] = _STAGE1["ground_channels"], lr_schedule: str = _STAGE1["lr_schedule"],
+    lr_drop_at: float = _STAGE1["lr_drop_at"], final_lr: float = _STAGE1["final_lr"],
+    warmup_steps: int = _STAGE1["warmup_steps"], ema_decay: float = _STAGE1["ema_decay"],
+    val_images: int = _STAGE1["val_images"], seed: int = typer.Option(0),
 ) -> None:
     """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL)."""
-    from cosmic.training.stage1 import Stage1Config, train_stage1
+    options = dict(locals())
+    from cosmic.training.stage1 import train_stage1
 
-    if not data.is_dir():
-        raise InputError(f"--data {data}: not a directory")
-    if crop <= 0 or crop % 64:
-        raise InputError(f"--crop {crop}: must be a positive multiple of 64")
-    if not 0.0 <= est_weight <= 1.0:
-        raise InputError(f"--est-weight {est_weight}: must be in [0, 1]")
-    from cosmic.models.registry import MODELS
-
-    if arch not in MODELS:
-        raise InputError(f"--arch {arch}: unknown; choose one of {', '.join(MODELS)}")
-    cfg = Stage1Config(
-        data=str(data), out=str(out), preset=preset, arch=arch, lmbda=lmbda, kl_weight=kl_weight,
-        est_weight=est_weight, chroma_weight=chroma_weight, colour_shortcut=colour_shortcut, cams=cams,
-        steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
-        checkpoint_every=checkpoint_every, threads=threads, bf16=bf16,
-        channels_last=channels_last, name=name, init_from=init_from,
-        extra_data=[str(p) for p in extra_data] if extra_data else None, split=split,
-        rate_lambdas=[float(v) for v in rate_lambdas.split(",")] if rate_lambdas else None,
-        colour_space=colour_space, ground_channels=ground_channels, lr_schedule=lr_schedule,
-        lr_drop_at=lr_drop_at, final_lr=final_lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
-        val_images=val_images, seed=seed,
-    )
-    final = train_stage1(cfg, resume=resume)
+    final = train_stage1(_stage1_config(options), resume=options["resume"])
     typer.echo(f"final model: {final}")
+
+
+def _stage1_config(options: dict):
+    """Stage1Config from the options of `cosmic train stage1`, checked (one-line InputErrors)."""
+    from cosmic.models.registry import MODELS
+    from cosmic.training.stage1 import Stage1Config
+
+    o = dict(options)
+    if not o["data"].is_dir():
+        raise InputError(f"--data {o['data']}: not a directory")
+    if o["crop"] <= 0 or o["crop"] % 64:
+        raise InputError(f"--crop {o['crop']}: must be a positive multiple of 64")
+    if not 0.0 <= o["est_weight"] <= 1.0:
+        raise InputError(f"--est-weight {o['est_weight']}: must be in [0, 1]")
+    if o["arch"] not in MODELS:
+        raise InputError(f"--arch {o['arch']}: unknown; choose one of {', '.join(MODELS)}")
+    del o["resume"]
+    o["data"], o["out"] = str(o["data"]), str(o["out"])
+    o["extra_data"] = [str(p) for p in o["extra_data"]] if o["extra_data"] else None
+    o["rate_lambdas"] = [float(v) for v in o["rate_lambdas"].split(",")] if o["rate_lambdas"] else None
+    return Stage1Config(**o)
 
 
 @train_app.command("stage2")

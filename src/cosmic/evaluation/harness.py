@@ -35,6 +35,7 @@ from cosmic.evaluation.metrics import ms_ssim, psnr
 from cosmic.io.images import load_rgb
 
 __all__ = ["CodecSpec", "parse_codecs", "evaluate", "summarize", "seed_spread", "write_results",
+           "eval_files", "run_evaluation", "report_only_results",
            "stitched_scores", "write_stitched", "ANCHOR"]
 
 ANCHOR = "jpeg2000"
@@ -349,15 +350,45 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
     classifier's features of decoded vs original images)."""
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
-    if features and ("original", "") in features:
-        from cosmic.evaluation.classifier import frechet_distance
+    with_cls = bool(features) and ("original", "") in features
+    if with_cls:
+        _add_fd_ucm(summary, features)
+    _write_json(out, rows, summary, title, command)
+    n_images = len({r["image"] for r in rows})
+    lines = [f"# Rate-distortion on {title}", "", f"{n_images} images. Command: `{command}`", "",
+             "bpp from the encoded bytes; PSNR (dB) and MS-SSIM on RGB, averaged per rate point.", ""]
+    lines += _bd_table(summary, specs)
+    from cosmic.evaluation.perceptual import status
 
-        ref = np.stack(features[("original", "")])
-        for codec, points in summary.items():
-            for p in points:
-                feats = features.get((codec, p["point"]))
-                p["fd_ucm"] = frechet_distance(ref, np.stack(feats)) if feats and len(feats) > 1 else math.nan
-    (out / "per_image.json").write_text(  # one compact row per line
+    perceptual = status()
+    lines += ["", f"LPIPS: {perceptual['lpips']}. FID: {perceptual['fid']}.", ""]
+    if with_cls:
+        lines += _downstream_note(features, classifier_name)
+    lines += _points_table(summary, with_cls)
+    spread = seed_spread(summary)
+    if spread:
+        (out / "seeds.json").write_text(json.dumps(spread, indent=1) + "\n")
+        lines += _seed_table(spread)
+    lines += ["", "![PSNR](rd-psnr.png) ![MS-SSIM](rd-msssim.png)", ""]
+    (out / "summary.md").write_text("\n".join(lines))
+    _plot(summary, out, title)
+    return summary
+
+
+def _add_fd_ucm(summary: dict, features: dict) -> None:
+    """FD-UCM of every rate point that has the classifier features of two or more images."""
+    from cosmic.evaluation.classifier import frechet_distance
+
+    ref = np.stack(features[("original", "")])
+    for codec, points in summary.items():
+        for p in points:
+            feats = features.get((codec, p["point"]))
+            p["fd_ucm"] = frechet_distance(ref, np.stack(feats)) if feats and len(feats) > 1 else math.nan
+
+
+def _write_json(out: Path, rows: list[dict], summary: dict, title: str, command: str) -> None:
+    """per_image.json (one compact row per line), run.json and one CompressAI-style JSON per codec."""
+    (out / "per_image.json").write_text(
         "[\n" + ",\n".join(json.dumps(r, separators=(",", ":")) for r in rows) + "\n]\n")
     (out / "run.json").write_text(json.dumps({"title": title, "command": command}, indent=1) + "\n")
     for codec, points in summary.items():
@@ -366,37 +397,38 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
             "results": {"bpp": [p["bpp"] for p in points], "psnr-rgb": [p["psnr"] for p in points],
                         "ms-ssim-rgb": [p["ms_ssim"] for p in points], "point": [p["point"] for p in points]},
         }, indent=1) + "\n")
-    n_images = len({r["image"] for r in rows})
-    lines = [f"# Rate-distortion on {title}", "", f"{n_images} images. Command: `{command}`", "",
-             "bpp from the encoded bytes; PSNR (dB) and MS-SSIM on RGB, averaged per rate point.", "",
-             f"BD-rate against {ANCHOR} (negative: fewer bits for the same quality; n/a: the curves do "
+
+
+def _bd_table(summary: dict, specs: list[CodecSpec]) -> list[str]:
+    lines = [f"BD-rate against {ANCHOR} (negative: fewer bits for the same quality; n/a: the curves do "
              "not overlap in quality):", "",
              "| codec | BD-rate (PSNR) | BD-rate (MS-SSIM) | points | bpp range |", "|---|---|---|---|---|"]
     for codec, points in summary.items():
         bdp, bdm = _bd(summary, codec, "psnr"), _bd(summary, codec, "ms_ssim")
-        fmt = lambda v: "anchor" if codec == ANCHOR else ("n/a" if not math.isfinite(v) else f"{v:+.1f}%")
+        fmt = lambda v: "anchor" if codec == ANCHOR else ("n/a" if not math.isfinite(v) else f"{v:+.1f}%")  # noqa: E731
         lines.append(f"| {codec} | {fmt(bdp)} | {fmt(bdm)} | {len(points)} | "
                      f"{points[0]['bpp']:.3f}-{points[-1]['bpp']:.3f} |")
     for s in specs:
         if s.note:
             lines.append(f"| {s.name} | unavailable | unavailable | 0 | {s.note} |")
-    from cosmic.evaluation.perceptual import status
+    return lines
 
-    perceptual = status()
-    lines += ["", f"LPIPS: {perceptual['lpips']}. FID: {perceptual['fid']}.", ""]
-    with_cls = features is not None and ("original", "") in features
-    if with_cls:
-        top = features.get(("original-top1", ""), [])
-        acc = f"{np.mean(top):.3f}" if top else "n/a (images have no known class)"
-        lines += [f"Downstream: top-1 accuracy of the scene classifier `{classifier_name}` (trained here on UC "
-                  f"Merced train; on the originals: {acc}) and FD-UCM, the Fréchet distance between its "
-                  "features of decoded and original images (FID's formula on our classifier: *not* FID, "
-                  "comparable only within this table).", ""]
+
+def _downstream_note(features: dict, classifier_name: str | None) -> list[str]:
+    top = features.get(("original-top1", ""), [])
+    acc = f"{np.mean(top):.3f}" if top else "n/a (images have no known class)"
+    return [f"Downstream: top-1 accuracy of the scene classifier `{classifier_name}` (trained here on UC "
+            f"Merced train; on the originals: {acc}) and FD-UCM, the Fréchet distance between its "
+            "features of decoded and original images (FID's formula on our classifier: *not* FID, "
+            "comparable only within this table).", ""]
+
+
+def _points_table(summary: dict, with_cls: bool) -> list[str]:
     extra_h = " top-1 | FD-UCM |" if with_cls else ""
-    lines += [f"Δ: the point's PSNR / MS-SSIM minus {ANCHOR}'s at the same bpp (its curve interpolated "
-              "over log bpp; blank outside its range): one rate point compared without a curve.", "",
-              "| codec | point | bpp | PSNR | MS-SSIM | Δ PSNR | Δ MS-SSIM |" + extra_h + " encode s | decode s |",
-              "|---|---|---|---|---|---|---|" + ("---|---|" if with_cls else "") + "---|---|"]
+    lines = [f"Δ: the point's PSNR / MS-SSIM minus {ANCHOR}'s at the same bpp (its curve interpolated "
+             "over log bpp; blank outside its range): one rate point compared without a curve.", "",
+             "| codec | point | bpp | PSNR | MS-SSIM | Δ PSNR | Δ MS-SSIM |" + extra_h + " encode s | decode s |",
+             "|---|---|---|---|---|---|---|" + ("---|---|" if with_cls else "") + "---|---|"]
     for codec, points in summary.items():
         for p in points:
             dec = f"{p['decode_s']:.3f}" if math.isfinite(p["decode_s"]) else "(in encode)"
@@ -404,19 +436,65 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
             delta = " | ".join(_fmt_delta(v, d) for v, d in zip(_delta_vs_anchor(summary, codec, p), (2, 4)))
             lines.append(f"| {codec} | {p['point']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
                          f"{delta} |{extra} {p['encode_s']:.3f} | {dec} |")
-    spread = seed_spread(summary)
-    if spread:
-        (out / "seeds.json").write_text(json.dumps(spread, indent=1) + "\n")
-        lines += ["", "Seed variance (paper Table 4): the same files decoded with each seed; mean ± 2σ over "
-                  "seeds of the per-seed means.", "",
-                  "| codec | point | seeds | bpp | PSNR | MS-SSIM |", "|---|---|---|---|---|---|"]
-        for r in spread:
-            lines.append(f"| {r['codec']} | {r['point']} | {len(r['seeds'])} | {r['bpp']:.4f} | "
-                         f"{r['psnr']:.2f} ± {r['psnr_2sigma']:.2f} | {r['ms_ssim']:.4f} ± {r['ms_ssim_2sigma']:.4f} |")
-    lines += ["", "![PSNR](rd-psnr.png) ![MS-SSIM](rd-msssim.png)", ""]
-    (out / "summary.md").write_text("\n".join(lines))
-    _plot(summary, out, title)
-    return summary
+    return lines
+
+
+def _seed_table(spread: list[dict]) -> list[str]:
+    lines = ["", "Seed variance (paper Table 4): the same files decoded with each seed; mean ± 2σ over "
+             "seeds of the per-seed means.", "",
+             "| codec | point | seeds | bpp | PSNR | MS-SSIM |", "|---|---|---|---|---|---|"]
+    for r in spread:
+        lines.append(f"| {r['codec']} | {r['point']} | {len(r['seeds'])} | {r['bpp']:.4f} | "
+                     f"{r['psnr']:.2f} ± {r['psnr_2sigma']:.2f} | {r['ms_ssim']:.4f} ± {r['ms_ssim_2sigma']:.4f} |")
+    return lines
+
+
+def eval_files(data: Path, split: str, limit: int = 0) -> list[Path]:
+    """Images of a folder (SPLITS.json honoured), or the non-fill tiles of a tile set; with
+    ``limit``, that many spread evenly over the set."""
+    from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
+    from cosmic.training.data import split_files
+
+    if (data / MANIFEST_NAME).is_file():
+        files = [data / t["file"] for t in load_manifest(data)["tiles"] if not t["fill"]]
+    else:
+        files = split_files(data, split)
+    if limit and len(files) > limit:
+        files = [files[int(i * len(files) / limit)] for i in range(limit)]
+    return files
+
+
+def run_evaluation(data: Path, specs: list[CodecSpec], out: Path, split: str = "val", limit: int = 0,
+                   seed: int = 0, title: str | None = None, command: str = "", default_metadata=None,
+                   classifier=None, classifier_name: str | None = None) -> list[Path]:
+    """`cosmic eval`: evaluate ``specs`` on a folder or tile set and write the results (for a
+    tile set also the stitched scenes); returns the markdown reports written."""
+    from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
+
+    tile_set = (data / MANIFEST_NAME).is_file()
+    decoded: dict = {}
+    keep = (lambda path, codec, point, y: decoded.__setitem__((str(path), codec, point), y)) if tile_set else None
+    features: dict = {}
+    rows = evaluate(eval_files(data, split, limit), specs, seed=seed, default_metadata=default_metadata,
+                    on_decoded=keep, classifier=classifier, features=features)
+    title = title or f"{data.name}" + (f"/{split}" if (data / "SPLITS.json").is_file() else "")
+    write_results(out, rows, specs, title, command, features=features if classifier else None,
+                  classifier_name=classifier_name)
+    if not tile_set:
+        return [out / "summary.md"]
+    write_stitched(out, stitched_scores(load_manifest(data), data, decoded))
+    return [out / "summary.md", out / "stitched.md"]
+
+
+def report_only_results(out: Path, specs: list[CodecSpec], title: str, command: str) -> list[Path]:
+    """Rewrite the reports of an earlier run from ``OUT/per_image.json`` (no coding)."""
+    rows_file = out / "per_image.json"
+    if not rows_file.is_file():
+        raise InputError(f"{rows_file}: no results to report; run without --report-only first")
+    run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    write_results(out, json.loads(rows_file.read_text()), specs, run.get("title", title),
+                  run.get("command", command))
+    return [out / "summary.md"]
 
 
 def stitched_scores(manifest: dict, root: Path, decoded: dict) -> list[dict]:
