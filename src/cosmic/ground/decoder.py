@@ -1,4 +1,4 @@
-"""Ground-side synthesis (paper §4.3, Eq. 2, Table 3; DESIGN §3).
+"""Ground-side synthesis (paper §4.3, Eq. 2, Table 3; docs/DESIGN.md §3).
 
 ::
 

@@ -1,4 +1,4 @@
-"""Scene decoding on the ground: read tiles, decode each independently, stitch, crop (DESIGN §4).
+"""Scene decoding on the ground: read tiles, decode each independently, stitch, crop (docs/DESIGN.md §4).
 
 Tiles are decoded one tile row at a time (bounded memory; see :func:`decode_rows`), each batch
 through the model's own ``decompress``. A tile whose CRC fails or whose rANS string does not

@@ -1,10 +1,10 @@
-"""The ``.cosmic`` container (DESIGN §4): one file per scene, tiles coded independently.
+"""The ``.cosmic`` container (docs/DESIGN.md §4): one file per scene, tiles coded independently.
 
 Layout, all integers little-endian::
 
     magic          8 bytes   b"\\x89COSMIC\\n"  (a high byte and a newline catch text-mode mangling)
     version        u16       FORMAT_VERSION
-    header_len     u32       length of the header JSON that follows
+    header_len     u32       length of the binary header that follows
     header         binary    width u32, height u32, tile u16, z shape per tile (u8, u8),
                              channels u8, bit depth u8, on-board model digest (16 bytes),
                              [version 2: quality u16, in 1/1024 steps, of a variable-rate model]

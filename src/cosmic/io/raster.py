@@ -1,4 +1,4 @@
-"""GeoTIFF in and out with rasterio, one tile window at a time (DESIGN §4).
+"""GeoTIFF in and out with rasterio, one tile window at a time (docs/DESIGN.md §4).
 
 Reading and writing go through windows, so a 20000 x 20000 scene never sits in memory: peak
 memory is a few tile rows, whatever the scene size. The georeferencing (CRS, affine transform,

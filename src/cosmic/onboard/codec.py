@@ -1,6 +1,6 @@
 """What flies: the lightweight encoder E, the mean-scale hyperprior and the entropy coder.
 
-Paper §4.2 and DESIGN §2. Layout of E (Ballé 2018 with every dense 5x5 conv replaced by an LCB)::
+Paper §4.2 and docs/DESIGN.md §2. Layout of E (Ballé 2018 with every dense 5x5 conv replaced by an LCB)::
 
     x ─ LCB(3→N, s2, x8) ─ GDN ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→M, s2) ─ y
 
@@ -81,7 +81,7 @@ class ColourShortcut(nn.Module):
 
 
 class OnboardCodec(HyperpriorCodec):
-    """E + h_a + h_s + entropy coding: everything the satellite runs (DESIGN §1).
+    """E + h_a + h_s + entropy coding: everything the satellite runs (docs/DESIGN.md §1).
 
     ``forward`` is the training path (noisy likelihoods, straight-through rounded ``y_hat``);
     the coding paths are :class:`~cosmic.onboard.coding.HyperpriorCodec`'s.
