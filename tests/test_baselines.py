@@ -76,6 +76,7 @@ def tiny_data(tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_trains_with_stage1_loop_and_codes_through_the_cli(tiny_data, tmp_path, monkeypatch, cli, golden_png):
     import cosmic.models.registry as reg
 

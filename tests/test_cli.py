@@ -203,6 +203,7 @@ def test_real_process_exit_code_and_single_line(tmp_path):
     assert r.stderr.strip().splitlines() == [f"cosmic: error: {tmp_path / 'none.cosmic'}: no such file"]
 
 
+@pytest.mark.slow
 def test_demo_runs_on_a_given_image(cli, golden_png, tmp_path):
     out = tmp_path / "demo"
     code, stdout, err = cli("demo", "--out", out, "--image", golden_png, "-m", TINY_MODEL)

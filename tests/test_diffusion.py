@@ -248,6 +248,7 @@ def test_cli_steps_without_diffusion_model(cli, one_line_error, golden_png, tmp_
     one_line_error(code, err, "no diffusion compensation")
 
 
+@pytest.mark.slow
 def test_train_stage2_runs_resumes_and_saves(tmp_path, monkeypatch):
     import cosmic.ground.diffusion.noise_predictor as npred
     from PIL import Image
@@ -289,6 +290,7 @@ def test_train_stage2_runs_resumes_and_saves(tmp_path, monkeypatch):
     assert comp.sample(torch.zeros(1, 16, 4, 4), steps=2, seeds=[0], anchor=anchor).shape == (1, 4, 16, 16)
 
 
+@pytest.mark.slow
 def test_cli_compare_reports_both_paths_and_jpeg2000(cli, tmp_path):
     import shutil
 
@@ -315,6 +317,7 @@ def test_cli_compare_reports_both_paths_and_jpeg2000(cli, tmp_path):
     assert "JPEG2000" in stdout and "diffusion compensation (2 DDIM steps)" in stdout
 
 
+@pytest.mark.slow
 def test_demo_with_compensation(cli, golden_png, tmp_path):
     import shutil
 

@@ -43,6 +43,7 @@ def test_rate_search_within_five_percent(codec):
     assert (lo.bpp < hi.bpp) == CLASSICAL[codec].increasing  # the knob's direction is right
 
 
+@pytest.mark.slow
 def test_eval_command_writes_real_bpp_and_reports(cli, tmp_path, monkeypatch):
     data = tmp_path / "imgs"
     data.mkdir()
@@ -99,6 +100,7 @@ def test_unknown_codec_is_one_line_error(cli, tmp_path, one_line_error):
     one_line_error(*cli("eval", "--data", tmp_path, "--codecs", "jpeg,nope")[::2], "unknown codec 'nope'")
 
 
+@pytest.mark.slow
 def test_eval_on_tile_set_stitches_scenes(cli, tmp_path):
     scenes = tmp_path / "scenes"
     scenes.mkdir()
@@ -130,6 +132,7 @@ def test_frechet_distance_known_values():
     assert frechet_distance(a, scaled) == pytest.approx(4.0, rel=0.05)
 
 
+@pytest.mark.slow
 def test_classifier_learns_a_tiny_set_and_feeds_eval(cli, tmp_path):
     from cosmic.evaluation.classifier import SceneClassifier, train_classifier
 
@@ -201,6 +204,7 @@ def test_seed_spread_known_values():
     assert row["bpp_2sigma"] == pytest.approx(0.0, abs=1e-12) and row["ms_ssim_2sigma"] == pytest.approx(0.002)
 
 
+@pytest.mark.slow
 def test_eval_seed_sweep_reports_mean_and_spread(cli, tmp_path):
     """`cosmic eval --seed 0,1,2` decodes the same files once per seed and writes Table 4."""
     import shutil

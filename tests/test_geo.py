@@ -171,6 +171,7 @@ def test_sun_angles_agree_with_landsat_mtl():
     assert (meta.utm_zone, meta.utm_north) == (10, True)
 
 
+@pytest.mark.slow
 def test_windowed_large_scene_memory_is_bounded():
     """Peak RSS of compress and decompress grows far less than the scene (GDAL's cache is 32 MiB)."""
     script = ROOT / "benchmarks" / "large_scene_memory.py"

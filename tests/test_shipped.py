@@ -18,6 +18,8 @@ from cosmic.onboard.scene import encode_scene
 from cosmic.pipelines import DecodePipeline
 from cosmic.zoo import DEFAULT_MODEL, QUALITY_MODELS, load_model, load_onboard, shipped_models
 
+pytestmark = pytest.mark.slow  # the shipped models on the bundled sample
+
 # name: (max bpp, min PSNR dB); measured values in the comments, floors leave a small margin
 FLOORS = {
     "cosmic-small-q1": (0.078, 24.8),  # measured 0.0744 bpp, 25.15 dB
