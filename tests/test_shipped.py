@@ -143,3 +143,21 @@ def test_shipped_scene_classifier_floor():
     labels, feats = model.predict_and_features([load_rgb(f).pixels for f in files])
     assert len(files) == 42 and feats.shape == (42, 256)
     assert np.mean([model.classes[k] == class_of(f) for k, f in zip(labels, files)]) >= 0.40
+
+
+def test_nothing_shipped_names_an_absolute_path():
+    import json
+
+    from cosmic.zoo import _weights_root
+
+    def strings(v):
+        if isinstance(v, dict):
+            return [s for x in v.values() for s in strings(x)]
+        if isinstance(v, list):
+            return [s for x in v for s in strings(x)]
+        return [v] if isinstance(v, str) else []
+
+    configs = sorted(_weights_root().glob("**/*.json"))
+    assert configs
+    for cfg in configs:
+        assert not [s for s in strings(json.loads(cfg.read_text())) if s.startswith("/")], cfg

@@ -214,7 +214,7 @@ def info(
     d = {
         "file": str(input), "format_version": c.version, "bytes": c.file_size, "bpp": c.bpp,
         "model": h.model, "model_sha256": h.model_sha256, "width": h.width, "height": h.height,
-        "channels": h.channels, "bit_depth": h.bit_depth, "tile": h.tile,
+        "channels": h.channels, "bit_depth": h.bit_depth, "tile": h.tile, "quality": h.quality,
         "grid": [h.rows, h.cols], "tile_bytes": [length for length, _ in c.entries],
         "metadata": h.metadata, "georef": h.georef, "corrupt_tiles": bad,
     }
@@ -223,7 +223,8 @@ def info(
         return
     lengths = d["tile_bytes"]
     typer.echo(f"{input}: COSMIC format v{c.version}, {c.file_size} bytes, {c.bpp:.4f} bpp")
-    typer.echo(f"  model     {h.model} (on-board sha256 {h.model_sha256[:16]}...)")
+    quality = f", quality {h.quality:g}" if h.quality is not None else ""
+    typer.echo(f"  model     {h.model} (on-board sha256 {h.model_sha256[:16]}...){quality}")
     typer.echo(f"  image     {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
     typer.echo(f"  tiles     {h.rows}x{h.cols} of {h.tile}px, {min(lengths)}..{max(lengths)} bytes each")
     typer.echo(f"  metadata  {json.dumps(h.metadata) if h.metadata else '(none)'}")
