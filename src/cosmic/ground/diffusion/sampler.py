@@ -31,20 +31,26 @@ from cosmic.metadata import SensorMetadata
 __all__ = ["DiffusionCompensator", "SCHEDULE", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = 25
+SCHEDULER_NAME = "scheduler.json"
 #: diffusers' DDPM schedule used in training and mirrored by DDIM at inference
 SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
             "beta_end": 0.012, "prediction_type": "epsilon", "clip_sample": False}
 
 
 class DiffusionCompensator(nn.Module):
-    def __init__(self, net: NoisePredictor, latent_scale: float = 1.0, residual: bool = False):
+    """The stage-2 network, its latent scale, its target (residual or z0) and its noise schedule
+    (diffusers scheduler arguments, saved as ``scheduler.json`` and read back)."""
+
+    def __init__(self, net: NoisePredictor, latent_scale: float = 1.0, residual: bool = False,
+                 schedule: dict | None = None):
         super().__init__()
         self.net = net
         self.latent_scale = float(latent_scale)
         self.residual = bool(residual)
+        self.schedule = dict(SCHEDULE if schedule is None else schedule)
 
     def training_scheduler(self) -> DDPMScheduler:
-        return DDPMScheduler(**SCHEDULE)
+        return DDPMScheduler(**self.schedule)
 
     @torch.no_grad()
     def sample(self, y_hat: torch.Tensor, metadata: list[SensorMetadata] | None = None,
@@ -64,7 +70,7 @@ class DiffusionCompensator(nn.Module):
         values, present = metadata_to_tensor(metadata)
         self.net.eval()
         tokens = self.net.condition(values, present)
-        scheduler = DDIMScheduler(**SCHEDULE, set_alpha_to_one=False, steps_offset=1)
+        scheduler = DDIMScheduler(**self.schedule, set_alpha_to_one=False, steps_offset=1)
         scheduler.set_timesteps(steps)
         up = self.net.injection.up
         c = self.net.config["latent_channels"]
@@ -98,11 +104,13 @@ class DiffusionCompensator(nn.Module):
         self.net.save_pretrained(
             directory, extra={"latent_scale": self.latent_scale, "residual": self.residual, **(extra or {})},
             dtype=dtype)
-        (directory / "scheduler.json").write_text(json.dumps(SCHEDULE, indent=2) + "\n")
+        (directory / SCHEDULER_NAME).write_text(json.dumps(self.schedule, indent=2) + "\n")
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "DiffusionCompensator":
         net = NoisePredictor.from_pretrained(directory)
         extra = NoisePredictor.read_config(directory).get("_extra", {})
-        return cls(net, extra.get("latent_scale", 1.0), extra.get("residual", False))
+        schedule_file = Path(directory) / SCHEDULER_NAME
+        schedule = json.loads(schedule_file.read_text()) if schedule_file.is_file() else None
+        return cls(net, extra.get("latent_scale", 1.0), extra.get("residual", False), schedule)
