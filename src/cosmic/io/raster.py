@@ -201,9 +201,6 @@ class RasterSource:
             data = np.repeat(data, 3, axis=0)
         return np.ascontiguousarray(data.transpose(1, 2, 0))
 
-    def read_all(self) -> np.ndarray:
-        return self.read(0, 0, self.height, self.width)
-
     def close(self) -> None:
         if self._ds is not None:
             self._ds.close()

@@ -86,10 +86,6 @@ class MetadataEncoder(nn.Module, ConfigMixin):
         self.token_mlp = nn.Sequential(nn.Linear(sin_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.global_mlp = nn.Sequential(nn.Linear(n * sin_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
 
-    @property
-    def num_tokens(self) -> int:
-        return len(FIELDS) + 1
-
     def forward(self, values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         b, n = values.shape
         if self.training and self.field_dropout > 0:  # every subset of fields must work

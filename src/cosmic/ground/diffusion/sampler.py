@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDIMScheduler
 from torch import nn
 
 from cosmic.ground.diffusion.metadata_encoder import metadata_to_tensor
@@ -48,9 +48,6 @@ class DiffusionCompensator(nn.Module):
         self.latent_scale = float(latent_scale)
         self.residual = bool(residual)
         self.schedule = dict(SCHEDULE if schedule is None else schedule)
-
-    def training_scheduler(self) -> DDPMScheduler:
-        return DDPMScheduler(**self.schedule)
 
     @torch.no_grad()
     def sample(self, y_hat: torch.Tensor, metadata: list[SensorMetadata] | None = None,
