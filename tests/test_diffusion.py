@@ -355,3 +355,25 @@ def test_int8_storage_round_trip(tmp_path):
     assert torch.equal(back.sample(y, steps=2, seeds=[1]), comp.sample(y, steps=2, seeds=[1]))
     size = lambda d: (d / "model.safetensors").stat().st_size  # noqa: E731
     assert size(tmp_path / "q8") < 0.4 * size(tmp_path / "f32")
+
+
+def test_compensated_decode_runs_transconv_once_per_batch(tiny_model, tmp_path):
+    """The decode pipeline goes through Cosmic.decompress, which shares transconv(y_hat) and ẑ0
+    between the residual anchor and D: one transconv per batch of tiles, compensated or not."""
+    from helpers import golden_image
+
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+
+    data = EncodePipeline(tiny_model.onboard, tiny_model.name).encode(open_scene(golden_image())).to_bytes()
+    comp = DiffusionCompensator(tiny_net().eval(), 1.0, residual=True)
+    pipe = DecodePipeline(tiny_model, compensator=comp)
+    calls = []
+    hook = tiny_model.ground.transconv.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        plain = pipe(data).pixels
+        assert len(calls) == 1  # two tiles, one batch
+        compensated = pipe(data, steps=2, seed=3).pixels
+        assert len(calls) == 2
+    finally:
+        hook.remove()
+    assert plain.shape == compensated.shape == (200, 300, 3) and not np.array_equal(plain, compensated)
