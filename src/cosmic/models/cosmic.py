@@ -13,6 +13,7 @@ import torch
 from cosmic.ground.decoder import GroundDecoder
 from cosmic.models.base import TwoSidedCodec
 from cosmic.onboard.codec import OnboardCodec
+from cosmic.utils.pretrained import register_to_config
 
 __all__ = ["Cosmic"]
 
@@ -38,6 +39,7 @@ class Cosmic(TwoSidedCodec):
         name: a model identifier written into every bitstream.
     """
 
+    @register_to_config
     def __init__(
         self,
         N: int = 192,
@@ -54,12 +56,6 @@ class Cosmic(TwoSidedCodec):
         colour_space: str = "rgb",
     ):
         super().__init__()
-        self.register_config(
-            N=N, M=M, ground_channels=ground_channels, latent_channels=latent_channels,
-            cam_positions=list(cam_positions), cam_kernel=cam_kernel, stem_multiplier=stem_multiplier,
-            name=name, colour_shortcut=colour_shortcut, rate_levels=rate_levels, gain_span=gain_span,
-            colour_space=colour_space,
-        )
         self.name = name
         self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut,
                                     rate_levels, gain_span, colour_space)

@@ -20,6 +20,7 @@ import torch
 from compressai.models import CompressionModel, MeanScaleHyperprior, ScaleHyperprior
 
 from cosmic.onboard.coding import HyperpriorCodec
+from cosmic.utils.pretrained import register_to_config
 
 __all__ = ["BASELINE_ARCHS", "BaselineCodec"]
 
@@ -38,9 +39,9 @@ class BaselineCodec(HyperpriorCodec):
     """g_a + hyperprior + entropy coding of a CompressAI baseline: its on-board part (fixed rate;
     the coding paths are :class:`~cosmic.onboard.coding.HyperpriorCodec`'s)."""
 
+    @register_to_config
     def __init__(self, arch: str = "bmshj2018-hyperprior", N: int = 128, M: int = 192):
         super().__init__()
-        self.register_config(arch=arch, N=N, M=M)
         self.arch = arch
         ref = compressai_model(arch, N, M)
         self.g_a, self.h_a, self.h_s = ref.g_a, ref.h_a, ref.h_s

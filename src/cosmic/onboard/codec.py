@@ -31,6 +31,7 @@ from torch import nn
 from cosmic.onboard.layers import CAM, LCB
 from cosmic.onboard.rate import COLOUR_SPACES, GainUnits, rgb_to_ycbcr
 from cosmic.onboard.coding import HyperpriorCodec
+from cosmic.utils.pretrained import register_to_config
 
 __all__ = ["LightweightEncoder", "ColourShortcut", "OnboardCodec", "ste_round"]
 
@@ -87,15 +88,13 @@ class OnboardCodec(HyperpriorCodec):
     the coding paths are :class:`~cosmic.onboard.coding.HyperpriorCodec`'s.
     """
 
+    @register_to_config
     def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7,
                  stem_multiplier: int = 8, colour_shortcut: bool = False, rate_levels: int = 0,
                  gain_span: float = 0.0, colour_space: str = "rgb"):
         super().__init__()
         if colour_space not in COLOUR_SPACES:
             raise ValueError(f"colour_space '{colour_space}': choose one of {', '.join(COLOUR_SPACES)}")
-        self.register_config(N=N, M=M, cam_positions=list(cam_positions), cam_kernel=cam_kernel,
-                             stem_multiplier=stem_multiplier, colour_shortcut=colour_shortcut,
-                             rate_levels=rate_levels, gain_span=gain_span, colour_space=colour_space)
         self.N, self.M = N, M
         self.colour_space = colour_space
         self.g_a = LightweightEncoder(N, M, tuple(cam_positions), cam_kernel, stem_multiplier)
