@@ -46,38 +46,33 @@ def main() -> None:
 
     from cosmic.data import sample_path
     from cosmic.evaluation.classical import encode_at_bpp
-    from cosmic.ground.scene import decode_scene
-    from cosmic.io.container import read_container, write_container
+    from cosmic.io.container import read_container
     from cosmic.io.images import load_rgb
-    from cosmic.metadata import SensorMetadata
-    from cosmic.onboard.scene import encode_scene
-    from cosmic.zoo import load_compensator, load_model
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
 
     full = load_rgb(sample_path()).pixels
     x = np.ascontiguousarray(np.pad(full, ((0, 1024 - full.shape[0]), (0, 0), (0, 0)), mode="edge")[:1024, :1024]
                              if full.shape[0] < 1024 else full[:1024, :1024])
     mpx = x.shape[0] * x.shape[1] / 1e6
-    model = load_model(args.model)
-    comp = load_compensator(args.model)
+    encoder, quality = EncodePipeline.select(args.model)
+    decoder = DecodePipeline.from_pretrained(args.model)
     tmp = Path(tempfile.mkdtemp())
-    coded = tmp / "x.cosmic"
     png = tmp / "x.png"
     Image.fromarray(x).save(png)
-    size = write_container(coded, *encode_scene(model.onboard, x, model.name))
-    bpp = size * 8 / (x.shape[0] * x.shape[1])
-    container = read_container(coded)
+    coded = encoder.encode(open_scene(x), quality=quality)
+    bpp = coded.bpp
+    container = read_container(coded.to_bytes())
 
     rows: dict[str, float] = {}
     rows["COSMIC on-board encode (tiles -> bytes)"] = best_of(
-        lambda: encode_scene(model.onboard, x, model.name), args.repeats)
+        lambda: encoder.encode(open_scene(x), quality=quality), args.repeats)
     cmd = [str(Path(sys.executable).parent / "cosmic"), "compress", str(png), "-o", str(tmp / "y.cosmic"), "-m", args.model,
            "-q", "--threads", str(args.threads)]
     rows["`cosmic compress` whole command"] = best_of(lambda: subprocess.run(cmd, check=True), args.repeats)
-    rows["COSMIC decode, --steps 0"] = best_of(lambda: decode_scene(model, container), args.repeats)
-    if comp is not None and args.steps:
-        z0_fn = comp.z0_fn(SensorMetadata(), args.steps, 0, ground=model.ground)
+    rows["COSMIC decode, --steps 0"] = best_of(lambda: decoder(container), args.repeats)
+    if decoder.compensator is not None and args.steps:
         rows[f"COSMIC decode, --steps {args.steps} (diffusion)"] = best_of(
-            lambda: decode_scene(model, container, z0_fn=z0_fn), 1)
+            lambda: decoder(container, steps=args.steps), 1)
     j2k = encode_at_bpp("jpeg2000", x, bpp)
     rows["JPEG2000 encode (OpenJPEG)"] = best_of(lambda: encode_at_bpp("jpeg2000", x, bpp, iterations=1), args.repeats)
     from cosmic.evaluation.classical import CLASSICAL

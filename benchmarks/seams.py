@@ -11,18 +11,15 @@ decode time, in one run.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 from cosmic.data import sample_path
 from cosmic.evaluation.metrics import ms_ssim, psnr
 from cosmic.evaluation.seams import seam_score
-from cosmic.ground.scene import decode_scene
-from cosmic.io.container import read_container, write_container
-from cosmic.io.images import load_rgb
-from cosmic.onboard.scene import encode_scene
-from cosmic.zoo import load_model
+from cosmic.io.container import read_container
+from cosmic.metadata import SensorMetadata
+from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scenes"
 HELD_OUT = ["landsat8_LC80460282016177LGN00_rgb.png", "naip_m_4709963_se_14_1_20100629.png",
@@ -35,17 +32,17 @@ def main() -> None:
     ap.add_argument("--model", default="cosmic-small-q3")
     args = ap.parse_args()
     scenes = args.scenes or [sample_path(), *[SHARED / n for n in HELD_OUT if (SHARED / n).is_file()]]
-    model = load_model(args.model)
-    tmp = Path(tempfile.mkdtemp())
+    encoder, quality = EncodePipeline.select(args.model)
+    decoder = DecodePipeline.from_pretrained(args.model)
     print("| scene | bpp | decode | PSNR | MS-SSIM | seam | decode s |\n|---|---|---|---|---|---|---|")
     for path in scenes:
-        x = load_rgb(path).pixels
-        f = tmp / "s.cosmic"
-        size = write_container(f, *encode_scene(model.onboard, x, model.name))
-        c = read_container(f)
+        scene = open_scene(path, metadata=SensorMetadata())  # coded without its metadata
+        x = scene.read(0, 0, scene.height, scene.width)
+        coded = encoder.encode(scene, quality=quality)
+        size, c = coded.size, read_container(coded.to_bytes())
         for deblock in (False, True):
             t0 = time.perf_counter()
-            y = decode_scene(model, c, deblock=deblock).pixels
+            y = decoder(c, deblock=deblock).pixels
             sec = time.perf_counter() - t0
             print(f"| {path.stem} | {size * 8 / (x.shape[0] * x.shape[1]):.4f} | "
                   f"{'deblock' if deblock else 'plain'} | {psnr(x, y):.2f} | {ms_ssim(x, y):.4f} | "

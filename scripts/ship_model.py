@@ -62,7 +62,7 @@ def ship_diffusion(source: Path, out: Path, dtype_name: str) -> None:
     comp = DiffusionCompensator.from_pretrained(source)
     dtype = getattr(torch, dtype_name)
     round_parameters(comp.net, dtype)
-    replace_dir(comp, out / "diffusion", {"shipped_from": str(source)}, dtype)
+    replace_dir(comp, out / "diffusion", {"shipped_from": _portable(str(source))}, dtype)
     report(out)
 
 
@@ -76,9 +76,21 @@ def ship_classifier(source: Path, out: Path) -> None:
     report(out)
 
 
+def _portable(value):
+    """``value`` with every absolute path cut to its last two parts (nothing shipped names a
+    path on the machine that trained it)."""
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    if isinstance(value, str) and value.startswith("/"):
+        return "/".join(Path(value).parts[-2:])
+    return value
+
+
 def _extra_of(source: Path) -> dict:
-    """The source's extra config, noting where the shipped copy came from."""
-    return {**ConfigMixin.read_config(source).get("_extra", {}), "shipped_from": str(source)}
+    """The source's extra config, noting where the shipped copy came from (no absolute paths)."""
+    return _portable({**ConfigMixin.read_config(source).get("_extra", {}), "shipped_from": str(source)})
 
 
 def replace_dir(model, out: Path, extra: dict, dtype: torch.dtype) -> None:

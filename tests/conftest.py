@@ -64,3 +64,20 @@ def one_line_error():
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def variable_rate_model(tmp_path_factory) -> Path:
+    """A tiny variable-rate model directory (qualities 1..4). Its gains start 20x larger than
+    the random encoder's scale so that, untrained, its rate still grows smoothly with quality."""
+    from cosmic.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cosmic", "small", rate_levels=4, gain_span=2.0, N=16, M=16, ground_channels=8,
+                        name="cosmic-vr-test")
+    with torch.no_grad():
+        model.onboard.gain.log_gain += 3.0
+    model.update(force=True)
+    path = tmp_path_factory.mktemp("models") / "vr"
+    model.save_pretrained(path)
+    return path

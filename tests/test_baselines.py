@@ -43,6 +43,20 @@ def test_real_bitstream_round_trip_matches_quantisation(arch, tmp_path):
     assert again.decompress(enc["strings"], enc["shape"])["x_hat"].shape == x.shape
 
 
+@pytest.mark.parametrize("arch", ["cosmic", *ARCHS])
+def test_update_takes_an_explicit_scale_table(arch):
+    """Every on-board codec shares one coding base: ``update(scale_table=tensor)`` works (the
+    baselines' copy used ``scale_table or default`` and raised on a tensor)."""
+    from compressai.models.base import get_scale_table
+
+    from cosmic.onboard.coding import HyperpriorCodec
+
+    model = build_model(arch, "small", N=16, M=24)
+    assert isinstance(model.onboard, HyperpriorCodec)
+    assert model.onboard.update(scale_table=get_scale_table(0.2, 64, 32), force=True)
+    assert model.onboard.gaussian_conditional.scale_table.numel() == 32
+
+
 def test_loss_has_no_kl_term_and_one_decoder_path():
     model = build_model("bmshj2018-hyperprior", "small", N=16, M=24)
     x = torch.rand(2, 3, 64, 64)
@@ -62,6 +76,7 @@ def tiny_data(tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_trains_with_stage1_loop_and_codes_through_the_cli(tiny_data, tmp_path, monkeypatch, cli, golden_png):
     import cosmic.models.registry as reg
 

@@ -203,6 +203,7 @@ def test_real_process_exit_code_and_single_line(tmp_path):
     assert r.stderr.strip().splitlines() == [f"cosmic: error: {tmp_path / 'none.cosmic'}: no such file"]
 
 
+@pytest.mark.slow
 def test_demo_runs_on_a_given_image(cli, golden_png, tmp_path):
     out = tmp_path / "demo"
     code, stdout, err = cli("demo", "--out", out, "--image", golden_png, "-m", TINY_MODEL)
@@ -211,3 +212,61 @@ def test_demo_runs_on_a_given_image(cli, golden_png, tmp_path):
     with Image.open(out / "side_by_side.png") as im:
         assert im.width > 3 * 300  # original | JPEG2000 | COSMIC w/o DC
     assert (out / "golden.cosmic").stat().st_size > 0
+
+
+def test_every_entry_point_writes_the_same_file(cli, golden_png, tmp_path):
+    """`cosmic compress`, `cosmic demo` and `cosmic eval`'s runner code through one encode
+    pipeline: the same input gives the same bytes, the golden bitstream's."""
+    import hashlib
+
+    from helpers import HERE
+
+    from cosmic.evaluation.harness import CodecSpec, _CosmicRunner
+    from cosmic.metadata import SensorMetadata
+
+    out = tmp_path / "cli.cosmic"
+    assert cli("compress", golden_png, "-o", out, "-m", TINY_MODEL, "-q")[0] == 0
+    code, _, err = cli("demo", "--out", tmp_path / "demo", "--image", golden_png, "-m", TINY_MODEL)
+    assert code == 0, err
+    assert (tmp_path / "demo" / "golden.cosmic").read_bytes() == out.read_bytes()
+    runner = _CosmicRunner(CodecSpec("tiny", "cosmic", [str(TINY_MODEL)]), encoded={})
+    runner.run(str(TINY_MODEL), golden_image(), SensorMetadata(), key="g")
+    assert runner.encoded[(str(TINY_MODEL), "g")][0] == out.read_bytes()
+    golden = (HERE / "fixtures" / "golden.txt").read_text().strip()
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == golden
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [(["compress", "x.png", "--qualty", "3"], "--quality"), (["compress", "x.png"], "missing option '-o'"),
+     (["decompress"], "missing argument"), (["compres"], "no such command")],
+    ids=["misspelt", "missing-o", "missing-input", "command"],
+)
+def test_usage_errors_are_usage_errors(cli, one_line_error, args, needle):
+    """click's own message (and its suggestion) on one line, exit 2, not an internal error."""
+    code, _, err = cli(*args)
+    one_line_error(code, err, needle)
+    assert code == 2 and "internal error" not in err
+
+
+def test_version(cli):
+    from cosmic import __version__
+
+    code, out, _ = cli("--version")
+    assert code == 0 and out.strip() == f"cosmic {__version__}"
+
+
+def test_output_names_are_checked(cli, one_line_error, golden_png, coded, tmp_path):
+    code, _, err = cli("compress", golden_png, "-o", tmp_path / "x.jpg", "-m", TINY_MODEL)
+    one_line_error(code, err, ".cosmic")
+    _assert_no_output(tmp_path / "x.jpg")
+    jpg = tmp_path / "x.jpg"
+    code, _, err = cli("decompress", coded, "-o", jpg, "-m", TINY_MODEL)
+    one_line_error(code, err, "--format jpeg --jpeg-quality")
+    code, _, err = cli("decompress", coded, "-o", jpg, "-m", TINY_MODEL, "--format", "jpeg")
+    one_line_error(code, err, "--jpeg-quality")
+    _assert_no_output(jpg)
+    code, _, err = cli("decompress", coded, "-o", jpg, "-m", TINY_MODEL, "--format", "jpeg", "--jpeg-quality", "90", "-q")
+    assert code == 0, err
+    with Image.open(jpg) as im:
+        assert im.format == "JPEG" and im.size == (300, 200)

@@ -195,3 +195,20 @@ def test_crc_valid_garbage_payloads_never_crash(tiny_model, coded):
         scene = decode_scene(tiny_model, read_container(path), conceal=True)
         assert scene.pixels.shape == (300, 520, 3)
         assert all(e.index == i for e in scene.bad_tiles)
+
+
+def test_model_bug_is_not_a_corrupt_tile(tiny_model, coded, monkeypatch, cli, tmp_path):
+    """Only the container's and the entropy decoder's errors are bad tiles: an exception from the
+    model itself propagates (exit 70 in the CLI), even with --conceal."""
+    from helpers import TINY_MODEL
+
+    path, *_ = coded
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the ground decoder")
+
+    monkeypatch.setattr(type(tiny_model.ground), "synthesize", broken)
+    with pytest.raises(RuntimeError, match="bug in the ground decoder"):
+        decode_scene(tiny_model, read_container(path), conceal=True)
+    code, _, err = cli("decompress", path, "-o", tmp_path / "x.png", "-m", TINY_MODEL, "--conceal", "-q")
+    assert code == 70 and "internal error" in err and not (tmp_path / "x.png").exists()

@@ -153,8 +153,9 @@ def test_residual_sampling_adds_the_anchor(tmp_path):
     assert torch.allclose(resid.sample(y, steps=3, seeds=[1, 2], anchor=anchor), r + anchor)
     with pytest.raises(ValueError, match="anchor"):
         resid.sample(y, steps=3, seeds=[1, 2])
-    with pytest.raises(ValueError, match="ground decoder"):
-        resid.z0_fn(SensorMetadata(), steps=3)
+    z0_est = torch.randn(2, 4, 16, 16)
+    compensate = resid.for_tiles(SensorMetadata(), 3, 0, [1, 2])
+    assert torch.allclose(compensate(y, z0_est), plain.for_tiles(SensorMetadata(), 3, 0, [1, 2])(y, None) + z0_est)
     resid.save_pretrained(tmp_path / "r")
     assert DiffusionCompensator.from_pretrained(tmp_path / "r").residual is True
     plain.save_pretrained(tmp_path / "p")
@@ -247,6 +248,7 @@ def test_cli_steps_without_diffusion_model(cli, one_line_error, golden_png, tmp_
     one_line_error(code, err, "no diffusion compensation")
 
 
+@pytest.mark.slow
 def test_train_stage2_runs_resumes_and_saves(tmp_path, monkeypatch):
     import cosmic.ground.diffusion.noise_predictor as npred
     from PIL import Image
@@ -288,6 +290,7 @@ def test_train_stage2_runs_resumes_and_saves(tmp_path, monkeypatch):
     assert comp.sample(torch.zeros(1, 16, 4, 4), steps=2, seeds=[0], anchor=anchor).shape == (1, 4, 16, 16)
 
 
+@pytest.mark.slow
 def test_cli_compare_reports_both_paths_and_jpeg2000(cli, tmp_path):
     import shutil
 
@@ -314,6 +317,7 @@ def test_cli_compare_reports_both_paths_and_jpeg2000(cli, tmp_path):
     assert "JPEG2000" in stdout and "diffusion compensation (2 DDIM steps)" in stdout
 
 
+@pytest.mark.slow
 def test_demo_with_compensation(cli, golden_png, tmp_path):
     import shutil
 
@@ -351,3 +355,25 @@ def test_int8_storage_round_trip(tmp_path):
     assert torch.equal(back.sample(y, steps=2, seeds=[1]), comp.sample(y, steps=2, seeds=[1]))
     size = lambda d: (d / "model.safetensors").stat().st_size  # noqa: E731
     assert size(tmp_path / "q8") < 0.4 * size(tmp_path / "f32")
+
+
+def test_compensated_decode_runs_transconv_once_per_batch(tiny_model, tmp_path):
+    """The decode pipeline goes through Cosmic.decompress, which shares transconv(y_hat) and ẑ0
+    between the residual anchor and D: one transconv per batch of tiles, compensated or not."""
+    from helpers import golden_image
+
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+
+    data = EncodePipeline(tiny_model.onboard, tiny_model.name).encode(open_scene(golden_image())).to_bytes()
+    comp = DiffusionCompensator(tiny_net().eval(), 1.0, residual=True)
+    pipe = DecodePipeline(tiny_model, compensator=comp)
+    calls = []
+    hook = tiny_model.ground.transconv.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        plain = pipe(data).pixels
+        assert len(calls) == 1  # two tiles, one batch
+        compensated = pipe(data, steps=2, seed=3).pixels
+        assert len(calls) == 2
+    finally:
+        hook.remove()
+    assert plain.shape == compensated.shape == (200, 300, 3) and not np.array_equal(plain, compensated)

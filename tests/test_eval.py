@@ -43,6 +43,7 @@ def test_rate_search_within_five_percent(codec):
     assert (lo.bpp < hi.bpp) == CLASSICAL[codec].increasing  # the knob's direction is right
 
 
+@pytest.mark.slow
 def test_eval_command_writes_real_bpp_and_reports(cli, tmp_path, monkeypatch):
     data = tmp_path / "imgs"
     data.mkdir()
@@ -99,6 +100,7 @@ def test_unknown_codec_is_one_line_error(cli, tmp_path, one_line_error):
     one_line_error(*cli("eval", "--data", tmp_path, "--codecs", "jpeg,nope")[::2], "unknown codec 'nope'")
 
 
+@pytest.mark.slow
 def test_eval_on_tile_set_stitches_scenes(cli, tmp_path):
     scenes = tmp_path / "scenes"
     scenes.mkdir()
@@ -130,6 +132,7 @@ def test_frechet_distance_known_values():
     assert frechet_distance(a, scaled) == pytest.approx(4.0, rel=0.05)
 
 
+@pytest.mark.slow
 def test_classifier_learns_a_tiny_set_and_feeds_eval(cli, tmp_path):
     from cosmic.evaluation.classifier import SceneClassifier, train_classifier
 
@@ -169,16 +172,16 @@ def test_bd_rate_is_robust_to_flat_noisy_curves():
 
 def test_one_encode_serves_every_decode_of_an_image(tmp_path, monkeypatch):
     """A steps sweep decodes one file several ways: it is encoded once per (model, image)."""
-    import cosmic.onboard.scene as onboard_scene
     from cosmic.evaluation.harness import CodecSpec, _CosmicRunner
     from cosmic.metadata import SensorMetadata
+    from cosmic.pipelines import EncodePipeline
 
     calls = []
-    real = onboard_scene.encode_scene
-    monkeypatch.setattr(onboard_scene, "encode_scene", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = EncodePipeline.encode
+    monkeypatch.setattr(EncodePipeline, "encode", lambda *a, **k: calls.append(1) or real(*a, **k))
     shared: dict = {}
     spec = CodecSpec("tiny", "cosmic", [str(TINY_MODEL)])
-    a, b = (_CosmicRunner(spec, tmp_path, encoded=shared) for _ in range(2))
+    a, b = (_CosmicRunner(spec, encoded=shared) for _ in range(2))
     x = golden_image(128, 128)
     first = a.run(str(TINY_MODEL), x, SensorMetadata(), key="im0")
     second = b.run(str(TINY_MODEL), x, SensorMetadata(), key="im0")
@@ -201,6 +204,7 @@ def test_seed_spread_known_values():
     assert row["bpp_2sigma"] == pytest.approx(0.0, abs=1e-12) and row["ms_ssim_2sigma"] == pytest.approx(0.002)
 
 
+@pytest.mark.slow
 def test_eval_seed_sweep_reports_mean_and_spread(cli, tmp_path):
     """`cosmic eval --seed 0,1,2` decodes the same files once per seed and writes Table 4."""
     import shutil
@@ -237,3 +241,21 @@ def test_eval_seed_sweep_reports_mean_and_spread(cli, tmp_path):
     assert "Seed variance" in (out / "summary.md").read_text()
     code, _, err = cli("eval", "--data", data, "--codecs", "jpeg", "--seed", "1,1", "--out", out)
     assert code == 2 and "distinct" in err
+
+
+def test_compare_leaves_out_images_where_jpeg2000_missed(tmp_path):
+    """`cosmic compare`: an image where the JPEG2000 rate search missed COSMIC's bpp by more
+    than 5 % is flagged in the report and left out of every mean."""
+    from cosmic.evaluation.matched import write_report
+
+    def row(name, bpp, j2k_bpp, missed):
+        return {"image": name, "width": 256, "height": 256,
+                "cosmic": {"bytes": 1, "bpp": bpp, "psnr": 30.0, "ms_ssim": 0.9, "encode_s": 1, "decode_s": 1},
+                "jpeg2000": {"bytes": 1, "bpp": j2k_bpp, "psnr": 20.0 if missed else 28.0, "ms_ssim": 0.8,
+                             "missed": missed}}
+
+    rows = [row("a.png", 0.10, 0.101, False), row("b.png", 0.10, 0.05, True)]
+    s = write_report(rows, tmp_path, "t")
+    assert s["images"] == 1 and s["j2k_missed"] == ["b.png"]
+    assert s["jpeg2000"]["psnr"] == 28.0 and s["jpeg2000"]["bpp"] == 0.101
+    assert "b.png" in (tmp_path / "summary.md").read_text()

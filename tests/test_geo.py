@@ -171,6 +171,7 @@ def test_sun_angles_agree_with_landsat_mtl():
     assert (meta.utm_zone, meta.utm_north) == (10, True)
 
 
+@pytest.mark.slow
 def test_windowed_large_scene_memory_is_bounded():
     """Peak RSS of compress and decompress grows far less than the scene (GDAL's cache is 32 MiB)."""
     script = ROOT / "benchmarks" / "large_scene_memory.py"
@@ -303,3 +304,18 @@ def test_landsat_mtl_as_metadata_and_16_bit_band(cli, tmp_path):
     h = read_container(coded).header
     assert h.metadata["gsd"] == pytest.approx(150.019, abs=0.01)  # from the raster, not the MTL's 30 m grid
     assert h.metadata["sun_elevation_dbl"] == pytest.approx(62.58246948) and h.channels == 1
+
+
+def test_python_api_carries_georeferencing(cli, tmp_path):
+    """cosmic.compress of a GeoTIFF path gives the CLI's bytes; cosmic.decompress returns its georef."""
+    import cosmic
+
+    src = write_geotiff(tmp_path / "s.tif", golden_image(), nodata=0)
+    coded = tmp_path / "s.cosmic"
+    assert cli("compress", src, "-o", coded, "-m", TINY_MODEL, "-q")[0] == 0
+    data = cosmic.compress(src, model=TINY_MODEL)
+    assert data == coded.read_bytes()
+    pixels, georef = cosmic.decompress(data, model=TINY_MODEL, return_georef=True)
+    assert pixels.shape == (200, 300, 3)
+    assert georef["crs"] == "EPSG:32633" and georef["nodata"] == 0 and "source" not in georef
+    assert cosmic.open(coded).georef["transform"] == georef["transform"]

@@ -15,7 +15,10 @@ from cosmic.ground.scene import decode_scene
 from cosmic.io.container import read_container, write_container
 from cosmic.io.images import load_rgb
 from cosmic.onboard.scene import encode_scene
+from cosmic.pipelines import DecodePipeline
 from cosmic.zoo import DEFAULT_MODEL, QUALITY_MODELS, load_model, load_onboard, shipped_models
+
+pytestmark = pytest.mark.slow  # the shipped models on the bundled sample
 
 # name: (max bpp, min PSNR dB); measured values in the comments, floors leave a small margin
 FLOORS = {
@@ -105,9 +108,10 @@ def test_diffusion_compensation_of_the_default_model(sample, tmp_path):
     write_container(path, *encode_scene(codec, sample, name, metadata=meta.to_dict()))
     plain = decode_scene(model, read_container(path)).pixels
 
+    pipe = DecodePipeline(model, DEFAULT_MODEL)
+
     def dc(seed):
-        fn = comp.z0_fn(meta, steps=5, seed=seed, ground=model.ground)
-        return decode_scene(model, read_container(path), z0_fn=fn).pixels
+        return pipe(read_container(path), steps=5, seed=seed).pixels
 
     a, b, c = dc(0), dc(0), dc(1)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
@@ -139,3 +143,21 @@ def test_shipped_scene_classifier_floor():
     labels, feats = model.predict_and_features([load_rgb(f).pixels for f in files])
     assert len(files) == 42 and feats.shape == (42, 256)
     assert np.mean([model.classes[k] == class_of(f) for k, f in zip(labels, files)]) >= 0.40
+
+
+def test_nothing_shipped_names_an_absolute_path():
+    import json
+
+    from cosmic.zoo import _weights_root
+
+    def strings(v):
+        if isinstance(v, dict):
+            return [s for x in v.values() for s in strings(x)]
+        if isinstance(v, list):
+            return [s for x in v for s in strings(x)]
+        return [v] if isinstance(v, str) else []
+
+    configs = sorted(_weights_root().glob("**/*.json"))
+    assert configs
+    for cfg in configs:
+        assert not [s for s in strings(json.loads(cfg.read_text())) if s.startswith("/")], cfg

@@ -56,6 +56,7 @@ def _cfg(tiny_data, out, steps):
     )
 
 
+@pytest.mark.slow
 def test_overfit_loss_falls_and_resume(tiny_data, tmp_path, monkeypatch):
     import cosmic.models.registry as reg
 
@@ -98,6 +99,7 @@ def test_est_weight_and_chroma_term():
         Stage1Loss(0.01, est_weight=1.5)
 
 
+@pytest.mark.slow
 def test_no_cams_ablation_trains_and_codes(tiny_data, tmp_path, monkeypatch):
     """`--no-cams` (paper Fig. 6, w/o CAM): E has no CAM layers, the saved model reloads without
     them and codes; a baseline architecture refuses the switch."""

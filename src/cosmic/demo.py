@@ -1,5 +1,6 @@
 """The main job, end to end: compress a real scene "on the satellite", decode it "on the ground",
-and compare with JPEG2000 (the codec flying today) at the same measured bpp."""
+and compare with JPEG2000 (the codec flying today) at the same measured bpp. Both halves are the
+pipelines behind ``cosmic compress`` / ``cosmic decompress`` (:mod:`cosmic.pipelines`)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ from PIL import Image, ImageDraw
 
 from cosmic.evaluation.classical import jpeg2000_at_bpp
 from cosmic.evaluation.metrics import ms_ssim, psnr
-from cosmic.ground.scene import decode_scene
-from cosmic.io.container import read_container, write_container
-from cosmic.io.images import load_rgb, save_image
-from cosmic.onboard.scene import encode_scene
-from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
-from cosmic.zoo import DEFAULT_MODEL, load_compensator, load_model, load_onboard
+from cosmic.io.container import read_container
+from cosmic.io.images import save_image
+from cosmic.pipelines import DecodePipeline, EncodedScene, EncodePipeline, open_scene
+from cosmic.zoo import DEFAULT_MODEL
 
 __all__ = ["DemoRow", "run_demo", "side_by_side"]
 
@@ -48,67 +47,72 @@ def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
     canvas.save(path)
 
 
-def run_demo(image_path: Path, out: Path, model: str = DEFAULT_MODEL, echo=print, steps: int = 25,
-             seed: int = 0) -> list[DemoRow]:
-    out.mkdir(parents=True, exist_ok=True)
-    image = load_rgb(image_path)
-    x = image.pixels
-    h, w = x.shape[:2]
-    raw = h * w * 3
-
-    side = sidecar_for(image_path)
-    meta = load_sidecar(side) if side else SensorMetadata()
-    echo(f"[satellite] {image_path.name}: {w}x{h} px, sensor metadata: {', '.join(meta.known()) or 'none'}")
-    codec, name = load_onboard(model)
-    t0 = time.perf_counter()
-    header, payloads = encode_scene(codec, x, name, metadata=meta.to_dict())
-    t_enc = time.perf_counter() - t0
+def _encode(image_path: Path, out: Path, model: str, echo) -> tuple[Path, np.ndarray, EncodedScene]:
+    """The satellite's half: the same encode pipeline as ``cosmic compress IMAGE -m MODEL``."""
+    scene = open_scene(image_path)
+    echo(f"[satellite] {image_path.name}: {scene.width}x{scene.height} px, sensor metadata: "
+         f"{', '.join(scene.metadata.known()) or 'none'}")
+    pipe, quality = EncodePipeline.select(model)
     bitstream = out / (image_path.stem + ".cosmic")
-    size = write_container(bitstream, header, payloads)
-    echo(f"[satellite] encoded {header.num_tiles} tiles in {t_enc:.2f} s -> {bitstream} ({size} bytes)")
+    coded = pipe.to_file(scene, bitstream, quality=quality)
+    echo(f"[satellite] encoded {coded.header.num_tiles} tiles in {coded.seconds:.2f} s -> {bitstream} ({coded.size} bytes)")
+    x = scene.read(0, 0, scene.height, scene.width)
+    return bitstream, x, coded
 
-    echo("[ground] decoding without diffusion compensation (--steps 0)")
-    net = load_model(model)
+
+def _decode(pipe: DecodePipeline, bitstream: Path, x: np.ndarray, label: str, steps: int, seed: int,
+            png: Path) -> tuple[DemoRow, np.ndarray]:
+    """The ground's half at ``steps`` DDIM steps (0: no compensation), scored against ``x``."""
     container = read_container(bitstream)
     t0 = time.perf_counter()
-    decoded = decode_scene(net, container).pixels
-    t_dec = time.perf_counter() - t0
-    save_image(decoded, out / (image_path.stem + ".cosmic.png"))
+    decoded = pipe(container, steps=steps, seed=seed, progress=steps > 0).pixels
+    seconds = time.perf_counter() - t0
+    save_image(decoded, png)
+    size = container.file_size
+    return DemoRow(label, size, container.bpp, x.size / size, psnr(x, decoded), ms_ssim(x, decoded), seconds), decoded
 
-    bpp = size * 8 / (h * w)
-    rows = [DemoRow("COSMIC (no compensation)", size, bpp, raw / size, psnr(x, decoded), ms_ssim(x, decoded), t_dec)]
-    panels_dc = []
-    comp = load_compensator(model)
-    if comp is not None and steps > 0:
-        echo(f"[ground] decoding with diffusion compensation ({steps} DDIM steps, seed {seed})")
-        t0 = time.perf_counter()
-        z0_fn = comp.z0_fn(meta, steps, seed, ground=net.ground)
-        decoded_dc = decode_scene(net, container, z0_fn=z0_fn, progress=True).pixels
-        t_dc = time.perf_counter() - t0
-        save_image(decoded_dc, out / (image_path.stem + ".cosmic-dc.png"))
-        rows.append(DemoRow(f"COSMIC (compensated, {steps} steps)", size, bpp, raw / size,
-                            psnr(x, decoded_dc), ms_ssim(x, decoded_dc), t_dc))
-        panels_dc = [(f"COSMIC {bpp:.3f} bpp", decoded_dc)]
-    t0 = time.perf_counter()
-    j2k = jpeg2000_at_bpp(x, bpp)
-    t_j2k = time.perf_counter() - t0
-    (out / (image_path.stem + ".j2k")).write_bytes(j2k.data)
-    rows.insert(0, DemoRow("JPEG2000 (OpenJPEG, 9/7, mct)", len(j2k.data), j2k.bpp, raw / len(j2k.data),
-                           psnr(x, j2k.decoded), ms_ssim(x, j2k.decoded), None))
-    side_by_side(
-        [("original", x), (f"JPEG2000 {j2k.bpp:.3f} bpp", j2k.decoded),
-         (f"COSMIC w/o DC {bpp:.3f} bpp", decoded)] + panels_dc,
-        out / "side_by_side.png",
-    )
+
+def _print_table(rows: list[DemoRow], echo) -> None:
     echo("")
     echo(f"{'codec':32s} {'bytes':>8s} {'bpp':>7s} {'ratio':>8s} {'PSNR dB':>8s} {'MS-SSIM':>8s}")
     for r in rows:
         echo(f"{r.codec:32s} {r.bytes:8d} {r.bpp:7.4f} {r.ratio:6.1f}:1 {r.psnr:8.2f} {r.ms_ssim:8.4f}")
     echo("")
-    echo(f"time: satellite encode {t_enc:.2f} s, ground decode {t_dec:.2f} s without compensation"
-         + (f", {rows[-1].seconds:.2f} s with" if panels_dc else "")
+
+
+def run_demo(image_path: Path, out: Path, model: str = DEFAULT_MODEL, echo=print, steps: int = 0,
+             seed: int = 0) -> list[DemoRow]:
+    """Encode ``image_path`` on the "satellite", decode it on the "ground" without compensation
+    (and with ``steps`` DDIM steps when asked and the model has stage 2), compare with JPEG2000
+    at the same measured bpp; writes the bitstream, decoded PNGs and ``side_by_side.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    bitstream, x, coded = _encode(image_path, out, model, echo)
+    echo("[ground] decoding without diffusion compensation (--steps 0)")
+    pipe = DecodePipeline.from_pretrained(model)
+    stem = out / image_path.stem
+    row, decoded = _decode(pipe, bitstream, x, "COSMIC (no compensation)", 0, seed, Path(f"{stem}.cosmic.png"))
+    rows, bpp = [row], row.bpp
+    panels = [("original", x), None, (f"COSMIC w/o DC {bpp:.3f} bpp", decoded)]
+    if steps > 0 and pipe.compensator is not None:
+        echo(f"[ground] decoding with diffusion compensation ({steps} DDIM steps, seed {seed})")
+        row_dc, decoded_dc = _decode(pipe, bitstream, x, f"COSMIC (compensated, {steps} steps)", steps, seed,
+                                     Path(f"{stem}.cosmic-dc.png"))
+        rows.append(row_dc)
+        panels.append((f"COSMIC {bpp:.3f} bpp", decoded_dc))
+    t0 = time.perf_counter()
+    j2k = jpeg2000_at_bpp(x, bpp)
+    t_j2k = time.perf_counter() - t0
+    Path(f"{stem}.j2k").write_bytes(j2k.data)
+    rows.insert(0, DemoRow("JPEG2000 (OpenJPEG, 9/7, mct)", len(j2k.data), j2k.bpp, x.size / len(j2k.data),
+                           psnr(x, j2k.decoded), ms_ssim(x, j2k.decoded), None))
+    panels[1] = (f"JPEG2000 {j2k.bpp:.3f} bpp", j2k.decoded)
+    side_by_side(panels, out / "side_by_side.png")
+    _print_table(rows, echo)
+    h, w = x.shape[:2]
+    echo(f"time: satellite encode {coded.seconds:.2f} s, ground decode {row.seconds:.2f} s without compensation"
+         + (f", {rows[-1].seconds:.2f} s with" if len(panels) > 3 else "")
          + f" ({h * w / 1e6:.2f} Mpx; JPEG2000 rate search {t_j2k:.2f} s)")
-    if not panels_dc:
+    if steps > 0 and len(panels) == 3:
         echo(f"diffusion compensation: model '{model}' has no stage-2 network; shown: steps 0 only")
     echo(f"side-by-side: {out / 'side_by_side.png'}")
     return rows

@@ -1,4 +1,9 @@
-"""Errors that the command line turns into a one-line message and a non-zero exit."""
+"""Errors that the command line turns into a one-line message and a non-zero exit.
+
+Exit statuses: 2 bad input (:class:`InputError`), 3 bad bitstream (:class:`BitstreamError`: the
+container's and the entropy decoder's own errors only), 4 bad model (:class:`ModelError`); any
+other exception is a bug and exits 70 (internal error).
+"""
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
@@ -23,6 +28,10 @@ class BitstreamError(CosmicError):
     """A .cosmic file is malformed, truncated, corrupt, or from another model / format."""
 
     exit_code = 3
+
+
+class EntropyDecodeError(BitstreamError):
+    """The entropy decoder could not decode a tile's rANS strings (or they decode to nonsense)."""
 
 
 class ModelError(CosmicError):

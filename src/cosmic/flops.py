@@ -1,4 +1,4 @@
-"""On-board cost (paper Table 1; DESIGN §1): MACs and FLOPs of everything the satellite runs.
+"""On-board cost (paper Table 1; docs/DESIGN.md §1): MACs and FLOPs of everything the satellite runs.
 
 Counted with ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions;
 FLOPs = 2 x MACs). The on-board part is the analysis transform, the hyper-analysis and the

@@ -1,4 +1,4 @@
-"""Sensor metadata that comes with every satellite image (paper §4.4, §5.1; DESIGN §3).
+"""Sensor metadata that comes with every satellite image (paper §4.4, §5.1; docs/DESIGN.md §3).
 
 The fields are the paper's (fMoW key names): UTM zone, timestamp, GSD, cloud cover, off-nadir
 angle, target azimuth, sun azimuth, sun elevation. Any field may be absent: an absent field stays

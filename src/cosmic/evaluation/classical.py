@@ -1,4 +1,4 @@
-"""Classical codecs, each with its own rate knob (DESIGN §5).
+"""Classical codecs, each with its own rate knob (docs/DESIGN.md §5).
 
 - ``jpeg2000``: Pillow/OpenJPEG, 9/7 irreversible wavelet, multi-component (colour) transform,
   raw codestream (no JP2 box overhead) - configured as its best users (satellites) do; knob: the

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cosmic.utils.pretrained import ConfigMixin
+from cosmic.utils.pretrained import ConfigMixin, register_to_config
 
 __all__ = ["SceneClassifier", "train_classifier", "frechet_distance"]
 
@@ -34,9 +34,9 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class SceneClassifier(nn.Module, ConfigMixin):
+    @register_to_config
     def __init__(self, classes: list[str], widths: tuple = (32, 64, 128, 256), size: int = 128):
         super().__init__()
-        self.register_config(classes=list(classes), widths=list(widths), size=size)
         self.classes, self.size = list(classes), size
         chans = [24, *widths]
         self.body = nn.Sequential(_conv(3, 24, stride=2), *[

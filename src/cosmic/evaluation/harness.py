@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from cosmic.evaluation.metrics import ms_ssim, psnr
 from cosmic.io.images import load_rgb
 
 __all__ = ["CodecSpec", "parse_codecs", "evaluate", "summarize", "seed_spread", "write_results",
+           "eval_files", "run_evaluation", "report_only_results",
            "stitched_scores", "write_stitched", "ANCHOR"]
 
 ANCHOR = "jpeg2000"
@@ -148,48 +148,45 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
 
 
 class _CosmicRunner:
-    """Encodes to a real .cosmic file and decodes it, per rate-point model (loaded once)."""
+    """Encodes and decodes real ``.cosmic`` files (in memory) through the pipelines, per
+    rate-point model (loaded once)."""
 
-    def __init__(self, spec: CodecSpec, work: Path, seed: int = 0, encoded: dict | None = None):
-        from cosmic.zoo import load_compensator, load_model
+    def __init__(self, spec: CodecSpec, seed: int = 0, encoded: dict | None = None):
+        from cosmic.pipelines import DecodePipeline, EncodePipeline
+        from cosmic.zoo import load_model
 
-        self.models = {ref: load_model(ref) for ref in spec.points}
-        self.compensators = {ref: load_compensator(ref) for ref in spec.points} if spec.steps else {}
+        models = {ref: load_model(ref) for ref in spec.points}
+        self.encoders = {ref: EncodePipeline(m.onboard, m.name) for ref, m in models.items()}
+        self.decoders = {ref: DecodePipeline(m, ref) for ref, m in models.items()}
         self.steps, self.seed = spec.steps, (seed if spec.seed is None else spec.seed)
-        self.work = work
         # (model, image) -> (file bytes, encode seconds): shared by the runners of one evaluation,
         # so decoding one file several ways (steps 0, 5, 10, ...) encodes it once
         self.encoded = {} if encoded is None else encoded
 
-    def run(self, ref: str, pixels: np.ndarray, metadata, key: str | None = None
-            ) -> tuple[float, np.ndarray, float, float]:
-        from cosmic.ground.scene import decode_scene
-        from cosmic.io.container import read_container, write_container
-        from cosmic.onboard.scene import encode_scene
+    def _encode(self, ref: str, pixels: np.ndarray, metadata, key: str | None) -> tuple[bytes, float]:
+        from cosmic.pipelines import open_scene
 
-        model = self.models[ref]
-        path = self.work / "current.cosmic"
         cached = self.encoded.get((ref, key)) if key is not None else None
         if cached is not None:
-            path.write_bytes(cached[0])
-            size, t_enc = len(cached[0]), cached[1]
-        else:
-            t0 = time.perf_counter()
-            header, payloads = encode_scene(model.onboard, pixels, model.name, metadata=metadata.to_dict())
-            size = write_container(path, header, payloads)
-            t_enc = time.perf_counter() - t0
-            if key is not None:
-                for stale in [k for k in self.encoded if k[1] != key]:  # keep this image's only
-                    del self.encoded[stale]
-                self.encoded[(ref, key)] = (path.read_bytes(), t_enc)
-        z0_fn = None
-        if self.steps:
-            z0_fn = self.compensators[ref].z0_fn(metadata, self.steps, self.seed, ground=model.ground)
+            return cached
+        encoder = self.encoders[ref]
+        coded = encoder.encode(open_scene(pixels, metadata=metadata), quality=encoder.default_quality)
+        data = (coded.to_bytes(), coded.seconds)
+        if key is not None:
+            for stale in [k for k in self.encoded if k[1] != key]:  # keep this image's only
+                del self.encoded[stale]
+            self.encoded[(ref, key)] = data
+        return data
+
+    def run(self, ref: str, pixels: np.ndarray, metadata, key: str | None = None
+            ) -> tuple[float, np.ndarray, float, float]:
+        """(bpp, decoded pixels, encode seconds, decode seconds) of ``pixels`` coded by ``ref``."""
+        data, t_enc = self._encode(ref, pixels, metadata, key)
         t0 = time.perf_counter()
-        decoded = decode_scene(model, read_container(path), z0_fn=z0_fn).pixels
+        decoded = self.decoders[ref](data, steps=self.steps, seed=self.seed).pixels
         t_dec = time.perf_counter() - t0
         h, w = pixels.shape[:2]
-        return size * 8.0 / (h * w), decoded, t_enc, t_dec
+        return len(data) * 8.0 / (h * w), decoded, t_enc, t_dec
 
 
 def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, seed: int = 0,
@@ -200,60 +197,72 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
     (:mod:`cosmic.evaluation.classifier`) each row records whether the decoded image is still
     classified correctly, and ``features[(codec, point)]`` (``("original", "")`` for the
     originals) collects its features for the Fréchet distance."""
-    from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
-
     from cosmic.evaluation.perceptual import lpips_metric
 
     lpips_fn = lpips_metric()  # None unless the package and its AlexNet weights are cached
     rows: list[dict] = []
-    work = tempfile.TemporaryDirectory(prefix="cosmic-eval-")  # one .cosmic file at a time
     encoded: dict = {}
-    runners = {s.name: _CosmicRunner(s, Path(work.name), seed, encoded)
-               for s in specs if s.kind == "cosmic" and s.points}
-    try:
-        for path in tqdm(files, desc="images", disable=not progress):
-            x = load_rgb(path).pixels
-            truth = None
-            if classifier is not None:
-                from cosmic.evaluation.classifier import class_of
-
-                truth = class_of(path) if class_of(path) in classifier.classes else None
-                pred, feat = classifier.predict_and_features([x])
-                if features is not None:
-                    features.setdefault(("original", ""), []).append(feat[0])
-                    if truth is not None:
-                        features.setdefault(("original-top1", ""), []).append(classifier.classes[pred[0]] == truth)
-            side = sidecar_for(path)
-            meta = load_sidecar(side) if side else (default_metadata or SensorMetadata())
-            for spec in specs:
-                for point in spec.points:
-                    if spec.kind == "classical":
-                        t0 = time.perf_counter()
-                        enc = encode(spec.name, x, point)
-                        elapsed = time.perf_counter() - t0
-                        bpp, y, t_enc, t_dec = enc.bpp, enc.decoded, elapsed, math.nan
-                        label = f"{point:g}"
-                    else:
-                        bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta, key=str(path))
-                        label = point_label(point)
-                    row = {
-                        "image": str(path), "codec": spec.name, "point": label, "bpp": bpp,
-                        "psnr": psnr(x, y), "ms_ssim": _ms_ssim(x, y), "encode_s": t_enc, "decode_s": t_dec,
-                    }
-                    if lpips_fn is not None:
-                        row["lpips"] = lpips_fn(x, y)
-                    if classifier is not None:
-                        pred, feat = classifier.predict_and_features([y])
-                        if features is not None:
-                            features.setdefault((spec.name, label), []).append(feat[0])
-                        if truth is not None:
-                            row["top1"] = bool(classifier.classes[pred[0]] == truth)
-                    rows.append(row)
-                    if on_decoded is not None:
-                        on_decoded(path, spec.name, label, y)
-    finally:
-        work.cleanup()
+    runners = {s.name: _CosmicRunner(s, seed, encoded) for s in specs if s.kind == "cosmic" and s.points}
+    for path in tqdm(files, desc="images", disable=not progress):
+        x = load_rgb(path).pixels
+        truth = _classify_original(classifier, path, x, features)
+        meta = _metadata_for(path, default_metadata)
+        for spec in specs:
+            for point in spec.points:
+                label, bpp, y, t_enc, t_dec = _code_point(spec, point, runners, path, x, meta)
+                row = {"image": str(path), "codec": spec.name, "point": label, "bpp": bpp,
+                       "psnr": psnr(x, y), "ms_ssim": _ms_ssim(x, y), "encode_s": t_enc, "decode_s": t_dec}
+                if lpips_fn is not None:
+                    row["lpips"] = lpips_fn(x, y)
+                _classify_decoded(classifier, truth, y, row, features, (spec.name, label))
+                rows.append(row)
+                if on_decoded is not None:
+                    on_decoded(path, spec.name, label, y)
     return rows
+
+
+def _metadata_for(path: Path, default_metadata):
+    """The image's sidecar metadata, else ``default_metadata``, else none."""
+    from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
+
+    side = sidecar_for(path)
+    return load_sidecar(side) if side else (default_metadata or SensorMetadata())
+
+
+def _code_point(spec: CodecSpec, point, runners: dict, path: Path, x: np.ndarray, meta):
+    """(label, bpp, decoded, encode s, decode s) of one codec at one rate point."""
+    if spec.kind == "classical":
+        t0 = time.perf_counter()
+        enc = encode(spec.name, x, point)
+        return f"{point:g}", enc.bpp, enc.decoded, time.perf_counter() - t0, math.nan
+    bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta, key=str(path))
+    return point_label(point), bpp, y, t_enc, t_dec
+
+
+def _classify_original(classifier, path: Path, x: np.ndarray, features: dict | None):
+    """The image's class if the classifier knows it (else None); records the original's features."""
+    if classifier is None:
+        return None
+    from cosmic.evaluation.classifier import class_of
+
+    truth = class_of(path) if class_of(path) in classifier.classes else None
+    pred, feat = classifier.predict_and_features([x])
+    if features is not None:
+        features.setdefault(("original", ""), []).append(feat[0])
+        if truth is not None:
+            features.setdefault(("original-top1", ""), []).append(classifier.classes[pred[0]] == truth)
+    return truth
+
+
+def _classify_decoded(classifier, truth, y: np.ndarray, row: dict, features: dict | None, key) -> None:
+    """Top-1 of a decoded image into ``row``; its features into ``features[key]``."""
+    if classifier is None:
+        return
+    pred, feat = classifier.predict_and_features([y])
+    if features is not None:
+        features.setdefault(key, []).append(feat[0])
+    if truth is not None:
+        row["top1"] = bool(classifier.classes[pred[0]] == truth)
 
 
 def _finite_mean(values) -> float:
@@ -341,15 +350,45 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
     classifier's features of decoded vs original images)."""
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
-    if features and ("original", "") in features:
-        from cosmic.evaluation.classifier import frechet_distance
+    with_cls = bool(features) and ("original", "") in features
+    if with_cls:
+        _add_fd_ucm(summary, features)
+    _write_json(out, rows, summary, title, command)
+    n_images = len({r["image"] for r in rows})
+    lines = [f"# Rate-distortion on {title}", "", f"{n_images} images. Command: `{command}`", "",
+             "bpp from the encoded bytes; PSNR (dB) and MS-SSIM on RGB, averaged per rate point.", ""]
+    lines += _bd_table(summary, specs)
+    from cosmic.evaluation.perceptual import status
 
-        ref = np.stack(features[("original", "")])
-        for codec, points in summary.items():
-            for p in points:
-                feats = features.get((codec, p["point"]))
-                p["fd_ucm"] = frechet_distance(ref, np.stack(feats)) if feats and len(feats) > 1 else math.nan
-    (out / "per_image.json").write_text(  # one compact row per line
+    perceptual = status()
+    lines += ["", f"LPIPS: {perceptual['lpips']}. FID: {perceptual['fid']}.", ""]
+    if with_cls:
+        lines += _downstream_note(features, classifier_name)
+    lines += _points_table(summary, with_cls)
+    spread = seed_spread(summary)
+    if spread:
+        (out / "seeds.json").write_text(json.dumps(spread, indent=1) + "\n")
+        lines += _seed_table(spread)
+    lines += ["", "![PSNR](rd-psnr.png) ![MS-SSIM](rd-msssim.png)", ""]
+    (out / "summary.md").write_text("\n".join(lines))
+    _plot(summary, out, title)
+    return summary
+
+
+def _add_fd_ucm(summary: dict, features: dict) -> None:
+    """FD-UCM of every rate point that has the classifier features of two or more images."""
+    from cosmic.evaluation.classifier import frechet_distance
+
+    ref = np.stack(features[("original", "")])
+    for codec, points in summary.items():
+        for p in points:
+            feats = features.get((codec, p["point"]))
+            p["fd_ucm"] = frechet_distance(ref, np.stack(feats)) if feats and len(feats) > 1 else math.nan
+
+
+def _write_json(out: Path, rows: list[dict], summary: dict, title: str, command: str) -> None:
+    """per_image.json (one compact row per line), run.json and one CompressAI-style JSON per codec."""
+    (out / "per_image.json").write_text(
         "[\n" + ",\n".join(json.dumps(r, separators=(",", ":")) for r in rows) + "\n]\n")
     (out / "run.json").write_text(json.dumps({"title": title, "command": command}, indent=1) + "\n")
     for codec, points in summary.items():
@@ -358,37 +397,38 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
             "results": {"bpp": [p["bpp"] for p in points], "psnr-rgb": [p["psnr"] for p in points],
                         "ms-ssim-rgb": [p["ms_ssim"] for p in points], "point": [p["point"] for p in points]},
         }, indent=1) + "\n")
-    n_images = len({r["image"] for r in rows})
-    lines = [f"# Rate-distortion on {title}", "", f"{n_images} images. Command: `{command}`", "",
-             "bpp from the encoded bytes; PSNR (dB) and MS-SSIM on RGB, averaged per rate point.", "",
-             f"BD-rate against {ANCHOR} (negative: fewer bits for the same quality; n/a: the curves do "
+
+
+def _bd_table(summary: dict, specs: list[CodecSpec]) -> list[str]:
+    lines = [f"BD-rate against {ANCHOR} (negative: fewer bits for the same quality; n/a: the curves do "
              "not overlap in quality):", "",
              "| codec | BD-rate (PSNR) | BD-rate (MS-SSIM) | points | bpp range |", "|---|---|---|---|---|"]
     for codec, points in summary.items():
         bdp, bdm = _bd(summary, codec, "psnr"), _bd(summary, codec, "ms_ssim")
-        fmt = lambda v: "anchor" if codec == ANCHOR else ("n/a" if not math.isfinite(v) else f"{v:+.1f}%")
+        fmt = lambda v: "anchor" if codec == ANCHOR else ("n/a" if not math.isfinite(v) else f"{v:+.1f}%")  # noqa: E731
         lines.append(f"| {codec} | {fmt(bdp)} | {fmt(bdm)} | {len(points)} | "
                      f"{points[0]['bpp']:.3f}-{points[-1]['bpp']:.3f} |")
     for s in specs:
         if s.note:
             lines.append(f"| {s.name} | unavailable | unavailable | 0 | {s.note} |")
-    from cosmic.evaluation.perceptual import status
+    return lines
 
-    perceptual = status()
-    lines += ["", f"LPIPS: {perceptual['lpips']}. FID: {perceptual['fid']}.", ""]
-    with_cls = features is not None and ("original", "") in features
-    if with_cls:
-        top = features.get(("original-top1", ""), [])
-        acc = f"{np.mean(top):.3f}" if top else "n/a (images have no known class)"
-        lines += [f"Downstream: top-1 accuracy of the scene classifier `{classifier_name}` (trained here on UC "
-                  f"Merced train; on the originals: {acc}) and FD-UCM, the Fréchet distance between its "
-                  "features of decoded and original images (FID's formula on our classifier: *not* FID, "
-                  "comparable only within this table).", ""]
+
+def _downstream_note(features: dict, classifier_name: str | None) -> list[str]:
+    top = features.get(("original-top1", ""), [])
+    acc = f"{np.mean(top):.3f}" if top else "n/a (images have no known class)"
+    return [f"Downstream: top-1 accuracy of the scene classifier `{classifier_name}` (trained here on UC "
+            f"Merced train; on the originals: {acc}) and FD-UCM, the Fréchet distance between its "
+            "features of decoded and original images (FID's formula on our classifier: *not* FID, "
+            "comparable only within this table).", ""]
+
+
+def _points_table(summary: dict, with_cls: bool) -> list[str]:
     extra_h = " top-1 | FD-UCM |" if with_cls else ""
-    lines += [f"Δ: the point's PSNR / MS-SSIM minus {ANCHOR}'s at the same bpp (its curve interpolated "
-              "over log bpp; blank outside its range): one rate point compared without a curve.", "",
-              "| codec | point | bpp | PSNR | MS-SSIM | Δ PSNR | Δ MS-SSIM |" + extra_h + " encode s | decode s |",
-              "|---|---|---|---|---|---|---|" + ("---|---|" if with_cls else "") + "---|---|"]
+    lines = [f"Δ: the point's PSNR / MS-SSIM minus {ANCHOR}'s at the same bpp (its curve interpolated "
+             "over log bpp; blank outside its range): one rate point compared without a curve.", "",
+             "| codec | point | bpp | PSNR | MS-SSIM | Δ PSNR | Δ MS-SSIM |" + extra_h + " encode s | decode s |",
+             "|---|---|---|---|---|---|---|" + ("---|---|" if with_cls else "") + "---|---|"]
     for codec, points in summary.items():
         for p in points:
             dec = f"{p['decode_s']:.3f}" if math.isfinite(p["decode_s"]) else "(in encode)"
@@ -396,19 +436,65 @@ def write_results(out: Path, rows: list[dict], specs: list[CodecSpec], title: st
             delta = " | ".join(_fmt_delta(v, d) for v, d in zip(_delta_vs_anchor(summary, codec, p), (2, 4)))
             lines.append(f"| {codec} | {p['point']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
                          f"{delta} |{extra} {p['encode_s']:.3f} | {dec} |")
-    spread = seed_spread(summary)
-    if spread:
-        (out / "seeds.json").write_text(json.dumps(spread, indent=1) + "\n")
-        lines += ["", "Seed variance (paper Table 4): the same files decoded with each seed; mean ± 2σ over "
-                  "seeds of the per-seed means.", "",
-                  "| codec | point | seeds | bpp | PSNR | MS-SSIM |", "|---|---|---|---|---|---|"]
-        for r in spread:
-            lines.append(f"| {r['codec']} | {r['point']} | {len(r['seeds'])} | {r['bpp']:.4f} | "
-                         f"{r['psnr']:.2f} ± {r['psnr_2sigma']:.2f} | {r['ms_ssim']:.4f} ± {r['ms_ssim_2sigma']:.4f} |")
-    lines += ["", "![PSNR](rd-psnr.png) ![MS-SSIM](rd-msssim.png)", ""]
-    (out / "summary.md").write_text("\n".join(lines))
-    _plot(summary, out, title)
-    return summary
+    return lines
+
+
+def _seed_table(spread: list[dict]) -> list[str]:
+    lines = ["", "Seed variance (paper Table 4): the same files decoded with each seed; mean ± 2σ over "
+             "seeds of the per-seed means.", "",
+             "| codec | point | seeds | bpp | PSNR | MS-SSIM |", "|---|---|---|---|---|---|"]
+    for r in spread:
+        lines.append(f"| {r['codec']} | {r['point']} | {len(r['seeds'])} | {r['bpp']:.4f} | "
+                     f"{r['psnr']:.2f} ± {r['psnr_2sigma']:.2f} | {r['ms_ssim']:.4f} ± {r['ms_ssim_2sigma']:.4f} |")
+    return lines
+
+
+def eval_files(data: Path, split: str, limit: int = 0) -> list[Path]:
+    """Images of a folder (SPLITS.json honoured), or the non-fill tiles of a tile set; with
+    ``limit``, that many spread evenly over the set."""
+    from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
+    from cosmic.training.data import split_files
+
+    if (data / MANIFEST_NAME).is_file():
+        files = [data / t["file"] for t in load_manifest(data)["tiles"] if not t["fill"]]
+    else:
+        files = split_files(data, split)
+    if limit and len(files) > limit:
+        files = [files[int(i * len(files) / limit)] for i in range(limit)]
+    return files
+
+
+def run_evaluation(data: Path, specs: list[CodecSpec], out: Path, split: str = "val", limit: int = 0,
+                   seed: int = 0, title: str | None = None, command: str = "", default_metadata=None,
+                   classifier=None, classifier_name: str | None = None) -> list[Path]:
+    """`cosmic eval`: evaluate ``specs`` on a folder or tile set and write the results (for a
+    tile set also the stitched scenes); returns the markdown reports written."""
+    from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
+
+    tile_set = (data / MANIFEST_NAME).is_file()
+    decoded: dict = {}
+    keep = (lambda path, codec, point, y: decoded.__setitem__((str(path), codec, point), y)) if tile_set else None
+    features: dict = {}
+    rows = evaluate(eval_files(data, split, limit), specs, seed=seed, default_metadata=default_metadata,
+                    on_decoded=keep, classifier=classifier, features=features)
+    title = title or f"{data.name}" + (f"/{split}" if (data / "SPLITS.json").is_file() else "")
+    write_results(out, rows, specs, title, command, features=features if classifier else None,
+                  classifier_name=classifier_name)
+    if not tile_set:
+        return [out / "summary.md"]
+    write_stitched(out, stitched_scores(load_manifest(data), data, decoded))
+    return [out / "summary.md", out / "stitched.md"]
+
+
+def report_only_results(out: Path, specs: list[CodecSpec], title: str, command: str) -> list[Path]:
+    """Rewrite the reports of an earlier run from ``OUT/per_image.json`` (no coding)."""
+    rows_file = out / "per_image.json"
+    if not rows_file.is_file():
+        raise InputError(f"{rows_file}: no results to report; run without --report-only first")
+    run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    write_results(out, json.loads(rows_file.read_text()), specs, run.get("title", title),
+                  run.get("command", command))
+    return [out / "summary.md"]
 
 
 def stitched_scores(manifest: dict, root: Path, decoded: dict) -> list[dict]:

@@ -113,10 +113,9 @@ def load_manifest(folder: str | os.PathLike) -> dict:
     path = Path(folder) / MANIFEST_NAME
     if not path.is_file():
         raise InputError(f"{folder}: no {MANIFEST_NAME}; build it with 'cosmic data tiles'")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg})") from None
+    from cosmic.utils.pretrained import read_json
+
+    return read_json(path, InputError)
 
 
 def stitch(manifest: dict, scene: str, tiles: dict[tuple[int, int], np.ndarray]) -> np.ndarray:

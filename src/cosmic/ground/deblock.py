@@ -1,4 +1,4 @@
-"""Post-stitch tile-border filter: the optional remedy for seams (paper Fig. 5, DESIGN §4).
+"""Post-stitch tile-border filter: the optional remedy for seams (paper Fig. 5, docs/DESIGN.md §4).
 
 Tiles are coded independently, so a tile border can show as a small step in colour or
 brightness. At each border the filter measures, per pixel line, the *excess* step: the jump

@@ -1,4 +1,4 @@
-"""Ground-side synthesis (paper §4.3, Eq. 2, Table 3; DESIGN §3).
+"""Ground-side synthesis (paper §4.3, Eq. 2, Table 3; docs/DESIGN.md §3).
 
 ::
 
@@ -24,7 +24,7 @@ from compressai.models.utils import conv, deconv
 from torch import nn
 
 from cosmic.onboard.rate import GainUnits, ycbcr_to_rgb
-from cosmic.utils.pretrained import ConfigMixin
+from cosmic.utils.pretrained import ConfigMixin, register_to_config
 
 __all__ = [
     "CompensationEncoder",
@@ -86,11 +86,10 @@ class GroundDecoder(nn.Module, ConfigMixin):
     and is turned back into RGB here, so every caller gets RGB.
     """
 
+    @register_to_config
     def __init__(self, N: int = 192, M: int = 320, latent_channels: int = 4, rate_levels: int = 0,
                  gain_span: float = 0.0, colour_space: str = "rgb"):
         super().__init__()
-        self.register_config(N=N, M=M, latent_channels=latent_channels, rate_levels=rate_levels,
-                             gain_span=gain_span, colour_space=colour_space)
         self.latent_channels = latent_channels
         self.colour_space = colour_space
         self.inverse_gain = GainUnits(rate_levels, M, gain_span, inverse=True) if rate_levels else None

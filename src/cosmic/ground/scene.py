@@ -1,6 +1,8 @@
-"""Scene decoding on the ground: read tiles, decode each independently, stitch, crop (DESIGN §4).
+"""Scene decoding on the ground: read tiles, decode each independently, stitch, crop (docs/DESIGN.md §4).
 
-Tiles are decoded one tile row at a time (bounded memory; see :func:`decode_rows`). A tile whose CRC fails or whose rANS string does not decode is either fatal (the default: the
+Tiles are decoded one tile row at a time (bounded memory; see :func:`decode_rows`), each batch
+through the model's own ``decompress``. A tile whose CRC fails or whose rANS string does not
+decode is either fatal (the default: the
 error names the tile) or, with ``conceal=True``, filled with the mean colour of its decoded
 neighbours so that the rest of the scene survives.
 """
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cosmic.errors import BitstreamError
+from cosmic.errors import BitstreamError, EntropyDecodeError
 from cosmic.ground.deblock import DEFAULT_WIDTH, smooth_border
 from cosmic.io.container import Container, TileError, split_payload
 
@@ -40,105 +42,133 @@ def check_model(model, container: Container) -> None:
             f"{h.model_sha256[:12]}), not by the loaded model '{model.name}' "
             f"({loaded[:12]}); decode it with the model that coded it"
         )
+    _check_quality(model.onboard.quality_range, container)
     expected = h.tile // model.onboard.downsampling_factor
     if tuple(h.latent) != (expected, expected):
         raise BitstreamError(f"{container.path.name}: latent shape {h.latent} does not fit tile {h.tile}")
 
 
-def _decode_batch(model, payloads: list[bytes], shape, z0_fn, indices: list[int],
-                  quality: float | None = None) -> np.ndarray:
+def _check_quality(quality_range, container: Container) -> None:
+    """A variable-rate model's file must record a quality in its range; a fixed-rate one's none."""
+    q, name = container.header.quality, container.path.name
+    if quality_range is None and q is not None:
+        raise BitstreamError(f"{name} records quality {q}, but its model codes one rate")
+    if quality_range is not None and (q is None or not quality_range[0] <= q <= quality_range[1]):
+        raise BitstreamError(f"{name}: quality {q} is outside its model's range "
+                             f"{quality_range[0]:g}..{quality_range[1]:g}")
+
+
+def _decode_batch(model, payloads: list[bytes], header, indices: list[int], compensation=None) -> np.ndarray:
+    """Decode one batch of tile payloads through ``model.decompress``: (B, tile, tile, 3) uint8."""
     split = [split_payload(p) for p in payloads]
     strings = [[y for y, _ in split], [z for _, z in split]]
-    y_hat = model.onboard.decompress(strings, shape)["y_hat"]
-    z0 = z0_fn(y_hat, indices) if z0_fn is not None else None
-    x_hat = model.ground(y_hat, z0, model.onboard.quality_tensor(quality, y_hat.shape[0]))
+    compensate = compensation(indices) if compensation is not None else None
+    x_hat = model.decompress(strings, header.latent, quality=header.quality, compensate=compensate)["x_hat"]
     if not torch.isfinite(x_hat).all():  # only corrupt symbols get here: treat as undecodable
-        raise ValueError("non-finite reconstruction")
-    x_hat = x_hat.clamp_(0, 1)
+        raise EntropyDecodeError("non-finite reconstruction")
     return (x_hat.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-@torch.no_grad()
-def decode_rows(model, container: Container, conceal: bool = False, batch_size: int = 4, z0_fn=None,
-                deblock: bool = False, bad: list[TileError] | None = None,
-                progress: bool = False) -> Iterator[tuple[int, np.ndarray]]:
-    """Decode ``container`` one row of tiles at a time: yields ``(row, pixels)`` in order, each a
-    (tile, cols * tile, 3) uint8 strip (padding included). At most three tile rows are held, so
-    memory does not grow with the scene's height.
+class _RowDecoder:
+    """Decodes one tile row at a time in batches; a batch that fails with a bitstream error is
+    retried tile by tile to name (or, with ``conceal``, skip) the culprit(s). Errors that are not
+    the container's or the entropy decoder's (model bugs) propagate unchanged."""
 
-    ``z0_fn(y_hat, tile_indices) -> z0`` supplies the compensation latent (diffusion); ``None``
-    decodes with the deterministic estimate (no compensation, the paper's "w/o DC"). Bad tiles
-    are raised, or with ``conceal`` appended to ``bad`` and filled from their decoded
-    4-neighbours. ``deblock`` runs the post-stitch border filter (:mod:`cosmic.ground.deblock`).
-    """
-    check_model(model, container)
-    model.eval()
-    h = container.header
-    t, cols = h.tile, h.cols
-    bad = [] if bad is None else bad
-    bar = tqdm(total=h.num_tiles, desc="decode", unit="tile", disable=not progress, leave=False)
+    def __init__(self, model, container: Container, conceal: bool, batch_size: int, compensation,
+                 bad: list[TileError], bar):
+        self.model, self.container, self.h = model, container, container.header
+        self.conceal, self.batch_size, self.compensation = conceal, batch_size, compensation
+        self.bad, self.bar = bad, bar
 
-    def decode_row(r: int) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(self, pending: list[tuple[int, bytes]]) -> np.ndarray:
+        return _decode_batch(self.model, [p for _, p in pending], self.h, [i for i, _ in pending],
+                             self.compensation)
+
+    def _fail(self, err: TileError) -> None:
+        if not self.conceal:
+            raise err from None
+        self.bad.append(err)
+
+    def _flush(self, pending: list[tuple[int, bytes]], place) -> None:
+        try:
+            for (index, _), px in zip(pending, self._decode(pending)):
+                place(index, px)
+        except BitstreamError:
+            for item in pending:  # find the culprit(s) one tile at a time
+                try:
+                    place(item[0], self._decode([item])[0])
+                except BitstreamError as exc:
+                    r, c = self.container.tile_position(item[0])
+                    self._fail(TileError(item[0], r, c, f"undecodable ({exc})"))
+        self.bar.update(len(pending))
+        pending.clear()
+
+    def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tile row ``r``: its (tile, cols * tile, 3) pixels and which of its tiles decoded."""
+        t, cols = self.h.tile, self.h.cols
         pixels = np.zeros((t, cols * t, 3), dtype=np.uint8)
         ok = np.zeros(cols, dtype=bool)
-        pending: list[tuple[int, bytes]] = []
 
         def place(index: int, tile_pixels: np.ndarray) -> None:
             c = index - r * cols
             pixels[:, c * t : (c + 1) * t] = tile_pixels
             ok[c] = True
 
-        def flush() -> None:
-            try:
-                tiles = _decode_batch(model, [p for _, p in pending], h.latent, z0_fn,
-                                      [i for i, _ in pending], h.quality)
-                for (index, _), px in zip(pending, tiles):
-                    place(index, px)
-            except (ValueError, RuntimeError, IndexError):
-                for index, payload in pending:  # find the culprit(s) one tile at a time
-                    try:
-                        place(index, _decode_batch(model, [payload], h.latent, z0_fn, [index], h.quality)[0])
-                    except (ValueError, RuntimeError, IndexError) as exc:
-                        _, c = container.tile_position(index)
-                        err = TileError(index, r, c, f"undecodable ({type(exc).__name__})")
-                        if not conceal:
-                            raise err from None
-                        bad.append(err)
-            bar.update(len(pending))
-            pending.clear()
-
+        pending: list[tuple[int, bytes]] = []
         for index in range(r * cols, (r + 1) * cols):
             try:
-                pending.append((index, container.tile_payload(index)))
+                pending.append((index, self.container.tile_payload(index)))
             except TileError as err:
-                if not conceal:
-                    raise
-                bad.append(err)
-                bar.update(1)
-            if len(pending) == batch_size:
-                flush()
+                self._fail(err)
+                self.bar.update(1)
+            if len(pending) == self.batch_size:
+                self._flush(pending, place)
         if pending:
-            flush()
+            self._flush(pending, place)
         return pixels, ok
 
+
+@torch.no_grad()
+def decode_rows(model, container: Container, conceal: bool = False, batch_size: int = 4,
+                compensation=None, deblock: bool = False, bad: list[TileError] | None = None,
+                progress: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode ``container`` one row of tiles at a time: yields ``(row, pixels)`` in order, each a
+    (tile, cols * tile, 3) uint8 strip (padding included). At most three tile rows are held, so
+    memory does not grow with the scene's height.
+
+    ``compensation(tile_indices) -> compensate`` supplies the diffusion compensation of a batch
+    (see :mod:`cosmic.pipelines.decode`); ``None`` decodes with the deterministic estimate (no
+    compensation, the paper's "w/o DC"). Bad tiles are raised, or with ``conceal`` appended to
+    ``bad`` and filled from their decoded 4-neighbours. ``deblock`` runs the post-stitch border
+    filter (:mod:`cosmic.ground.deblock`).
+    """
+    check_model(model, container)
+    model.eval()
+    h = container.header
+    bad = [] if bad is None else bad
     rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    try:
+    with tqdm(total=h.num_tiles, desc="decode", unit="tile", disable=not progress, leave=False) as bar:
+        decoder = _RowDecoder(model, container, conceal, batch_size, compensation, bad, bar)
         for r in range(h.rows + 1):
             if r < h.rows:
-                rows[r] = decode_row(r)
+                rows[r] = decoder.row(r)
             k = r - 1  # row k now has both vertical neighbours decoded: finish it
             if k >= 0:
-                _conceal_row(k, rows, t)
-                if deblock:
-                    _deblock_row(rows[k][0], t, cols)
-                    if k - 1 in rows:
-                        _deblock_between(rows[k - 1][0], rows[k][0])
+                _finish_row(k, rows, h.tile, h.cols, deblock)
                 if k - 1 in rows:  # row k-1 is final once its border with row k is filtered
                     yield k - 1, rows.pop(k - 1)[0]
         if h.rows - 1 in rows:
             yield h.rows - 1, rows.pop(h.rows - 1)[0]
-    finally:
-        bar.close()
+
+
+def _finish_row(k: int, rows: dict, t: int, cols: int, deblock: bool) -> None:
+    """Conceal row ``k``'s bad tiles, then (``deblock``) smooth its inner borders and its border
+    with row ``k - 1``."""
+    _conceal_row(k, rows, t)
+    if deblock:
+        _deblock_row(rows[k][0], t, cols)
+        if k - 1 in rows:
+            _deblock_between(rows[k - 1][0], rows[k][0])
 
 
 def _conceal_row(k: int, rows: dict, t: int) -> None:
@@ -167,7 +197,7 @@ def _deblock_between(upper: np.ndarray, lower: np.ndarray, width: int = DEFAULT_
 
 
 def decode_scene(model, container: Container, conceal: bool = False, batch_size: int = 4,
-                 z0_fn=None, deblock: bool = False, progress: bool = False) -> DecodedScene:
+                 compensation=None, deblock: bool = False, progress: bool = False) -> DecodedScene:
     """Decode a whole scene into memory (see :func:`decode_rows`; for scenes too large for that,
     write the rows to a GeoTIFF as they come, as ``cosmic decompress -o out.tif`` does)."""
     h = container.header
@@ -179,6 +209,6 @@ def decode_scene(model, container: Container, conceal: bool = False, batch_size:
         )
     out = np.zeros((h.rows * t, h.cols * t, 3), dtype=np.uint8)
     bad: list[TileError] = []
-    for r, strip in decode_rows(model, container, conceal, batch_size, z0_fn, deblock, bad, progress):
+    for r, strip in decode_rows(model, container, conceal, batch_size, compensation, deblock, bad, progress):
         out[r * t : (r + 1) * t] = strip
     return DecodedScene(out[: h.height, : h.width], sorted(bad, key=lambda e: e.index))

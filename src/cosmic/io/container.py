@@ -1,10 +1,10 @@
-"""The ``.cosmic`` container (DESIGN §4): one file per scene, tiles coded independently.
+"""The ``.cosmic`` container (docs/DESIGN.md §4): one file per scene, tiles coded independently.
 
 Layout, all integers little-endian::
 
     magic          8 bytes   b"\\x89COSMIC\\n"  (a high byte and a newline catch text-mode mangling)
     version        u16       FORMAT_VERSION
-    header_len     u32       length of the header JSON that follows
+    header_len     u32       length of the binary header that follows
     header         binary    width u32, height u32, tile u16, z shape per tile (u8, u8),
                              channels u8, bit depth u8, on-board model digest (16 bytes),
                              [version 2: quality u16, in 1/1024 steps, of a variable-rate model]
@@ -27,6 +27,7 @@ caller can conceal it and decode the rest.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -48,7 +49,7 @@ _CORE = struct.Struct("<IIHBBBB16sB")
 
 __all__ = [
     "MAGIC", "FORMAT_VERSION", "Header", "Container", "TileError",
-    "ContainerWriter", "write_container", "quantize_quality", "container_size", "read_container", "bits_per_pixel", "split_payload", "join_payload",
+    "ContainerWriter", "write_container", "container_bytes", "PayloadError", "quantize_quality", "container_size", "read_container", "bits_per_pixel", "split_payload", "join_payload",
 ]
 
 
@@ -64,6 +65,10 @@ class TileError(BitstreamError):
     def __init__(self, index: int, row: int, col: int, reason: str):
         super().__init__(f"tile {index} (row {row}, col {col}): {reason}")
         self.index, self.row, self.col = index, row, col
+
+
+class PayloadError(BitstreamError, ValueError):
+    """A tile payload's own framing (the z-string length field) is inconsistent."""
 
 
 @dataclass
@@ -157,15 +162,38 @@ class Header:
 def split_payload(payload: bytes) -> tuple[bytes, bytes]:
     """A tile payload → (y string, z string)."""
     if len(payload) < 4:
-        raise ValueError("payload shorter than its length field")
+        raise PayloadError("payload shorter than its length field")
     (z_len,) = struct.unpack_from("<I", payload, 0)
     if 4 + z_len > len(payload):
-        raise ValueError("z string runs past the end of the tile")
+        raise PayloadError("z string runs past the end of the tile")
     return payload[4 + z_len:], payload[4 : 4 + z_len]
 
 
 def join_payload(y_string: bytes, z_string: bytes) -> bytes:
     return struct.pack("<I", len(z_string)) + z_string + y_string
+
+
+def _file_head(header: Header) -> bytes:
+    """Magic, version, header length, header body and its CRC: everything before the tile table."""
+    blob = header.pack()
+    head = struct.pack("<HI", header.format_version, len(blob)) + blob
+    return MAGIC + head + struct.pack("<I", zlib.crc32(head))
+
+
+def _tile_table(entries: list[bytes]) -> bytes:
+    """The packed tile table entries followed by their CRC."""
+    table = b"".join(entries)
+    return table + struct.pack("<I", zlib.crc32(table))
+
+
+def container_bytes(header: Header, payloads) -> bytes:
+    """The ``.cosmic`` file for ``header`` and ``payloads`` as bytes (byte-identical to what
+    :class:`ContainerWriter` writes)."""
+    payloads = list(payloads)
+    if len(payloads) != header.num_tiles:
+        raise ValueError(f"{len(payloads)} payloads for a {header.rows}x{header.cols} tile grid")
+    entries = [_ENTRY.pack(len(p), zlib.crc32(p)) for p in payloads]
+    return _file_head(header) + _tile_table(entries) + b"".join(payloads)
 
 
 class ContainerWriter:
@@ -176,12 +204,10 @@ class ContainerWriter:
     def __init__(self, path: str | os.PathLike, header: Header):
         self.path = Path(path)
         self.header = header
-        blob = header.pack()
-        head = struct.pack("<HI", header.format_version, len(blob)) + blob
         self.tmp = self.path.with_name(f".{self.path.name}.partial")
         self._entries: list[bytes] = []
         self._fh = open(self.tmp, "wb")
-        self._fh.write(MAGIC + head + struct.pack("<I", zlib.crc32(head)))
+        self._fh.write(_file_head(header))
         self._table_at = self._fh.tell()
         self._fh.write(b"\0" * (header.num_tiles * _ENTRY.size + 4))
 
@@ -196,9 +222,8 @@ class ContainerWriter:
         if len(self._entries) != self.header.num_tiles:
             self.abort()
             raise ValueError(f"{len(self._entries)} payloads for a {self.header.rows}x{self.header.cols} tile grid")
-        table = b"".join(self._entries)
         self._fh.seek(self._table_at)
-        self._fh.write(table + struct.pack("<I", zlib.crc32(table)))
+        self._fh.write(_tile_table(self._entries))
         self._fh.close()
         os.replace(self.tmp, self.path)
         return self.path.stat().st_size
@@ -225,19 +250,34 @@ def write_container(path: str | os.PathLike, header: Header, payloads) -> int:
 
 
 class Container:
-    """A validated, opened ``.cosmic`` file. Tile payloads are read lazily from disk."""
+    """A validated, opened ``.cosmic`` file, from a path (tile payloads are then read lazily from
+    disk), from bytes, or from a binary file object (read whole)."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+    def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview | BinaryIO):
+        self._data: bytes | None = None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self.path, self._data = Path("<bytes>"), bytes(source)
+        elif hasattr(source, "read"):
+            self.path, self._data = Path(str(getattr(source, "name", "<stream>"))), source.read()
+            if not isinstance(self._data, bytes):
+                raise BitstreamError(f"{self.path}: not opened in binary mode")
+        else:
+            self.path = Path(source)
+            self._check_file()
+        self.file_size = len(self._data) if self._data is not None else self.path.stat().st_size
+        if self.file_size == 0:
+            raise BitstreamError(f"{self.path}: empty file")
+        with self._open() as fh:
+            self._parse(fh)
+
+    def _check_file(self) -> None:
         if not self.path.exists():
             raise BitstreamError(f"{self.path}: no such file")
         if self.path.is_dir():
             raise BitstreamError(f"{self.path}: is a directory")
-        self.file_size = self.path.stat().st_size
-        if self.file_size == 0:
-            raise BitstreamError(f"{self.path}: empty file")
-        with open(self.path, "rb") as fh:
-            self._parse(fh)
+
+    def _open(self) -> BinaryIO:
+        return io.BytesIO(self._data) if self._data is not None else open(self.path, "rb")
 
     def _parse(self, fh: BinaryIO) -> None:
         name = self.path.name
@@ -296,7 +336,7 @@ class Container:
     def tile_payload(self, index: int) -> bytes:
         """The payload of one tile, CRC-checked; raises :class:`TileError` for a bad tile."""
         length, crc = self.entries[index]
-        with open(self.path, "rb") as fh:
+        with self._open() as fh:
             fh.seek(self.offsets[index])
             payload = fh.read(length)
         row, col = self.tile_position(index)
@@ -311,8 +351,9 @@ class Container:
         return bits_per_pixel(self.file_size, self.header.width, self.header.height)
 
 
-def read_container(path: str | os.PathLike) -> Container:
-    return Container(path)
+def read_container(source: str | os.PathLike | bytes | BinaryIO) -> Container:
+    """Open and validate a ``.cosmic`` file given as a path, bytes or a binary file object."""
+    return Container(source)
 
 
 def bits_per_pixel(file_bytes: int, width: int, height: int) -> float:

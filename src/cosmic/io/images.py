@@ -98,8 +98,10 @@ def _is_high_bit(im: Image.Image) -> bool:
     return im.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "LAB", "HSV")
 
 
-def save_image(pixels: np.ndarray, path: str | os.PathLike, channels: int = 3) -> None:
-    """Write (H, W, 3) uint8 pixels atomically (temporary file, then rename)."""
+def save_image(pixels: np.ndarray, path: str | os.PathLike, channels: int = 3,
+               quality: int | None = None) -> None:
+    """Write (H, W, 3) uint8 pixels atomically (temporary file, then rename); ``quality``: a JPEG
+    output's quality (1-95)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
@@ -112,7 +114,7 @@ def save_image(pixels: np.ndarray, path: str | os.PathLike, channels: int = 3) -
     tmp = path.with_name(f".{path.name}.partial")
     fmt = Image.registered_extensions()[suffix]
     try:
-        im.save(tmp, format=fmt)
+        im.save(tmp, format=fmt, **({"quality": quality} if quality is not None else {}))
         os.replace(tmp, path)
     finally:
         if tmp.exists():

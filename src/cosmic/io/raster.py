@@ -1,4 +1,4 @@
-"""GeoTIFF in and out with rasterio, one tile window at a time (DESIGN §4).
+"""GeoTIFF in and out with rasterio, one tile window at a time (docs/DESIGN.md §4).
 
 Reading and writing go through windows, so a 20000 x 20000 scene never sits in memory: peak
 memory is a few tile rows, whatever the scene size. The georeferencing (CRS, affine transform,
@@ -200,9 +200,6 @@ class RasterSource:
         if data.shape[0] == 1:
             data = np.repeat(data, 3, axis=0)
         return np.ascontiguousarray(data.transpose(1, 2, 0))
-
-    def read_all(self) -> np.ndarray:
-        return self.read(0, 0, self.height, self.width)
 
     def close(self) -> None:
         if self._ds is not None:

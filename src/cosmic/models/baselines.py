@@ -7,11 +7,10 @@ ignores ``z0``, and a diffusion model cannot be attached.
 from __future__ import annotations
 
 import torch
-from compressai.models import CompressionModel
 from torch import nn
 
+from cosmic.models.base import TwoSidedCodec
 from cosmic.onboard.baselines import BaselineCodec, compressai_model
-from cosmic.utils.pretrained import ConfigMixin
 
 __all__ = ["LearnedBaseline", "BaselineSynthesis"]
 
@@ -27,7 +26,7 @@ class BaselineSynthesis(nn.Module):
         return self.g_s(y_hat)
 
 
-class LearnedBaseline(CompressionModel, ConfigMixin):
+class LearnedBaseline(TwoSidedCodec):
     """bmshj2018-hyperprior or mbt2018-mean, trained by us on our data with our budget.
 
     Args:
@@ -35,8 +34,6 @@ class LearnedBaseline(CompressionModel, ConfigMixin):
         N, M: CompressAI's widths (its quality 1-5 models use N=128, M=192).
         name: the model identifier written into every bitstream.
     """
-
-    tile_multiple = 64
 
     def __init__(self, arch: str = "bmshj2018-hyperprior", N: int = 128, M: int = 192,
                  name: str | None = None):
@@ -54,20 +51,12 @@ class LearnedBaseline(CompressionModel, ConfigMixin):
         return {"likelihoods": out["likelihoods"], "x_hat": x_hat, "x_hat_est": x_hat,
                 "y_hat": out["y_hat"], "split": None}
 
-    def aux_loss(self) -> torch.Tensor:
-        return self.onboard.aux_loss()
-
-    def update(self, scale_table=None, force: bool = False) -> bool:
-        return self.onboard.update(scale_table=scale_table, force=force)
-
-    def compress(self, x: torch.Tensor) -> dict:
-        return self.onboard.compress(x)
-
     @torch.no_grad()
-    def decompress(self, strings, shape, z0: torch.Tensor | None = None) -> dict:
+    def decompress(self, strings, shape, z0: torch.Tensor | None = None, quality=None,
+                   compensate=None) -> dict:
+        """Decode strings to ``x_hat`` = g_s(y_hat) in [0, 1]; there is no z0 and no quality."""
+        if compensate is not None:
+            raise ValueError(f"{self.name} has no compensation latent")
         y_hat = self.onboard.decompress(strings, shape)["y_hat"]
+        self.onboard.quality_tensor(quality, y_hat.shape[0])
         return {"x_hat": self.ground(y_hat).clamp_(0, 1), "y_hat": y_hat}
-
-    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        self.onboard._invalidate()
-        return super().load_state_dict(state_dict, strict=strict)

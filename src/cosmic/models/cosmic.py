@@ -9,16 +9,16 @@ model contract: ``forward`` (training), ``compress`` / ``decompress`` (real rANS
 from __future__ import annotations
 
 import torch
-from compressai.models import CompressionModel
 
 from cosmic.ground.decoder import GroundDecoder
+from cosmic.models.base import TwoSidedCodec
 from cosmic.onboard.codec import OnboardCodec
-from cosmic.utils.pretrained import ConfigMixin
+from cosmic.utils.pretrained import register_to_config
 
 __all__ = ["Cosmic"]
 
 
-class Cosmic(CompressionModel, ConfigMixin):
+class Cosmic(TwoSidedCodec):
     """Stage-1 COSMIC: lightweight encoder + hyperprior on board, transconv/Ẽ/D on the ground.
 
     Args:
@@ -39,6 +39,7 @@ class Cosmic(CompressionModel, ConfigMixin):
         name: a model identifier written into every bitstream.
     """
 
+    @register_to_config
     def __init__(
         self,
         N: int = 192,
@@ -55,18 +56,10 @@ class Cosmic(CompressionModel, ConfigMixin):
         colour_space: str = "rgb",
     ):
         super().__init__()
-        self.register_config(
-            N=N, M=M, ground_channels=ground_channels, latent_channels=latent_channels,
-            cam_positions=list(cam_positions), cam_kernel=cam_kernel, stem_multiplier=stem_multiplier,
-            name=name, colour_shortcut=colour_shortcut, rate_levels=rate_levels, gain_span=gain_span,
-            colour_space=colour_space,
-        )
         self.name = name
         self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut,
                                     rate_levels, gain_span, colour_space)
         self.ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space)
-
-    tile_multiple = 64  # y at H/16, z at H/64: tiles must be multiples of 64
 
     # -- CompressAI contract ------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality=None) -> dict:
@@ -102,22 +95,24 @@ class Cosmic(CompressionModel, ConfigMixin):
     #: the whole batch, as a literal reading of Eq. 2 would (kept for the profiling benchmark)
     split_decoder = True
 
-    def aux_loss(self) -> torch.Tensor:
-        return self.onboard.aux_loss()
-
-    def update(self, scale_table=None, force: bool = False) -> bool:
-        return self.onboard.update(scale_table=scale_table, force=force)
-
-    def compress(self, x: torch.Tensor, quality=None) -> dict:
-        return self.onboard.compress(x, quality)
-
     @torch.no_grad()
-    def decompress(self, strings, shape, z0: torch.Tensor | None = None, quality=None) -> dict:
-        """Decode strings to ``x_hat`` in [0, 1]; ``z0=None`` decodes without compensation;
+    def decompress(self, strings, shape, z0: torch.Tensor | None = None, quality=None,
+                   compensate=None) -> dict:
+        """Decode strings to ``x_hat`` in [0, 1] (Eq. 2 with the decoded y_hat).
+
+        ``z0=None`` decodes with the deterministic estimate ẑ0(y_hat) (no compensation, steps 0);
+        ``compensate(y_hat, z0_est) -> z0`` (diffusion compensation, see
+        :meth:`~cosmic.ground.diffusion.sampler.DiffusionCompensator.for_tiles`) replaces it by a
+        sampled z0. transconv(y_hat) and ẑ0 are computed once and shared by both.
         ``quality``: the bitstream's quality for a variable-rate model."""
         y_hat = self.onboard.decompress(strings, shape)["y_hat"]
         q = self.onboard.quality_tensor(quality, y_hat.shape[0])
-        x_hat = self.ground(y_hat, z0, q).clamp_(0, 1)
+        features = self.ground.upsample(y_hat, q)
+        if z0 is None:
+            z0 = self.ground.z0_estimator(features)
+            if compensate is not None:
+                z0 = compensate(y_hat, z0)
+        x_hat = self.ground.synthesize(features, z0).clamp_(0, 1)
         return {"x_hat": x_hat, "y_hat": y_hat}
 
     @torch.no_grad()
@@ -132,8 +127,3 @@ class Cosmic(CompressionModel, ConfigMixin):
         _, means = on.entropy_parameters(z_hat)
         y_hat = (torch.round(y.to(torch.float64) - means) + means).to(torch.float32)
         return self.ground(y_hat, quality=q).clamp_(0, 1)
-
-    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        # CompressionModel resizes the entropy tables' buffers of the nested entropy models.
-        self.onboard._invalidate()
-        return super().load_state_dict(state_dict, strict=strict)

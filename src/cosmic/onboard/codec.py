@@ -1,6 +1,6 @@
 """What flies: the lightweight encoder E, the mean-scale hyperprior and the entropy coder.
 
-Paper §4.2 and DESIGN §2. Layout of E (Ballé 2018 with every dense 5x5 conv replaced by an LCB)::
+Paper §4.2 and docs/DESIGN.md §2. Layout of E (Ballé 2018 with every dense 5x5 conv replaced by an LCB)::
 
     x ─ LCB(3→N, s2, x8) ─ GDN ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→M, s2) ─ y
 
@@ -15,30 +15,23 @@ Entropy model: Minnen 2018's mean-scale hyperprior *without* the autoregressive 
 ``EntropyBottleneck``; ``(scales, means) = h_s(z_hat)``; ``y`` coded with ``GaussianConditional``
 and CompressAI's rANS coder.
 
-Determinism. Encoder and decoder must compute bit-identical ``scales`` (a one-ulp difference can
-pick another CDF table and wreck the rANS decode, CompressAI issues #279, #309). The coding paths
-(:meth:`entropy_parameters`) therefore run ``h_s`` in float64, where the error of a different
-reduction order (thread count, GPU vs CPU) is ~1e-16 relative, far below the gap between two
-scale-table entries (~13% apart).
+Coding paths (``update``, ``compress``, ``decompress``, float64 h_s): :class:`~cosmic.onboard.coding.HyperpriorCodec`.
 
 This module imports nothing from :mod:`cosmic.ground`.
 """
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
-from compressai.models import CompressionModel
-from compressai.models.base import get_scale_table
 from compressai.models.utils import conv, deconv
 from torch import nn
 
 from cosmic.onboard.layers import CAM, LCB
 from cosmic.onboard.rate import COLOUR_SPACES, GainUnits, rgb_to_ycbcr
-from cosmic.utils.pretrained import ConfigMixin, weights_digest
+from cosmic.onboard.coding import HyperpriorCodec
+from cosmic.utils.pretrained import register_to_config
 
 __all__ = ["LightweightEncoder", "ColourShortcut", "OnboardCodec", "ste_round"]
 
@@ -88,22 +81,20 @@ class ColourShortcut(nn.Module):
         return self.gain * self.proj(torch.nn.functional.avg_pool2d(x, self.block, ceil_mode=True))
 
 
-class OnboardCodec(CompressionModel, ConfigMixin):
-    """E + h_a + h_s + entropy coding: everything the satellite runs (DESIGN §1).
+class OnboardCodec(HyperpriorCodec):
+    """E + h_a + h_s + entropy coding: everything the satellite runs (docs/DESIGN.md §1).
 
     ``forward`` is the training path (noisy likelihoods, straight-through rounded ``y_hat``);
-    ``compress`` / ``decompress`` are the real coding paths and produce / consume rANS strings.
+    the coding paths are :class:`~cosmic.onboard.coding.HyperpriorCodec`'s.
     """
 
+    @register_to_config
     def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7,
                  stem_multiplier: int = 8, colour_shortcut: bool = False, rate_levels: int = 0,
                  gain_span: float = 0.0, colour_space: str = "rgb"):
         super().__init__()
         if colour_space not in COLOUR_SPACES:
             raise ValueError(f"colour_space '{colour_space}': choose one of {', '.join(COLOUR_SPACES)}")
-        self.register_config(N=N, M=M, cam_positions=list(cam_positions), cam_kernel=cam_kernel,
-                             stem_multiplier=stem_multiplier, colour_shortcut=colour_shortcut,
-                             rate_levels=rate_levels, gain_span=gain_span, colour_space=colour_space)
         self.N, self.M = N, M
         self.colour_space = colour_space
         self.g_a = LightweightEncoder(N, M, tuple(cam_positions), cam_kernel, stem_multiplier)
@@ -126,58 +117,6 @@ class OnboardCodec(CompressionModel, ConfigMixin):
         )
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
-        self._h_s64: nn.Module | None = None
-
-    # The hyper-synthesis in float64 for the coding paths (see module docstring).
-    def _double_h_s(self) -> nn.Module:
-        if self._h_s64 is None:
-            h = copy.deepcopy(self.h_s).to(torch.float64).eval()
-            for p in h.parameters():
-                p.requires_grad_(False)
-            object.__setattr__(self, "_h_s64", h)
-        return self._h_s64
-
-    def _invalidate(self) -> None:
-        object.__setattr__(self, "_h_s64", None)
-
-    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        self._invalidate()
-        return super().load_state_dict(state_dict, strict=strict, **kwargs)
-
-    def train(self, mode: bool = True):
-        if mode:
-            self._invalidate()
-        return super().train(mode)
-
-    def digest(self) -> str:
-        """SHA-256 of the on-board weights and entropy tables: what a bitstream's syntax depends on."""
-        return weights_digest(self.state_dict())
-
-    def bitstream_id(self) -> str:
-        """The first 16 bytes (32 hex digits) of :meth:`digest`, as written in every bitstream."""
-        return self.digest()[:32]
-
-    @property
-    def downsampling_factor(self) -> int:
-        return 64  # y at H/16, z at H/64
-
-    @property
-    def quality_range(self) -> tuple[float, float] | None:
-        """(lowest, highest) quality of a variable-rate model; None for a fixed-rate one."""
-        return None if self.gain is None else (1.0, float(self.gain.levels))
-
-    def quality_tensor(self, quality, batch: int) -> torch.Tensor | None:
-        """``quality`` (a number, or a (B,) tensor in training) as a (B,) tensor; ValueError when
-        a variable-rate model gets none or one out of its range, or a fixed-rate model gets one."""
-        if self.gain is None:
-            if quality is not None:
-                raise ValueError("this model codes one rate; it takes no quality value")
-            return None
-        if quality is None:
-            raise ValueError(f"this variable-rate model needs a quality in 1..{self.gain.levels}")
-        if isinstance(quality, torch.Tensor):
-            return quality.reshape(-1).expand(batch) if quality.numel() == 1 else quality
-        return torch.full((batch,), self.gain.check_quality(quality))
 
     def analysis(self, x: torch.Tensor, quality=None) -> torch.Tensor:
         """y = E(x) (+ the colour shortcut when the model has one), in the coding colour space,
@@ -199,41 +138,3 @@ class OnboardCodec(CompressionModel, ConfigMixin):
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = ste_round(y - means) + means
         return {"y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
-
-    # -- coding paths -------------------------------------------------------------------------
-    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scales, means) of y from z_hat, computed in float64 so both ends agree bit for bit."""
-        params = self._double_h_s()(z_hat.to(torch.float64))
-        scales, means = params.chunk(2, 1)
-        return scales, means
-
-    def update(self, scale_table=None, force: bool = False) -> bool:
-        """Rebuild the CDF tables of both entropy models (CompressAI contract)."""
-        self._invalidate()
-        if scale_table is None:
-            scale_table = get_scale_table()
-        return super().update(scale_table=scale_table, force=force)
-
-    @torch.no_grad()
-    def compress(self, x: torch.Tensor, quality=None) -> dict:
-        """Encode a batch of tiles to rANS strings: ``{"strings": [y, z], "shape": z_hw}``.
-        ``quality``: the rate of a variable-rate model (the decoder's entropy decode does not need
-        it; its inverse gains do, so the container records it)."""
-        y = self.analysis(x, quality)
-        z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        scales, means = self.entropy_parameters(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_strings = self.gaussian_conditional.compress(y.to(torch.float64), indexes, means=means)
-        return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
-
-    @torch.no_grad()
-    def decompress(self, strings, shape) -> dict:
-        """Decode rANS strings back to the quantised latent ``y_hat`` (float32)."""
-        y_strings, z_strings = strings
-        z_hat = self.entropy_bottleneck.decompress(z_strings, shape)
-        scales, means = self.entropy_parameters(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_hat = self.gaussian_conditional.decompress(y_strings, indexes, means=means)
-        return {"y_hat": y_hat.to(torch.float32)}

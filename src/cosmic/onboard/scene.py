@@ -1,4 +1,4 @@
-"""Scene encoding on the satellite: pad, cut into tiles, code each tile independently (DESIGN §4).
+"""Scene encoding on the satellite: pad, cut into tiles, code each tile independently (docs/DESIGN.md §4).
 
 Tiles are independent so that a lost or corrupt tile costs only itself, and so that the on-board
 memory needed is one batch of tiles whatever the scene size.

@@ -8,7 +8,9 @@ This module is shared by the satellite and the ground side and imports neither.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -20,7 +22,7 @@ from safetensors.torch import load_file, save_file
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
-__all__ = ["ConfigMixin", "weights_digest", "round_parameters", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = ["ConfigMixin", "register_to_config", "weights_digest", "round_parameters", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 
 def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
@@ -88,11 +90,45 @@ def _restore(state: dict) -> dict:
             for k, v in state.items() if not k.endswith(INT8_SCALE)}
 
 
+def read_json(path: Path, error: type[Exception] = ValueError) -> Any:
+    """The JSON document in ``path``; ``error`` (one line, naming the file) if it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc.msg})") from None
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples as lists (what a JSON round trip gives back), recursively."""
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def register_to_config(init):
+    """Decorator for a :class:`ConfigMixin`'s ``__init__`` (diffusers' idea): every constructor
+    argument, defaults included, becomes ``self.config``, so that ``cls(**config)`` rebuilds the
+    model and nothing is retyped by hand."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        init(self, *args, **kwargs)
+        self.register_config(**{k: _jsonable(v) for k, v in list(bound.arguments.items())[1:]})
+
+    return wrapper
+
+
 class ConfigMixin:
     """Records constructor keyword arguments as ``self.config`` and (de)serialises models.
 
-    Subclasses call ``self.register_config(**kwargs)`` in ``__init__`` with JSON-serialisable
-    values that are enough to rebuild the model with ``cls(**config)``.
+    Subclasses decorate ``__init__`` with :func:`register_to_config` (or call
+    ``self.register_config(**kwargs)`` when the config is not the arguments as given) with
+    JSON-serialisable values that are enough to rebuild the model with ``cls(**config)``.
     """
 
     config: dict[str, Any]
@@ -134,10 +170,7 @@ class ConfigMixin:
         path = Path(directory) / CONFIG_NAME
         if not path.is_file():
             raise FileNotFoundError(f"no {CONFIG_NAME} in model directory {directory}")
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc.msg})") from None
+        return read_json(path, ValueError)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike):

@@ -6,6 +6,7 @@ from this package; ``load_model(path)`` loads any model directory written by ``s
 
 from __future__ import annotations
 
+import inspect
 import os
 from importlib import resources
 from pathlib import Path
@@ -75,12 +76,9 @@ def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
     path = model_path(name_or_dir)
     try:
         cfg = ConfigMixin.read_config(path)
-        if cfg.get("_class_name") == "LearnedBaseline":
-            codec = BaselineCodec(cfg["arch"], cfg["N"], cfg["M"])
-        else:
-            codec = OnboardCodec(cfg["N"], cfg["M"], cfg.get("cam_positions", (2, 3)),
-                                 cfg.get("cam_kernel", 7), cfg.get("stem_multiplier", 8),
-                                 cfg.get("colour_shortcut", False))
+        cls = BaselineCodec if cfg.get("_class_name") == "LearnedBaseline" else OnboardCodec
+        accepted = inspect.signature(cls.__init__).parameters  # the codec's share of the model config
+        codec = cls(**{k: v for k, v in cfg.items() if k in accepted and k != "self"})
         prefix = "onboard."
         state = {k[len(prefix):]: v for k, v in load_file(str(path / WEIGHTS_NAME)).items() if k.startswith(prefix)}
         codec.load_state_dict(state)

@@ -20,7 +20,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from torch import nn
 
 from cosmic.metadata import SensorMetadata
-from cosmic.utils.pretrained import ConfigMixin
+from cosmic.utils.pretrained import ConfigMixin, register_to_config
 
 __all__ = ["FIELDS", "metadata_to_tensor", "MetadataEncoder"]
 
@@ -75,9 +75,9 @@ def metadata_to_tensor(batch: list[SensorMetadata]) -> tuple[torch.Tensor, torch
 class MetadataEncoder(nn.Module, ConfigMixin):
     """Sensor metadata -> (B, len(FIELDS) + 1, dim) cross-attention tokens (Eq. 3)."""
 
+    @register_to_config
     def __init__(self, dim: int = 128, sin_dim: int = 64, field_dropout: float = 0.25):
         super().__init__()
-        self.register_config(dim=dim, sin_dim=sin_dim, field_dropout=field_dropout)
         self.sin_dim = sin_dim
         self.field_dropout = field_dropout
         n = len(FIELDS)
@@ -85,10 +85,6 @@ class MetadataEncoder(nn.Module, ConfigMixin):
         self.field_id = nn.Parameter(torch.randn(n, sin_dim) * 0.02)
         self.token_mlp = nn.Sequential(nn.Linear(sin_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.global_mlp = nn.Sequential(nn.Linear(n * sin_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
-
-    @property
-    def num_tokens(self) -> int:
-        return len(FIELDS) + 1
 
     def forward(self, values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         b, n = values.shape

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDIMScheduler
 from torch import nn
 
 from cosmic.ground.diffusion.metadata_encoder import metadata_to_tensor
@@ -31,20 +31,23 @@ from cosmic.metadata import SensorMetadata
 __all__ = ["DiffusionCompensator", "SCHEDULE", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = 25
+SCHEDULER_NAME = "scheduler.json"
 #: diffusers' DDPM schedule used in training and mirrored by DDIM at inference
 SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
             "beta_end": 0.012, "prediction_type": "epsilon", "clip_sample": False}
 
 
 class DiffusionCompensator(nn.Module):
-    def __init__(self, net: NoisePredictor, latent_scale: float = 1.0, residual: bool = False):
+    """The stage-2 network, its latent scale, its target (residual or z0) and its noise schedule
+    (diffusers scheduler arguments, saved as ``scheduler.json`` and read back)."""
+
+    def __init__(self, net: NoisePredictor, latent_scale: float = 1.0, residual: bool = False,
+                 schedule: dict | None = None):
         super().__init__()
         self.net = net
         self.latent_scale = float(latent_scale)
         self.residual = bool(residual)
-
-    def training_scheduler(self) -> DDPMScheduler:
-        return DDPMScheduler(**SCHEDULE)
+        self.schedule = dict(SCHEDULE if schedule is None else schedule)
 
     @torch.no_grad()
     def sample(self, y_hat: torch.Tensor, metadata: list[SensorMetadata] | None = None,
@@ -64,7 +67,7 @@ class DiffusionCompensator(nn.Module):
         values, present = metadata_to_tensor(metadata)
         self.net.eval()
         tokens = self.net.condition(values, present)
-        scheduler = DDIMScheduler(**SCHEDULE, set_alpha_to_one=False, steps_offset=1)
+        scheduler = DDIMScheduler(**self.schedule, set_alpha_to_one=False, steps_offset=1)
         scheduler.set_timesteps(steps)
         up = self.net.injection.up
         c = self.net.config["latent_channels"]
@@ -78,20 +81,18 @@ class DiffusionCompensator(nn.Module):
         z = z / self.latent_scale
         return z + anchor if self.residual else z
 
-    def z0_fn(self, metadata: SensorMetadata, steps: int = DEFAULT_STEPS, seed: int = 0, ground=None):
-        """A ``z0_fn(y_hat, tile_indices)`` for :func:`cosmic.ground.scene.decode_scene`: every tile
-        of a scene gets its own seed derived from ``seed`` and its index, so the same seed gives
-        the same scene whatever the batching. ``ground`` (the stage-1 model's
-        :class:`~cosmic.ground.decoder.GroundDecoder`) supplies ẑ0(y_hat) to a residual model."""
-        if self.residual and ground is None:
-            raise ValueError("a residual diffusion model needs the stage-1 ground decoder")
+    def for_tiles(self, metadata: SensorMetadata, steps: int, seed: int, indices: list[int]):
+        """``compensate(y_hat, z0_est) -> z0'`` for :meth:`cosmic.models.cosmic.Cosmic.decompress`
+        of the tiles ``indices`` of one scene: each tile gets its own seed derived from ``seed``
+        and its index, so the same seed gives the same scene whatever the batching; ``z0_est`` =
+        ẑ0(y_hat) is a residual model's anchor (a plain model ignores it)."""
+        seeds = [seed * 1_000_003 + i for i in indices]
 
-        def z0_fn(y_hat: torch.Tensor, indices: list[int]) -> torch.Tensor:
-            anchor = ground.estimate_z0(y_hat) if self.residual else None
-            return self.sample(y_hat, [metadata] * len(indices), steps=steps,
-                               seeds=[seed * 1_000_003 + i for i in indices], anchor=anchor)
+        def compensate(y_hat: torch.Tensor, z0_est: torch.Tensor) -> torch.Tensor:
+            return self.sample(y_hat, [metadata] * len(indices), steps=steps, seeds=seeds,
+                               anchor=z0_est if self.residual else None)
 
-        return z0_fn
+        return compensate
 
     # -- persistence --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
@@ -100,11 +101,13 @@ class DiffusionCompensator(nn.Module):
         self.net.save_pretrained(
             directory, extra={"latent_scale": self.latent_scale, "residual": self.residual, **(extra or {})},
             dtype=dtype)
-        (directory / "scheduler.json").write_text(json.dumps(SCHEDULE, indent=2) + "\n")
+        (directory / SCHEDULER_NAME).write_text(json.dumps(self.schedule, indent=2) + "\n")
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "DiffusionCompensator":
         net = NoisePredictor.from_pretrained(directory)
         extra = NoisePredictor.read_config(directory).get("_extra", {})
-        return cls(net, extra.get("latent_scale", 1.0), extra.get("residual", False))
+        schedule_file = Path(directory) / SCHEDULER_NAME
+        schedule = json.loads(schedule_file.read_text()) if schedule_file.is_file() else None
+        return cls(net, extra.get("latent_scale", 1.0), extra.get("residual", False), schedule)

@@ -1,0 +1,161 @@
+"""The hyperprior coding base shared by every on-board codec (COSMIC's and the learned baselines').
+
+:class:`HyperpriorCodec` implements CompressAI's coding contract once: ``update`` (CDF tables),
+``compress`` (tiles -> y / z rANS strings) and ``decompress`` (strings -> ``y_hat``), the float64
+hyper-synthesis that makes both ends pick the same CDF tables, the bitstream identity and the
+quality interface. A subclass supplies the transforms ``g_a`` / ``h_a`` / ``h_s`` and the entropy
+models, and overrides :meth:`analysis`, :meth:`hyper_input` and :meth:`split_params` where its
+architecture differs.
+
+Determinism. Encoder and decoder must compute bit-identical ``scales`` (a one-ulp difference can
+pick another CDF table and wreck the rANS decode, CompressAI issues #279, #309). The coding paths
+(:meth:`HyperpriorCodec.entropy_parameters`) therefore run ``h_s`` in float64, where the error of a
+different reduction order (thread count, GPU vs CPU) is ~1e-16 relative, far below the gap
+between two scale-table entries (~13% apart).
+
+This module imports nothing from :mod:`cosmic.ground`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from compressai.models import CompressionModel
+from compressai.models.base import get_scale_table
+from torch import nn
+
+from cosmic.errors import EntropyDecodeError
+from cosmic.utils.pretrained import ConfigMixin, weights_digest
+
+__all__ = ["HyperpriorCodec"]
+
+
+class HyperpriorCodec(CompressionModel, ConfigMixin):
+    """E + h_a + h_s + entropy coding: the coding half of a (mean-)scale hyperprior codec.
+
+    ``compress`` / ``decompress`` are the real coding paths and produce / consume rANS strings;
+    the subclass's ``forward`` is the training path.
+    """
+
+    _h_s64: nn.Module | None = None
+
+    # -- the transforms a subclass may override ------------------------------------------------
+    def analysis(self, x: torch.Tensor, quality=None) -> torch.Tensor:
+        """y = g_a(x) (checking that a fixed-rate codec gets no quality)."""
+        self.quality_tensor(quality, x.shape[0])
+        return self.g_a(x)
+
+    def hyper_input(self, y: torch.Tensor) -> torch.Tensor:
+        """What h_a sees: y itself (a scale-only hyperprior overrides this with |y|)."""
+        return y
+
+    def split_params(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(scales, means) from h_s's output: a mean-scale hyperprior's two halves."""
+        scales, means = params.chunk(2, 1)
+        return scales, means
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _double_h_s(self) -> nn.Module:
+        """A frozen float64 copy of h_s for the coding paths, made once per set of weights."""
+        if self._h_s64 is None:
+            h = copy.deepcopy(self.h_s).to(torch.float64).eval()
+            for p in h.parameters():
+                p.requires_grad_(False)
+            object.__setattr__(self, "_h_s64", h)
+        return self._h_s64
+
+    def _invalidate(self) -> None:
+        object.__setattr__(self, "_h_s64", None)
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        self._invalidate()
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._invalidate()
+        return super().train(mode)
+
+    def digest(self) -> str:
+        """SHA-256 of the on-board weights and entropy tables: what a bitstream's syntax depends on."""
+        return weights_digest(self.state_dict())
+
+    def bitstream_id(self) -> str:
+        """The first 16 bytes (32 hex digits) of :meth:`digest`, as written in every bitstream."""
+        return self.digest()[:32]
+
+    @property
+    def downsampling_factor(self) -> int:
+        return 64  # y at H/16, z at H/64
+
+    # -- quality -------------------------------------------------------------------------------
+    @property
+    def gain_units(self) -> nn.Module | None:
+        """A variable-rate codec's gain vectors (:class:`~cosmic.onboard.rate.GainUnits`, the
+        subclass's ``gain`` module); None for a fixed-rate codec."""
+        return getattr(self, "gain", None)
+
+    @property
+    def quality_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) quality of a variable-rate model; None for a fixed-rate one."""
+        gain = self.gain_units
+        return None if gain is None else (1.0, float(gain.levels))
+
+    def quality_tensor(self, quality, batch: int) -> torch.Tensor | None:
+        """``quality`` (a number, or a (B,) tensor in training) as a (B,) tensor; ValueError when
+        a variable-rate model gets none or one out of its range, or a fixed-rate model gets one."""
+        gain = self.gain_units
+        if gain is None:
+            if quality is not None:
+                raise ValueError("this model codes one rate; it takes no quality value")
+            return None
+        if quality is None:
+            raise ValueError(f"this variable-rate model needs a quality in 1..{gain.levels}")
+        if isinstance(quality, torch.Tensor):
+            return quality.reshape(-1).expand(batch) if quality.numel() == 1 else quality
+        return torch.full((batch,), gain.check_quality(quality))
+
+    # -- coding paths --------------------------------------------------------------------------
+    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(scales, means) of y from z_hat, computed in float64 so both ends agree bit for bit."""
+        return self.split_params(self._double_h_s()(z_hat.to(torch.float64)))
+
+    def update(self, scale_table=None, force: bool = False) -> bool:
+        """Rebuild the CDF tables of both entropy models (CompressAI contract); ``scale_table``
+        defaults to CompressAI's."""
+        self._invalidate()
+        if scale_table is None:
+            scale_table = get_scale_table()
+        return super().update(scale_table=scale_table, force=force)
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, quality=None) -> dict:
+        """Encode a batch of tiles to rANS strings: ``{"strings": [y, z], "shape": z_hw}``.
+        ``quality``: the rate of a variable-rate model (the entropy decode does not need it; the
+        ground's inverse gains do, so the container records it)."""
+        y = self.analysis(x, quality)
+        z = self.h_a(self.hyper_input(y))
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        scales, means = self.entropy_parameters(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_strings = self.gaussian_conditional.compress(y.to(torch.float64), indexes, means=means)
+        return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
+
+    @torch.no_grad()
+    def decompress(self, strings, shape) -> dict:
+        """Decode rANS strings back to the quantised latent ``y_hat`` (float32). The rANS
+        decoder's own failures are raised as :class:`~cosmic.errors.EntropyDecodeError`."""
+        y_strings, z_strings = strings
+        try:
+            z_hat = self.entropy_bottleneck.decompress(z_strings, shape)
+        except (ValueError, RuntimeError, IndexError) as exc:
+            raise EntropyDecodeError(f"z string undecodable ({type(exc).__name__})") from None
+        scales, means = self.entropy_parameters(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        try:
+            y_hat = self.gaussian_conditional.decompress(y_strings, indexes, means=means)
+        except (ValueError, RuntimeError, IndexError) as exc:
+            raise EntropyDecodeError(f"y string undecodable ({type(exc).__name__})") from None
+        return {"y_hat": y_hat.to(torch.float32)}

@@ -1,0 +1,217 @@
+"""The encode pipeline: scene -> tiles -> on-board codec -> ``.cosmic`` container.
+
+Every entry point that codes an image (``cosmic compress``, ``cosmic demo``, ``cosmic eval`` /
+``compare``, :func:`cosmic.compress`, the benchmarks) goes through :class:`EncodePipeline`, so
+the same input and settings give the same bytes everywhere.
+
+Rate control (:meth:`EncodePipeline.encode_to_size`): for a variable-rate model the quality is
+searched by bisection over the model's quality range on the real container size, so that the
+file lands at most ``tolerance`` (3 %) under the byte budget and never over it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from cosmic.errors import InputError
+from cosmic.io.container import (
+    QUALITY_STEP, ContainerWriter, Header, bits_per_pixel, container_bytes, container_size,
+    quantize_quality,
+)
+from cosmic.onboard.scene import DEFAULT_TILE, encode_tiles, scene_header
+from cosmic.pipelines.scene import Scene
+
+__all__ = ["EncodePipeline", "EncodedScene", "RATE_TOLERANCE"]
+
+#: rate control: the file lands within this fraction under the byte budget
+RATE_TOLERANCE = 0.03
+
+
+@dataclass
+class EncodedScene:
+    """A coded scene: its header and one payload per tile, with the file size and the seconds
+    the on-board coding took (the last search step's, under rate control)."""
+
+    header: Header
+    payloads: list[bytes]  # empty for a scene streamed into a file (EncodePipeline.write)
+    size: int  # the container's size in bytes (header, tile table and payloads)
+    seconds: float = 0.0
+    trials: list[tuple[float, int]] = field(default_factory=list)  # rate control: (quality, bytes)
+
+    @property
+    def bpp(self) -> float:
+        return bits_per_pixel(self.size, self.header.width, self.header.height)
+
+    def to_bytes(self) -> bytes:
+        return container_bytes(self.header, self.payloads)
+
+    def write(self, path: str | os.PathLike) -> int:
+        """Write the container atomically; return its size in bytes."""
+        with ContainerWriter(path, self.header) as writer:
+            for payload in self.payloads:
+                writer.add(payload)
+            return writer.close()
+
+
+class EncodePipeline:
+    """What the satellite runs: an on-board codec (:class:`~cosmic.onboard.codec.OnboardCodec` or
+    a learned baseline's) and the model name written into every file."""
+
+    def __init__(self, codec, name: str, batch_size: int = 4):
+        self.codec, self.name, self.batch_size = codec.eval(), name, batch_size
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | os.PathLike, **kwargs) -> "EncodePipeline":
+        """The on-board part of a shipped model or model directory (no ground-side code)."""
+        from cosmic.zoo import load_onboard
+
+        codec, name = load_onboard(name_or_dir)
+        return cls(codec, name, **kwargs)
+
+    @classmethod
+    def select(cls, model: str | os.PathLike | None = None, quality: float | None = None,
+               rate_target: bool = False) -> tuple["EncodePipeline", float | None]:
+        """The pipeline and coding quality of ``--quality`` / ``--model``: without a model, quality
+        1..4 picks the shipped rate point ``cosmic-small-qN`` (default 3); a variable-rate model
+        takes a float quality over its range (default: 3, or its top if lower); a fixed-rate
+        model takes none. With ``rate_target`` the quality is left to rate control."""
+        from cosmic.zoo import QUALITY_MODELS
+
+        if rate_target and quality is not None:
+            raise InputError("--quality and a rate target (--bpp / --max-bytes) exclude each other")
+        if model is None:
+            q = 3 if quality is None else quality
+            if q not in QUALITY_MODELS:
+                raise InputError(f"--quality {quality}: the shipped models are rate points "
+                                 f"{', '.join(map(str, sorted(QUALITY_MODELS)))}; give -m for a variable-rate model")
+            return cls.from_pretrained(QUALITY_MODELS[int(q)]), None
+        pipe = cls.from_pretrained(model)
+        if rate_target:
+            return pipe, None
+        return pipe, pipe.check_quality(pipe.default_quality if quality is None else quality)
+
+    @property
+    def default_quality(self) -> float | None:
+        """The quality coded when none is asked for: 3 (the shipped default's rate point), or a
+        variable-rate model's top quality if that is lower; None for a fixed-rate model."""
+        return None if self.quality_range is None else min(3.0, self.quality_range[1])
+
+    def to_file(self, scene: Scene, path: str | os.PathLike, tile: int = DEFAULT_TILE,
+                quality: float | None = None, bpp: float | None = None, max_bytes: int | None = None,
+                progress: bool = False) -> EncodedScene:
+        """Code ``scene`` into the file ``path``: streamed at ``quality``, or under rate control
+        when ``bpp`` or ``max_bytes`` is given."""
+        if bpp is None and max_bytes is None:
+            return self.write(scene, path, tile, quality, progress)
+        target = f"--bpp {bpp}" if bpp is not None else f"--max-bytes {max_bytes}"
+        coded = self.encode_to_size(scene, self.budget(scene, bpp, max_bytes), tile, target=target)
+        coded.write(path)
+        return coded
+
+    @property
+    def quality_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) quality of a variable-rate model; None for a fixed-rate one."""
+        return self.codec.quality_range
+
+    def check_quality(self, quality: float | None) -> float | None:
+        """``quality`` quantised as the container stores it; InputError when it does not fit."""
+        lo_hi = self.quality_range
+        if lo_hi is None:
+            if quality is not None:
+                raise InputError(f"model '{self.name}' codes one rate; it takes no quality value")
+            return None
+        if quality is None or not lo_hi[0] <= float(quality) <= lo_hi[1]:
+            raise InputError(f"quality {quality}: model '{self.name}' codes qualities {lo_hi[0]:g}..{lo_hi[1]:g}")
+        return quantize_quality(quality)
+
+    def header(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None) -> Header:
+        if tile <= 0 or tile % self.codec.downsampling_factor:
+            raise InputError(f"--tile {tile}: must be a positive multiple of {self.codec.downsampling_factor}")
+        return scene_header(self.codec, self.name, scene.width, scene.height, tile, scene.channels,
+                            scene.metadata.to_dict(), scene.georef, self.check_quality(quality))
+
+    def payloads(self, scene: Scene, header: Header, bar=None):
+        """One payload per tile of ``scene``, in order (a generator: one batch in memory)."""
+        return encode_tiles(self.codec, scene.tiles(header.tile), self.batch_size, bar, header.quality)
+
+    def encode(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None,
+               progress: bool = False) -> EncodedScene:
+        """Code ``scene`` at ``quality`` (None for a fixed-rate model) into memory."""
+        from tqdm import tqdm
+
+        header = self.header(scene, tile, quality)
+        t0 = time.perf_counter()
+        with tqdm(total=header.num_tiles, desc="encode", unit="tile", disable=not progress, leave=False) as bar:
+            payloads = list(self.payloads(scene, header, bar))
+        size = container_size(header, map(len, payloads))
+        return EncodedScene(header, payloads, size, time.perf_counter() - t0)
+
+    def write(self, scene: Scene, path: str | os.PathLike, tile: int = DEFAULT_TILE,
+              quality: float | None = None, progress: bool = False) -> EncodedScene:
+        """Stream ``scene`` into the file ``path`` (payloads are not kept: memory does not grow
+        with the scene); the returned scene has the header, no payloads."""
+        from tqdm import tqdm
+
+        header = self.header(scene, tile, quality)
+        t0 = time.perf_counter()
+        with ContainerWriter(path, header) as writer, tqdm(
+            total=header.num_tiles, desc="encode", unit="tile", disable=not progress, leave=False
+        ) as bar:
+            for payload in self.payloads(scene, header, bar):
+                writer.add(payload)
+            size = writer.close()
+        return EncodedScene(header, [], size, time.perf_counter() - t0)
+
+    # -- rate control ----------------------------------------------------------------------------
+    def budget(self, scene: Scene, bpp: float | None = None, max_bytes: int | None = None) -> int:
+        """The byte budget of a ``bpp`` or ``max_bytes`` target (the whole file counts)."""
+        if (bpp is None) == (max_bytes is None):
+            raise InputError("give one rate target: bpp or max_bytes")
+        if bpp is not None:
+            if not bpp > 0:
+                raise InputError(f"--bpp {bpp}: must be positive")
+            return int(bpp * scene.width * scene.height / 8)
+        if max_bytes <= 0:
+            raise InputError(f"--max-bytes {max_bytes}: must be positive")
+        return int(max_bytes)
+
+    def encode_to_size(self, scene: Scene, budget: int, tile: int = DEFAULT_TILE,
+                       tolerance: float = RATE_TOLERANCE, target: str | None = None) -> EncodedScene:
+        """The highest quality whose file fits in ``budget`` bytes, by bisection on the real
+        container size; stops as soon as a file lands within ``tolerance`` under the budget.
+        InputError (naming the reachable range) when the budget is out of the model's reach."""
+        lo_hi = self.quality_range
+        target = target or f"{budget} bytes"
+        if lo_hi is None:
+            raise InputError(f"{target}: rate control needs a variable-rate model; '{self.name}' codes "
+                             "one rate (the shipped rate points: --quality 1..4)")
+        trials: list[tuple[float, int]] = []
+
+        def trial(q: float) -> EncodedScene:
+            coded = self.encode(scene, tile, q)
+            trials.append((coded.header.quality, coded.size))
+            return coded
+
+        best = self._bisect(trial, lo_hi, budget, tolerance, scene, target)
+        best.trials = trials
+        return best
+
+    def _bisect(self, trial, lo_hi, budget: int, tolerance: float, scene: Scene, target: str) -> EncodedScene:
+        low, high = trial(lo_hi[0]), trial(lo_hi[1])
+        if low.size > budget or high.size < (1 - tolerance) * budget:
+            px = scene.width * scene.height
+            raise InputError(
+                f"{target}: out of reach for this image with '{self.name}': "
+                f"{low.size}..{high.size} bytes ({low.size * 8 / px:.4f}..{high.size * 8 / px:.4f} bpp)")
+        if high.size <= budget:
+            return high
+        best, lo, hi = low, lo_hi[0], lo_hi[1]
+        while hi - lo > 1.5 / QUALITY_STEP and best.size < (1 - tolerance) * budget:
+            coded = trial((lo + hi) / 2)
+            if coded.size <= budget:
+                best, lo = coded, coded.header.quality
+            else:
+                hi = coded.header.quality
+        return best
