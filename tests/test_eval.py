@@ -259,3 +259,18 @@ def test_compare_leaves_out_images_where_jpeg2000_missed(tmp_path):
     assert s["images"] == 1 and s["j2k_missed"] == ["b.png"]
     assert s["jpeg2000"]["psnr"] == 28.0 and s["jpeg2000"]["bpp"] == 0.101
     assert "b.png" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_variable_rate_model_is_one_series_of_its_qualities(tmp_path):
+    from cosmic.evaluation.harness import parse_codecs, point_label
+    from cosmic.models.cosmic import Cosmic
+
+    model = Cosmic(N=16, M=16, ground_channels=8, rate_levels=3, gain_span=2.0)
+    model.update(force=True)
+    model.save_pretrained(tmp_path / "vr" / "final")
+    ref = str(tmp_path / "vr" / "final")
+    (spec,) = parse_codecs(f"model:{ref}")
+    assert spec.name == "vr" and spec.points == [f"{ref}@1", f"{ref}@2", f"{ref}@3"]
+    assert point_label(spec.points[1]) == "vr@2"
+    (one,) = parse_codecs(f"model:{ref}@2.5")
+    assert one.points == [f"{ref}@2.5"]

@@ -64,10 +64,38 @@ def _cosmic_models() -> list[str]:
 LEARNED_BASELINES = ("bmshj2018-hyperprior", "mbt2018-mean")
 
 
+def split_point(ref: str) -> tuple[str, float | None]:
+    """A rate point ``MODEL`` or ``MODEL@QUALITY`` (a variable-rate model at one quality)."""
+    model, sep, quality = ref.rpartition("@")
+    if not sep:
+        return ref, None
+    try:
+        return model, float(quality)
+    except ValueError:
+        raise InputError(f"--codecs: '{ref}': the quality after '@' must be a number") from None
+
+
+def expand_rate_points(refs: list[str]) -> list[str]:
+    """A variable-rate model given without a quality stands for its integer qualities 1..K
+    (``DIR@1``, ..., ``DIR@K``); fixed-rate models and explicit ``@Q`` points stay as they are."""
+    from cosmic.utils.pretrained import ConfigMixin
+    from cosmic.zoo import model_path
+
+    points = []
+    for ref in refs:
+        model, quality = split_point(ref)
+        levels = 0 if quality is not None else ConfigMixin.read_config(model_path(model)).get("rate_levels", 0)
+        points += [f"{model}@{q}" for q in range(1, levels + 1)] if levels else [ref]
+    return points
+
+
 def point_label(ref: str) -> str:
-    """A model's short label: its directory name (the run's name for a ``RUN/final`` directory)."""
-    p = Path(ref)
-    return p.parent.name if p.name in ("final", "last") and p.parent.name else p.name
+    """A model's short label: its directory name (the run's name for a ``RUN/final`` directory),
+    with ``@Q`` for a variable-rate model's point."""
+    model, quality = split_point(ref)
+    p = Path(model)
+    label = p.parent.name if p.name in ("final", "last") and p.parent.name else p.name
+    return label if quality is None else f"{label}@{quality:g}"
 
 
 def _series_label(refs: list[str]) -> str:
@@ -120,7 +148,8 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
             refs = [r for r in token.split(":", 1)[1].split("+") if r]
             if not refs:
                 raise InputError(f"--codecs {token}: give a model directory or shipped name after 'model:'")
-            specs.append(CodecSpec(_series_label(refs), "cosmic", refs))
+            specs.append(CodecSpec(_series_label([split_point(r)[0] for r in refs]), "cosmic",
+                                   expand_rate_points(refs)))
         elif token.startswith("model-dc:"):
             ref = token.split(":", 1)[1]
             if load_compensator(ref) is None:
@@ -155,9 +184,14 @@ class _CosmicRunner:
         from cosmic.pipelines import DecodePipeline, EncodePipeline
         from cosmic.zoo import load_model
 
-        models = {ref: load_model(ref) for ref in spec.points}
-        self.encoders = {ref: EncodePipeline(m.onboard, m.name) for ref, m in models.items()}
-        self.decoders = {ref: DecodePipeline(m, ref) for ref, m in models.items()}
+        models = {}
+        for ref in spec.points:
+            path = split_point(ref)[0]
+            models[ref] = models.get(path) or load_model(path)
+            models.setdefault(path, models[ref])
+        self.qualities = {ref: split_point(ref)[1] for ref in spec.points}
+        self.encoders = {ref: EncodePipeline(models[ref].onboard, models[ref].name) for ref in spec.points}
+        self.decoders = {ref: DecodePipeline(models[ref], split_point(ref)[0]) for ref in spec.points}
         self.steps, self.seed = spec.steps, (seed if spec.seed is None else spec.seed)
         # (model, image) -> (file bytes, encode seconds): shared by the runners of one evaluation,
         # so decoding one file several ways (steps 0, 5, 10, ...) encodes it once
@@ -170,7 +204,9 @@ class _CosmicRunner:
         if cached is not None:
             return cached
         encoder = self.encoders[ref]
-        coded = encoder.encode(open_scene(pixels, metadata=metadata), quality=encoder.default_quality)
+        quality = self.qualities[ref]
+        coded = encoder.encode(open_scene(pixels, metadata=metadata),
+                               quality=encoder.default_quality if quality is None else quality)
         data = (coded.to_bytes(), coded.seconds)
         if key is not None:
             for stale in [k for k in self.encoded if k[1] != key]:  # keep this image's only
