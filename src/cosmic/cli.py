@@ -240,8 +240,9 @@ def flops(
     size: int = typer.Option(256, help="image side in pixels"),
     baselines: bool = typer.Option(True, help="also count CompressAI's baselines"),
 ) -> None:
-    """On-board MACs / FLOPs (E + h_a + h_s), without CAMs, and CompressAI's baselines at the same
-    preset's widths (paper Table 1)."""
+    """On-board MACs / FLOPs (E + h_a + h_s), with the variable-rate additions (YCbCr, colour
+    shortcut, gain units), without CAMs, and CompressAI's baselines at the same preset's widths
+    (paper Table 1)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -252,7 +253,8 @@ def flops(
         raise InputError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
     if size <= 0 or size % 64:
         raise InputError(f"--size {size}: must be a positive multiple of 64")
-    rows = [onboard_cost("cosmic", size, preset), onboard_cost("cosmic", size, preset, cams=False)]
+    rows = [onboard_cost("cosmic", size, preset), onboard_cost("cosmic", size, preset, variable_rate=True),
+            onboard_cost("cosmic", size, preset, cams=False)]
     if baselines:
         rows += [onboard_cost(b, size, preset) for b in BASELINES]
     ref = rows[0].macs
