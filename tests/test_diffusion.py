@@ -377,3 +377,41 @@ def test_compensated_decode_runs_transconv_once_per_batch(tiny_model, tmp_path):
     finally:
         hook.remove()
     assert plain.shape == compensated.shape == (200, 300, 3) and not np.array_equal(plain, compensated)
+
+
+def test_stage2_for_a_variable_rate_stage1_is_conditioned_on_the_quality(tmp_path, monkeypatch):
+    """One stage-2 network for every rate: it sees the dequantised latent and the quality, and a
+    compensated decode of a variable-rate file passes the file's quality through."""
+    import cosmic.ground.diffusion.noise_predictor as npred
+    from PIL import Image
+
+    from cosmic.models.cosmic import Cosmic
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+    from cosmic.training.stage2 import Stage2Config, train_stage2
+    from cosmic.zoo import DIFFUSION_DIR
+    from helpers import golden_image
+
+    monkeypatch.setitem(npred.UNET_PRESETS, "small", TINY_UNET)
+    torch.manual_seed(0)
+    stage1 = Cosmic(N=16, M=16, ground_channels=8, rate_levels=3, gain_span=2.0, colour_space="ycbcr")
+    stage1.update(force=True)
+    model_dir = tmp_path / "vr"
+    stage1.save_pretrained(model_dir)
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(golden_image(96, 96)).save(data / "im0.png")
+    cfg = Stage2Config(stage1=str(model_dir), data=str(data), out=str(tmp_path / "run"), steps=2,
+                       batch_size=2, crop=64, checkpoint_every=2, gsd=0.3048)
+    comp = DiffusionCompensator.from_pretrained(train_stage2(cfg, progress=False))
+    assert comp.net.quality_conditioning and comp.net.config["quality_conditioning"]
+    y, z = torch.zeros(2, 16, 4, 4), torch.zeros(2, 4, 16, 16)
+    with pytest.raises(ValueError, match="quality"):
+        comp.sample(y, steps=1, seeds=[0, 1], anchor=z)
+    low, high = (comp.sample(y, steps=2, seeds=[0, 1], anchor=z, quality=torch.full((2,), q)) for q in (1.0, 3.0))
+    assert not torch.equal(low, high)  # the quality changes what is generated
+    comp.save_pretrained(model_dir / DIFFUSION_DIR)
+    data_bytes = EncodePipeline.from_pretrained(model_dir).encode(open_scene(golden_image(64, 64)), quality=2.0).to_bytes()
+    pipe = DecodePipeline.from_pretrained(model_dir)
+    a, b = (pipe(data_bytes, steps=2, seed=0).pixels for _ in range(2))
+    assert a.shape == (64, 64, 3) and np.array_equal(a, b)
+    assert not np.array_equal(a, pipe(data_bytes, steps=0).pixels)

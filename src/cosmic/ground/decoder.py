@@ -103,14 +103,18 @@ class GroundDecoder(nn.Module, ConfigMixin):
         mu, logvar = self.compensation_encoder(x).chunk(2, 1)
         return mu, logvar.clamp(-30.0, 20.0)
 
+    def dequantise(self, y_hat: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
+        """y_hat times the inverse gains of ``quality`` (a (B,) tensor) for a variable-rate model:
+        the latent in the same units at every quality; y_hat itself for a fixed-rate one."""
+        if self.inverse_gain is None:
+            return y_hat
+        if quality is None:
+            raise ValueError("a variable-rate decoder needs the bitstream's quality")
+        return y_hat * self.inverse_gain(quality.expand(y_hat.shape[0])).to(y_hat.dtype)
+
     def upsample(self, y_hat: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
-        """transconv(y_hat), after the inverse gains of ``quality`` (a (B,) tensor) when the
-        model is variable-rate."""
-        if self.inverse_gain is not None:
-            if quality is None:
-                raise ValueError("a variable-rate decoder needs the bitstream's quality")
-            y_hat = y_hat * self.inverse_gain(quality.expand(y_hat.shape[0])).to(y_hat.dtype)
-        return self.transconv(y_hat)
+        """transconv of the dequantised y_hat (:meth:`dequantise`)."""
+        return self.transconv(self.dequantise(y_hat, quality))
 
     def synthesize(self, features: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
         """D(concat(transconv(y_hat), z0)) - Eq. 2; ``features`` is :meth:`upsample`'s output."""

@@ -101,17 +101,19 @@ class Cosmic(TwoSidedCodec):
         """Decode strings to ``x_hat`` in [0, 1] (Eq. 2 with the decoded y_hat).
 
         ``z0=None`` decodes with the deterministic estimate ẑ0(y_hat) (no compensation, steps 0);
-        ``compensate(y_hat, z0_est) -> z0`` (diffusion compensation, see
+        ``compensate(y, z0_est, quality) -> z0`` (diffusion compensation; ``y`` is the dequantised
+        latent, see :meth:`~cosmic.ground.decoder.GroundDecoder.dequantise`; see
         :meth:`~cosmic.ground.diffusion.sampler.DiffusionCompensator.for_tiles`) replaces it by a
         sampled z0. transconv(y_hat) and ẑ0 are computed once and shared by both.
         ``quality``: the bitstream's quality for a variable-rate model."""
         y_hat = self.onboard.decompress(strings, shape)["y_hat"]
         q = self.onboard.quality_tensor(quality, y_hat.shape[0])
-        features = self.ground.upsample(y_hat, q)
+        y = self.ground.dequantise(y_hat, q)
+        features = self.ground.transconv(y)
         if z0 is None:
             z0 = self.ground.z0_estimator(features)
             if compensate is not None:
-                z0 = compensate(y_hat, z0)
+                z0 = compensate(y, z0, q)
         x_hat = self.ground.synthesize(features, z0).clamp_(0, 1)
         return {"x_hat": x_hat, "y_hat": y_hat}
 

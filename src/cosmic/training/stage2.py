@@ -81,24 +81,34 @@ class MetadataImageFolder(Dataset):
         return crop, self.values[i], self.present[i]
 
 
+def sample_qualities(stage1, batch: int) -> torch.Tensor | None:
+    """A quality per sample, uniform over a variable-rate stage 1's range (None otherwise): one
+    stage-2 network serves every rate, conditioned on it."""
+    rng = stage1.onboard.quality_range
+    return None if rng is None else rng[0] + (rng[1] - rng[0]) * torch.rand(batch)
+
+
 @torch.no_grad()
-def diffusion_target(stage1, x: torch.Tensor, residual: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(y_hat, target)``: z0 ~ q(z0|x) from Ẽ, minus ẑ0(y_hat) when ``residual`` (unscaled)."""
-    y_hat = stage1.onboard(x)["y_hat"]
+def diffusion_target(stage1, x: torch.Tensor, residual: bool,
+                     quality: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y, target)``: the dequantised latent y (y_hat itself for a fixed-rate stage 1) and
+    z0 ~ q(z0|x) from Ẽ, minus ẑ0(y_hat) when ``residual`` (unscaled)."""
+    y = stage1.ground.dequantise(stage1.onboard(x, quality)["y_hat"], quality)
     mu, logvar = stage1.ground.encode_z0(x)
     z0 = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-    return y_hat, (z0 - stage1.ground.estimate_z0(y_hat) if residual else z0)
+    return y, (z0 - stage1.ground.z0_estimator(stage1.ground.transconv(y)) if residual else z0)
 
 
 def stage2_loss(stage1, net: NoisePredictor, scheduler: DDPMScheduler, x, values, present,
                 latent_scale: float, residual: bool = False) -> torch.Tensor:
     """ε-prediction MSE of Eq. 5 for one batch (stage 1 frozen)."""
-    y_hat, z0 = diffusion_target(stage1, x, residual)
+    quality = sample_qualities(stage1, x.shape[0])
+    y, z0 = diffusion_target(stage1, x, residual, quality)
     z0 = z0 * latent_scale
     noise = torch.randn_like(z0)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (x.shape[0],))
     z_t = scheduler.add_noise(z0, noise, t)
-    pred = net(z_t, t, y_hat, net.condition(values, present))
+    pred = net(z_t, t, y, net.condition(values, present), quality)
     return F.mse_loss(pred, noise)
 
 
@@ -108,7 +118,8 @@ def measure_latent_scale(stage1, loader, residual: bool = False, batches: int = 
     sq, n = 0.0, 0
     it = iter(loader)
     for _ in range(batches):
-        z0 = diffusion_target(stage1, next(it)[0], residual)[1]
+        x = next(it)[0]
+        z0 = diffusion_target(stage1, x, residual, sample_qualities(stage1, x.shape[0]))[1]
         sq += float(z0.pow(2).sum())
         n += z0.numel()
     return 1.0 / max(math.sqrt(sq / n), 1e-6)
@@ -131,7 +142,8 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
     for p in stage1.parameters():
         p.requires_grad_(False)
     net = NoisePredictor(M=stage1.config["M"], latent_channels=stage1.config["latent_channels"],
-                         preset=cfg.preset, use_metadata=cfg.use_metadata)
+                         preset=cfg.preset, use_metadata=cfg.use_metadata,
+                         quality_conditioning=stage1.onboard.quality_range is not None)
     if cfg.init_from:
         _init_from(net, cfg.init_from)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)

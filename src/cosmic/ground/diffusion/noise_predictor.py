@@ -84,11 +84,14 @@ class NoisePredictor(nn.Module, ConfigMixin):
     """ε_θ: metadata encoder + y_hat injection + diffusers UNet2DConditionModel."""
 
     def __init__(self, M: int = 192, latent_channels: int = 4, preset: str = "small",
-                 unet: dict | None = None, injection_hidden: int = 64, use_metadata: bool = True):
+                 unet: dict | None = None, injection_hidden: int = 64, use_metadata: bool = True,
+                 quality_conditioning: bool = False):
         super().__init__()
         unet_cfg = dict(UNET_PRESETS[preset] if unet is None else unet)
         self.register_config(M=M, latent_channels=latent_channels, preset=preset, unet=unet_cfg,
-                             injection_hidden=injection_hidden, use_metadata=use_metadata)
+                             injection_hidden=injection_hidden, use_metadata=use_metadata,
+                             **({"quality_conditioning": True} if quality_conditioning else {}))
+        self.quality_conditioning = quality_conditioning
         n = len(unet_cfg["block_out_channels"])
         self.unet = UNet2DConditionModel(
             in_channels=latent_channels, out_channels=latent_channels,
@@ -99,6 +102,9 @@ class NoisePredictor(nn.Module, ConfigMixin):
             cross_attention_dim=unet_cfg["cross_attention_dim"],
             attention_head_dim=unet_cfg["attention_head_dim"],
             norm_num_groups=min(32, unet_cfg["block_out_channels"][0]),
+            # a variable-rate stage 1: the quality enters like the timestep (sinusoidal features,
+            # an MLP, added to the time embedding: diffusers' class embedding "timestep")
+            class_embed_type="timestep" if quality_conditioning else None,
         )
         self.injection = LatentInjection(M, unet_cfg["block_out_channels"], unet_cfg["layers_per_block"],
                                          injection_hidden)
@@ -111,11 +117,17 @@ class NoisePredictor(nn.Module, ConfigMixin):
             present = torch.zeros_like(present)
         return self.metadata_encoder(values, present)
 
+    #: qualities 1..K become "timesteps" 100..100K for the class embedding's sinusoidal features
+    QUALITY_SCALE = 100.0
+
     def forward(self, z_t: torch.Tensor, t: torch.Tensor, y_hat: torch.Tensor,
-                tokens: torch.Tensor) -> torch.Tensor:
+                tokens: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
+        if self.quality_conditioning and quality is None:
+            raise ValueError("this noise predictor is conditioned on the quality; give it")
+        labels = quality.to(z_t.dtype) * self.QUALITY_SCALE if self.quality_conditioning else None
         down, mid = self.injection(y_hat)
         return self.unet(
-            z_t, t, encoder_hidden_states=tokens,
+            z_t, t, encoder_hidden_states=tokens, class_labels=labels,
             down_block_additional_residuals=down, mid_block_additional_residual=mid,
         ).sample
 

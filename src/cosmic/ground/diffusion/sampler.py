@@ -52,12 +52,13 @@ class DiffusionCompensator(nn.Module):
     @torch.no_grad()
     def sample(self, y_hat: torch.Tensor, metadata: list[SensorMetadata] | None = None,
                steps: int = DEFAULT_STEPS, seeds: list[int] | None = None,
-               anchor: torch.Tensor | None = None) -> torch.Tensor:
+               anchor: torch.Tensor | None = None, quality: torch.Tensor | None = None) -> torch.Tensor:
         """Sample z0' for a batch of tiles with deterministic DDIM (eta = 0).
 
         Each tile's starting noise comes from its own generator seeded with ``seeds[i]``, so a
         tile's result does not depend on which batch it was decoded in. A residual model needs
-        ``anchor`` = ẑ0(y_hat) (:meth:`GroundDecoder.estimate_z0`) and returns ``anchor + r'``."""
+        ``anchor`` = ẑ0(y_hat) (:meth:`GroundDecoder.estimate_z0`) and returns ``anchor + r'``.
+        ``quality`` (B,): the tiles' quality, for a network conditioned on it (variable rate)."""
         if self.residual and anchor is None:
             raise ValueError("a residual diffusion model needs the anchor ẑ0(y_hat)")
         b, _, h, w = y_hat.shape
@@ -76,21 +77,21 @@ class DiffusionCompensator(nn.Module):
             torch.randn((c, h * up, w * up), generator=torch.Generator().manual_seed(int(s))) for s in seeds
         ])
         for t in scheduler.timesteps:
-            eps = self.net(z, t.expand(b), y_hat, tokens)
+            eps = self.net(z, t.expand(b), y_hat, tokens, quality)
             z = scheduler.step(eps, t, z, eta=0.0).prev_sample
         z = z / self.latent_scale
         return z + anchor if self.residual else z
 
     def for_tiles(self, metadata: SensorMetadata, steps: int, seed: int, indices: list[int]):
-        """``compensate(y_hat, z0_est) -> z0'`` for :meth:`cosmic.models.cosmic.Cosmic.decompress`
+        """``compensate(y, z0_est, quality) -> z0'`` for :meth:`cosmic.models.cosmic.Cosmic.decompress`
         of the tiles ``indices`` of one scene: each tile gets its own seed derived from ``seed``
         and its index, so the same seed gives the same scene whatever the batching; ``z0_est`` =
         ẑ0(y_hat) is a residual model's anchor (a plain model ignores it)."""
         seeds = [seed * 1_000_003 + i for i in indices]
 
-        def compensate(y_hat: torch.Tensor, z0_est: torch.Tensor) -> torch.Tensor:
+        def compensate(y_hat: torch.Tensor, z0_est: torch.Tensor, quality=None) -> torch.Tensor:
             return self.sample(y_hat, [metadata] * len(indices), steps=steps, seeds=seeds,
-                               anchor=z0_est if self.residual else None)
+                               anchor=z0_est if self.residual else None, quality=quality)
 
         return compensate
 
