@@ -1,6 +1,11 @@
 """The main job, end to end: compress a real scene "on the satellite", decode it "on the ground",
 and compare with JPEG2000 (the codec flying today) at the same measured bpp. Both halves are the
-pipelines behind ``cosmic compress`` / ``cosmic decompress`` (:mod:`cosmic.pipelines`)."""
+pipelines behind ``cosmic compress`` / ``cosmic decompress`` (:mod:`cosmic.pipelines`).
+
+A variable-rate model is coded at the byte budget of the JPEG2000 file it is compared with
+(JPEG2000 first, at :data:`DEMO_BPP`; then COSMIC under rate control, ``--max-bytes`` of that
+file), as a downlink with a fixed budget would; a fixed-rate model codes at its one rate and
+JPEG2000 is searched to match it."""
 
 from __future__ import annotations
 
@@ -18,7 +23,10 @@ from cosmic.io.images import save_image
 from cosmic.pipelines import DecodePipeline, EncodedScene, EncodePipeline, open_scene
 from cosmic.zoo import DEFAULT_MODEL
 
-__all__ = ["DemoRow", "run_demo", "side_by_side"]
+__all__ = ["DemoRow", "run_demo", "side_by_side", "DEMO_BPP"]
+
+#: the JPEG2000 rate a variable-rate model is compared at (its bytes become COSMIC's budget)
+DEMO_BPP = 0.15
 
 
 @dataclass
@@ -47,14 +55,18 @@ def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
     canvas.save(path)
 
 
-def _encode(image_path: Path, out: Path, model: str, echo) -> tuple[Path, np.ndarray, EncodedScene]:
-    """The satellite's half: the same encode pipeline as ``cosmic compress IMAGE -m MODEL``."""
+def _encode(image_path: Path, out: Path, model: str, echo,
+            max_bytes: int | None = None) -> tuple[Path, np.ndarray, EncodedScene]:
+    """The satellite's half: the same encode pipeline as ``cosmic compress IMAGE -m MODEL``
+    (``--max-bytes`` when a budget is given)."""
     scene = open_scene(image_path)
     echo(f"[satellite] {image_path.name}: {scene.width}x{scene.height} px, sensor metadata: "
          f"{', '.join(scene.metadata.known()) or 'none'}")
-    pipe, quality = EncodePipeline.select(model)
+    pipe, quality = EncodePipeline.select(model, rate_target=max_bytes is not None)
     bitstream = out / (image_path.stem + ".cosmic")
-    coded = pipe.to_file(scene, bitstream, quality=quality)
+    coded = pipe.to_file(scene, bitstream, quality=quality, max_bytes=max_bytes)
+    if max_bytes is not None:
+        echo(f"[satellite] rate control: quality {coded.header.quality:g} fits the JPEG2000 budget of {max_bytes} bytes")
     echo(f"[satellite] encoded {coded.header.num_tiles} tiles in {coded.seconds:.2f} s -> {bitstream} ({coded.size} bytes)")
     x = scene.read(0, 0, scene.height, scene.width)
     return bitstream, x, coded
@@ -86,7 +98,13 @@ def run_demo(image_path: Path, out: Path, model: str = DEFAULT_MODEL, echo=print
     (and with ``steps`` DDIM steps when asked and the model has stage 2), compare with JPEG2000
     at the same measured bpp; writes the bitstream, decoded PNGs and ``side_by_side.png``."""
     out.mkdir(parents=True, exist_ok=True)
-    bitstream, x, coded = _encode(image_path, out, model, echo)
+    j2k, t_j2k = None, 0.0
+    if EncodePipeline.from_pretrained(model).quality_range is not None:  # code at JPEG2000's budget
+        t0 = time.perf_counter()
+        scene = open_scene(image_path)
+        j2k = jpeg2000_at_bpp(scene.read(0, 0, scene.height, scene.width), DEMO_BPP)
+        t_j2k = time.perf_counter() - t0
+    bitstream, x, coded = _encode(image_path, out, model, echo, None if j2k is None else len(j2k.data))
     echo("[ground] decoding without diffusion compensation (--steps 0)")
     pipe = DecodePipeline.from_pretrained(model)
     stem = out / image_path.stem
@@ -99,9 +117,10 @@ def run_demo(image_path: Path, out: Path, model: str = DEFAULT_MODEL, echo=print
                                      Path(f"{stem}.cosmic-dc.png"))
         rows.append(row_dc)
         panels.append((f"COSMIC {bpp:.3f} bpp", decoded_dc))
-    t0 = time.perf_counter()
-    j2k = jpeg2000_at_bpp(x, bpp)
-    t_j2k = time.perf_counter() - t0
+    if j2k is None:
+        t0 = time.perf_counter()
+        j2k = jpeg2000_at_bpp(x, bpp)
+        t_j2k = time.perf_counter() - t0
     Path(f"{stem}.j2k").write_bytes(j2k.data)
     rows.insert(0, DemoRow("JPEG2000 (OpenJPEG, 9/7, mct)", len(j2k.data), j2k.bpp, x.size / len(j2k.data),
                            psnr(x, j2k.decoded), ms_ssim(x, j2k.decoded), None))
