@@ -23,6 +23,7 @@ from compressai.models import CompressionModel, MeanScaleHyperprior, ScaleHyperp
 from compressai.models.base import get_scale_table
 from torch import nn
 
+from cosmic.onboard.entropy import guard_entropy_coders
 from cosmic.utils.pretrained import ConfigMixin, weights_digest
 
 __all__ = ["BASELINE_ARCHS", "BaselineCodec"]
@@ -121,6 +122,7 @@ class BaselineCodec(CompressionModel, ConfigMixin):
 
     @torch.no_grad()
     def decompress(self, strings, shape) -> dict:
+        guard_entropy_coders(self)  # bounds-safe, deterministic rANS decode
         y_strings, z_strings = strings
         z_hat = self.entropy_bottleneck.decompress(z_strings, shape)
         scales, means = self.entropy_parameters(z_hat)

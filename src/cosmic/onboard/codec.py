@@ -36,6 +36,7 @@ from compressai.models.base import get_scale_table
 from compressai.models.utils import conv, deconv
 from torch import nn
 
+from cosmic.onboard.entropy import guard_entropy_coders
 from cosmic.onboard.layers import CAM, LCB
 from cosmic.onboard.rate import COLOUR_SPACES, GainUnits, rgb_to_ycbcr
 from cosmic.utils.pretrained import ConfigMixin, weights_digest
@@ -231,6 +232,7 @@ class OnboardCodec(CompressionModel, ConfigMixin):
     @torch.no_grad()
     def decompress(self, strings, shape) -> dict:
         """Decode rANS strings back to the quantised latent ``y_hat`` (float32)."""
+        guard_entropy_coders(self)  # bounds-safe, deterministic rANS decode
         y_strings, z_strings = strings
         z_hat = self.entropy_bottleneck.decompress(z_strings, shape)
         scales, means = self.entropy_parameters(z_hat)
