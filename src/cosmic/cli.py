@@ -47,7 +47,7 @@ def _threads(n: int) -> None:
 
 
 def _note(msg: str) -> None:
-    typer.echo(f"note: {msg}", err=True)
+    typer.echo(f"note: {_clean(msg)}", err=True)
 
 
 def _check_output(path: Path, source: Path | None = None) -> None:
@@ -239,7 +239,7 @@ def decompress(
         raise InputError(f"{output}: unknown output format '{output.suffix}'; use .png or .tif")
     if steps is not None and steps < 0:
         raise InputError(f"--steps {steps}: must be 0 or more")
-    container = read_container(input)
+    container = read_container(input, partial=conceal)  # --conceal: a cut-off file keeps its whole tiles
     h = container.header
     model = model or _model_for(container)
     net = load_model(model)
@@ -261,7 +261,7 @@ def decompress(
         bad = scene.bad_tiles
     seconds = time.perf_counter() - t0
     for err in sorted(bad, key=lambda e: e.index):
-        typer.echo(f"warning: {err} - concealed", err=True)
+        typer.echo(f"warning: {_clean(err)} - concealed", err=True)
     if not quiet:
         typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
                    f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
@@ -674,13 +674,17 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)
+    previous = _on_sigterm()
     try:
         rc = app(args=argv, prog_name="cosmic", standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except CosmicError as exc:
-        typer.echo(f"cosmic: error: {exc}", err=True)
+        typer.echo(f"cosmic: error: {_clean(exc)}", err=True)
         sys.exit(exc.exit_code)
+    except Terminated:
+        typer.echo("cosmic: terminated", err=True)
+        sys.exit(143)
     except KeyboardInterrupt:
         typer.echo("cosmic: interrupted", err=True)
         sys.exit(130)
@@ -699,9 +703,43 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from cosmic.errors import first_line
 
-        typer.echo(f"cosmic: internal error: {type(exc).__name__}: {first_line(exc, 300)} (COSMIC_DEBUG=1 shows more)",
-                   err=True)
+        typer.echo(f"cosmic: internal error: {type(exc).__name__}: {_clean(first_line(exc, 300))} "
+                   "(COSMIC_DEBUG=1 shows more)", err=True)
         sys.exit(70)
+    finally:
+        _restore_sigterm(previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C so that every writer's cleanup removes its ``*.partial``."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` (main thread only); returns the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _restore_sigterm(previous) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _clean(message) -> str:
+    """A message made safe for one terminal line (see :func:`cosmic.errors.sanitize`)."""
+    from cosmic.errors import sanitize
+
+    return sanitize(str(message))
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ from tqdm import tqdm
 from cosmic.errors import BitstreamError
 from cosmic.ground.deblock import DEFAULT_WIDTH, smooth_border
 from cosmic.io.container import Container, TileError, split_payload
+from cosmic.io.limits import MAX_MEMORY_PIXELS, check_row
 
 __all__ = ["DecodedScene", "decode_scene", "decode_rows", "check_model", "MAX_DECODE_PIXELS"]
 
-#: in-memory decoding limit (3 GiB of RGB); larger scenes need windowed output
-MAX_DECODE_PIXELS = 1 << 30
+#: in-memory decoding limit (the size policy of cosmic.io.limits); larger scenes need windowed output
+MAX_DECODE_PIXELS = MAX_MEMORY_PIXELS
 
 
 @dataclass
@@ -72,6 +73,7 @@ def decode_rows(model, container: Container, conceal: bool = False, batch_size: 
     4-neighbours. ``deblock`` runs the post-stitch border filter (:mod:`cosmic.ground.deblock`).
     """
     check_model(model, container)
+    check_row(container.header.width, container.header.tile, container.path.name)
     model.eval()
     h = container.header
     t, cols = h.tile, h.cols

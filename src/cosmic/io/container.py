@@ -22,7 +22,10 @@ they make the reported figure slightly pessimistic, never optimistic).
 Reading validates everything before allocating anything sized by the header: the tile table must
 fit in the file, and the tile lengths must add up to the bytes present. A tile whose CRC fails is
 reported by index and position; :meth:`Container.tile_payload` raises for that tile only, so a
-caller can conceal it and decode the rest.
+caller can conceal it and decode the rest. A file cut short inside its payloads is refused, or,
+opened with ``partial=True`` (``decompress --conceal``), read as far as it goes: every complete
+tile is intact, the others raise :class:`TileError`. A file cut inside its header or tile table
+is always refused (the tile boundaries are unknown).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cosmic.errors import BitstreamError
+from cosmic.io.extension import parse_extension
 
 MAGIC = b"\x89COSMIC\n"
 FORMAT_VERSION = 2  # the newest this module reads; a fixed-rate file is still written as version 1
@@ -135,15 +139,13 @@ class Header:
             at += 4
             if at + ext_len != len(raw):
                 raise ValueError("extension length")
-            ext = json.loads(raw[at:].decode("utf-8")) if ext_len else {}
-            if not isinstance(ext, dict):
-                raise ValueError("extension block")
-        except (struct.error, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        except (struct.error, UnicodeDecodeError, ValueError) as exc:
             raise BitstreamError(f"malformed header ({exc})") from None
+        metadata, georef = parse_extension(raw[at:])
         header = cls(
             model=name, model_sha256=digest.hex(), width=width, height=height, tile=tile,
             latent=(lh, lw), channels=channels, bit_depth=bit_depth,
-            metadata=dict(ext.get("metadata") or {}), georef=ext.get("georef"), quality=quality,
+            metadata=metadata, georef=georef, quality=quality,
         )
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
             raise BitstreamError(f"header declares a {width}x{height} image; sides must be 1..{MAX_SIDE}")
@@ -227,8 +229,9 @@ def write_container(path: str | os.PathLike, header: Header, payloads) -> int:
 class Container:
     """A validated, opened ``.cosmic`` file. Tile payloads are read lazily from disk."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, partial: bool = False):
         self.path = Path(path)
+        self.partial = partial
         if not self.path.exists():
             raise BitstreamError(f"{self.path}: no such file")
         if self.path.is_dir():
@@ -280,8 +283,10 @@ class Container:
         self.payload_start = fh.tell()
         total = sum(length for length, _ in self.entries)
         present = self.file_size - self.payload_start
-        if total > present:
-            raise BitstreamError(f"{name}: truncated: tiles need {total} bytes, {present} present")
+        self.missing_bytes = max(0, total - present)
+        if self.missing_bytes and not self.partial:
+            raise BitstreamError(f"{name}: truncated: tiles need {total} bytes, {present} present "
+                                 "(--conceal decodes the complete tiles)")
         if total < present:
             raise BitstreamError(f"{name}: {present - total} unexpected trailing bytes")
         self.offsets = []
@@ -301,7 +306,7 @@ class Container:
             payload = fh.read(length)
         row, col = self.tile_position(index)
         if len(payload) != length:
-            raise TileError(index, row, col, "truncated payload")
+            raise TileError(index, row, col, f"truncated payload ({len(payload)} of {length} bytes present)")
         if zlib.crc32(payload) != crc:
             raise TileError(index, row, col, "CRC mismatch (corrupt data)")
         return payload
@@ -311,8 +316,10 @@ class Container:
         return bits_per_pixel(self.file_size, self.header.width, self.header.height)
 
 
-def read_container(path: str | os.PathLike) -> Container:
-    return Container(path)
+def read_container(path: str | os.PathLike, partial: bool = False) -> Container:
+    """Open and validate ``path``. ``partial``: accept a file cut short inside its payloads (a
+    downlink that lost the tail); the tiles not wholly present then raise :class:`TileError`."""
+    return Container(path, partial)
 
 
 def bits_per_pixel(file_bytes: int, width: int, height: int) -> float:
