@@ -25,6 +25,8 @@ train_app = typer.Typer(no_args_is_help=True, help="Train models.")
 app.add_typer(train_app, name="train")
 data_app = typer.Typer(no_args_is_help=True, help="Build evaluation data sets.")
 app.add_typer(data_app, name="data")
+export_app = typer.Typer(no_args_is_help=True, help="Export the on-board encoder for embedded runtimes.")
+app.add_typer(export_app, name="export")
 
 
 DEFAULT_MODEL_NAME = "cosmic-small-q3"  # = cosmic.zoo.DEFAULT_MODEL (not imported: keeps start-up light)
@@ -513,6 +515,25 @@ def models() -> None:
             continue
         stage2 = " + stage 2" if (model_path(name) / "diffusion" / "config.json").is_file() else ""
         typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}{stage2}")
+
+
+@export_app.command("onnx")
+def export_onnx_cmd(
+    model: str = typer.Argument(..., help="shipped model name or model directory"),
+    output: Path = typer.Option(..., "-o", "--output", help="the .onnx file to write"),
+    tile: int = typer.Option(256, help="tile size in pixels the graph takes (multiple of 64)"),
+) -> None:
+    """Export E + h_a (+ colour shortcut, colour transform, gain units) as ONNX: the network a
+    satellite's embedded runtime runs; the rANS coding stays in CompressAI's coder."""
+    from cosmic.onboard.export import export_onnx
+    from cosmic.zoo import load_onboard
+
+    _check_output(output)
+    codec, name = load_onboard(model)
+    export_onnx(codec, output, tile)
+    inputs = "x, quality" if codec.quality_range else "x"
+    typer.echo(f"{output}: {name} on-board analysis ({inputs} -> y, z) for {tile}-px tiles, "
+               f"{output.stat().st_size} bytes")
 
 
 @data_app.command("tiles")
