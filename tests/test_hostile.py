@@ -212,3 +212,9 @@ def test_model_name_with_newline_and_escapes_stays_one_line(cli, one_line_error,
     code, _, err = cli("decompress", coded, "-o", tmp_path / "o.png")
     one_line_error(code, err, "bad\\nmodel")
     assert "\x1b" not in err and "\x07" not in err
+
+
+def test_info_sanitises_the_model_name(cli, coded):
+    forge_extension(coded, b"", model="m\x1b[2Jx")
+    code, stdout, _ = cli("info", coded)
+    assert code == 0 and "m\\x1b[2Jx" in stdout and "\x1b" not in stdout

@@ -317,11 +317,11 @@ def info(
         return
     lengths = d["tile_bytes"]
     typer.echo(f"{input}: COSMIC format v{c.version}, {c.file_size} bytes, {c.bpp:.4f} bpp")
-    typer.echo(f"  model     {h.model} (on-board sha256 {h.model_sha256[:16]}...)")
+    typer.echo(f"  model     {_clean(h.model)} (on-board sha256 {h.model_sha256[:16]}...)")
     typer.echo(f"  image     {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
     typer.echo(f"  tiles     {h.rows}x{h.cols} of {h.tile}px, {min(lengths)}..{max(lengths)} bytes each")
     typer.echo(f"  metadata  {json.dumps(h.metadata) if h.metadata else '(none)'}")
-    typer.echo(f"  georef    {_describe_georef(h.georef)}")
+    typer.echo(f"  georef    {_clean(_describe_georef(h.georef))}")
     typer.echo(f"  integrity {'all tiles OK' if not bad else '; '.join(bad)}")
     if bad:
         raise typer.Exit(3)
