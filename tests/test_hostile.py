@@ -218,3 +218,14 @@ def test_info_sanitises_the_model_name(cli, coded):
     forge_extension(coded, b"", model="m\x1b[2Jx")
     code, stdout, _ = cli("info", coded)
     assert code == 0 and "m\\x1b[2Jx" in stdout and "\x1b" not in stdout
+
+
+def test_input_wider_than_a_bitstream_holds_is_refused(cli, one_line_error, tmp_path):
+    from test_geo import write_geotiff
+
+    src = write_geotiff(tmp_path / "wide.tif", np.zeros((1, (1 << 20) + 1, 1), np.uint8))
+    out = tmp_path / "w.cosmic"
+    code, _, err = cli("compress", src, "-o", out, "-m", TINY_MODEL, "-q")
+    assert code == 2
+    one_line_error(code, err, "sides must be")
+    assert not out.exists()

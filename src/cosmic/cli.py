@@ -104,6 +104,7 @@ def compress(
     GeoTIFFs are read one tile window at a time (memory does not grow with the scene) and their
     CRS, transform and nodata travel in the file."""
     from cosmic.io.container import ContainerWriter, bits_per_pixel
+    from cosmic.io.limits import check_scene
     from cosmic.io.raster import is_geotiff, parse_bands, parse_scale
     from cosmic.onboard.scene import encode_tiles, iter_tiles, iter_windows, scene_header
     from cosmic.zoo import load_onboard
@@ -138,6 +139,7 @@ def compress(
             if names and not quiet:
                 _note(f"{input.name}: derived {', '.join(names)} from the GeoTIFF")
         tiles = iter_windows(source.read, w, h, tile)
+    check_scene(w, h, str(input))
     codec, name = load_onboard(model or _quality_model(quality))
     header = scene_header(codec, name, w, h, tile, channels, metadata.to_dict(), georef)
     t0 = time.perf_counter()

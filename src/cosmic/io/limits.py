@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from cosmic.errors import BitstreamError, InputError
 
-__all__ = ["MAX_MEMORY_PIXELS", "MAX_ROW_BYTES", "check_memory_image", "check_row"]
+__all__ = ["MAX_MEMORY_PIXELS", "MAX_ROW_BYTES", "check_memory_image", "check_row", "check_scene"]
 
 MAX_MEMORY_PIXELS = 20000 * 20000
 MAX_ROW_BYTES = 512 << 20
@@ -40,3 +40,11 @@ def check_row(width: int, tile: int, what: str) -> None:
     if need > MAX_ROW_BYTES:
         raise BitstreamError(f"{what}: one row of {tile}-px tiles of a {width}-px wide image needs "
                              f"{need >> 20} MiB, more than the {MAX_ROW_BYTES >> 20} MiB limit")
+
+
+def check_scene(width: int, height: int, what: str) -> None:
+    """Refuse an input scene whose sides a ``.cosmic`` file cannot hold (before coding it)."""
+    from cosmic.io.container import MAX_SIDE
+
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+        raise InputError(f"{what}: a {width}x{height} image; sides must be 1..{MAX_SIDE} px")
