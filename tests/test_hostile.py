@@ -229,3 +229,15 @@ def test_input_wider_than_a_bitstream_holds_is_refused(cli, one_line_error, tmp_
     assert code == 2
     one_line_error(code, err, "sides must be")
     assert not out.exists()
+
+
+def test_quality_field_that_does_not_fit_the_model_is_a_bitstream_error(tiny_model, coded):
+    c = Container(coded)
+    h = c.header
+    h.quality = 2.0  # a version-2 header for the tiny fixed-rate model
+    blob = h.pack()
+    head = struct.pack("<HI", h.format_version, len(blob)) + blob
+    rest = coded.read_bytes()[c.payload_start - 4 - len(c.entries) * 8 :]
+    coded.write_bytes(MAGIC + head + struct.pack("<I", zlib.crc32(head)) + rest)
+    with pytest.raises(BitstreamError, match="header field 'quality'"):
+        decode_scene(tiny_model, read_container(coded), conceal=True)

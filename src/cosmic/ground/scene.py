@@ -44,6 +44,10 @@ def check_model(model, container: Container) -> None:
     expected = h.tile // model.onboard.downsampling_factor
     if tuple(h.latent) != (expected, expected):
         raise BitstreamError(f"{container.path.name}: latent shape {h.latent} does not fit tile {h.tile}")
+    span = model.onboard.quality_range
+    if (h.quality is None) != (span is None) or (span and not span[0] <= h.quality <= span[1]):
+        raise BitstreamError(f"{container.path.name}: header field 'quality' = {h.quality} does not fit "
+                             f"model '{model.name}' (qualities {span or 'none: one rate'})")
 
 
 def _decode_batch(model, payloads: list[bytes], shape, z0_fn, indices: list[int],
