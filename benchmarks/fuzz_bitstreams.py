@@ -99,9 +99,8 @@ class Watchdog:
         line = self.proc.stdout.readline() if ready else None
         if line:
             return json.loads(line)
-        hung = self.proc.poll() is None
         self.close()
-        return "hang" if hung else "crash"
+        return "hang" if line is None else "crash"  # no answer in time / the worker died
 
     def close(self) -> None:
         if self.proc is not None:
