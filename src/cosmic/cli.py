@@ -1,7 +1,8 @@
 """The ``cosmic`` command line (typer).
 
 Every failure the user can cause ends in one line on stderr and a non-zero exit status:
-2 bad input, 3 bad bitstream, 4 bad model, 70 internal error (set COSMIC_DEBUG=1 for the traceback).
+2 bad input, 3 bad bitstream, 4 bad model, 70 internal error (set COSMIC_DEBUG=1 for the traceback);
+130 interrupted, 143 terminated (SIGTERM), with the partial output removed in both cases.
 """
 
 from __future__ import annotations
@@ -748,7 +749,8 @@ def _on_sigterm():
 
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    return signal.SIG_DFL if previous is None else previous  # None: a handler set outside Python
 
 
 def _restore_sigterm(previous) -> None:
