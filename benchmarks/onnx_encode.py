@@ -84,7 +84,8 @@ def main() -> None:
             differ.append(f"tile {total} ({source}): {'z' if a[1] != b[1] else 'y'} string differs")
         total += 1
     print(f"{name}: {total} tiles of 256 px, {len(differ)} bitstreams differ between ONNX Runtime and PyTorch")
-    print("\n".join(differ))
+    for line in differ:
+        print(line)
     print("| encoder | median ms/tile | mean ms/tile |")
     print("|---|---:|---:|")
     for key, ts in times.items():
