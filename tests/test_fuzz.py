@@ -1,5 +1,5 @@
-"""A fixed-seed 30-case run of benchmarks/fuzz_bitstreams.py: every mutation kind, each case decoded twice
-in a watchdog worker; no crash, hang, internal error or non-deterministic outcome."""
+"""A fixed-seed 30-case run of benchmarks/fuzz_bitstreams.py: every mutation kind, each case
+decoded twice in a watchdog worker; no crash, hang, internal error or non-deterministic outcome."""
 
 from __future__ import annotations
 
