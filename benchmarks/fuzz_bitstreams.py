@@ -110,6 +110,7 @@ class Watchdog:
 
 
 def classify(result) -> str:
+    """One of :data:`OUTCOMES` for a watchdog result (two decodes, or "crash" / "hang")."""
     if isinstance(result, str):
         return result
     (code, digest, err), second = result
@@ -139,17 +140,20 @@ class Layout:
 
 
 def _with_header(lay: Layout, blob: bytes) -> bytes:
+    """The base file with header body ``blob`` and a valid header CRC."""
     head = struct.pack("<HI", lay.header.format_version, len(blob)) + blob
     return lay.data[:8] + head + struct.pack("<I", zlib.crc32(head)) + lay.data[lay.table_at:]
 
 
 def _with_table(lay: Layout, entries: list[tuple[int, int]], data: bytes | None = None) -> bytes:
+    """``data`` (default: the base file) with tile table ``entries`` and a valid table CRC."""
     data = lay.data if data is None else data
     table = b"".join(struct.pack("<II", n, c) for n, c in entries)
     return data[: lay.table_at] + table + struct.pack("<I", zlib.crc32(table)) + data[lay.payload_at:]
 
 
 def _random_json(rng, depth: int = 0):
+    """A random JSON value: wrong types, huge numbers, control characters, deep nesting."""
     kind = int(rng.integers(0, 7 if depth < 40 else 5))
     simple = [None, True, float(rng.normal() * 10 ** rng.integers(0, 12)), "x\n\x1b[31m",
               int(rng.integers(-(2**40), 2**40))]
@@ -163,6 +167,7 @@ def _random_json(rng, depth: int = 0):
 
 
 def _extension(lay: Layout, rng) -> bytes:
+    """The header with a forged JSON extension block."""
     import copy
 
     h = copy.copy(lay.header)
@@ -174,6 +179,7 @@ def _extension(lay: Layout, rng) -> bytes:
 
 
 def _regrid(lay: Layout, rng) -> bytes:
+    """The header with another width, height or tile size (tile table and payloads kept)."""
     import copy
 
     h = copy.copy(lay.header)
@@ -187,6 +193,7 @@ def _regrid(lay: Layout, rng) -> bytes:
 
 
 def mutate(kind: str, lay: Layout, rng) -> bytes:
+    """The base file damaged by one mutation of ``kind``."""
     data, n = bytearray(lay.data), len(lay.data)
     at = int(rng.integers(0, n))
     if kind == "bitflip":
@@ -207,6 +214,7 @@ def mutate(kind: str, lay: Layout, rng) -> bytes:
 
 
 def _structured(kind: str, lay: Layout, rng) -> bytes:
+    """Mutations of one structure with its CRC recomputed (a forger's, or an unlucky, damage)."""
     if kind == "header":
         blob = bytearray(lay.data[14 : lay.head_end])
         for i in rng.integers(0, len(blob), int(rng.integers(1, 4))):
@@ -232,6 +240,7 @@ def _structured(kind: str, lay: Layout, rng) -> bytes:
 
 # -- the run ----------------------------------------------------------------------------------
 def base_file(model: str, folder: Path) -> Path:
+    """A 300 x 520 test image (2 x 3 tiles, with metadata) coded by ``model``."""
     sys.path.insert(0, str(ROOT / "tests"))
     from helpers import golden_image
 
@@ -265,6 +274,7 @@ def run(n: int, seed: int, model: str, timeout: float) -> dict[str, dict[str, in
 
 
 def format_table(table: dict[str, dict[str, int]]) -> str:
+    """A markdown table of outcomes per kind, with a total row."""
     rows = ["| kind | cases | " + " | ".join(OUTCOMES) + " |", "|---" * (len(OUTCOMES) + 2) + "|"]
     totals = dict.fromkeys(OUTCOMES, 0)
     for kind, counts in table.items():

@@ -49,6 +49,7 @@ def tiles(n: int, size: int = 256):
 
 
 def timed(fn):
+    """(fn(), seconds it took)."""
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0

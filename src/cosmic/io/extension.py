@@ -34,6 +34,7 @@ _NODATA_WORDS = ("nan", "inf", "-inf")
 
 
 def _fault(field: str, why: str) -> BitstreamError:
+    """The error for a bad header field (named as ``georef.crs``, ``metadata.gsd``, ...)."""
     return BitstreamError(f"malformed header: header field '{field}': {why}")
 
 
@@ -82,10 +83,12 @@ def parse_extension(raw: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
 
 
 def _no_constant(name: str):
+    """Refuse NaN / Infinity, which Python's json accepts but JSON does not have."""
     raise ValueError(f"{name} is not JSON")
 
 
 def _metadata(d: Any) -> dict[str, Any]:
+    """The sensor metadata block, checked with :meth:`SensorMetadata.from_dict` (strict)."""
     from cosmic.metadata import SensorMetadata
 
     if d is None:
@@ -100,6 +103,7 @@ def _metadata(d: Any) -> dict[str, Any]:
 
 
 def _georef(g: Any) -> dict[str, Any]:
+    """The georeferencing block: CRS string, affine transform, nodata, source coding."""
     if not isinstance(g, dict):
         raise _fault("georef", f"expected an object, got {type(g).__name__}")
     unknown = sorted(set(g) - {"crs", "transform", "nodata", "source"})
@@ -121,6 +125,7 @@ def _georef(g: Any) -> dict[str, Any]:
 
 
 def _source(s: Any) -> None:
+    """The band / scaling choice recorded beside the georeferencing."""
     if not isinstance(s, dict):
         raise _fault("georef.source", f"expected an object, got {type(s).__name__}")
     unknown = sorted(set(s) - {"bands", "source_dtype", "scale"})
@@ -140,8 +145,10 @@ def _source(s: Any) -> None:
 
 
 def _finite(v: Any) -> bool:
+    """A finite JSON number (not a bool)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _int(v: Any, lo: int, hi: int) -> bool:
+    """A JSON integer (not a bool) in ``lo..hi``."""
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi

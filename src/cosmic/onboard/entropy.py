@@ -46,6 +46,7 @@ class CheckedDecoder:
         self.name = getattr(coder, "name", "ans")
 
     def encode_with_indexes(self, *args, **kwargs):
+        """Encoding is unchanged: CompressAI's encoder."""
         return self.coder.encode_with_indexes(*args, **kwargs)
 
     def decode_with_indexes(self, string, indexes, cdfs, cdf_lengths, offsets):

@@ -113,4 +113,5 @@ class OnnxEncoder:
         return torch.from_numpy(y), torch.from_numpy(z)
 
     def compress(self, x: torch.Tensor, quality=None) -> dict:
+        """``{"strings": [y, z], "shape": z_hw}`` for a batch of tiles, as ``codec.compress``."""
         return entropy_code(self.codec, *self.analysis(x, quality))
