@@ -1,7 +1,8 @@
 """The ``cosmic`` command line (typer).
 
 Every failure the user can cause ends in one line on stderr and a non-zero exit status:
-2 bad input, 3 bad bitstream, 4 bad model, 70 internal error (set COSMIC_DEBUG=1 for the traceback).
+2 bad input, 3 bad bitstream, 4 bad model, 70 internal error (set COSMIC_DEBUG=1 for the traceback);
+130 interrupted, 143 terminated (SIGTERM), with the partial output removed in both cases.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ train_app = typer.Typer(no_args_is_help=True, help="Train models.")
 app.add_typer(train_app, name="train")
 data_app = typer.Typer(no_args_is_help=True, help="Build evaluation data sets.")
 app.add_typer(data_app, name="data")
+export_app = typer.Typer(no_args_is_help=True, help="Export the on-board encoder for embedded runtimes.")
+app.add_typer(export_app, name="export")
 
 
 def _version(value: bool) -> None:
@@ -61,7 +64,7 @@ def _threads(n: int) -> None:
 
 
 def _note(msg: str) -> None:
-    typer.echo(f"note: {msg}", err=True)
+    typer.echo(f"note: {_clean(msg)}", err=True)
 
 
 def _check_output(path: Path, source: Path | None = None) -> None:
@@ -162,13 +165,13 @@ def decompress(
     fmt = output_format(output, fmt, jpeg_quality)
     if steps < 0:
         raise InputError(f"--steps {steps}: must be 0 or more")
-    container = read_container(input)
+    container = read_container(input, partial=conceal)  # --conceal: a cut-off file keeps its whole tiles
     pipe = DecodePipeline.for_container(container, model)
     t0 = time.perf_counter()
     bad = pipe.write(container, output, fmt, jpeg_quality, steps=steps, seed=seed, conceal=conceal,
                      deblock=deblock, progress=not quiet)
     for err in bad:
-        typer.echo(f"warning: {err} - concealed", err=True)
+        typer.echo(f"warning: {_clean(err)} - concealed", err=True)
     if not quiet:
         h = container.header
         typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
@@ -224,11 +227,11 @@ def info(
     lengths = d["tile_bytes"]
     typer.echo(f"{input}: COSMIC format v{c.version}, {c.file_size} bytes, {c.bpp:.4f} bpp")
     quality = f", quality {h.quality:g}" if h.quality is not None else ""
-    typer.echo(f"  model     {h.model} (on-board sha256 {h.model_sha256[:16]}...){quality}")
+    typer.echo(f"  model     {_clean(h.model)} (on-board sha256 {h.model_sha256[:16]}...){quality}")
     typer.echo(f"  image     {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
     typer.echo(f"  tiles     {h.rows}x{h.cols} of {h.tile}px, {min(lengths)}..{max(lengths)} bytes each")
     typer.echo(f"  metadata  {json.dumps(h.metadata) if h.metadata else '(none)'}")
-    typer.echo(f"  georef    {_describe_georef(h.georef)}")
+    typer.echo(f"  georef    {_clean(_describe_georef(h.georef))}")
     typer.echo(f"  integrity {'all tiles OK' if not bad else '; '.join(bad)}")
     if bad:
         raise typer.Exit(3)
@@ -394,6 +397,25 @@ def models() -> None:
             continue
         stage2 = " + stage 2" if (model_path(name) / "diffusion" / "config.json").is_file() else ""
         typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}{stage2}")
+
+
+@export_app.command("onnx")
+def export_onnx_cmd(
+    model: str = typer.Argument(..., help="shipped model name or model directory"),
+    output: Path = typer.Option(..., "-o", "--output", help="the .onnx file to write"),
+    tile: int = typer.Option(256, help="tile size in pixels the graph takes (multiple of 64)"),
+) -> None:
+    """Export E + h_a (+ colour shortcut, colour transform, gain units) as ONNX: the network a
+    satellite's embedded runtime runs; the rANS coding stays in CompressAI's coder."""
+    from cosmic.onboard.export import export_onnx
+    from cosmic.zoo import load_onboard
+
+    _check_output(output)
+    codec, name = load_onboard(model)
+    export_onnx(codec, output, tile)
+    inputs = "x, quality" if codec.quality_range else "x"
+    typer.echo(f"{output}: {name} on-board analysis ({inputs} -> y, z) for {tile}-px tiles, "
+               f"{output.stat().st_size} bytes")
 
 
 @data_app.command("tiles")
@@ -574,7 +596,7 @@ def _usage_error(exc) -> int:
     hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
     message = " ".join(exc.format_message().split())
     if message:  # empty after the help of a bare `cosmic` / `cosmic train`
-        typer.echo(f"cosmic: error: {message}{hint}", err=True)
+        typer.echo(f"cosmic: error: {_clean(message)}{hint}", err=True)
     return exc.exit_code
 
 
@@ -583,25 +605,30 @@ def _internal_error(exc: Exception) -> int:
         raise exc
     from cosmic.errors import first_line
 
-    typer.echo(f"cosmic: internal error: {type(exc).__name__}: {first_line(exc, 300)} (COSMIC_DEBUG=1 shows more)",
-               err=True)
+    typer.echo(f"cosmic: internal error: {type(exc).__name__}: {_clean(first_line(exc, 300))} "
+               "(COSMIC_DEBUG=1 shows more)", err=True)
     return 70
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point; ``argv`` (without the program name) defaults to ``sys.argv[1:]``. Exit
-    statuses: 2 usage or input, 3 bitstream, 4 model, 70 internal error, 130 interrupted."""
+    statuses: 2 usage or input, 3 bitstream, 4 model, 70 internal error, 130 interrupted, 143
+    terminated (SIGTERM; partial outputs are removed as on Ctrl-C)."""
     import warnings
 
     # compressai's import-time torch.jit.script notice is noise for a command-line user.
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)
+    previous = _on_sigterm()
     try:
         rc = app(args=argv, prog_name="cosmic", standalone_mode=False)
     except CosmicError as exc:
-        typer.echo(f"cosmic: error: {exc}", err=True)
+        typer.echo(f"cosmic: error: {_clean(exc)}", err=True)
         rc = exc.exit_code
+    except Terminated:
+        typer.echo("cosmic: terminated", err=True)
+        rc = 143
     except KeyboardInterrupt:
         typer.echo("cosmic: interrupted", err=True)
         rc = 130
@@ -611,8 +638,43 @@ def main(argv: list[str] | None = None) -> None:
         rc = 1
     except Exception as exc:  # never a traceback for the user
         rc = _usage_error(exc) if isinstance(exc, _click_exception()) else _internal_error(exc)
+    finally:
+        _restore_sigterm(previous)
     if isinstance(rc, int) and rc:
         sys.exit(rc)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C so that every writer's cleanup removes its ``*.partial``."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` (main thread only); returns the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    return signal.SIG_DFL if previous is None else previous  # None: a handler set outside Python
+
+
+def _restore_sigterm(previous) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _clean(message) -> str:
+    """A message made safe for one terminal line (see :func:`cosmic.errors.sanitize`)."""
+    from cosmic.errors import sanitize
+
+    return sanitize(str(message))
 
 
 if __name__ == "__main__":

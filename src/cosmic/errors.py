@@ -12,6 +12,14 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
+def sanitize(text: str, limit: int = 1000) -> str:
+    """``text`` made safe for one terminal line: every non-printable character (newlines, tabs,
+    ANSI escape sequences, other C0/C1 controls, Unicode line separators) is written as a Python
+    escape (``\\n``, ``\\x1b``, ``\\u2028``), and the result is cut to ``limit`` characters."""
+    out = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
 class CosmicError(Exception):
     """Base class: the message is meant for the user, on one line."""
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from cosmic.errors import InputError
 
-__all__ = ["SensorMetadata", "MetadataWarning", "load_sidecar", "sidecar_for"]
+__all__ = ["SensorMetadata", "MetadataWarning", "BITSTREAM_KEYS", "load_sidecar", "sidecar_for"]
 
 
 class MetadataWarning(UserWarning):
@@ -72,23 +72,19 @@ class SensorMetadata:
 
     # -- parsing ------------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "metadata") -> "SensorMetadata":
-        """Parse an fMoW-style dict; raises :class:`InputError` on an invalid value."""
+    def from_dict(cls, d: dict[str, Any], source: str = "metadata", strict: bool = False) -> "SensorMetadata":
+        """Parse an fMoW-style dict; raises :class:`InputError` on an invalid value (its
+        ``field`` attribute names the key). ``strict`` (a bitstream's metadata): only the keys
+        in :data:`BITSTREAM_KEYS`, anything else is an error rather than a warning."""
         if not isinstance(d, dict):
             raise InputError(f"{source}: expected a JSON object, got {type(d).__name__}")
         values: dict[str, Any] = {}
         for key, raw in d.items():
-            if key in _NUMERIC:
-                attr, (lo, hi) = _NUMERIC[key]
-                values[attr] = _number(raw, key, lo, hi, source)
-            elif key == "utm":
-                values.update(_utm(raw, source))
-            elif key == "timestamp":
-                values["timestamp"] = _timestamp(raw, source)
-            elif key in _IGNORED or key.startswith("_") or key.endswith("_note"):
-                continue
-            else:
-                warnings.warn(f"{source}: unknown metadata key '{key}' ignored", MetadataWarning, stacklevel=2)
+            try:
+                values.update(_parse_field(key, raw, source, strict))
+            except InputError as exc:
+                exc.field = key
+                raise
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +105,26 @@ class SensorMetadata:
 
     def replace(self, **changes: Any) -> "SensorMetadata":
         return SensorMetadata(**{**asdict(self), **changes})
+
+
+#: the keys :meth:`SensorMetadata.to_dict` writes, the only ones a bitstream may carry
+BITSTREAM_KEYS = frozenset({"utm", "timestamp", *_NUMERIC})
+
+
+def _parse_field(key: str, raw: Any, source: str, strict: bool) -> dict[str, Any]:
+    """``{attribute: value}`` for one metadata key (empty for an ignored key)."""
+    if key in _NUMERIC:
+        attr, (lo, hi) = _NUMERIC[key]
+        return {attr: _number(raw, key, lo, hi, source)}
+    if key == "utm":
+        return _utm(raw, source)
+    if key == "timestamp":
+        return {"timestamp": _timestamp(raw, source)}
+    if strict:
+        raise InputError(f"{source}: unknown metadata key")
+    if not (key in _IGNORED or key.startswith("_") or key.endswith("_note")):
+        warnings.warn(f"{source}: unknown metadata key '{key}' ignored", MetadataWarning, stacklevel=4)
+    return {}
 
 
 def _number(raw: Any, key: str, lo: float, hi: float, source: str) -> float | None:

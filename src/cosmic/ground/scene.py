@@ -19,11 +19,12 @@ from tqdm import tqdm
 from cosmic.errors import BitstreamError, EntropyDecodeError
 from cosmic.ground.deblock import DEFAULT_WIDTH, smooth_border
 from cosmic.io.container import Container, TileError, split_payload
+from cosmic.io.limits import MAX_MEMORY_PIXELS, check_row
 
 __all__ = ["DecodedScene", "decode_scene", "decode_rows", "check_model", "MAX_DECODE_PIXELS"]
 
-#: in-memory decoding limit (3 GiB of RGB); larger scenes need windowed output
-MAX_DECODE_PIXELS = 1 << 30
+#: in-memory decoding limit (the size policy of cosmic.io.limits); larger scenes need windowed output
+MAX_DECODE_PIXELS = MAX_MEMORY_PIXELS
 
 
 @dataclass
@@ -42,20 +43,13 @@ def check_model(model, container: Container) -> None:
             f"{h.model_sha256[:12]}), not by the loaded model '{model.name}' "
             f"({loaded[:12]}); decode it with the model that coded it"
         )
-    _check_quality(model.onboard.quality_range, container)
     expected = h.tile // model.onboard.downsampling_factor
     if tuple(h.latent) != (expected, expected):
         raise BitstreamError(f"{container.path.name}: latent shape {h.latent} does not fit tile {h.tile}")
-
-
-def _check_quality(quality_range, container: Container) -> None:
-    """A variable-rate model's file must record a quality in its range; a fixed-rate one's none."""
-    q, name = container.header.quality, container.path.name
-    if quality_range is None and q is not None:
-        raise BitstreamError(f"{name} records quality {q}, but its model codes one rate")
-    if quality_range is not None and (q is None or not quality_range[0] <= q <= quality_range[1]):
-        raise BitstreamError(f"{name}: quality {q} is outside its model's range "
-                             f"{quality_range[0]:g}..{quality_range[1]:g}")
+    span = model.onboard.quality_range
+    if (h.quality is None) != (span is None) or (span and not span[0] <= h.quality <= span[1]):
+        raise BitstreamError(f"{container.path.name}: header field 'quality' = {h.quality} does not fit "
+                             f"model '{model.name}' (qualities {span or 'none: one rate'})")
 
 
 def _decode_batch(model, payloads: list[bytes], header, indices: list[int], compensation=None) -> np.ndarray:
@@ -143,6 +137,7 @@ def decode_rows(model, container: Container, conceal: bool = False, batch_size: 
     filter (:mod:`cosmic.ground.deblock`).
     """
     check_model(model, container)
+    check_row(container.header.width, container.header.tile, container.path.name)
     model.eval()
     h = container.header
     bad = [] if bad is None else bad

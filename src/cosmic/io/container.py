@@ -22,7 +22,10 @@ they make the reported figure slightly pessimistic, never optimistic).
 Reading validates everything before allocating anything sized by the header: the tile table must
 fit in the file, and the tile lengths must add up to the bytes present. A tile whose CRC fails is
 reported by index and position; :meth:`Container.tile_payload` raises for that tile only, so a
-caller can conceal it and decode the rest.
+caller can conceal it and decode the rest. A file cut short inside its payloads is refused, or,
+opened with ``partial=True`` (``decompress --conceal``), read as far as it goes: every complete
+tile is intact, the others raise :class:`TileError`. A file cut inside its header or tile table
+is always refused (the tile boundaries are unknown).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cosmic.errors import BitstreamError
+from cosmic.io.extension import parse_extension
 
 MAGIC = b"\x89COSMIC\n"
 FORMAT_VERSION = 2  # the newest this module reads; a fixed-rate file is still written as version 1
@@ -140,15 +144,13 @@ class Header:
             at += 4
             if at + ext_len != len(raw):
                 raise ValueError("extension length")
-            ext = json.loads(raw[at:].decode("utf-8")) if ext_len else {}
-            if not isinstance(ext, dict):
-                raise ValueError("extension block")
-        except (struct.error, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        except (struct.error, UnicodeDecodeError, ValueError) as exc:
             raise BitstreamError(f"malformed header ({exc})") from None
+        metadata, georef = parse_extension(raw[at:])
         header = cls(
             model=name, model_sha256=digest.hex(), width=width, height=height, tile=tile,
             latent=(lh, lw), channels=channels, bit_depth=bit_depth,
-            metadata=dict(ext.get("metadata") or {}), georef=ext.get("georef"), quality=quality,
+            metadata=metadata, georef=georef, quality=quality,
         )
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
             raise BitstreamError(f"header declares a {width}x{height} image; sides must be 1..{MAX_SIDE}")
@@ -253,8 +255,10 @@ class Container:
     """A validated, opened ``.cosmic`` file, from a path (tile payloads are then read lazily from
     disk), from bytes, or from a binary file object (read whole)."""
 
-    def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview | BinaryIO):
+    def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview | BinaryIO,
+                 partial: bool = False):
         self._data: bytes | None = None
+        self.partial = partial
         if isinstance(source, (bytes, bytearray, memoryview)):
             self.path, self._data = Path("<bytes>"), bytes(source)
         elif hasattr(source, "read"):
@@ -320,8 +324,10 @@ class Container:
         self.payload_start = fh.tell()
         total = sum(length for length, _ in self.entries)
         present = self.file_size - self.payload_start
-        if total > present:
-            raise BitstreamError(f"{name}: truncated: tiles need {total} bytes, {present} present")
+        self.missing_bytes = max(0, total - present)
+        if self.missing_bytes and not self.partial:
+            raise BitstreamError(f"{name}: truncated: tiles need {total} bytes, {present} present "
+                                 "(--conceal decodes the complete tiles)")
         if total < present:
             raise BitstreamError(f"{name}: {present - total} unexpected trailing bytes")
         self.offsets = []
@@ -341,7 +347,7 @@ class Container:
             payload = fh.read(length)
         row, col = self.tile_position(index)
         if len(payload) != length:
-            raise TileError(index, row, col, "truncated payload")
+            raise TileError(index, row, col, f"truncated payload ({len(payload)} of {length} bytes present)")
         if zlib.crc32(payload) != crc:
             raise TileError(index, row, col, "CRC mismatch (corrupt data)")
         return payload
@@ -351,9 +357,11 @@ class Container:
         return bits_per_pixel(self.file_size, self.header.width, self.header.height)
 
 
-def read_container(source: str | os.PathLike | bytes | BinaryIO) -> Container:
-    """Open and validate a ``.cosmic`` file given as a path, bytes or a binary file object."""
-    return Container(source)
+def read_container(source: str | os.PathLike | bytes | BinaryIO, partial: bool = False) -> Container:
+    """Open and validate a ``.cosmic`` file given as a path, bytes or a binary file object.
+    ``partial``: accept a file cut short inside its payloads (a downlink that lost the tail); the
+    tiles not wholly present then raise :class:`TileError`."""
+    return Container(source, partial)
 
 
 def bits_per_pixel(file_bytes: int, width: int, height: int) -> float:

@@ -14,13 +14,15 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cosmic.errors import InputError, first_line
+from cosmic.io.limits import MAX_MEMORY_PIXELS, check_memory_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 __all__ = ["LoadedImage", "load_rgb", "save_image", "list_images", "IMAGE_SUFFIXES"]
 
-# A decompression bomb guard well above any real scene we accept (20000 x 20000 x 3).
-Image.MAX_IMAGE_PIXELS = 40000 * 40000
+# The decompression-bomb guard is the size policy of cosmic.io.limits (20000 x 20000): an image
+# over it is refused from its header, before a pixel is decoded.
+Image.MAX_IMAGE_PIXELS = MAX_MEMORY_PIXELS
 
 
 @dataclass
@@ -49,10 +51,23 @@ def load_rgb(path: str | os.PathLike) -> LoadedImage:
                 return _to_rgb(path, im, mode)
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        check_memory_image(*_declared_size(path), str(path))
+        raise InputError(f"{path}: image larger than {MAX_MEMORY_PIXELS} px") from None
+    except UnidentifiedImageError as exc:
         raise InputError(f"{path}: not a readable image ({first_line(exc)})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: broken or truncated image ({first_line(exc)})") from None
+
+
+def _declared_size(path: Path) -> tuple[int, int]:
+    """The size an image file declares, read from its header with Pillow's limit lifted."""
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as im:
+            return im.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def _to_rgb(path: Path, im: Image.Image, mode: str) -> LoadedImage:
@@ -108,6 +123,7 @@ def save_image(pixels: np.ndarray, path: str | os.PathLike, channels: int = 3,
         raise InputError(f"{path}: unknown output format {suffix or '(none)'}; use .png, .tif, ...")
     if not path.parent.exists():
         raise InputError(f"{path.parent}: output directory does not exist")
+    check_memory_image(pixels.shape[1], pixels.shape[0], str(path))
     im = Image.fromarray(pixels, "RGB")
     if channels == 1:
         im = im.convert("L")

@@ -12,7 +12,8 @@ The model takes 8-bit RGB. For anything else the choice is explicit and recorded
 - ``scale``: how non-8-bit samples map to 0..255 - ``(low, high)`` linearly, or ``"auto"``, a
   per-band 2nd-98th percentile stretch measured on a decimated read (the recipe used for the
   shared Landsat PNGs). Pixels equal to nodata in every band (0 when the file declares no
-  nodata: the usual fill of satellite products) are left out of the percentiles. Refused when
+  nodata: the usual fill of satellite products) are left out of the percentiles, and so are NaN
+  and infinite samples of a float file (said in one note); those are coded as 0. Refused when
   missing for a non-8-bit input rather than guessed.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from cosmic.errors import InputError, first_line
+from cosmic.errors import BitstreamError, InputError, first_line
 
 __all__ = [
     "GEOTIFF_SUFFIXES", "RasterSource", "is_georeferenced", "GeoTiffWriter", "parse_bands", "parse_scale", "is_geotiff",
@@ -159,7 +160,10 @@ class RasterSource:
                 "--scale LOW,HIGH or --scale auto"
             )
         elif scale == "auto":
-            per_band = _auto_stretch(ds, bands)
+            per_band, nonfinite = _auto_stretch(ds, bands)
+            if nonfinite:
+                notes.append(f"{nonfinite:.2%} of the sampled values are NaN or infinite: treated as "
+                             "nodata (left out of the stretch, coded as 0)")
             notes.append("scaled to 8 bits by a 2-98% stretch per band: " + ", ".join(
                 f"band {b} {lo:g}..{hi:g}" for b, (lo, hi) in zip(bands, per_band)))
         else:
@@ -195,6 +199,7 @@ class RasterSource:
             out = np.empty(data.shape, dtype=np.uint8)
             for i, (lo, hi) in enumerate(self.scale):
                 band = (data[i].astype(np.float32) - lo) * (255.0 / (hi - lo))
+                band[~np.isfinite(band)] = 0.0  # NaN / inf: nodata, coded as 0
                 out[i] = np.clip(np.rint(band), 0, 255).astype(np.uint8)
             data = out
         if data.shape[0] == 1:
@@ -222,8 +227,9 @@ def _crs_text(crs) -> str | None:
     return f"EPSG:{epsg}" if epsg else crs.to_wkt()
 
 
-def _auto_stretch(ds, bands: list[int], side: int = 1024) -> list[tuple[float, float]]:
-    """2nd and 98th percentile of each band on a read decimated to at most ``side`` px."""
+def _auto_stretch(ds, bands: list[int], side: int = 1024) -> tuple[list[tuple[float, float]], float]:
+    """2nd and 98th percentile of each band on a read decimated to at most ``side`` px, and the
+    fraction of the samples read that are NaN or infinite (left out, like nodata)."""
     f = max(1, int(np.ceil(max(ds.width, ds.height) / side)))
     shape = (len(bands), max(1, ds.height // f), max(1, ds.width // f))
     from rasterio.enums import Resampling
@@ -231,14 +237,37 @@ def _auto_stretch(ds, bands: list[int], side: int = 1024) -> list[tuple[float, f
     data = ds.read(bands, out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
     fill = ds.nodata if ds.nodata is not None else 0.0
     valid = ~(data == fill).all(axis=0)
+    finite = np.isfinite(data)
     out = []
     for b in range(len(bands)):
-        v = data[b][valid]
+        v = data[b][valid & finite[b]]
         if v.size == 0:
             raise InputError(f"{ds.name}: band {bands[b]} has no valid samples to scale")
         lo, hi = np.percentile(v, [2, 98])
         out.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
-    return out
+    return out, float(1.0 - finite.mean())
+
+
+def _georef_profile(georef: dict[str, Any]) -> dict[str, Any]:
+    """rasterio profile entries (crs, transform, nodata) for a bitstream's georef block; a CRS
+    or transform that GDAL cannot use is a :class:`BitstreamError` naming the field."""
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
+
+    profile: dict[str, Any] = {}
+    for key, build in (("crs", CRS.from_user_input), ("transform", lambda t: Affine(*t))):
+        if georef.get(key):
+            try:
+                profile[key] = build(georef[key])
+            except Exception as exc:
+                raise BitstreamError(f"header field 'georef.{key}': not usable ({first_line(exc, 120)})") from None
+    try:
+        nodata = None if georef.get("nodata") is None else float(georef["nodata"])
+    except (TypeError, ValueError):
+        raise BitstreamError("header field 'georef.nodata': not a number") from None
+    if nodata is not None and 0 <= nodata <= 255:  # a 16-bit source's nodata does not exist in 8-bit
+        profile["nodata"] = nodata
+    return profile
 
 
 class GeoTiffWriter:
@@ -248,8 +277,6 @@ class GeoTiffWriter:
     def __init__(self, path: str | os.PathLike, width: int, height: int, channels: int = 3,
                  georef: dict[str, Any] | None = None, block: int = 256):
         import rasterio
-        from rasterio.crs import CRS
-        from rasterio.transform import Affine
 
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.partial")
@@ -261,16 +288,7 @@ class GeoTiffWriter:
         }
         if channels == 3:
             profile["photometric"] = "RGB"
-        if georef:
-            if georef.get("crs"):
-                profile["crs"] = CRS.from_user_input(georef["crs"])
-            if georef.get("transform"):
-                profile["transform"] = Affine(*georef["transform"])
-            nodata = georef.get("nodata")
-            if nodata is not None:
-                nodata = float(nodata)
-                if 0 <= nodata <= 255:  # a 16-bit source's nodata does not exist in 8-bit output
-                    profile["nodata"] = nodata
+        profile.update(_georef_profile(georef or {}))
         self._env = _env()
         self._env.__enter__()
         try:

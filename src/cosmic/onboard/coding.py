@@ -26,6 +26,7 @@ from compressai.models.base import get_scale_table
 from torch import nn
 
 from cosmic.errors import EntropyDecodeError
+from cosmic.onboard.entropy import guard_entropy_coders
 from cosmic.utils.pretrained import ConfigMixin, weights_digest
 
 __all__ = ["HyperpriorCodec"]
@@ -146,7 +147,10 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
     @torch.no_grad()
     def decompress(self, strings, shape) -> dict:
         """Decode rANS strings back to the quantised latent ``y_hat`` (float32). The rANS
-        decoder's own failures are raised as :class:`~cosmic.errors.EntropyDecodeError`."""
+        decoder's own failures are raised as :class:`~cosmic.errors.EntropyDecodeError`; the
+        decoders are bounds-checked (:func:`~cosmic.onboard.entropy.guard_entropy_coders`), so a
+        corrupt string gives the same answer every time."""
+        guard_entropy_coders(self)
         y_strings, z_strings = strings
         try:
             z_hat = self.entropy_bottleneck.decompress(z_strings, shape)

@@ -122,13 +122,17 @@ def open_scene(source: str | os.PathLike | np.ndarray, metadata: SensorMetadata 
     ``metadata`` (else ``meta``, a sidecar JSON, else the sidecar beside the image) is the
     sensor metadata; ``bands`` / ``scale`` choose and map a TIFF's bands (see
     :mod:`cosmic.io.raster`); ``derive`` fills missing metadata from a GeoTIFF's georeferencing."""
+    from cosmic.io.limits import check_scene
+
     if isinstance(source, np.ndarray):
-        return _array_scene(source, "array", metadata or SensorMetadata())
-    path = Path(source)
-    notes: list[str] = []
-    if metadata is None:
-        metadata, notes = read_metadata(path, meta)
-    raster = _open_raster(path, bands, scale)
-    scene = _image_scene(path, metadata) if raster is None else _raster_scene(raster, metadata, derive)
-    scene.notes[:0] = notes
+        scene = _array_scene(source, "array", metadata or SensorMetadata())
+    else:
+        path = Path(source)
+        notes: list[str] = []
+        if metadata is None:
+            metadata, notes = read_metadata(path, meta)
+        raster = _open_raster(path, bands, scale)
+        scene = _image_scene(path, metadata) if raster is None else _raster_scene(raster, metadata, derive)
+        scene.notes[:0] = notes
+    check_scene(scene.width, scene.height, scene.name)  # sides a .cosmic file can hold
     return scene

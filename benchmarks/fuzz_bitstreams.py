@@ -1,0 +1,307 @@
+"""Fuzz ``cosmic decompress`` with mutated ``.cosmic`` files; a table of outcomes per mutation kind.
+
+    .venv/bin/python benchmarks/fuzz_bitstreams.py --n 300 --seed 0 [--model DIR] [--timeout 60]
+
+A base file (6 tiles of the bundled-sample-like test image, coded by ``--model``; default the
+tiny test model, so a case takes a fraction of a second) is mutated by one of these kinds:
+
+* ``bitflip`` 1-8 bit flips anywhere; ``overwrite`` a run of 1-16 random bytes; ``truncate`` a
+  cut anywhere; ``insert`` / ``delete`` 1-64 bytes anywhere;
+* ``header`` random bytes in the header body, header CRC recomputed; ``extension`` a forged JSON
+  extension block (random types and nesting), CRC recomputed; ``table`` random tile lengths or
+  CRCs, table CRC recomputed; ``payload`` tile bytes changed and the tile's CRC recomputed
+  (reaches the rANS decoder); ``regrid`` another width / height / tile size, CRC recomputed.
+
+Every case is decoded twice (every other round of kinds with ``--conceal``) by a watchdog worker process that
+runs ``cosmic.cli.main`` in-process; a worker that dies is a *crash*, one that does not answer
+within ``--timeout`` a *hang* (both restart it). Outcomes: ``ok`` (exit 0), ``clean`` (exit
+2/3/4 with one line on stderr), ``crash``, ``hang``, ``internal`` (exit 70 or any other exit, or
+an error that is not one line), ``nondet`` (the two decodes differ in exit status, pixels or
+message). Exit status 1 when any case is crash / hang / internal / nondet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import select
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "fixtures" / "tiny-model"
+KINDS = ["bitflip", "overwrite", "truncate", "insert", "delete", "header", "extension", "table",
+         "payload", "regrid"]
+OUTCOMES = ["ok", "clean", "crash", "hang", "internal", "nondet"]
+
+
+# -- the worker -------------------------------------------------------------------------------
+def decode_once(path: str, model: str, conceal: bool, out: Path) -> tuple[int, str, str]:
+    """(exit status, digest of the output file, stderr) of one in-process decode."""
+    from cosmic.cli import main
+
+    out.unlink(missing_ok=True)
+    err, saved = io.StringIO(), (sys.stdout, sys.stderr)
+    sys.stdout, sys.stderr = io.StringIO(), err
+    code = 0
+    try:
+        main(["decompress", path, "-o", str(out), "-m", model, "-q", "--steps", "0"]
+             + (["--conceal"] if conceal else []))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdout, sys.stderr = saved
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()[:16] if out.exists() else ""
+    return code, digest, err.getvalue()
+
+
+def worker(model: str) -> None:
+    """Answer one JSON line per request line ``{"path", "conceal"}``: both decodes' results."""
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(tempfile.mkdtemp()) / "out.png"
+    for line in sys.stdin:
+        req = json.loads(line)
+        runs = [decode_once(req["path"], model, req["conceal"], out) for _ in range(2)]
+        sys.stdout.write(json.dumps(runs) + "\n")
+        sys.stdout.flush()
+
+
+class Watchdog:
+    """A worker process with a per-case deadline; restarted after a crash or a hang."""
+
+    def __init__(self, model: str, timeout: float):
+        self.model, self.timeout, self.proc = model, timeout, None
+
+    def _start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        env.pop("COSMIC_DEBUG", None)
+        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", self.model], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def decode(self, path: Path, conceal: bool):
+        """Two decodes' results, or ``"crash"`` / ``"hang"``."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        self.proc.stdin.write(json.dumps({"path": str(path), "conceal": conceal}) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        line = self.proc.stdout.readline() if ready else None
+        if line:
+            return json.loads(line)
+        self.close()
+        return "hang" if line is None else "crash"  # no answer in time / the worker died
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def classify(result) -> str:
+    """One of :data:`OUTCOMES` for a watchdog result (two decodes, or "crash" / "hang")."""
+    if isinstance(result, str):
+        return result
+    (code, digest, err), second = result
+    if [code, digest, err] != list(second):
+        return "nondet"
+    if code == 0:
+        return "ok"
+    lines = [line for line in err.splitlines() if line.strip()]
+    if code in (2, 3, 4) and len(lines) == 1 and lines[0].startswith("cosmic: error:"):
+        return "clean"
+    return "internal"
+
+
+# -- mutations --------------------------------------------------------------------------------
+class Layout:
+    """Where the header, tile table and payloads of the base file are."""
+
+    def __init__(self, path: Path):
+        from cosmic.io.container import MAGIC, Container
+
+        c = Container(path)
+        self.data = path.read_bytes()
+        self.header, self.offsets, self.entries = c.header, c.offsets, c.entries
+        self.head_end = len(MAGIC) + 6 + struct.unpack_from("<I", self.data, len(MAGIC) + 2)[0]
+        self.table_at = self.head_end + 4
+        self.payload_at = c.payload_start
+
+
+def _with_header(lay: Layout, blob: bytes) -> bytes:
+    """The base file with header body ``blob`` and a valid header CRC."""
+    head = struct.pack("<HI", lay.header.format_version, len(blob)) + blob
+    return lay.data[:8] + head + struct.pack("<I", zlib.crc32(head)) + lay.data[lay.table_at:]
+
+
+def _with_table(lay: Layout, entries: list[tuple[int, int]], data: bytes | None = None) -> bytes:
+    """``data`` (default: the base file) with tile table ``entries`` and a valid table CRC."""
+    data = lay.data if data is None else data
+    table = b"".join(struct.pack("<II", n, c) for n, c in entries)
+    return data[: lay.table_at] + table + struct.pack("<I", zlib.crc32(table)) + data[lay.payload_at:]
+
+
+def _random_json(rng, depth: int = 0):
+    """A random JSON value: wrong types, huge numbers, control characters, deep nesting."""
+    kind = int(rng.integers(0, 7 if depth < 40 else 5))
+    simple = [None, True, float(rng.normal() * 10 ** rng.integers(0, 12)), "x\n\x1b[31m",
+              int(rng.integers(-(2**40), 2**40))]
+    if kind < 5:
+        return simple[kind]
+    if kind == 5:
+        return [_random_json(rng, depth + 1) for _ in range(int(rng.integers(0, 3)))]
+    keys = ["metadata", "georef", "gsd", "utm", "timestamp", "crs", "transform", "nodata", "source",
+            "bands", "scale", "cloud_cover"]
+    return {str(rng.choice(keys)): _random_json(rng, depth + 1) for _ in range(int(rng.integers(0, 4)))}
+
+
+def _extension(lay: Layout, rng) -> bytes:
+    """The header with a forged JSON extension block."""
+    import copy
+
+    h = copy.copy(lay.header)
+    h.metadata, h.georef = {}, None
+    base = h.pack()[:-4]  # without its (empty) extension block
+    ext = {"metadata": _random_json(rng), "georef": _random_json(rng)} if rng.random() < 0.7 else _random_json(rng)
+    raw = json.dumps(ext).encode()
+    return _with_header(lay, base + struct.pack("<I", len(raw)) + raw)
+
+
+def _regrid(lay: Layout, rng) -> bytes:
+    """The header with another width, height or tile size (tile table and payloads kept)."""
+    import copy
+
+    h = copy.copy(lay.header)
+    field = rng.choice(["width", "height", "tile"])
+    if field == "tile":
+        h.tile = int(rng.choice([64, 128, 192, 512, 4096]))
+        h.latent = (h.tile // 64, h.tile // 64)
+    else:
+        setattr(h, field, int(rng.choice([1, 255, 256, 257, 511, 513, 1024, 1 << 20])))
+    return _with_header(lay, h.pack())
+
+
+def mutate(kind: str, lay: Layout, rng) -> bytes:
+    """The base file damaged by one mutation of ``kind``."""
+    data, n = bytearray(lay.data), len(lay.data)
+    at = int(rng.integers(0, n))
+    if kind == "bitflip":
+        for i in rng.integers(0, n * 8, int(rng.integers(1, 9))):
+            data[int(i) // 8] ^= 1 << (int(i) % 8)
+    elif kind == "overwrite":
+        run = rng.integers(0, 256, int(rng.integers(1, 17)), dtype=np.uint8).tobytes()
+        data[at : at + len(run)] = run
+    elif kind == "truncate":
+        del data[at:]
+    elif kind == "insert":
+        data[at:at] = rng.integers(0, 256, int(rng.integers(1, 65)), dtype=np.uint8).tobytes()
+    elif kind == "delete":
+        del data[at : at + int(rng.integers(1, 65))]
+    else:
+        return _structured(kind, lay, rng)
+    return bytes(data)
+
+
+def _structured(kind: str, lay: Layout, rng) -> bytes:
+    """Mutations of one structure with its CRC recomputed (a forger's, or an unlucky, damage)."""
+    if kind == "header":
+        blob = bytearray(lay.data[14 : lay.head_end])
+        for i in rng.integers(0, len(blob), int(rng.integers(1, 4))):
+            blob[int(i)] = int(rng.integers(0, 256))
+        return _with_header(lay, bytes(blob))
+    if kind == "extension":
+        return _extension(lay, rng)
+    if kind == "regrid":
+        return _regrid(lay, rng)
+    entries = list(lay.entries)
+    i = int(rng.integers(0, len(entries)))
+    if kind == "table":
+        length, crc = entries[i]
+        entries[i] = (int(rng.integers(0, 2 * length + 2)), crc) if rng.random() < 0.5 else (length, int(rng.integers(0, 2**32)))
+        return _with_table(lay, entries)
+    data = bytearray(lay.data)  # payload: change the tile, keep its CRC valid
+    start, length = lay.offsets[i], entries[i][0]
+    for j in rng.integers(0, max(1, length), int(rng.integers(1, 9))):
+        data[start + int(j) % max(1, length)] = int(rng.integers(0, 256))
+    entries[i] = (length, zlib.crc32(bytes(data[start : start + length])))
+    return _with_table(lay, entries, bytes(data))
+
+
+# -- the run ----------------------------------------------------------------------------------
+def base_file(model: str, folder: Path) -> Path:
+    """A 300 x 520 test image (2 x 3 tiles, with metadata) coded by ``model``."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import golden_image
+
+    from cosmic.io.container import write_container
+    from cosmic.onboard.scene import encode_scene
+    from cosmic.zoo import load_onboard
+
+    codec, name = load_onboard(model)
+    path = folder / "base.cosmic"
+    write_container(path, *encode_scene(codec, golden_image(300, 520), name, metadata={"gsd": 0.3}))
+    return path
+
+
+def run(n: int, seed: int, model: str, timeout: float) -> dict[str, dict[str, int]]:
+    """Fuzz ``n`` cases; returns {kind: {outcome: count}}."""
+    folder = Path(tempfile.mkdtemp())
+    lay = Layout(base_file(model, folder))
+    rng = np.random.default_rng(seed)
+    table = {k: dict.fromkeys(OUTCOMES, 0) for k in KINDS}
+    dog = Watchdog(model, timeout)
+    try:
+        for case in range(n):
+            kind = KINDS[case % len(KINDS)]
+            path = folder / "case.cosmic"
+            path.write_bytes(mutate(kind, lay, rng))
+            conceal = bool(case // len(KINDS) % 2)  # every kind with and without --conceal
+            table[kind][classify(dog.decode(path, conceal))] += 1
+    finally:
+        dog.close()
+    return table
+
+
+def format_table(table: dict[str, dict[str, int]]) -> str:
+    """A markdown table of outcomes per kind, with a total row."""
+    rows = ["| kind | cases | " + " | ".join(OUTCOMES) + " |", "|---" * (len(OUTCOMES) + 2) + "|"]
+    totals = dict.fromkeys(OUTCOMES, 0)
+    for kind, counts in table.items():
+        rows.append(f"| {kind} | {sum(counts.values())} | " + " | ".join(str(counts[o]) for o in OUTCOMES) + " |")
+        for o in OUTCOMES:
+            totals[o] += counts[o]
+    rows.append(f"| all | {sum(totals.values())} | " + " | ".join(str(totals[o]) for o in OUTCOMES) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default=str(TINY))
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds a case may take (both decodes)")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker)
+    sys.path.insert(0, str(ROOT / "src"))
+    table = run(args.n, args.seed, args.model, args.timeout)
+    print(f"fuzz_bitstreams --n {args.n} --seed {args.seed} --model {Path(args.model).name}")
+    print(format_table(table))
+    bad = sum(c[o] for c in table.values() for o in ("crash", "hang", "internal", "nondet"))
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

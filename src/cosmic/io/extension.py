@@ -1,0 +1,154 @@
+"""The schema of the ``.cosmic`` header's extension block (sensor metadata and georeferencing).
+
+The block is JSON that comes from the bitstream, so it is untrusted: :func:`parse_extension`
+bounds its size and nesting depth *before* parsing it, then checks the type and range of every
+field. Any fault is a :class:`~cosmic.errors.BitstreamError` that names the field, e.g.
+``header field 'georef.transform': expected 6 finite numbers``. Layout::
+
+    {"metadata": {fMoW key: value, ...},            # see cosmic.metadata.BITSTREAM_KEYS
+     "georef": {"crs": str | null, "transform": [6 numbers] | null,
+                "nodata": number | "nan" | "inf" | "-inf" | null,
+                "source": {"bands": [1 or 3 ints], "source_dtype": str,
+                           "scale": [[low, high], ...] | null}}}
+
+The CRS string is checked for size and printable characters here; whether it names a real CRS
+is checked where it is used (:class:`cosmic.io.raster.GeoTiffWriter`), again as a bitstream
+error. Plain Python: this module is used on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from cosmic.errors import BitstreamError, InputError
+
+__all__ = ["MAX_EXTENSION_BYTES", "MAX_JSON_DEPTH", "parse_extension", "json_depth"]
+
+#: the largest extension block accepted (a long CRS WKT is a few KB)
+MAX_EXTENSION_BYTES = 64 * 1024
+#: the deepest JSON nesting accepted (the schema needs 4)
+MAX_JSON_DEPTH = 8
+_NODATA_WORDS = ("nan", "inf", "-inf")
+
+
+def _fault(field: str, why: str) -> BitstreamError:
+    """The error for a bad header field (named as ``georef.crs``, ``metadata.gsd``, ...)."""
+    return BitstreamError(f"malformed header: header field '{field}': {why}")
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[`` / ``{`` in JSON ``text`` (brackets inside strings ignored)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            in_string = escaped or ch != '"'
+            escaped = not escaped and ch == "\\"
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_extension(raw: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``(metadata, georef)`` from the raw extension block (empty: ``({}, None)``)."""
+    if not raw:
+        return {}, None
+    if len(raw) > MAX_EXTENSION_BYTES:
+        raise _fault("extension", f"{len(raw)} bytes, more than {MAX_EXTENSION_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fault("extension", "not UTF-8") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise _fault("extension", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        ext = json.loads(text, parse_constant=_no_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+        raise _fault("extension", f"not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(ext, dict):
+        raise _fault("extension", f"expected an object, got {type(ext).__name__}")
+    unknown = sorted(set(ext) - {"metadata", "georef"})
+    if unknown:
+        raise _fault(unknown[0], "unknown field")
+    metadata = _metadata(ext.get("metadata"))
+    georef = _georef(ext["georef"]) if ext.get("georef") is not None else None
+    return metadata, georef
+
+
+def _no_constant(name: str):
+    """Refuse NaN / Infinity, which Python's json accepts but JSON does not have."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _metadata(d: Any) -> dict[str, Any]:
+    """The sensor metadata block, checked with :meth:`SensorMetadata.from_dict` (strict)."""
+    from cosmic.metadata import SensorMetadata
+
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise _fault("metadata", f"expected an object, got {type(d).__name__}")
+    try:
+        SensorMetadata.from_dict(d, source="", strict=True)
+    except InputError as exc:
+        raise _fault(f"metadata.{getattr(exc, 'field', '?')}", str(exc).lstrip(": ")) from None
+    return dict(d)
+
+
+def _georef(g: Any) -> dict[str, Any]:
+    """The georeferencing block: CRS string, affine transform, nodata, source coding."""
+    if not isinstance(g, dict):
+        raise _fault("georef", f"expected an object, got {type(g).__name__}")
+    unknown = sorted(set(g) - {"crs", "transform", "nodata", "source"})
+    if unknown:
+        raise _fault(f"georef.{unknown[0]}", "unknown field")
+    crs = g.get("crs")
+    if crs is not None and not (isinstance(crs, str) and 0 < len(crs) <= 16384 and crs.isprintable()):
+        raise _fault("georef.crs", "expected a printable CRS string (EPSG code or WKT)")
+    t = g.get("transform")
+    if t is not None and not (isinstance(t, list) and len(t) == 6 and all(map(_finite, t))
+                              and t[0] * t[4] - t[1] * t[3] != 0):
+        raise _fault("georef.transform", "expected 6 finite numbers of an invertible affine transform")
+    nodata = g.get("nodata")
+    if nodata is not None and not (_finite(nodata) or nodata in _NODATA_WORDS):
+        raise _fault("georef.nodata", f"expected a finite number, 'nan', 'inf' or '-inf', got {nodata!r:.40}")
+    if g.get("source") is not None:
+        _source(g["source"])
+    return dict(g)
+
+
+def _source(s: Any) -> None:
+    """The band / scaling choice recorded beside the georeferencing."""
+    if not isinstance(s, dict):
+        raise _fault("georef.source", f"expected an object, got {type(s).__name__}")
+    unknown = sorted(set(s) - {"bands", "source_dtype", "scale"})
+    if unknown:
+        raise _fault(f"georef.source.{unknown[0]}", "unknown field")
+    bands = s.get("bands")
+    if bands is not None and not (isinstance(bands, list) and len(bands) in (1, 3)
+                                  and all(_int(b, 1, 65535) for b in bands)):
+        raise _fault("georef.source.bands", "expected 1 or 3 band numbers")
+    dtype = s.get("source_dtype")
+    if dtype is not None and not (isinstance(dtype, str) and dtype.isidentifier() and len(dtype) <= 16):
+        raise _fault("georef.source.source_dtype", "expected a type name such as uint16")
+    scale = s.get("scale")
+    if scale is not None and not (isinstance(scale, list) and len(scale) in (1, 3) and all(
+            isinstance(p, list) and len(p) == 2 and all(map(_finite, p)) for p in scale)):
+        raise _fault("georef.source.scale", "expected 1 or 3 [low, high] pairs of finite numbers")
+
+
+def _finite(v: Any) -> bool:
+    """A finite JSON number (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int(v: Any, lo: int, hi: int) -> bool:
+    """A JSON integer (not a bool) in ``lo..hi``."""
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
