@@ -81,10 +81,15 @@ def expand_rate_points(refs: list[str]) -> list[str]:
     from cosmic.utils.pretrained import ConfigMixin
     from cosmic.zoo import model_path
 
+    from cosmic.errors import ModelError
+
     points = []
     for ref in refs:
         model, quality = split_point(ref)
-        levels = 0 if quality is not None else ConfigMixin.read_config(model_path(model)).get("rate_levels", 0)
+        try:
+            levels = 0 if quality is not None else ConfigMixin.read_config(model_path(model)).get("rate_levels", 0)
+        except (ModelError, OSError, ValueError):
+            levels = 0  # not loadable: loading it later says why, as for any model
         points += [f"{model}@{q}" for q in range(1, levels + 1)] if levels else [ref]
     return points
 
