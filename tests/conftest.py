@@ -62,6 +62,19 @@ def one_line_error():
 
 
 @pytest.fixture()
+def tiny_data(tmp_path):
+    """A three-image training folder with a SPLITS.json (two train, one val), 128 px."""
+    import json
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(golden_image(128, 128), 17 * i, axis=1)).save(root / f"im{i}.png")
+    (root / "SPLITS.json").write_text(json.dumps({"train": ["im0.png", "im1.png"], "val": ["im2.png"]}))
+    return root
+
+
+@pytest.fixture()
 def rng():
     return np.random.default_rng(0)
 

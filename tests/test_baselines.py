@@ -66,16 +66,6 @@ def test_loss_has_no_kl_term_and_one_decoder_path():
     assert torch.allclose(terms["loss"], expect)
 
 
-@pytest.fixture()
-def tiny_data(tmp_path):
-    root = tmp_path / "data"
-    root.mkdir()
-    for i in range(3):
-        Image.fromarray(np.roll(golden_image(128, 128), 17 * i, axis=1)).save(root / f"im{i}.png")
-    (root / "SPLITS.json").write_text(json.dumps({"train": ["im0.png", "im1.png"], "val": ["im2.png"]}))
-    return root
-
-
 @pytest.mark.slow
 def test_trains_with_stage1_loop_and_codes_through_the_cli(tiny_data, tmp_path, monkeypatch, cli, golden_png):
     import cosmic.models.registry as reg

@@ -17,16 +17,6 @@ from cosmic.training.losses import Stage1Loss
 from cosmic.training.stage1 import Stage1Config, train_stage1
 
 
-@pytest.fixture()
-def tiny_data(tmp_path):
-    root = tmp_path / "data"
-    root.mkdir()
-    for i in range(3):
-        Image.fromarray(np.roll(golden_image(128, 128), 17 * i, axis=1)).save(root / f"im{i}.png")
-    (root / "SPLITS.json").write_text(json.dumps({"train": ["im0.png", "im1.png"], "val": ["im2.png"]}))
-    return root
-
-
 def test_dataset_honours_splits_and_crops(tiny_data):
     train = ImageFolder(tiny_data, "train", crop=64, samples_per_epoch=5)
     assert len(train.images) == 2 and len(train) == 5

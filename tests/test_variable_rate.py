@@ -88,16 +88,6 @@ def test_schedule_warmup_cosine_and_rates_are_seeded():
     assert torch.allclose(lam, expected, rtol=1e-5)
 
 
-@pytest.fixture()
-def tiny_data(tmp_path):
-    root = tmp_path / "data"
-    root.mkdir()
-    for i in range(3):
-        Image.fromarray(np.roll(golden_image(128, 128), 17 * i, axis=1)).save(root / f"im{i}.png")
-    (root / "SPLITS.json").write_text(json.dumps({"train": ["im0.png", "im1.png"], "val": ["im2.png"]}))
-    return root
-
-
 def _campaign_cfg(tiny_data, out, steps):
     return Stage1Config(
         data=str(tiny_data), out=str(out), preset="small", steps=steps, batch_size=2, crop=64,
