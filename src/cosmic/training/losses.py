@@ -1,4 +1,4 @@
-"""Stage-1 objective (paper Eq. 1 with D = MSE; DESIGN §3)::
+"""Stage-1 objective (paper Eq. 1 with D = MSE; docs/DESIGN.md §3)::
 
     L = R + λ·255²·((1 - w)·MSE(x, x̂) + w·MSE(x, x̂_est)) + β·KL(q(z0|x) ‖ N(0, I))
 
@@ -14,7 +14,7 @@
   prices it where it must be carried.
 * The KL term, in bits per pixel, prices the information Ẽ puts into z0, so that z0 cannot smuggle
   the whole image past the rate term and stays something a diffusion model can generate
-  (DESIGN §3 allows and asks to measure it; it is logged as ``kl_bpp``).
+  (docs/DESIGN.md §3 allows and asks to measure it; it is logged as ``kl_bpp``).
 """
 
 from __future__ import annotations

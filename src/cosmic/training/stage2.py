@@ -134,6 +134,26 @@ def _init_from(net: NoisePredictor, source: str) -> None:
         net.load_unet(source)
 
 
+def _resume(ckpt: Path, net: NoisePredictor, optimizer, ema: EMAModel, cfg: Stage2Config) -> dict:
+    """Load a stage-2 checkpoint (weights, AdamW moments, EMA shadow); the trainer state."""
+    state = load_checkpoint(ckpt, net, {"main": optimizer})
+    theirs = state["config"].get("residual", False)  # runs older than the option trained on z0
+    if theirs != cfg.residual:
+        raise InputError(f"{ckpt}: that run trains on the {'residual' if theirs else 'z0'} target; "
+                         f"resume it with {'--residual' if theirs else '--no-residual'}")
+    shadow = load_file(str(ckpt / "ema.safetensors"))
+    ema.shadow_params = [shadow[n] for n, _ in net.named_parameters()]
+    ema.optimization_step = state["step"]
+    return state
+
+
+def _checkpoint(ckpt: Path, net: NoisePredictor, optimizer, ema: EMAModel, state: dict) -> None:
+    save_checkpoint(ckpt, net, {"main": optimizer}, state)
+    names = [n for n, _ in net.named_parameters()]
+    save_file({n: p.detach().contiguous() for n, p in zip(names, ema.shadow_params)},
+              str(ckpt / "ema.safetensors"))
+
+
 def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) -> Path:
     from cosmic.zoo import load_model
 
@@ -156,15 +176,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
     ckpt = out / "last"
     state = {"step": 0, "losses": [], "config": asdict(cfg)}
     if resume and (ckpt / "trainer.json").is_file():
-        state = load_checkpoint(ckpt, net, {"main": optimizer})
-        theirs = state["config"].get("residual", False)  # runs older than the option trained on z0
-        if theirs != cfg.residual:
-            raise InputError(f"{ckpt}: that run trains on the {'residual' if theirs else 'z0'} target; "
-                             f"resume it with {'--residual' if theirs else '--no-residual'}")
-        shadow = load_file(str(ckpt / "ema.safetensors"))
-        names = [n for n, _ in net.named_parameters()]
-        ema.shadow_params = [shadow[n] for n in names]
-        ema.optimization_step = state["step"]
+        state = _resume(ckpt, net, optimizer, ema, cfg)
     else:
         state["latent_scale"] = measure_latent_scale(stage1, loader, cfg.residual)
     (out / "stage2_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
@@ -194,10 +206,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
             state["losses"].append({"step": step, "loss": sum(window) / len(window),
                                     "steps_per_s": len(window) / max(time.time() - t0, 1e-9)})
             window, t0 = [], time.time()
-            save_checkpoint(ckpt, net, {"main": optimizer}, state)
-            names = [n for n, _ in net.named_parameters()]
-            save_file({n: p.detach().contiguous() for n, p in zip(names, ema.shadow_params)},
-                      str(ckpt / "ema.safetensors"))
+            _checkpoint(ckpt, net, optimizer, ema, state)
     bar.close()
     ema.copy_to(net.parameters())
     final = out / "final"
