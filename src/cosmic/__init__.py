@@ -6,12 +6,14 @@ The Python API is three functions that work in memory, over the same pipelines a
 
 >>> import numpy as np, cosmic
 >>> image = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
->>> data = cosmic.compress(image, quality=3)         # bytes of a .cosmic file
+>>> data = cosmic.compress(image, quality=2.5)       # bytes of a .cosmic file
 >>> data[:8]
 b'\\x89COSMIC\\n'
 >>> header = cosmic.open(data)                       # the header, without decoding
 >>> (header.width, header.height, header.model)
-(300, 200, 'cosmic-small-q3')
+(300, 200, 'cosmic-small-vr')
+>>> header.quality                                  # any value in 1..6
+2.5
 >>> cosmic.decompress(data).shape                    # (H, W, 3) uint8, no compensation
 (200, 300, 3)
 """
@@ -34,8 +36,8 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
         image: an (H, W, 3) or (H, W) uint8 array, or the path of a PNG / JPEG / TIFF / GeoTIFF
             (a GeoTIFF's georeferencing travels in the file; a path's sidecar ``NAME.json`` is
             read for sensor metadata when ``metadata`` is None).
-        quality: without ``model``, the shipped rate point 1..4 (default 3); with a variable-rate
-            ``model``, any quality over its range.
+        quality: the quality of a variable-rate model, any value over its range (the shipped
+            default ``cosmic-small-vr``: 1..6, default 3); None for a fixed-rate ``model``.
         bpp, max_bytes: rate control instead of ``quality`` (variable-rate models): the highest
             quality whose whole file fits, landing within 3 % under the target.
         metadata: sensor metadata, a :class:`~cosmic.metadata.SensorMetadata` or a dict of its fields.

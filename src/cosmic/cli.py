@@ -44,7 +44,7 @@ def _options(version: bool = typer.Option(
     """COSMIC: learned satellite image compression with a lightweight on-board encoder."""
 
 
-DEFAULT_MODEL_NAME = "cosmic-small-q3"  # = cosmic.zoo.DEFAULT_MODEL (not imported: keeps start-up light)
+DEFAULT_MODEL_NAME = "cosmic-small-vr"  # = cosmic.zoo.DEFAULT_MODEL (not imported: keeps start-up light)
 _ARGV: list[str] = []  # the command line, for reports that quote the command that made them
 
 
@@ -78,14 +78,14 @@ def _check_output(path: Path, source: Path | None = None) -> None:
 
 _THREADS = typer.Option(0, help="torch threads (0: default)")
 _QUIET = typer.Option(False, "--quiet", "-q")
-_QUALITY = typer.Option(None, help="shipped models: rate point 1 (fewest bits) .. 4 (most), default 3; "
-                                   "a variable-rate model (-m): any quality over its range")
+_QUALITY = typer.Option(None, help="quality of a variable-rate model, any value over its range (the shipped "
+                                   "default: 1 (fewest bits) .. 6 (most), default 3); none for a fixed-rate one")
 _BPP = typer.Option(None, help="rate control: the highest quality whose whole file fits in this many bits "
                                "per pixel (lands within 3% under; variable-rate models)")
 _MAX_BYTES = typer.Option(None, help="rate control: the highest quality whose whole file fits in N bytes "
                                      "(header included)")
 _ENCODER = typer.Option(None, "--model", "-m",
-                        help="shipped model name or model directory (instead of --quality's rate points)")
+                        help="shipped model name or model directory (default: the variable-rate cosmic-small-vr)")
 _META = typer.Option(None, help="fMoW-style sensor metadata JSON (default: IMAGE.json beside the image, if any)")
 _BANDS = typer.Option(None, help="TIFF bands to code as R,G,B (e.g. 4,3,2) or one band as grayscale; 1-based")
 _SCALE = typer.Option(None, help="for non-8-bit TIFFs: LOW,HIGH mapped to 0..255, or 'auto' (2-98% stretch per band)")

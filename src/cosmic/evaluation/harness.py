@@ -5,9 +5,9 @@ COSMIC, a raw codestream for the classical codecs), PSNR and MS-SSIM on the deco
 
 Codecs:
 - classical (:mod:`cosmic.evaluation.classical`), swept over fixed knob settings;
-- ``cosmic``: every shipped ``cosmic-small-q*`` rate point (or ``cosmic-small``), decoded
-  without compensation; ``cosmic-dc``: the same files decoded with diffusion compensation
-  (``steps`` DDIM steps) for the models that have a stage-2 network;
+- ``cosmic``: the shipped default (the variable-rate model at its integer qualities), decoded
+  without compensation; ``cosmic-dc``: the shipped models that have a stage-2 network, decoded
+  with diffusion compensation (``steps`` DDIM steps);
 - a model directory or shipped name, as ``model:NAME_OR_DIR`` (no compensation; several rate
   points of one codec as ``model:A+B+C``) or ``model-dc:NAME_OR_DIR`` (with it);
 - CompressAI's learned baselines trained here: ``bmshj2018-hyperprior:DIR+DIR...``.
@@ -52,11 +52,16 @@ class CodecSpec:
 
 
 def _cosmic_models() -> list[str]:
-    from cosmic.zoo import shipped_models
+    """The shipped default's rate points (a variable-rate model: its integer qualities)."""
+    from cosmic.zoo import DEFAULT_MODEL
 
-    names = shipped_models()
-    rated = sorted(n for n in names if n.startswith("cosmic-small-q"))
-    return rated or [n for n in names if n.startswith("cosmic")]
+    return expand_rate_points([DEFAULT_MODEL])
+
+
+def _compensated_models() -> list[str]:
+    from cosmic.zoo import load_compensator, shipped_models
+
+    return [m for m in shipped_models() if m.startswith("cosmic") and load_compensator(m) is not None]
 
 
 #: CompressAI baselines that ``cosmic train stage1 --arch`` trains; in ``--codecs`` as
@@ -145,7 +150,7 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
         elif token == "cosmic":
             specs.append(CodecSpec("cosmic", "cosmic", _cosmic_models()))
         elif token == "cosmic-dc":
-            models = [m for m in _cosmic_models() if load_compensator(m) is not None]
+            models = _compensated_models()
             note = None if models else "no shipped model has a stage-2 (diffusion) network"
             for name, n, s in _dc_variants("cosmic-dc", step_list, seeds, False):
                 specs.append(CodecSpec(name, "cosmic", models, steps=n, seed=s, note=note))

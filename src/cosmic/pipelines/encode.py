@@ -73,29 +73,23 @@ class EncodePipeline:
     @classmethod
     def select(cls, model: str | os.PathLike | None = None, quality: float | None = None,
                rate_target: bool = False) -> tuple["EncodePipeline", float | None]:
-        """The pipeline and coding quality of ``--quality`` / ``--model``: without a model, quality
-        1..4 picks the shipped rate point ``cosmic-small-qN`` (default 3); a variable-rate model
-        takes a float quality over its range (default: 3, or its top if lower); a fixed-rate
-        model takes none. With ``rate_target`` the quality is left to rate control."""
-        from cosmic.zoo import QUALITY_MODELS
+        """The pipeline and coding quality of ``--quality`` / ``--model`` (default: the shipped
+        variable-rate model): a variable-rate model takes a float quality over its range
+        (default: 3, or its top if lower); a fixed-rate model takes none. With ``rate_target``
+        the quality is left to rate control."""
+        from cosmic.zoo import DEFAULT_MODEL
 
         if rate_target and quality is not None:
             raise InputError("--quality and a rate target (--bpp / --max-bytes) exclude each other")
-        if model is None:
-            q = 3 if quality is None else quality
-            if q not in QUALITY_MODELS:
-                raise InputError(f"--quality {quality}: the shipped models are rate points "
-                                 f"{', '.join(map(str, sorted(QUALITY_MODELS)))}; give -m for a variable-rate model")
-            return cls.from_pretrained(QUALITY_MODELS[int(q)]), None
-        pipe = cls.from_pretrained(model)
+        pipe = cls.from_pretrained(DEFAULT_MODEL if model is None else model)
         if rate_target:
             return pipe, None
         return pipe, pipe.check_quality(pipe.default_quality if quality is None else quality)
 
     @property
     def default_quality(self) -> float | None:
-        """The quality coded when none is asked for: 3 (the shipped default's rate point), or a
-        variable-rate model's top quality if that is lower; None for a fixed-rate model."""
+        """The quality coded when none is asked for: 3, or a variable-rate model's top quality if
+        that is lower; None for a fixed-rate model."""
         return None if self.quality_range is None else min(3.0, self.quality_range[1])
 
     def to_file(self, scene: Scene, path: str | os.PathLike, tile: int = DEFAULT_TILE,

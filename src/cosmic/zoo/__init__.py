@@ -1,7 +1,11 @@
 """Shipped models (CompressAI's ``zoo`` idea): trained weights inside the package, no download.
 
-``load_model("cosmic-small-q3")`` loads ``weights/cosmic-small-q3/`` (config.json + model.safetensors)
+``load_model("cosmic-small-vr")`` loads ``weights/cosmic-small-vr/`` (config.json + model.safetensors)
 from this package; ``load_model(path)`` loads any model directory written by ``save_pretrained``.
+
+Shipped: ``cosmic-small-vr``, the variable-rate default (quality 1..6, any value between), and
+``cosmic-small-q3``, the fixed-rate model of the first campaign that carries the stage-2
+(diffusion) network, kept for compensated decodes until the variable-rate model has its own.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from pathlib import Path
 from cosmic.errors import ModelError, first_line
 from cosmic.utils.pretrained import CONFIG_NAME
 
-__all__ = ["DEFAULT_MODEL", "QUALITY_MODELS", "shipped_models", "model_path", "load_model", "load_onboard", "load_compensator"]
+__all__ = ["DEFAULT_MODEL", "COMPENSATION_MODEL", "shipped_models", "model_path", "load_model", "load_onboard", "load_compensator"]
 
-#: the shipped rate points (``cosmic compress --quality N``), fine-tuned at the paper's λ set
-QUALITY_MODELS = {1: "cosmic-small-q1", 2: "cosmic-small-q2", 3: "cosmic-small-q3", 4: "cosmic-small-q4"}
-DEFAULT_MODEL = QUALITY_MODELS[3]
+#: the default: one variable-rate model (``cosmic compress --quality Q``, Q in 1..6, a float)
+DEFAULT_MODEL = "cosmic-small-vr"
+#: the shipped model with a stage-2 network (fixed rate): ``-m cosmic-small-q3 --steps N``
+COMPENSATION_MODEL = "cosmic-small-q3"
 
 
 def _weights_root() -> Path:
