@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["GainUnits", "rgb_to_ycbcr", "ycbcr_to_rgb", "COLOUR_SPACES"]
+__all__ = ["GainUnits", "interpolate_levels", "rgb_to_ycbcr", "ycbcr_to_rgb", "COLOUR_SPACES"]
 
 COLOUR_SPACES = ("rgb", "ycbcr")
 
@@ -50,6 +50,16 @@ def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
 def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """The exact inverse of :func:`rgb_to_ycbcr`."""
     return _mix(x, _YCBCR_TO_RGB)
+
+
+def interpolate_levels(values: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """Per-level ``values`` (K, ...) read at qualities (B,) in [1, K]: linear interpolation
+    between the two neighbouring levels (Cui et al.'s Eq. 8 when ``values`` are logarithms)."""
+    levels = values.shape[0]
+    t = (quality.to(values.dtype) - 1.0).clamp(0, levels - 1)
+    low = t.floor().long().clamp(max=levels - 2)
+    frac = (t - low).reshape(-1, *([1] * (values.dim() - 1)))
+    return (1 - frac) * values[low] + frac * values[low + 1]
 
 
 class GainUnits(nn.Module):
@@ -79,8 +89,4 @@ class GainUnits(nn.Module):
 
     def forward(self, quality: torch.Tensor) -> torch.Tensor:
         """Gains of shape (B, channels, 1, 1) for a (B,) tensor of qualities in [1, levels]."""
-        t = (quality.to(self.log_gain.dtype) - 1.0).clamp(0, self.levels - 1)
-        low = t.floor().long().clamp(max=self.levels - 2)
-        frac = (t - low)[:, None]
-        log_gain = (1 - frac) * self.log_gain[low] + frac * self.log_gain[low + 1]
-        return log_gain.exp()[:, :, None, None]
+        return interpolate_levels(self.log_gain, quality).exp()[:, :, None, None]

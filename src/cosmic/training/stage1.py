@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from cosmic.errors import InputError
 from cosmic.models.registry import build_model
+from cosmic.onboard.rate import interpolate_levels
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
 from cosmic.training.losses import Stage1Loss, psnr
@@ -150,14 +151,9 @@ def sample_rates(cfg: Stage1Config, step: int) -> tuple[torch.Tensor | None, tor
     if not cfg.rate_lambdas:
         return None, None
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    levels = len(cfg.rate_lambdas)
-    quality = 1.0 + (levels - 1) * torch.rand(cfg.batch_size, generator=gen)
+    quality = 1.0 + (len(cfg.rate_lambdas) - 1) * torch.rand(cfg.batch_size, generator=gen)
     log_lmbda = torch.log(torch.tensor(cfg.rate_lambdas, dtype=torch.float64))
-    t = quality.double() - 1.0
-    low = t.floor().long().clamp(max=levels - 2)
-    frac = t - low
-    lmbda = torch.exp((1 - frac) * log_lmbda[low] + frac * log_lmbda[low + 1])
-    return quality, lmbda.float()
+    return quality, interpolate_levels(log_lmbda, quality).exp().float()
 
 
 def model_overrides(cfg: Stage1Config) -> dict:
