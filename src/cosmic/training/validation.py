@@ -1,8 +1,8 @@
 """Validation on real bitstreams during training: what ``docs/TRAINING_LOG.md`` records.
 
-Each validation image is coded with the on-board codec at a quality, its container size is
-counted exactly as the file would be written (:func:`~cosmic.io.container.container_size`), and
-the entropy-decoded latent is decoded without compensation (the steps-0 path). So the curve in
+Each validation image is coded with the on-board codec at a quality through the encode pipeline
+(the size counted as the file would be written) and decoded through the decode pipeline without
+compensation (the steps-0 path). So the curve in
 the log is in the units of the results tables (real bpp, PSNR and MS-SSIM on uint8 pixels),
 not the training loss's likelihood estimate.
 """
@@ -13,8 +13,6 @@ import numpy as np
 import torch
 
 from cosmic.evaluation.metrics import ms_ssim, psnr
-from cosmic.io.container import container_size, split_payload
-from cosmic.onboard.scene import encode_scene
 
 __all__ = ["validate_bitstreams", "jpeg2000_reference", "JPEG2000_RATIOS"]
 
@@ -24,20 +22,12 @@ JPEG2000_RATIOS = (24, 32, 48, 64, 96, 128, 192, 256, 400)
 
 @torch.no_grad()
 def _code_image(model, pixels: np.ndarray, quality: float | None) -> tuple[float, np.ndarray]:
-    """(bpp of the real file, steps-0 decode) of one (H, W, 3) uint8 image."""
-    header, payloads = encode_scene(model.onboard, pixels, model.name, quality=quality)
-    nbytes = container_size(header, [len(p) for p in payloads])
-    tiles = []
-    for payload in payloads:
-        y, z = split_payload(payload)
-        tiles.append(model.decompress([[y], [z]], header.latent, quality=header.quality)["x_hat"])
-    t = header.tile
-    canvas = np.zeros((header.rows * t, header.cols * t, 3), dtype=np.uint8)
-    for i, x_hat in enumerate(tiles):
-        r, c = divmod(i, header.cols)
-        canvas[r * t:(r + 1) * t, c * t:(c + 1) * t] = (x_hat[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    h, w = pixels.shape[:2]
-    return nbytes * 8.0 / (h * w), canvas[:h, :w]
+    """(bpp of the real file, steps-0 decode) of one (H, W, 3) uint8 image, through the same
+    pipelines as ``cosmic compress`` / ``cosmic decompress``."""
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+
+    coded = EncodePipeline(model.onboard, model.name).encode(open_scene(pixels), quality=quality)
+    return coded.bpp, DecodePipeline(model)(coded.to_bytes()).pixels
 
 
 def validate_bitstreams(model, images: list[np.ndarray], qualities) -> list[dict]:
