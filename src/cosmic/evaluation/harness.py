@@ -194,14 +194,11 @@ class _CosmicRunner:
         from cosmic.pipelines import DecodePipeline, EncodePipeline
         from cosmic.zoo import load_model
 
-        models = {}
-        for ref in spec.points:
-            path = split_point(ref)[0]
-            models[ref] = models.get(path) or load_model(path)
-            models.setdefault(path, models[ref])
-        self.qualities = {ref: split_point(ref)[1] for ref in spec.points}
-        self.encoders = {ref: EncodePipeline(models[ref].onboard, models[ref].name) for ref in spec.points}
-        self.decoders = {ref: DecodePipeline(models[ref], split_point(ref)[0]) for ref in spec.points}
+        points = {ref: split_point(ref) for ref in spec.points}  # ref -> (model, quality)
+        loaded = {path: load_model(path) for path, _ in points.values()}  # each model once
+        self.qualities = {ref: quality for ref, (_, quality) in points.items()}
+        self.encoders = {ref: EncodePipeline(loaded[p].onboard, loaded[p].name) for ref, (p, _) in points.items()}
+        self.decoders = {ref: DecodePipeline(loaded[p], p) for ref, (p, _) in points.items()}
         self.steps, self.seed = spec.steps, (seed if spec.seed is None else spec.seed)
         # (model, image) -> (file bytes, encode seconds): shared by the runners of one evaluation,
         # so decoding one file several ways (steps 0, 5, 10, ...) encodes it once
