@@ -55,21 +55,19 @@ def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
     canvas.save(path)
 
 
-def _encode(image_path: Path, out: Path, model: str, echo,
-            max_bytes: int | None = None) -> tuple[Path, np.ndarray, EncodedScene]:
+def _encode(scene, image_path: Path, out: Path, pipe: EncodePipeline, echo,
+            max_bytes: int | None = None) -> tuple[Path, EncodedScene]:
     """The satellite's half: the same encode pipeline as ``cosmic compress IMAGE -m MODEL``
     (``--max-bytes`` when a budget is given)."""
-    scene = open_scene(image_path)
     echo(f"[satellite] {image_path.name}: {scene.width}x{scene.height} px, sensor metadata: "
          f"{', '.join(scene.metadata.known()) or 'none'}")
-    pipe, quality = EncodePipeline.select(model, rate_target=max_bytes is not None)
+    quality = None if max_bytes is not None else pipe.default_quality
     bitstream = out / (image_path.stem + ".cosmic")
     coded = pipe.to_file(scene, bitstream, quality=quality, max_bytes=max_bytes)
     if max_bytes is not None:
         echo(f"[satellite] rate control: quality {coded.header.quality:g} fits the JPEG2000 budget of {max_bytes} bytes")
     echo(f"[satellite] encoded {coded.header.num_tiles} tiles in {coded.seconds:.2f} s -> {bitstream} ({coded.size} bytes)")
-    x = scene.read(0, 0, scene.height, scene.width)
-    return bitstream, x, coded
+    return bitstream, coded
 
 
 def _decode(pipe: DecodePipeline, bitstream: Path, x: np.ndarray, label: str, steps: int, seed: int,
@@ -98,13 +96,14 @@ def run_demo(image_path: Path, out: Path, model: str = DEFAULT_MODEL, echo=print
     (and with ``steps`` DDIM steps when asked and the model has stage 2), compare with JPEG2000
     at the same measured bpp; writes the bitstream, decoded PNGs and ``side_by_side.png``."""
     out.mkdir(parents=True, exist_ok=True)
+    encoder, scene = EncodePipeline.from_pretrained(model), open_scene(image_path)
+    x = scene.read(0, 0, scene.height, scene.width)
     j2k, t_j2k = None, 0.0
-    if EncodePipeline.from_pretrained(model).quality_range is not None:  # code at JPEG2000's budget
+    if encoder.quality_range is not None:  # a variable-rate model codes at JPEG2000's budget
         t0 = time.perf_counter()
-        scene = open_scene(image_path)
-        j2k = jpeg2000_at_bpp(scene.read(0, 0, scene.height, scene.width), DEMO_BPP)
+        j2k = jpeg2000_at_bpp(x, DEMO_BPP)
         t_j2k = time.perf_counter() - t0
-    bitstream, x, coded = _encode(image_path, out, model, echo, None if j2k is None else len(j2k.data))
+    bitstream, coded = _encode(scene, image_path, out, encoder, echo, None if j2k is None else len(j2k.data))
     echo("[ground] decoding without diffusion compensation (--steps 0)")
     pipe = DecodePipeline.from_pretrained(model)
     stem = out / image_path.stem
