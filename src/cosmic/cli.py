@@ -495,6 +495,8 @@ _STAGE1 = dict(
     max_minutes=typer.Option(None, help="checkpoint and stop after this much wall time"),
     pause_at=typer.Option(None, help="checkpoint and stop at this step (resume later)"),
     start_step=typer.Option(0, help="with --init-from: continue a campaign's schedule from this step"),
+    ground_only=typer.Option(False, "--ground-only", help="with --init-from: train the ground decoder only "
+                             "(bitstreams unchanged; --ground-channels may widen it)"),
 )
 
 
@@ -517,6 +519,7 @@ def train_stage1_cmd(
     val_images: int = _STAGE1["val_images"], seed: int = typer.Option(0),
     device: str = _STAGE1["device"], max_minutes: Optional[float] = _STAGE1["max_minutes"],
     pause_at: Optional[int] = _STAGE1["pause_at"], start_step: int = _STAGE1["start_step"],
+    ground_only: bool = _STAGE1["ground_only"],
 ) -> None:
     """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL)."""
     options = dict(locals())

@@ -27,6 +27,7 @@ from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, s
 from cosmic.training.data import ImageFolder
 from cosmic.training.losses import Stage1Loss, psnr
 from cosmic.training.validation import validate_bitstreams
+from cosmic.training.widen import widen_ground_state
 
 __all__ = ["Stage1Config", "train_stage1", "evaluate"]
 
@@ -73,11 +74,12 @@ class Stage1Config:
     max_minutes: float | None = None  # checkpoint and stop after this much wall time
     device: str = "cpu"  # where the model trains (validation codes real bitstreams on the CPU)
     start_step: int = 0  # with init_from: continue a campaign's schedule and data order from here
+    ground_only: bool = False  # train the ground decoder only (on-board frozen; see _freeze_onboard)
 
 
 def _split_parameters(model):
     main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
-    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
     return main, aux
 
 
@@ -115,13 +117,16 @@ def _init_from(model, source: str) -> None:
     path = model_path(source)
     config = type(model).read_config(path)
     defaults = {k: p.default for k, p in inspect.signature(type(model)).parameters.items()}
-    added = {"colour_shortcut", "name", "rate_levels", "gain_span"}  # may be switched on here
+    added = {"colour_shortcut", "name", "rate_levels", "gain_span", "ground_channels"}  # may change here
     mine = {k: v for k, v in model.config.items() if k not in added}
     theirs = {k: config.get(k, defaults.get(k)) for k in mine}  # older configs lack newer keys
     theirs = {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()}
     if mine != theirs:
         raise ValueError(f"--init-from {source}: its config {theirs} differs from this run's {mine}")
     state = _restore(load_file(str(path / "model.safetensors")))  # float16 / int8 weights too
+    old_n, new_n = config.get("ground_channels"), model.config.get("ground_channels")
+    if old_n != new_n:  # a wider ground decoder starts as the source's, exactly
+        state = widen_ground_state(model, state, old_n, new_n)
     missing = set(model.state_dict()) - set(state)
     new_parts = ("onboard.colour.", "onboard.gain.", "ground.inverse_gain.")
     if any(not k.startswith(new_parts) for k in missing):
@@ -172,6 +177,22 @@ def model_overrides(cfg: Stage1Config) -> dict:
     return {**overrides, **chosen}
 
 
+def _freeze_onboard(model) -> None:
+    """``--ground-only``: the on-board codec (E, the hyperprior, the entropy models, the gains)
+    keeps the init model's weights, so every bitstream stays byte-identical, and runs in eval
+    mode, so the ground decoder trains on truly rounded y_hat, what it decodes in use (the
+    paper's noise proxy is only needed where the encoder learns). The rate term is then a
+    constant; only the distortion and Ẽ's KL train."""
+    model.onboard.requires_grad_(False)
+    model.onboard.eval()
+
+
+def _train_mode(cfg: Stage1Config, model) -> None:
+    model.train()
+    if cfg.ground_only:
+        model.onboard.eval()
+
+
 def _check(cfg: Stage1Config) -> None:
     if not cfg.cams and cfg.arch != "cosmic":
         raise InputError(f"--no-cams: only the cosmic architecture has CAMs, not {cfg.arch}")
@@ -179,6 +200,8 @@ def _check(cfg: Stage1Config) -> None:
         if len(cfg.rate_lambdas) < 2 or list(cfg.rate_lambdas) != sorted(cfg.rate_lambdas) \
                 or min(cfg.rate_lambdas) <= 0:
             raise InputError("--rate-lambdas: at least two positive λs in ascending order")
+    if cfg.ground_only and not (cfg.init_from and cfg.arch == "cosmic"):
+        raise InputError("--ground-only: needs --init-from, a cosmic model whose on-board codec it keeps")
     if cfg.lr_schedule not in ("step", "cosine"):
         raise InputError(f"--lr-schedule {cfg.lr_schedule}: choose step or cosine")
     model_overrides(cfg)
@@ -241,8 +264,9 @@ def _train_step(cfg, model, optimizers, loss_fn, x, step) -> dict:
     torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
     optimizer.step()
     aux_loss = model.aux_loss()
-    aux_loss.backward()
-    aux_optimizer.step()
+    if aux_loss.requires_grad:  # not with --ground-only: the entropy models are frozen
+        aux_loss.backward()
+        aux_optimizer.step()
     terms["aux"] = aux_loss
     return {k: float(v.detach()) for k, v in terms.items()}
 
@@ -252,9 +276,11 @@ def _setup(cfg: Stage1Config, out: Path, resume: bool):
     model = build_model(cfg.arch, cfg.preset, **model_overrides(cfg)).to(cfg.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.ground_only:
+        _freeze_onboard(model)
     main_params, aux_params = _split_parameters(model)
     optimizers = {"main": torch.optim.Adam(main_params, lr=cfg.lr),
-                  "aux": torch.optim.Adam(aux_params, lr=cfg.aux_lr)}
+                  "aux": torch.optim.Adam(aux_params or [torch.zeros(0, requires_grad=True)], lr=cfg.aux_lr)}
     ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay else None
     state = {"step": 0, "history": [], "config": asdict(cfg)}
     ckpt = out / "last"
@@ -281,7 +307,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     val_set = _val_images(cfg)
     step = int(state["step"])
     loader = iter(_loader(cfg, step))
-    model.train()
+    _train_mode(cfg, model)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="stage1")
     started, session_start = time.time() - float(state.get("wall_s", 0.0)), time.time()
     while step < cfg.steps:
@@ -298,7 +324,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
                             aux=f"{t['aux']:.0f}")
         if step % cfg.val_every == 0 or step == cfg.steps:
             state["history"].append(_validate(cfg, ema.module if ema else model, val_set, loss_fn, step, started))
-            model.train()
+            _train_mode(cfg, model)
         pause = step == cfg.pause_at or (cfg.max_minutes and time.time() - session_start > 60 * cfg.max_minutes)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or pause:
             model.update(force=True)
