@@ -187,8 +187,8 @@ class Header:
             raise BitstreamError(f"malformed header ({exc})") from None
         metadata, georef, layout = parse_extension(raw[at:], channels)
         if (version >= 3) != (layout is not None):
-            raise BitstreamError(f"malformed header: header field 'layout': {'missing' if layout is None else 'present'} "
-                                 f"in a version {version} file")
+            state = "missing" if layout is None else "present"
+            raise BitstreamError(f"malformed header: header field 'layout': {state} in a version {version} file")
         header = cls(
             model=name, model_sha256=digest.hex(), width=width, height=height, tile=tile,
             latent=(lh, lw), channels=channels, bit_depth=bit_depth,

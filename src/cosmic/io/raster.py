@@ -44,6 +44,8 @@ __all__ = [
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 #: GDAL's block cache (its default is 5% of RAM): small, so memory stays bounded
 GDAL_CACHE_MB = 32
+#: the block cache of the COG copy (its overview pass fills any cache it is given)
+COG_CACHE_MB = 8
 
 
 def is_geotiff(path: str | os.PathLike) -> bool:
@@ -212,9 +214,11 @@ class RasterSource:
     @property
     def coding(self) -> dict[str, Any]:
         """The band / scaling choice, recorded in the container beside the georeferencing."""
-        return {"bands": self.bands, "source_dtype": self.source_dtype,
-                "scale": [list(s) for s in self.scale] if self.scale else None,
-                "descriptions": self.descriptions, "colorinterp": self.colorinterp}
+        coding = {"bands": self.bands, "source_dtype": self.source_dtype,
+                  "scale": [list(s) for s in self.scale] if self.scale else None, "colorinterp": self.colorinterp}
+        if any(self.descriptions):
+            coding["descriptions"] = self.descriptions
+        return coding
 
     @property
     def layout(self) -> dict[str, Any] | None:
@@ -416,8 +420,11 @@ class GeoTiffWriter:
             "interleave": "pixel" if channels > 1 else "band", "BIGTIFF": "IF_SAFER",
             "nodata": self.product.nodata,
         }
-        if self.product.colorinterp in (None, ["red", "green", "blue"]) and channels == 3:
-            profile["photometric"] = "RGB"
+        interp = self.product.colorinterp
+        if (interp is None and channels == 3) or (interp and interp[:3] == ["red", "green", "blue"]):
+            profile["photometric"] = "RGB"  # else GDAL reads a 4th uint8 band as alpha
+        elif channels > 1:
+            profile["photometric"] = "MINISBLACK"
         profile.update(_georef_profile(georef or {}))
         self._env = _env()
         self._env.__enter__()
@@ -474,7 +481,9 @@ class GeoTiffWriter:
     def _to_cog(self) -> None:
         import rasterio.shutil
 
-        rasterio.shutil.copy(self.stage, self.tmp, driver="COG", **self.product.cog_options(self.block))
+        # a smaller block cache for the copy: its overview pass fills whatever cache it is given
+        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_MB * 1024 * 1024):
+            rasterio.shutil.copy(self.stage, self.tmp, driver="COG", **self.product.cog_options(self.block))
         self.stage.unlink()
 
     def _cleanup(self) -> None:

@@ -147,7 +147,7 @@ class DecodePipeline:
                     top = r * h.tile
                     px = strip[: min(h.tile, h.height - top), : h.width]
                     px = px[..., :3] if len(bands) == 3 else np.rint(px.mean(axis=2, keepdims=True)).astype(np.uint8)
-                    valid = _row_mask(container, r) if h.has_mask else None
+                    valid = _row_mask(container, r, bad, decode.get("conceal", False)) if h.has_mask else None
                     px = to_source_units(px, scale and [scale[b - 1] for b in bands], product.dtype)
                     out.write(top, 0, apply_fill(px, valid, product.nodata), bands)
                     if g == 0 and product.mask and valid is not None:
@@ -155,15 +155,19 @@ class DecodePipeline:
         return sorted(bad, key=lambda e: e.index)
 
 
-def _row_mask(container: Container, r: int) -> np.ndarray:
-    """The validity of tile row ``r`` (cut to the image); a tile whose mask is lost (concealed)
-    is all fill: its pixels are made up."""
+def _row_mask(container: Container, r: int, bad: list[TileError], conceal: bool) -> np.ndarray:
+    """The validity of tile row ``r`` (cut to the image). A bad mask is raised, or with
+    ``conceal`` its tile is all fill (its pixels are made up) and it joins ``bad``."""
     h = container.header
     parts = []
     for c in range(h.cols):
         try:
             parts.append(container.tile_mask(r * h.cols + c))
-        except TileError:
+        except TileError as err:
+            if not conceal:
+                raise
+            if all(e.index != err.index for e in bad):
+                bad.append(err)
             parts.append(np.zeros((min(h.tile, h.height - r * h.tile), min(h.tile, h.width - c * h.tile)), bool))
     return np.concatenate(parts, axis=1)
 

@@ -132,7 +132,8 @@ def open_scene(source: str | os.PathLike | np.ndarray, metadata: SensorMetadata 
 
     ``metadata`` (else ``meta``, a sidecar JSON, else the sidecar beside the image) is the
     sensor metadata; ``bands`` / ``groups`` / ``scale`` choose, group and map a TIFF's bands, and
-    ``mask`` keeps its fill as a coded validity mask (see :mod:`cosmic.io.raster`); ``derive`` fills missing metadata from a GeoTIFF's georeferencing."""
+    ``mask`` keeps its fill as a coded validity mask (see :mod:`cosmic.io.raster`); ``derive``
+    fills missing metadata from a GeoTIFF's georeferencing."""
     from cosmic.io.limits import check_scene
 
     if isinstance(source, np.ndarray):
