@@ -197,3 +197,36 @@ def test_apply_fill_nudges_and_fills():
     assert apply_fill(px.copy(), None, 65535).tolist() == [[0, 5, 65534]]
     f = apply_fill(np.zeros((1, 2), np.float32), np.array([[True, False]]), float("nan"))
     assert f[0, 0] == 0 and np.isnan(f[0, 1])
+
+
+@pytest.mark.parametrize("ext, field", [
+    ({"layout": {"groups": [[1, 2]]}}, "'layout.groups'"),
+    ({"layout": {"groups": [[1, 2, 3], [3]]}}, "'layout.groups'"),
+    ({"layout": {"groups": [[1, 2, 3]], "mask": "yes"}}, "'layout.mask'"),
+    ({"layout": {"groups": [[1, 2, 3]], "tiles": 9}}, "'layout.tiles'"),
+    ({"georef": {"source": {"descriptions": [5]}}}, "'georef.source.descriptions'"),
+])
+def test_bad_layout_is_a_bitstream_error_naming_the_field(ext, field):
+    import json
+
+    from cosmic.errors import BitstreamError
+    from cosmic.io.extension import parse_extension
+
+    with pytest.raises(BitstreamError, match=field):
+        parse_extension(json.dumps(ext).encode(), 3)
+
+
+def test_layout_only_in_version_3_and_old_versions_unchanged():
+    from cosmic.errors import BitstreamError
+    from cosmic.io.container import Header
+
+    h = Header("m", "00" * 16, 300, 200, 256, (16, 16), channels=4, layout={"groups": [[1, 2, 3], [4]], "mask": True})
+    assert h.format_version == 3 and h.num_tiles == 4 and Header.unpack(h.pack(), 3) == h
+    h.quality = 2.5
+    assert Header.unpack(h.pack(), 3) == h
+    with pytest.raises(BitstreamError, match="'layout'"):
+        Header.unpack(h.pack(), 2)  # same bytes read as version 2: a layout it may not have
+    plain = Header("m", "00" * 16, 300, 200, 256, (16, 16))
+    assert plain.format_version == 1 and Header.unpack(plain.pack(), 1) == plain
+    with pytest.raises(BitstreamError, match="'layout'"):
+        Header.unpack(plain.pack()[:31] + b"\0\0" + plain.pack()[31:], 3)  # v3 without a layout (core: 31 B)
