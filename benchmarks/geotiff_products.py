@@ -84,6 +84,18 @@ def mask_bytes(coded: Path) -> int:
     return sum(len(split_mask(c.tile_payload(i))[0]) for i in range(c.header.grid_tiles))
 
 
+def stretch_only_rmse(x: np.ndarray, valid: np.ndarray, coded: Path) -> float:
+    """RMSE in DN of the coding stretch alone (8-bit quantisation and clipping, no codec)."""
+    from cosmic.io.container import read_container
+    from cosmic.io.raster import to_source_units
+
+    scale = read_container(coded).header.georef["source"]["scale"]
+    lo, hi = np.array(scale).T[:, :, None, None]
+    u = np.clip(np.rint((x - lo) * 255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    back = to_source_units(u.transpose(1, 2, 0), scale, "uint16").transpose(2, 0, 1)
+    return float(np.sqrt(np.mean((back[:, valid].astype(float) - x[:, valid]) ** 2)))
+
+
 def landsat(work: Path, model: str, quality: float) -> dict:
     src = stack_landsat(work / "landsat_B432.tif")
     with rasterio.open(src) as ds:
@@ -98,6 +110,7 @@ def landsat(work: Path, model: str, quality: float) -> dict:
         "ratio_vs_16bit": x.nbytes / size,
         "rmse_dn_valid": float(np.sqrt(np.mean((y[:, valid].astype(float) - x[:, valid]) ** 2))),
         "psnr_valid_peak65535": psnr(y[:, valid], x[:, valid], 65535),
+        "stretch_only_rmse_dn_valid": stretch_only_rmse(x, valid, work / "c.cosmic"),
         "fill_pixels": int(fill.sum()), "fill_exact": bool(np.array_equal((y == 0).all(0), fill)),
         "valid_decoded_as_0": int((y[:, valid] == 0).any(axis=0).sum()),
         "mask_bytes": mask_bytes(work / "c.cosmic"), "mask_bpp": mask_bytes(work / "c.cosmic") * 8 / px,
