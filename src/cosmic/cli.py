@@ -167,8 +167,9 @@ def decompress(
 ) -> None:
     """Decompress a .cosmic file "on the ground" to an image.
 
-    A .tif output is a GeoTIFF with the georeferencing the file carries, written one tile row at
-    a time (memory does not grow with the scene)."""
+    A .tif output is a Cloud-Optimized GeoTIFF with overviews, written one tile row at a time
+    (memory does not grow with the scene): the georeferencing, the source's sample type (the
+    stretch inverted), the fill as nodata, every coded band in order, band names and sensor tags."""
     from cosmic.io.container import read_container
     from cosmic.io.raster import parse_creation_options
     from cosmic.pipelines.decode import DecodePipeline, output_format
@@ -186,9 +187,13 @@ def decompress(
     for err in bad:
         typer.echo(f"warning: {_clean(err)} - concealed", err=True)
     if not quiet:
-        h = container.header
-        typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
-                   f"({container.bpp:.4f} bpp), decoded in {time.perf_counter() - t0:.2f} s")
+        _echo_decoded(output, container, time.perf_counter() - t0)
+
+
+def _echo_decoded(output: Path, container, seconds: float) -> None:
+    h = container.header
+    typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
+               f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
 
 
 def _describe_georef(georef: dict | None) -> str:
