@@ -88,7 +88,7 @@ def test_product_is_a_cog_with_names_tags_and_co(cli, coded16, one_line_error):
     code, _, err = cli("decompress", d / "ls.cosmic", "-o", out, "-m", TINY_MODEL, "--co", "BLOCKSIZE=128", "-q")
     assert code == 0, err
     with rasterio.open(out) as ds:
-        assert ds.overviews(1) == [2, 4] and ds.block_shapes[0] == (128, 128) and ds.is_tiled
+        assert ds.overviews(1) == [2, 4] and ds.profile["blockxsize"] == 128 == ds.profile["blockysize"]
         assert ds.descriptions == ("B4", "B3", "B2") and ds.nodata == 0 and ds.crs.to_epsg() == 32610
         tags = ds.tags()
         assert tags["COSMIC_SOURCE_BITS"] == "16" and tags["ACQUISITIONDATETIME"].startswith("2016-06-25T18:55:50")
