@@ -230,3 +230,21 @@ def test_layout_only_in_version_3_and_old_versions_unchanged():
     assert plain.format_version == 1 and Header.unpack(plain.pack(), 1) == plain
     with pytest.raises(BitstreamError, match="'layout'"):
         Header.unpack(plain.pack()[:31] + b"\0\0" + plain.pack()[31:], 3)  # v3 without a layout (core: 31 B)
+
+
+def test_info_checks_masks(cli, coded16, tmp_path):
+    """`info` reads every tile's mask too: a bad one is named and exits 3."""
+    d, _, _ = coded16
+    c = read_container(d / "ls.cosmic")
+    payload = b"\2" + struct.pack("<I", 3) + b"abc" + split_mask(c.tile_payload(1))[1]
+    raw = (d / "ls.cosmic").read_bytes()
+    entries = list(c.entries)
+    entries[1] = (len(payload), zlib.crc32(payload))
+    table = b"".join(struct.pack("<II", *e) for e in entries)
+    at = c.payload_start - 4 - len(table)
+    forged = raw[:at] + table + struct.pack("<I", zlib.crc32(table)) + raw[c.payload_start:c.offsets[1]] \
+        + payload + raw[c.offsets[1] + c.entries[1][0]:]
+    (tmp_path / "m.cosmic").write_bytes(forged)
+    code, stdout, _ = cli("info", tmp_path / "m.cosmic")
+    assert code == 3 and "tile 1 (row 0, col 1)" in stdout and "mask" in stdout
+    assert cli("info", d / "ls.cosmic")[0] == 0

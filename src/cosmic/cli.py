@@ -228,23 +228,33 @@ def _image_line(c) -> str:
             f"{':'.join(','.join(map(str, g)) for g in h.groups)}; mask {'yes' if h.has_mask else 'no'}")
 
 
+def _bad_tiles(c) -> list[str]:
+    """Every tile whose CRC fails, then every tile whose fill mask does not decode."""
+    from cosmic.io.container import TileError
+
+    bad = []
+    for i in range(c.header.num_tiles):
+        try:
+            c.tile_payload(i)
+            if i < c.header.grid_tiles:
+                c.tile_mask(i)
+        except TileError as err:
+            bad.append(str(err))
+    return bad
+
+
 @app.command()
 def info(
     input: Path = typer.Argument(..., help="a .cosmic file"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Show a .cosmic file's header and tile table (and check every tile's CRC)."""
-    from cosmic.io.container import TileError, read_container
+    """Show a .cosmic file's header and tile table (and check every tile's CRC and mask)."""
+    from cosmic.io.container import read_container
     from cosmic.pipelines.decode import source_bits
 
     c = read_container(input)
     h = c.header
-    bad = []
-    for i in range(h.num_tiles):
-        try:
-            c.tile_payload(i)
-        except TileError as err:
-            bad.append(str(err))
+    bad = _bad_tiles(c)
     d = {
         "file": str(input), "format_version": c.version, "bytes": c.file_size, "bpp": c.bpp,
         "model": h.model, "model_sha256": h.model_sha256, "width": h.width, "height": h.height,
