@@ -43,7 +43,8 @@ def test_geotiff_round_trip_keeps_georeferencing(cli, tmp_path):
     assert code == 0, err
     georef = read_container(coded).header.georef
     assert georef["crs"] == "EPSG:32633" and georef["nodata"] == 0
-    assert georef["source"] == {"bands": [1, 2, 3], "source_dtype": "uint8", "scale": None}
+    assert georef["source"] == {"bands": [1, 2, 3], "source_dtype": "uint8", "scale": None,
+                                "colorinterp": ["red", "green", "blue"]}
     code, stdout, _ = cli("info", coded)
     assert code == 0 and "EPSG:32633; origin (500000.000, 5000000.000), pixel 10 x 10; nodata 0" in stdout
     code, _, err = cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q")
@@ -52,12 +53,13 @@ def test_geotiff_round_trip_keeps_georeferencing(cli, tmp_path):
         assert b.crs == a.crs and b.transform == a.transform and b.nodata == a.nodata
         assert (b.width, b.height, b.count, b.dtypes[0]) == (a.width, a.height, 3, "uint8")
         windowed = b.read().transpose(1, 2, 0)
-    # the windowed GeoTIFF writer gives exactly the pixels of the in-memory decoder
+    # the windowed GeoTIFF writer gives exactly the pixels of the in-memory decoder, except that a
+    # real pixel that decoded to the nodata value 0 is nudged to 1 (issue #18)
     png = tmp_path / "out.png"
     assert cli("decompress", coded, "-o", png, "-m", TINY_MODEL, "-q")[0] == 0
     from cosmic.io.images import load_rgb
 
-    assert np.array_equal(windowed, load_rgb(png).pixels)
+    assert np.array_equal(windowed, np.where(load_rgb(png).pixels == 0, 1, load_rgb(png).pixels))
 
 
 def test_geotiff_with_non_epsg_crs_and_png_output(cli, tmp_path):
@@ -81,12 +83,13 @@ def test_sixteen_bit_needs_explicit_scale(cli, tmp_path, one_line_error):
     assert not coded.exists()
     one_line_error(*cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--bands", "5,3,2",
                         "--scale", "auto")[::2], "band 5")
-    one_line_error(*cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--bands", "4,3")[::2], "--bands")
+    one_line_error(*cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--bands", "4,4")[::2], "--bands")
     one_line_error(*cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--scale", "9,1")[::2], "--scale")
     code, _, err = cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--bands", "4,3,2", "--scale", "0,20000", "-q")
     assert code == 0, err
     assert read_container(coded).header.georef["source"] == {
-        "bands": [4, 3, 2], "source_dtype": "uint16", "scale": [[0.0, 20000.0]] * 3}
+        "bands": [4, 3, 2], "source_dtype": "uint16", "scale": [[0.0, 20000.0]] * 3,
+        "colorinterp": ["undefined"] * 3}
     code, _, err = cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--bands", "1", "--scale", "auto", "-q")
     assert code == 0, err
     h = read_container(coded).header

@@ -87,7 +87,11 @@ _MAX_BYTES = typer.Option(None, help="rate control: the highest quality whose wh
 _ENCODER = typer.Option(None, "--model", "-m",
                         help="shipped model name or model directory (default: the variable-rate cosmic-small-vr)")
 _META = typer.Option(None, help="fMoW-style sensor metadata JSON (default: IMAGE.json beside the image, if any)")
-_BANDS = typer.Option(None, help="TIFF bands to code as R,G,B (e.g. 4,3,2) or one band as grayscale; 1-based")
+_BANDS = typer.Option(None, help="TIFF bands to code, 1-based: three as R,G,B (e.g. 4,3,2), one as grey, "
+                                 "others as band groups (default: all but alpha)")
+_GROUPS = typer.Option(None, help="TIFF band groups of 1 or 3 bands, e.g. 1,2,3:4 (decoded in band order)")
+_MASK = typer.Option(True, help="code the fill (nodata / alpha / internal mask; 0 in every band of a "
+                                "non-8-bit file without nodata) as a lossless mask")
 _SCALE = typer.Option(None, help="for non-8-bit TIFFs: LOW,HIGH mapped to 0..255, or 'auto' (2-98% stretch per band)")
 _DERIVE = typer.Option(True, help="derive UTM zone, GSD, time and sun angles from a GeoTIFF for fields the "
                                   "sidecar lacks")
@@ -101,13 +105,14 @@ def compress(
     model: Optional[str] = _ENCODER,
     tile: int = typer.Option(256, help="tile size in pixels (multiple of 64)"),
     meta: Optional[Path] = _META, bands: Optional[str] = _BANDS, scale: Optional[str] = _SCALE,
+    band_groups: Optional[str] = _GROUPS, mask: bool = _MASK,
     derive: bool = _DERIVE, threads: int = _THREADS, quiet: bool = _QUIET,
 ) -> None:
     """Compress an image "on the satellite": tiles -> lightweight encoder -> rANS -> .cosmic.
 
     GeoTIFFs are read one tile window at a time (memory does not grow with the scene) and their
     CRS, transform and nodata travel in the file."""
-    from cosmic.io.raster import parse_bands, parse_scale
+    from cosmic.io.raster import parse_band_groups, parse_bands, parse_scale
     from cosmic.pipelines.encode import EncodePipeline
     from cosmic.pipelines.scene import open_scene
 
@@ -117,7 +122,8 @@ def compress(
         raise InputError(f"{output}: a compressed file is named NAME.cosmic")
     rate_target = bpp is not None or max_bytes is not None
     pipe, quality = EncodePipeline.select(model, quality, rate_target)
-    with open_scene(input, meta=meta, bands=parse_bands(bands), scale=parse_scale(scale), derive=derive) as scene:
+    with open_scene(input, meta=meta, bands=parse_bands(bands), scale=parse_scale(scale), derive=derive,
+                    groups=parse_band_groups(band_groups), mask=mask) as scene:
         for n in scene.notes:
             _note(n)
         if scene.derived and not quiet:
@@ -128,10 +134,13 @@ def compress(
 
 
 def _echo_encoded(output: Path, coded) -> None:
+    from cosmic.pipelines.decode import source_bits
+
     h = coded.header
     q = f", quality {h.quality:g}" if h.quality is not None else ""
     typer.echo(f"{output}: {coded.size} bytes, {coded.bpp:.4f} bpp, ratio "
-               f"{h.width * h.height * h.channels / coded.size:.1f}:1, {h.rows}x{h.cols} tiles, "
+               f"{h.width * h.height * h.channels * source_bits(h) / 8 / coded.size:.1f}:1 against "
+               f"{h.channels} x {source_bits(h)}-bit samples, {h.rows}x{h.cols} tiles, "
                f"{h.width}x{h.height} px{q}, encoded in {coded.seconds:.2f} s")
 
 
@@ -150,14 +159,19 @@ def decompress(
     fmt: Optional[str] = typer.Option(
         None, "--format", help="png, tiff or jpeg (jpeg only explicitly, with --jpeg-quality: a second lossy step)"),
     jpeg_quality: Optional[int] = typer.Option(None, help="JPEG quality 1..95 of a --format jpeg output"),
+    dtype: Optional[str] = typer.Option(
+        None, help="GeoTIFF sample type (default: the source's, stretch inverted; uint8: the coded picture)"),
+    co: Optional[list[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable)"),
     threads: int = _THREADS,
     quiet: bool = _QUIET,
 ) -> None:
     """Decompress a .cosmic file "on the ground" to an image.
 
-    A .tif output is a GeoTIFF with the georeferencing the file carries, written one tile row at
-    a time (memory does not grow with the scene)."""
+    A .tif output is a Cloud-Optimized GeoTIFF with overviews, written one tile row at a time
+    (memory does not grow with the scene): the georeferencing, the source's sample type (the
+    stretch inverted), the fill as nodata, every coded band in order, band names and sensor tags."""
     from cosmic.io.container import read_container
+    from cosmic.io.raster import parse_creation_options
     from cosmic.pipelines.decode import DecodePipeline, output_format
 
     _threads(threads)
@@ -168,14 +182,18 @@ def decompress(
     container = read_container(input, partial=conceal)  # --conceal: a cut-off file keeps its whole tiles
     pipe = DecodePipeline.for_container(container, model)
     t0 = time.perf_counter()
-    bad = pipe.write(container, output, fmt, jpeg_quality, steps=steps, seed=seed, conceal=conceal,
-                     deblock=deblock, progress=not quiet)
+    bad = pipe.write(container, output, fmt, jpeg_quality, dtype, parse_creation_options(co), steps=steps,
+                     seed=seed, conceal=conceal, deblock=deblock, progress=not quiet)
     for err in bad:
         typer.echo(f"warning: {_clean(err)} - concealed", err=True)
     if not quiet:
-        h = container.header
-        typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
-                   f"({container.bpp:.4f} bpp), decoded in {time.perf_counter() - t0:.2f} s")
+        _echo_decoded(output, container, time.perf_counter() - t0)
+
+
+def _echo_decoded(output: Path, container, seconds: float) -> None:
+    h = container.header
+    typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
+               f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
 
 
 def _describe_georef(georef: dict | None) -> str:
@@ -192,10 +210,37 @@ def _describe_georef(georef: dict | None) -> str:
         parts.append(f"nodata {georef['nodata']}")
     src = georef.get("source") or {}
     if src.get("bands"):
-        parts.append(f"bands {','.join(map(str, src['bands']))} of {src.get('source_dtype')}")
+        names = [n for n in src.get("descriptions") or [] if n]
+        parts.append(f"bands {','.join(map(str, src['bands']))} of {src.get('source_dtype')}"
+                     + (f" ({','.join(names)})" if names else ""))
     if src.get("scale"):
         parts.append("scaled " + ", ".join(f"{lo:g}..{hi:g}" for lo, hi in src["scale"]))
     return "; ".join(parts)
+
+
+def _image_line(c) -> str:
+    """Size, bands, bits (coded and source), ratio against the source, groups and mask."""
+    from cosmic.pipelines.decode import source_bits
+
+    h, bits = c.header, source_bits(c.header)
+    return (f"{h.width}x{h.height}, {h.channels} band(s) coded {h.bit_depth}-bit from {bits}-bit, ratio "
+            f"{h.width * h.height * h.channels * bits / 8 / c.file_size:.1f}:1; groups "
+            f"{':'.join(','.join(map(str, g)) for g in h.groups)}; mask {'yes' if h.has_mask else 'no'}")
+
+
+def _bad_tiles(c) -> list[str]:
+    """Every tile whose CRC fails, then every tile whose fill mask does not decode."""
+    from cosmic.io.container import TileError
+
+    bad = []
+    for i in range(c.header.num_tiles):
+        try:
+            c.tile_payload(i)
+            if i < c.header.grid_tiles:
+                c.tile_mask(i)
+        except TileError as err:
+            bad.append(str(err))
+    return bad
 
 
 @app.command()
@@ -203,23 +248,20 @@ def info(
     input: Path = typer.Argument(..., help="a .cosmic file"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Show a .cosmic file's header and tile table (and check every tile's CRC)."""
-    from cosmic.io.container import TileError, read_container
+    """Show a .cosmic file's header and tile table (and check every tile's CRC and mask)."""
+    from cosmic.io.container import read_container
+    from cosmic.pipelines.decode import source_bits
 
     c = read_container(input)
     h = c.header
-    bad = []
-    for i in range(h.num_tiles):
-        try:
-            c.tile_payload(i)
-        except TileError as err:
-            bad.append(str(err))
+    bad = _bad_tiles(c)
     d = {
         "file": str(input), "format_version": c.version, "bytes": c.file_size, "bpp": c.bpp,
         "model": h.model, "model_sha256": h.model_sha256, "width": h.width, "height": h.height,
         "channels": h.channels, "bit_depth": h.bit_depth, "tile": h.tile, "quality": h.quality,
         "grid": [h.rows, h.cols], "tile_bytes": [length for length, _ in c.entries],
         "metadata": h.metadata, "georef": h.georef, "corrupt_tiles": bad,
+        "groups": h.groups, "mask": h.has_mask, "source_bits": source_bits(h),
     }
     if as_json:
         typer.echo(json.dumps(d, indent=2))
@@ -228,7 +270,7 @@ def info(
     typer.echo(f"{input}: COSMIC format v{c.version}, {c.file_size} bytes, {c.bpp:.4f} bpp")
     quality = f", quality {h.quality:g}" if h.quality is not None else ""
     typer.echo(f"  model     {_clean(h.model)} (on-board sha256 {h.model_sha256[:16]}...){quality}")
-    typer.echo(f"  image     {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
+    typer.echo(f"  image     {_image_line(c)}")
     typer.echo(f"  tiles     {h.rows}x{h.cols} of {h.tile}px, {min(lengths)}..{max(lengths)} bytes each")
     typer.echo(f"  metadata  {json.dumps(h.metadata) if h.metadata else '(none)'}")
     typer.echo(f"  georef    {_clean(_describe_georef(h.georef))}")

@@ -7,13 +7,24 @@ Layout, all integers little-endian::
     header_len     u32       length of the binary header that follows
     header         binary    width u32, height u32, tile u16, z shape per tile (u8, u8),
                              channels u8, bit depth u8, on-board model digest (16 bytes),
-                             [version 2: quality u16, in 1/1024 steps, of a variable-rate model]
+                             [version 2: quality u16, in 1/1024 steps, of a variable-rate model;
+                              version 3: the same field, 0 for a fixed-rate model]
                              model name (u8 length + UTF-8), extension (u32 length + JSON:
                              sensor metadata and georeferencing; empty when absent)
     header_crc     u32       CRC32 of version + header_len + header
     tile table     rows*cols x (u32 length, u32 CRC32 of the payload)
     table_crc      u32       CRC32 of the tile table
     payloads       rows*cols tile payloads, row-major: u32 len(z) + z rANS string + y rANS string
+
+Version 3 (only a file with a ``layout`` in its extension: several band groups and/or a validity
+mask; every other file is written as version 1 or 2 exactly as before) codes ``planes`` band
+groups, each a full tile grid of its own: the tile table then has planes*rows*cols entries,
+group-major (all tiles of group 0, then group 1, ...), ``channels`` is the total band count, and
+``layout.groups`` says which output bands (1-based) each group codes (1 band: coded as grey, 3:
+as R, G, B). With ``layout.mask`` each tile payload of group 0 starts with the tile's validity
+mask (:mod:`cosmic.io.mask`: 1 byte for an all-valid or all-fill tile), covered by its CRC.
+:meth:`Container.plane` gives one group as a version-2-like container the decoder reads
+unchanged. An older reader refuses a version 3 file with "upgrade cosmic".
 
 The sensor metadata and georeferencing travel in the header; they are not image data and, as in
 the paper, are not counted by :func:`bits_per_pixel` (which still uses the whole file size, so
@@ -36,15 +47,18 @@ import math
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from cosmic.errors import BitstreamError
 from cosmic.io.extension import parse_extension
+from cosmic.io.mask import MaskError, split_mask, unpack_mask
 
 MAGIC = b"\x89COSMIC\n"
-FORMAT_VERSION = 2  # the newest this module reads; a fixed-rate file is still written as version 1
+FORMAT_VERSION = 3  # the newest this module reads; a fixed-rate file is still written as version 1
 QUALITY_STEP = 1024  # a variable-rate model's quality is coded as round(quality * QUALITY_STEP)
 MAX_SIDE = 1 << 20  # 1,048,576 px: larger sides are refused outright
 _ENTRY = struct.Struct("<II")
@@ -88,11 +102,33 @@ class Header:
     metadata: dict[str, Any] = field(default_factory=dict)
     georef: dict[str, Any] | None = None
     quality: float | None = None  # a variable-rate model's quality (format version 2)
+    layout: dict[str, Any] | None = None  # band groups and mask (format version 3)
 
     @property
     def format_version(self) -> int:
-        """1 for a fixed-rate model's file (byte-identical to before version 2 existed), else 2."""
+        """1 for a fixed-rate model's file (byte-identical to before version 2 existed), 2 for a
+        variable-rate one, 3 for a file with band groups or a mask."""
+        if self.layout:
+            return 3
         return 1 if self.quality is None else 2
+
+    @property
+    def groups(self) -> list[list[int]]:
+        """The band groups (1-based output bands), one per plane of tiles."""
+        return self.layout["groups"] if self.layout else [list(range(1, self.channels + 1))]
+
+    @property
+    def planes(self) -> int:
+        return len(self.groups)
+
+    @property
+    def has_mask(self) -> bool:
+        return bool(self.layout and self.layout.get("mask"))
+
+    @property
+    def grid_tiles(self) -> int:
+        """Tiles of one plane (one band group)."""
+        return self.rows * self.cols
 
     @property
     def rows(self) -> int:
@@ -104,7 +140,8 @@ class Header:
 
     @property
     def num_tiles(self) -> int:
-        return self.rows * self.cols
+        """Entries of the tile table: the tiles of every plane."""
+        return self.rows * self.cols * self.planes
 
     def pack(self) -> bytes:
         """The header body: fixed binary fields, the model name, then a JSON extension block
@@ -118,8 +155,10 @@ class Header:
             ext["metadata"] = self.metadata
         if self.georef:
             ext["georef"] = self.georef
+        if self.layout:
+            ext["layout"] = self.layout
         ext_raw = json.dumps(ext, sort_keys=True, separators=(",", ":")).encode() if ext else b""
-        quality = b"" if self.quality is None else struct.pack("<H", round(self.quality * QUALITY_STEP))
+        quality = b"" if self.format_version == 1 else struct.pack("<H", round((self.quality or 0) * QUALITY_STEP))
         return (
             _CORE.pack(self.width, self.height, self.tile, self.latent[0], self.latent[1],
                        self.channels, self.bit_depth, digest, len(name))
@@ -135,9 +174,9 @@ class Header:
             if version >= 2:
                 (code,) = struct.unpack_from("<H", raw, at)
                 at += 2
-                if code == 0:
+                if code == 0 and version == 2:
                     raise ValueError("quality 0")
-                quality = code / QUALITY_STEP
+                quality = code / QUALITY_STEP if code else None
             name = raw[at : at + name_len].decode("utf-8")
             at += name_len
             (ext_len,) = struct.unpack_from("<I", raw, at)
@@ -146,17 +185,20 @@ class Header:
                 raise ValueError("extension length")
         except (struct.error, UnicodeDecodeError, ValueError) as exc:
             raise BitstreamError(f"malformed header ({exc})") from None
-        metadata, georef = parse_extension(raw[at:])
+        metadata, georef, layout = parse_extension(raw[at:], channels)
+        if (version >= 3) != (layout is not None):
+            state = "missing" if layout is None else "present"
+            raise BitstreamError(f"malformed header: header field 'layout': {state} in a version {version} file")
         header = cls(
             model=name, model_sha256=digest.hex(), width=width, height=height, tile=tile,
             latent=(lh, lw), channels=channels, bit_depth=bit_depth,
-            metadata=metadata, georef=georef, quality=quality,
+            metadata=metadata, georef=georef, quality=quality, layout=layout,
         )
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
             raise BitstreamError(f"header declares a {width}x{height} image; sides must be 1..{MAX_SIDE}")
         if tile <= 0 or tile % 64 or tile > 4096:
             raise BitstreamError(f"header declares tile size {tile}; expected a multiple of 64 up to 4096")
-        if channels not in (1, 3) or bit_depth != 8:
+        if (channels not in (1, 3) and layout is None) or channels == 0 or bit_depth != 8:
             raise BitstreamError(f"unsupported channels={channels} bit_depth={bit_depth}")
         return header
 
@@ -355,6 +397,53 @@ class Container:
     @property
     def bpp(self) -> float:
         return bits_per_pixel(self.file_size, self.header.width, self.header.height)
+
+    def plane(self, group: int) -> "Container":
+        """Band group ``group`` as a container of its own (one tile grid, 1 or 3 channels, no
+        layout), which :func:`cosmic.ground.scene.decode_rows` decodes like any other file."""
+        return _Plane(self, group) if self.header.layout else self
+
+    def tile_mask(self, index: int) -> np.ndarray | None:
+        """The validity mask of tile ``index`` of the grid, cut to the image: (h, w) bool, or None
+        for a file without a mask. :class:`TileError` for a bad tile."""
+        h = self.header
+        if not h.has_mask:
+            return None
+        row, col = divmod(index, h.cols)
+        try:
+            section, _ = split_mask(self.tile_payload(index))
+            return unpack_mask(section, min(h.tile, h.height - row * h.tile), min(h.tile, h.width - col * h.tile))
+        except MaskError as exc:
+            raise TileError(index, row, col, str(exc)) from None
+
+
+class _Plane:
+    """One band group of a version 3 container, seen as a version 2-like container: tile ``i``
+    of the group is table entry ``group * rows * cols + i``; group 0's mask section is cut off."""
+
+    def __init__(self, parent: Container, group: int):
+        h = parent.header
+        if not 0 <= group < h.planes:
+            raise IndexError(f"band group {group} of {h.planes}")
+        self.parent, self.group, self.path, self.partial = parent, group, parent.path, parent.partial
+        self.header = replace(h, channels=len(h.groups[group]), layout=None)
+        self.file_size, self.version = parent.file_size, parent.version
+
+    def tile_position(self, index: int) -> tuple[int, int]:
+        return divmod(index, self.header.cols)
+
+    def tile_payload(self, index: int) -> bytes:
+        payload = self.parent.tile_payload(self.group * self.header.grid_tiles + index)
+        if self.group or not self.parent.header.has_mask:
+            return payload
+        try:
+            return split_mask(payload)[1]
+        except MaskError as exc:
+            raise TileError(index, *self.tile_position(index), str(exc)) from None
+
+    @property
+    def bpp(self) -> float:
+        return self.parent.bpp
 
 
 def read_container(source: str | os.PathLike | bytes | BinaryIO, partial: bool = False) -> Container:

@@ -8,8 +8,13 @@ field. Any fault is a :class:`~cosmic.errors.BitstreamError` that names the fiel
     {"metadata": {fMoW key: value, ...},            # see cosmic.metadata.BITSTREAM_KEYS
      "georef": {"crs": str | null, "transform": [6 numbers] | null,
                 "nodata": number | "nan" | "inf" | "-inf" | null,
-                "source": {"bands": [1 or 3 ints], "source_dtype": str,
-                           "scale": [[low, high], ...] | null}}}
+                "source": {"bands": [n ints], "source_dtype": str,
+                           "scale": [[low, high], ...] | null,
+                           "descriptions": [str | null] * n, "colorinterp": [GDAL name] * n}},
+     "layout": {"groups": [[output bands], ...], "mask": bool}}   # format version 3 only
+
+``layout.groups`` must split the output bands 1..channels into groups of 1 or 3 (each coded as
+one plane of tiles; see :mod:`cosmic.io.container`).
 
 The CRS string is checked for size and printable characters here; whether it names a real CRS
 is checked where it is used (:class:`cosmic.io.raster.GeoTiffWriter`), again as a bitstream
@@ -24,13 +29,15 @@ from typing import Any
 
 from cosmic.errors import BitstreamError, InputError
 
-__all__ = ["MAX_EXTENSION_BYTES", "MAX_JSON_DEPTH", "parse_extension", "json_depth"]
+__all__ = ["MAX_EXTENSION_BYTES", "MAX_JSON_DEPTH", "MAX_BANDS", "parse_extension", "json_depth"]
 
 #: the largest extension block accepted (a long CRS WKT is a few KB)
 MAX_EXTENSION_BYTES = 64 * 1024
 #: the deepest JSON nesting accepted (the schema needs 4)
 MAX_JSON_DEPTH = 8
 _NODATA_WORDS = ("nan", "inf", "-inf")
+#: the most bands a file codes (the header's channel count is one byte)
+MAX_BANDS = 255
 
 
 def _fault(field: str, why: str) -> BitstreamError:
@@ -56,10 +63,12 @@ def json_depth(text: str) -> int:
     return deepest
 
 
-def parse_extension(raw: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """``(metadata, georef)`` from the raw extension block (empty: ``({}, None)``)."""
+def parse_extension(raw: bytes, channels: int = 3) -> tuple[dict[str, Any], dict[str, Any] | None,
+                                                          dict[str, Any] | None]:
+    """``(metadata, georef, layout)`` from the raw extension block (empty: ``({}, None, None)``);
+    ``channels``: the header's band count, which ``layout.groups`` must cover."""
     if not raw:
-        return {}, None
+        return {}, None, None
     if len(raw) > MAX_EXTENSION_BYTES:
         raise _fault("extension", f"{len(raw)} bytes, more than {MAX_EXTENSION_BYTES}")
     try:
@@ -74,12 +83,30 @@ def parse_extension(raw: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
         raise _fault("extension", f"not valid JSON ({getattr(exc, 'msg', exc)})") from None
     if not isinstance(ext, dict):
         raise _fault("extension", f"expected an object, got {type(ext).__name__}")
-    unknown = sorted(set(ext) - {"metadata", "georef"})
+    unknown = sorted(set(ext) - {"metadata", "georef", "layout"})
     if unknown:
         raise _fault(unknown[0], "unknown field")
     metadata = _metadata(ext.get("metadata"))
     georef = _georef(ext["georef"]) if ext.get("georef") is not None else None
-    return metadata, georef
+    layout = _layout(ext["layout"], channels) if ext.get("layout") is not None else None
+    return metadata, georef, layout
+
+
+def _layout(lay: Any, channels: int) -> dict[str, Any]:
+    """Band groups (a partition of 1..channels into groups of 1 or 3) and the mask flag."""
+    if not isinstance(lay, dict):
+        raise _fault("layout", f"expected an object, got {type(lay).__name__}")
+    unknown = sorted(set(lay) - {"groups", "mask"})
+    if unknown:
+        raise _fault(f"layout.{unknown[0]}", "unknown field")
+    groups = lay.get("groups")
+    if not (isinstance(groups, list) and all(isinstance(g, list) and len(g) in (1, 3)
+                                             and all(_int(b, 1, MAX_BANDS) for b in g) for g in groups)
+            and sorted(b for g in groups for b in g) == list(range(1, channels + 1))):
+        raise _fault("layout.groups", f"expected groups of 1 or 3 bands covering bands 1..{channels} once")
+    if not isinstance(lay.get("mask", False), bool):
+        raise _fault("layout.mask", "expected true or false")
+    return dict(lay)
 
 
 def _no_constant(name: str):
@@ -128,20 +155,25 @@ def _source(s: Any) -> None:
     """The band / scaling choice recorded beside the georeferencing."""
     if not isinstance(s, dict):
         raise _fault("georef.source", f"expected an object, got {type(s).__name__}")
-    unknown = sorted(set(s) - {"bands", "source_dtype", "scale"})
+    unknown = sorted(set(s) - {"bands", "source_dtype", "scale", "descriptions", "colorinterp"})
     if unknown:
         raise _fault(f"georef.source.{unknown[0]}", "unknown field")
     bands = s.get("bands")
-    if bands is not None and not (isinstance(bands, list) and len(bands) in (1, 3)
+    if bands is not None and not (isinstance(bands, list) and 1 <= len(bands) <= MAX_BANDS
                                   and all(_int(b, 1, 65535) for b in bands)):
-        raise _fault("georef.source.bands", "expected 1 or 3 band numbers")
+        raise _fault("georef.source.bands", f"expected 1 to {MAX_BANDS} band numbers")
     dtype = s.get("source_dtype")
     if dtype is not None and not (isinstance(dtype, str) and dtype.isidentifier() and len(dtype) <= 16):
         raise _fault("georef.source.source_dtype", "expected a type name such as uint16")
     scale = s.get("scale")
-    if scale is not None and not (isinstance(scale, list) and len(scale) in (1, 3) and all(
+    if scale is not None and not (isinstance(scale, list) and 1 <= len(scale) <= MAX_BANDS and all(
             isinstance(p, list) and len(p) == 2 and all(map(_finite, p)) for p in scale)):
-        raise _fault("georef.source.scale", "expected 1 or 3 [low, high] pairs of finite numbers")
+        raise _fault("georef.source.scale", "expected one [low, high] pair of finite numbers per band")
+    for key in ("descriptions", "colorinterp"):
+        names = s.get(key)
+        if names is not None and not (isinstance(names, list) and len(names) <= MAX_BANDS and all(
+                n is None or (isinstance(n, str) and len(n) <= 256 and n.isprintable()) for n in names)):
+            raise _fault(f"georef.source.{key}", "expected a list of short printable names (or null)")
 
 
 def _finite(v: Any) -> bool:

@@ -6,9 +6,15 @@ nodata) and the band / scaling choice travel in the ``.cosmic`` header's ``geore
 
 The model takes 8-bit RGB. For anything else the choice is explicit and recorded:
 
-- ``bands``: which bands (1-based, GDAL order) become R, G, B; one band is coded as grayscale.
-  Default: bands 1-3 of a file with 3 or more bands (a 4th band is dropped with a note), band 1
-  of a single-band file.
+- ``bands``: which bands (1-based, GDAL order) are coded, in the order the decoded file has them.
+  Default: every band but an alpha band. One band is coded as grey, three as R, G, B; any other
+  count (or ``groups``, e.g. ``--band-groups 1,2,3:4``) is coded as band groups of 1 or 3, each a
+  plane of tiles of its own in the same ``.cosmic`` file (default grouping: the first three bands
+  as R, G, B, every further band alone), and decoded back to the same order and count.
+- the validity mask (fill): GDAL's mask of the file (its nodata value, alpha band or internal
+  mask) when it declares one; for a non-8-bit file that declares none, pixels that are 0 in every
+  coded band (the usual fill of satellite products, e.g. Landsat L1 DN 0), recorded as nodata 0.
+  It is coded losslessly per tile (:mod:`cosmic.io.mask`) and restored exactly on decode.
 - ``scale``: how non-8-bit samples map to 0..255 - ``(low, high)`` linearly, or ``"auto"``, a
   per-band 2nd-98th percentile stretch measured on a decimated read (the recipe used for the
   shared Landsat PNGs). Pixels equal to nodata in every band (0 when the file declares no
@@ -31,12 +37,15 @@ from cosmic.errors import BitstreamError, InputError, first_line
 
 __all__ = [
     "GEOTIFF_SUFFIXES", "RasterSource", "is_georeferenced", "GeoTiffWriter", "parse_bands", "parse_scale", "is_geotiff",
+    "parse_band_groups", "Product", "nodata_for", "parse_creation_options",
     "GDAL_CACHE_MB",
 ]
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 #: GDAL's block cache (its default is 5% of RAM): small, so memory stays bounded
 GDAL_CACHE_MB = 32
+#: the block cache of the COG copy (its overview pass fills any cache it is given)
+COG_CACHE_MB = 8
 
 
 def is_geotiff(path: str | os.PathLike) -> bool:
@@ -63,16 +72,30 @@ def _env():
 
 
 def parse_bands(text: str | None) -> list[int] | None:
-    """``"4,3,2"`` -> ``[4, 3, 2]``; one or three 1-based band numbers."""
+    """``"4,3,2"`` -> ``[4, 3, 2]``: 1-based band numbers, each at most once (one: grey, three:
+    R, G, B, any other count: band groups)."""
     if text is None:
         return None
     try:
         bands = [int(b) for b in text.replace(" ", "").split(",") if b]
     except ValueError:
         raise InputError(f"--bands {text!r}: expected band numbers such as 3,2,1") from None
-    if len(bands) not in (1, 3) or min(bands) < 1:
-        raise InputError(f"--bands {text!r}: give one band (grayscale) or three (R,G,B), numbered from 1")
+    if not bands or min(bands) < 1 or len(set(bands)) != len(bands) or len(bands) > 255:
+        raise InputError(f"--bands {text!r}: give distinct band numbers, numbered from 1")
     return bands
+
+
+def parse_band_groups(text: str | None) -> list[list[int]] | None:
+    """``"1,2,3:4"`` -> ``[[1, 2, 3], [4]]``: groups of one band (grey) or three (R, G, B)."""
+    if text is None:
+        return None
+    try:
+        groups = [[int(b) for b in g.split(",")] for g in text.replace(" ", "").split(":")]
+    except ValueError:
+        raise InputError(f"--band-groups {text!r}: expected groups such as 1,2,3:4") from None
+    if any(len(g) not in (1, 3) or min(g) < 1 for g in groups):
+        raise InputError(f"--band-groups {text!r}: each group is one band or three, numbered from 1")
+    return groups
 
 
 def parse_scale(text: str | None) -> str | tuple[float, float] | None:
@@ -97,18 +120,23 @@ class RasterSource:
     path: Path
     width: int
     height: int
-    channels: int  # 1: coded as gray (replicated to RGB), 3: RGB
+    channels: int  # bands coded (1: gray, replicated to RGB; 3: RGB; more: band groups)
     bands: list[int]
     source_dtype: str
     scale: list[tuple[float, float]] | None  # per chosen band, None for 8-bit passthrough
     georef: dict[str, Any] | None
     tags: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    groups: list[list[int]] = field(default_factory=list)  # 1-based positions in ``bands``
+    mask: str | None = None  # "gdal" (nodata / alpha / internal mask), "zero" (0 in every band) or None
+    descriptions: list[str | None] = field(default_factory=list)
+    colorinterp: list[str] = field(default_factory=list)
     _ds: Any = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, bands: list[int] | None = None,
-             scale: str | tuple[float, float] | None = None) -> "RasterSource":
+             scale: str | tuple[float, float] | None = None, groups: list[list[int]] | None = None,
+             mask: bool = True) -> "RasterSource":
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
@@ -125,7 +153,7 @@ class RasterSource:
             env.__exit__(None, None, None)
             raise InputError(f"{path}: not a readable GeoTIFF ({first_line(exc)})") from None
         try:
-            src = cls._describe(path, ds, bands, scale)
+            src = cls._describe(path, ds, bands, scale, groups, mask)
         except Exception:
             ds.close()
             env.__exit__(None, None, None)
@@ -135,16 +163,11 @@ class RasterSource:
         return src
 
     @classmethod
-    def _describe(cls, path, ds, bands, scale) -> "RasterSource":
+    def _describe(cls, path, ds, bands, scale, groups=None, mask=True) -> "RasterSource":
         notes = []
         if ds.count == 0:
             raise InputError(f"{path}: no bands")
-        if bands is None:
-            bands = [1, 2, 3] if ds.count >= 3 else [1]
-            if ds.count == 2 or ds.count > 3:
-                dropped = ", ".join(str(b) for b in range(len(bands) + 1, ds.count + 1))
-                interp = [ds.colorinterp[b - 1].name for b in range(len(bands) + 1, ds.count + 1)]
-                notes.append(f"band(s) {dropped} ({', '.join(interp)}) not coded; choose bands with --bands")
+        bands, positions = _choose_bands(path, ds, bands, groups)
         for b in bands:
             if b > ds.count:
                 raise InputError(f"{path}: --bands asks for band {b} but the file has {ds.count}")
@@ -176,28 +199,58 @@ class RasterSource:
                 "nodata": ds.nodata if ds.nodata is None or np.isfinite(ds.nodata) else str(ds.nodata),
             }
         tags = {k: str(v) for k, v in ds.tags().items()}
-        return cls(path, ds.width, ds.height, 1 if len(bands) == 1 else 3, list(bands), dtype,
-                   per_band, georef, tags, notes)
+        kind = _mask_kind(ds, dtype) if mask else None
+        if kind == "zero":
+            notes.append("no nodata declared: pixels 0 in every coded band are fill, kept as nodata 0 "
+                         "(--no-mask codes no mask)")
+            georef = dict(georef or {"crs": None, "transform": None}, nodata=0)
+        if len(positions) > 1:
+            notes.append("coded as band groups " + " : ".join(",".join(str(bands[i - 1]) for i in g)
+                                                              for g in positions))
+        return cls(path, ds.width, ds.height, len(bands), list(bands), dtype, per_band, georef, tags,
+                   notes, positions, kind, [ds.descriptions[b - 1] for b in bands],
+                   [ds.colorinterp[b - 1].name for b in bands])
 
     @property
     def coding(self) -> dict[str, Any]:
         """The band / scaling choice, recorded in the container beside the georeferencing."""
-        return {"bands": self.bands, "source_dtype": self.source_dtype,
-                "scale": [list(s) for s in self.scale] if self.scale else None}
+        coding = {"bands": self.bands, "source_dtype": self.source_dtype,
+                  "scale": [list(s) for s in self.scale] if self.scale else None, "colorinterp": self.colorinterp}
+        if any(self.descriptions):
+            coding["descriptions"] = self.descriptions
+        return coding
 
-    def read(self, top: int, left: int, height: int, width: int) -> np.ndarray:
-        """Pixels of the window clipped to the image, as (h, w, 3) uint8."""
+    @property
+    def layout(self) -> dict[str, Any] | None:
+        """The container's ``layout`` (band groups, mask); None for one group and no mask."""
+        if len(self.groups) == 1 and self.mask is None:
+            return None
+        return {"groups": self.groups, "mask": self.mask is not None}
+
+    def read_mask(self, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """The validity (True: valid) of the window clipped to the image, as (h, w) bool."""
+        from rasterio.windows import Window
+
+        window = Window(left, top, min(width, self.width - left), min(height, self.height - top))
+        if self.mask == "gdal":
+            return self._ds.dataset_mask(window=window) > 0
+        data = self._ds.read(self.bands, window=window)
+        return ((data != 0) & np.isfinite(data)).any(axis=0)
+
+    def read(self, top: int, left: int, height: int, width: int, group: int = 0) -> np.ndarray:
+        """Pixels of band group ``group`` in the window clipped to the image, as (h, w, 3) uint8."""
         from rasterio.windows import Window
 
         h = min(height, self.height - top)
         w = min(width, self.width - left)
+        picks = self.groups[group]
         try:
-            data = self._ds.read(self.bands, window=Window(left, top, w, h))
+            data = self._ds.read([self.bands[i - 1] for i in picks], window=Window(left, top, w, h))
         except Exception as exc:  # a broken strip of an otherwise readable file
             raise InputError(f"{self.path}: cannot read window at ({top}, {left}): {first_line(exc)}") from None
         if self.scale is not None:
             out = np.empty(data.shape, dtype=np.uint8)
-            for i, (lo, hi) in enumerate(self.scale):
+            for i, (lo, hi) in enumerate(self.scale[j - 1] for j in picks):
                 band = (data[i].astype(np.float32) - lo) * (255.0 / (hi - lo))
                 band[~np.isfinite(band)] = 0.0  # NaN / inf: nodata, coded as 0
                 out[i] = np.clip(np.rint(band), 0, 255).astype(np.uint8)
@@ -217,6 +270,39 @@ class RasterSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _choose_bands(path, ds, bands, groups) -> tuple[list[int], list[list[int]]]:
+    """The coded bands (source numbers, in output order) and their groups (1-based positions in
+    that list). ``groups`` (source band numbers) fixes both: the bands in ascending order."""
+    if groups is not None:
+        if bands is not None:
+            raise InputError("--bands and --band-groups exclude each other (the groups name the bands)")
+        bands = sorted(b for g in groups for b in g)
+        if len(set(bands)) != len(bands):
+            raise InputError("--band-groups: a band appears twice")
+        return bands, [[bands.index(b) + 1 for b in g] for g in groups]
+    if bands is None:
+        from rasterio.enums import ColorInterp
+
+        bands = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] != ColorInterp.alpha]
+        if not bands:
+            raise InputError(f"{path}: only an alpha band")
+    if len(bands) in (1, 3):
+        return list(bands), [list(range(1, len(bands) + 1))]
+    head = [[1, 2, 3]] if len(bands) > 3 else []
+    return list(bands), head + [[i] for i in range(len(head) * 3 + 1, len(bands) + 1)]
+
+
+def _mask_kind(ds, dtype: str) -> str | None:
+    """"gdal" when the file declares fill (nodata, alpha, internal mask), "zero" for a non-8-bit
+    file that declares none, else None."""
+    from rasterio.enums import MaskFlags
+
+    flags = {f for band in ds.mask_flag_enums for f in band}
+    if flags & {MaskFlags.nodata, MaskFlags.alpha, MaskFlags.per_dataset}:
+        return "gdal"
+    return "zero" if dtype != "uint8" else None
 
 
 def _crs_text(crs) -> str | None:
@@ -249,8 +335,8 @@ def _auto_stretch(ds, bands: list[int], side: int = 1024) -> tuple[list[tuple[fl
 
 
 def _georef_profile(georef: dict[str, Any]) -> dict[str, Any]:
-    """rasterio profile entries (crs, transform, nodata) for a bitstream's georef block; a CRS
-    or transform that GDAL cannot use is a :class:`BitstreamError` naming the field."""
+    """rasterio profile entries (crs, transform) for a bitstream's georef block; a CRS or
+    transform that GDAL cannot use is a :class:`BitstreamError` naming the field."""
     from rasterio.crs import CRS
     from rasterio.transform import Affine
 
@@ -261,33 +347,84 @@ def _georef_profile(georef: dict[str, Any]) -> dict[str, Any]:
                 profile[key] = build(georef[key])
             except Exception as exc:
                 raise BitstreamError(f"header field 'georef.{key}': not usable ({first_line(exc, 120)})") from None
-    try:
-        nodata = None if georef.get("nodata") is None else float(georef["nodata"])
-    except (TypeError, ValueError):
-        raise BitstreamError("header field 'georef.nodata': not a number") from None
-    if nodata is not None and 0 <= nodata <= 255:  # a 16-bit source's nodata does not exist in 8-bit
-        profile["nodata"] = nodata
     return profile
 
 
+def nodata_for(georef: dict[str, Any] | None, dtype: str) -> float | None:
+    """The header's nodata value if a ``dtype`` output can hold it (else None: the fill is then
+    written as a mask band); a 16-bit source's nodata 65535 does not exist in an 8-bit output."""
+    value = (georef or {}).get("nodata")
+    try:
+        nodata = None if value is None else float(value)
+    except (TypeError, ValueError):
+        raise BitstreamError("header field 'georef.nodata': not a number") from None
+    if nodata is None or np.dtype(dtype).kind == "f":
+        return nodata
+    info = np.iinfo(dtype)
+    return nodata if np.isfinite(nodata) and nodata == int(nodata) and info.min <= nodata <= info.max else None
+
+
+@dataclass
+class Product:
+    """What makes a decoded GeoTIFF a product: its sample type, fill, band names and tags, and
+    the layout (a Cloud-Optimized GeoTIFF with internal overviews by default)."""
+
+    dtype: str = "uint8"
+    nodata: float | None = None
+    mask: bool = False  # write an internal mask band (fill the nodata value cannot say)
+    descriptions: list[str | None] | None = None
+    colorinterp: list[str] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    cog: bool = True
+    creation_options: dict[str, str] = field(default_factory=dict)
+
+    def cog_options(self, block: int) -> dict[str, str]:
+        """COG driver creation options: ours, then the user's ``--co`` over them."""
+        opts = {"BLOCKSIZE": str(block), "COMPRESS": "DEFLATE", "OVERVIEW_RESAMPLING": "AVERAGE",
+                "BIGTIFF": "IF_SAFER", "NUM_THREADS": "1"}
+        if np.dtype(self.dtype).kind in "ui":
+            opts["PREDICTOR"] = "YES"
+        opts.update({k.upper(): v for k, v in self.creation_options.items()})
+        return opts
+
+
+def parse_creation_options(items: list[str] | None) -> dict[str, str]:
+    """``["COMPRESS=ZSTD", ...]`` -> ``{"COMPRESS": "ZSTD"}`` (``--co`` passthrough to GDAL)."""
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not key.replace("_", "").isalnum():
+            raise InputError(f"--co {item!r}: expected KEY=VALUE, e.g. COMPRESS=ZSTD")
+        out[key.strip().upper()] = value
+    return out
+
+
 class GeoTiffWriter:
-    """A tiled, deflate-compressed 8-bit GeoTIFF written window by window, atomically: the file
-    appears under its name only after ``close()``; on error the partial file is removed."""
+    """A GeoTIFF written window by window (tiled, deflate), then, for a :class:`Product` with
+    ``cog`` (the default), copied by GDAL's COG driver into a Cloud-Optimized GeoTIFF with internal
+    overviews (both steps in bounded memory: GDAL's block cache). Atomic: the file appears under
+    its name only after ``close()``; on error the partial files are removed."""
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, channels: int = 3,
-                 georef: dict[str, Any] | None = None, block: int = 256):
+                 georef: dict[str, Any] | None = None, block: int = 256, product: Product | None = None):
         import rasterio
 
         self.path = Path(path)
+        self.product = product or Product(nodata=nodata_for(georef, "uint8"))
         self.tmp = self.path.with_name(f".{self.path.name}.partial")
-        self.channels = channels
+        self.stage = self.path.with_name(f".{self.path.name}.partial.gtiff") if self.product.cog else self.tmp
+        self.channels, self.block = channels, block
         profile = {
-            "driver": "GTiff", "width": width, "height": height, "count": channels, "dtype": "uint8",
+            "driver": "GTiff", "width": width, "height": height, "count": channels, "dtype": self.product.dtype,
             "tiled": True, "blockxsize": block, "blockysize": block, "compress": "deflate",
             "interleave": "pixel" if channels > 1 else "band", "BIGTIFF": "IF_SAFER",
+            "nodata": self.product.nodata,
         }
-        if channels == 3:
-            profile["photometric"] = "RGB"
+        interp = self.product.colorinterp
+        if (interp is None and channels == 3) or (interp and interp[:3] == ["red", "green", "blue"]):
+            profile["photometric"] = "RGB"  # else GDAL reads a 4th uint8 band as alpha
+        elif channels > 1:
+            profile["photometric"] = "MINISBLACK"
         profile.update(_georef_profile(georef or {}))
         self._env = _env()
         self._env.__enter__()
@@ -296,31 +433,70 @@ class GeoTiffWriter:
                 from rasterio.errors import NotGeoreferencedWarning
 
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self._ds = rasterio.open(self.tmp, "w", **profile)
+                self._ds = rasterio.open(self.stage, "w", **profile)
         except Exception as exc:
             self._env.__exit__(None, None, None)
             raise InputError(f"{self.path}: cannot write GeoTIFF ({first_line(exc)})") from None
 
-    def write(self, top: int, left: int, pixels: np.ndarray) -> None:
-        """Write (h, w, 3) uint8 pixels at (top, left)."""
+    def write(self, top: int, left: int, pixels: np.ndarray, bands: list[int] | None = None) -> None:
+        """Write (h, w, c) pixels at (top, left) into ``bands`` (1-based; default the first c)."""
         from rasterio.windows import Window
 
         h, w = pixels.shape[:2]
-        data = pixels.transpose(2, 0, 1)[: self.channels]
-        self._ds.write(np.ascontiguousarray(data), window=Window(left, top, w, h))
+        bands = bands or list(range(1, min(pixels.shape[2], self.channels) + 1))
+        data = pixels.transpose(2, 0, 1)[: len(bands)]
+        self._ds.write(np.ascontiguousarray(data), indexes=bands, window=Window(left, top, w, h))
+
+    def write_mask(self, top: int, left: int, valid: np.ndarray) -> None:
+        """Write the (h, w) validity of a window into the internal mask band."""
+        from rasterio.windows import Window
+
+        h, w = valid.shape
+        self._ds.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=Window(left, top, w, h))
+
+    def _describe(self) -> None:
+        from rasterio.enums import ColorInterp
+
+        p = self.product
+        if p.tags:
+            self._ds.update_tags(**p.tags)
+        for i, text in enumerate(p.descriptions or [], start=1):
+            if text:
+                self._ds.set_band_description(i, text)
+        if p.colorinterp and len(p.colorinterp) == self.channels:
+            self._ds.colorinterp = [getattr(ColorInterp, n, ColorInterp.undefined) for n in p.colorinterp]
 
     def close(self) -> None:
-        self._ds.close()
+        try:
+            self._describe()
+            self._ds.close()
+            if self.product.cog:
+                self._to_cog()
+        except Exception as exc:
+            self._cleanup()
+            raise InputError(f"{self.path}: cannot write GeoTIFF ({first_line(exc)})") from None
         self._env.__exit__(None, None, None)
         os.replace(self.tmp, self.path)
+
+    def _to_cog(self) -> None:
+        import rasterio.shutil
+
+        # a smaller block cache for the copy: its overview pass fills whatever cache it is given
+        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_MB * 1024 * 1024):
+            rasterio.shutil.copy(self.stage, self.tmp, driver="COG", **self.product.cog_options(self.block))
+        self.stage.unlink()
+
+    def _cleanup(self) -> None:
+        self._env.__exit__(None, None, None)
+        for f in {self.tmp, self.stage}:
+            if f.exists():
+                f.unlink()
 
     def abort(self) -> None:
         try:
             self._ds.close()
         finally:
-            self._env.__exit__(None, None, None)
-            if self.tmp.exists():
-                self.tmp.unlink()
+            self._cleanup()
 
     def __enter__(self) -> "GeoTiffWriter":
         return self
@@ -330,3 +506,37 @@ class GeoTiffWriter:
             self.close()
         else:
             self.abort()
+
+
+def to_source_units(pixels: np.ndarray, scale: list[list[float]] | None, dtype: str) -> np.ndarray:
+    """Coded 8-bit samples (h, w, c) back in the source's units: the inverse of the coding
+    stretch ``u = clip(rint((v - low) * 255 / (high - low)), 0, 255)`` per band, ``v = low + u *
+    (high - low) / 255``, rounded and clipped to ``dtype``. Source values below ``low`` or above
+    ``high`` were clipped when coded and come back as ``low`` / ``high``; inside the range the
+    quantisation error is at most (high - low) / 510 on top of the codec's error."""
+    if scale is None or np.dtype(dtype) == np.uint8:
+        return pixels.astype(dtype, copy=False)
+    lo = np.array([p[0] for p in scale], dtype=np.float64)
+    hi = np.array([p[1] for p in scale], dtype=np.float64)
+    out = lo + pixels.astype(np.float64) * ((hi - lo) / 255.0)
+    if np.dtype(dtype).kind in "ui":
+        info = np.iinfo(dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    return out.astype(dtype)
+
+
+def apply_fill(pixels: np.ndarray, valid: np.ndarray | None, nodata: float | None) -> np.ndarray:
+    """Fill pixels get ``nodata``; valid pixels that decoded to ``nodata`` are nudged one step
+    (+1, or -1 at the top of the type; the next float for floats) so no real pixel reads as fill."""
+    if nodata is None or np.isnan(nodata):
+        if valid is not None and nodata is not None:
+            pixels[~valid] = np.nan
+        return pixels
+    hit = pixels == pixels.dtype.type(nodata)
+    if pixels.dtype.kind == "f":
+        pixels[hit] = np.nextafter(pixels.dtype.type(nodata), np.inf, dtype=pixels.dtype)
+    else:
+        pixels[hit] = nodata + 1 if nodata < np.iinfo(pixels.dtype).max else nodata - 1
+    if valid is not None:
+        pixels[~valid] = nodata
+    return pixels

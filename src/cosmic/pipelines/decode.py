@@ -97,9 +97,10 @@ class DecodePipeline:
         return lambda indices: comp.for_tiles(metadata, steps, seed, indices)
 
     def __call__(self, source, steps: int = 0, seed: int = 0, conceal: bool = False,
-                 deblock: bool = False, progress: bool = False) -> DecodedScene:
-        """Decode a whole scene into memory: ``DecodedScene(pixels, bad_tiles)``."""
-        container = open_container(source)
+                 deblock: bool = False, progress: bool = False, group: int = 0) -> DecodedScene:
+        """Decode a whole scene into memory: ``DecodedScene(pixels, bad_tiles)``, the 8-bit coded
+        picture of band group ``group`` (a file with several groups: see :meth:`write`)."""
+        container = open_container(source).plane(group)
         return decode_scene(self.model, container, conceal=conceal, deblock=deblock, progress=progress,
                             compensation=self.compensation(container, steps, seed))
 
@@ -111,29 +112,113 @@ class DecodePipeline:
                            deblock=deblock, bad=bad, progress=progress)
 
     def write(self, container: Container, output: str | os.PathLike, fmt: str | None = None,
-              jpeg_quality: int | None = None, **decode) -> list[TileError]:
-        """Decode into the image file ``output`` (PNG, TIFF: a GeoTIFF written row by row with the
-        file's georeferencing, or JPEG at ``jpeg_quality``); returns the concealed tiles."""
+              jpeg_quality: int | None = None, dtype: str | None = None,
+              creation_options: dict[str, str] | None = None, **decode) -> list[TileError]:
+        """Decode into the image file ``output`` (PNG, TIFF: a GeoTIFF product written row by row,
+        see :meth:`_write_geotiff`, or JPEG at ``jpeg_quality``); returns the concealed tiles.
+        PNG / JPEG hold the 8-bit coded picture of a one-group file only."""
         output = Path(output)
         fmt = fmt or OUTPUT_FORMATS.get(output.suffix.lower())
         if fmt == "tiff":
-            return self._write_geotiff(container, output, **decode)
+            return self._write_geotiff(container, output, dtype, creation_options, **decode)
+        h = container.header
+        if h.planes > 1 or dtype not in (None, "uint8") or creation_options:
+            raise InputError(f"{output}: {h.channels} bands, --dtype and --co are written to a GeoTIFF "
+                             "(.tif); a PNG / JPEG holds the 8-bit picture of one band group")
         scene = self(container, **decode)
         from cosmic.io.images import save_image
 
         save_image(scene.pixels, output, channels=container.header.channels, quality=jpeg_quality)
         return scene.bad_tiles
 
-    def _write_geotiff(self, container: Container, output: Path, **decode) -> list[TileError]:
-        from cosmic.io.raster import GeoTiffWriter
+    def _write_geotiff(self, container: Container, output: Path, dtype: str | None = None,
+                       creation_options: dict[str, str] | None = None, **decode) -> list[TileError]:
+        """A GeoTIFF product (:func:`geotiff_product`): every band group decoded one tile row at a
+        time into its bands, in the source's units, fill restored from the mask; then a COG."""
+        from cosmic.io.raster import GeoTiffWriter, apply_fill, to_source_units
 
         h, bad = container.header, []
         georef = {k: v for k, v in (h.georef or {}).items() if k != "source"}
-        with GeoTiffWriter(output, h.width, h.height, h.channels, georef or None, block=h.tile) as out:
-            for r, strip in self.rows(container, bad=bad, **decode):
-                top = r * h.tile
-                out.write(top, 0, strip[: min(h.tile, h.height - top), : h.width])
+        product = geotiff_product(container, dtype, creation_options)
+        scale = ((h.georef or {}).get("source") or {}).get("scale")
+        with GeoTiffWriter(output, h.width, h.height, h.channels, georef or None, h.tile, product) as out:
+            for g, bands in enumerate(h.groups):
+                for r, strip in self.rows(container.plane(g), bad=bad, **decode):
+                    top = r * h.tile
+                    px = strip[: min(h.tile, h.height - top), : h.width]
+                    px = px[..., :3] if len(bands) == 3 else np.rint(px.mean(axis=2, keepdims=True)).astype(np.uint8)
+                    valid = _row_mask(container, r, bad, decode.get("conceal", False)) if h.has_mask else None
+                    px = to_source_units(px, scale and [scale[b - 1] for b in bands], product.dtype)
+                    out.write(top, 0, apply_fill(px, valid, product.nodata), bands)
+                    if g == 0 and product.mask and valid is not None:
+                        out.write_mask(top, 0, valid)
         return sorted(bad, key=lambda e: e.index)
+
+
+def _row_mask(container: Container, r: int, bad: list[TileError], conceal: bool) -> np.ndarray:
+    """The validity of tile row ``r`` (cut to the image). A bad mask is raised, or with
+    ``conceal`` its tile is all fill (its pixels are made up) and it joins ``bad``."""
+    h = container.header
+    parts = []
+    for c in range(h.cols):
+        try:
+            parts.append(container.tile_mask(r * h.cols + c))
+        except TileError as err:
+            if not conceal:
+                raise
+            if all(e.index != err.index for e in bad):
+                bad.append(err)
+            parts.append(np.zeros((min(h.tile, h.height - r * h.tile), min(h.tile, h.width - c * h.tile)), bool))
+    return np.concatenate(parts, axis=1)
+
+
+#: sample types a GeoTIFF product may be written in (``--dtype``)
+PRODUCT_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def geotiff_product(container: Container, dtype: str | None = None,
+                    creation_options: dict[str, str] | None = None):
+    """How a file's GeoTIFF is written (:class:`~cosmic.io.raster.Product`): in the source's
+    sample type by default (``dtype="uint8"``: the coded, stretched picture), nodata from the
+    header when the type holds it (else an internal mask band), band descriptions and colour
+    interpretation of the source bands, the sensor metadata and coding as GDAL tags."""
+    from cosmic.io.raster import Product, nodata_for
+
+    h = container.header
+    src = (h.georef or {}).get("source") or {}
+    dtype = dtype or (src.get("source_dtype") if src.get("scale") else None) or "uint8"
+    if dtype not in PRODUCT_DTYPES:
+        raise InputError(f"--dtype {dtype}: choose one of {', '.join(PRODUCT_DTYPES)}")
+    nodata = nodata_for(h.georef, dtype) if h.georef else None
+    return Product(dtype=dtype, nodata=nodata, mask=h.has_mask and nodata is None,
+                   descriptions=src.get("descriptions"), colorinterp=src.get("colorinterp"),
+                   tags=product_tags(container), creation_options=dict(creation_options or {}))
+
+
+def product_tags(container: Container) -> dict[str, str]:
+    """GDAL metadata tags: the sensor metadata (fMoW keys, upper case; the timestamp also as
+    ``ACQUISITIONDATETIME``, which :mod:`cosmic.io.product_metadata` reads back) and the coding."""
+    h = container.header
+    tags = {str(k).upper(): str(v) for k, v in (h.metadata or {}).items() if v is not None}
+    if "TIMESTAMP" in tags:
+        tags["ACQUISITIONDATETIME"] = tags["TIMESTAMP"]
+    src = (h.georef or {}).get("source") or {}
+    tags.update(COSMIC_MODEL=h.model, COSMIC_BPP=f"{container.bpp:.5f}",
+                COSMIC_SOURCE_BITS=str(source_bits(h)))
+    if h.quality is not None:
+        tags["COSMIC_QUALITY"] = f"{h.quality:g}"
+    if src.get("scale"):
+        tags["COSMIC_SCALE"] = " ".join(f"{lo:g},{hi:g}" for lo, hi in src["scale"])
+    return tags
+
+
+def source_bits(header) -> int:
+    """Bits per sample of the coded source (8 unless the header records a wider type)."""
+    dtype = ((header.georef or {}).get("source") or {}).get("source_dtype") or "uint8"
+    try:
+        return int(np.dtype(dtype).itemsize * 8)
+    except TypeError:
+        return 8
 
 
 def _shipped_model_for(container: Container) -> str:

@@ -123,12 +123,22 @@ class EncodePipeline:
     def header(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None) -> Header:
         if tile <= 0 or tile % self.codec.downsampling_factor:
             raise InputError(f"--tile {tile}: must be a positive multiple of {self.codec.downsampling_factor}")
-        return scene_header(self.codec, self.name, scene.width, scene.height, tile, scene.channels,
-                            scene.metadata.to_dict(), scene.georef, self.check_quality(quality))
+        header = scene_header(self.codec, self.name, scene.width, scene.height, tile, scene.channels,
+                              scene.metadata.to_dict(), scene.georef, self.check_quality(quality))
+        header.layout = scene.layout
+        return header
 
     def payloads(self, scene: Scene, header: Header, bar=None):
-        """One payload per tile of ``scene``, in order (a generator: one batch in memory)."""
-        return encode_tiles(self.codec, scene.tiles(header.tile), self.batch_size, bar, header.quality)
+        """One payload per tile of ``scene``, in order (a generator: one batch in memory): every
+        tile of band group 0, then of group 1, ...; with a mask, each tile of group 0 carries its
+        validity mask in front (:mod:`cosmic.io.mask`; format version 3)."""
+        from cosmic.io.mask import pack_mask
+
+        for group in range(header.planes):
+            coded = encode_tiles(self.codec, scene.tiles(header.tile, group), self.batch_size, bar, header.quality)
+            if group == 0 and header.has_mask:
+                coded = (pack_mask(m) + p for m, p in zip(scene.mask_tiles(header.tile), coded))
+            yield from coded
 
     def encode(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None,
                progress: bool = False) -> EncodedScene:

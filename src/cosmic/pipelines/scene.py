@@ -37,12 +37,22 @@ class Scene:
     notes: list[str] = field(default_factory=list)
     derived: list[str] = field(default_factory=list)
     close: Callable[[], None] = lambda: None
+    layout: dict[str, Any] | None = None  # band groups and mask (see cosmic.io.container)
+    read_group: Callable[..., np.ndarray] | None = None  # read(top, left, h, w, group)
+    read_mask: Callable[[int, int, int, int], np.ndarray] | None = None  # (h, w) bool, True: valid
 
-    def tiles(self, tile: int) -> Iterator[np.ndarray]:
-        """Row-major ``tile`` x ``tile`` tiles, edge tiles padded."""
+    def tiles(self, tile: int, group: int = 0) -> Iterator[np.ndarray]:
+        """Row-major ``tile`` x ``tile`` tiles of band group ``group``, edge tiles padded."""
         from cosmic.onboard.scene import iter_windows
 
-        return iter_windows(self.read, self.width, self.height, tile)
+        read = self.read if group == 0 else (lambda t, l, h, w: self.read_group(t, l, h, w, group))
+        return iter_windows(read, self.width, self.height, tile)
+
+    def mask_tiles(self, tile: int) -> Iterator[np.ndarray]:
+        """Row-major validity masks of the tiles, cut to the image (not padded)."""
+        for top in range(0, self.height, tile):
+            for left in range(0, self.width, tile):
+                yield self.read_mask(top, left, tile, tile)
 
     def __enter__(self) -> "Scene":
         return self
@@ -95,33 +105,35 @@ def _raster_scene(source, metadata: SensorMetadata, derive: bool) -> Scene:
         metadata, derived = derive_metadata(metadata, source.georef, source.width, source.height, source.tags)
     georef = dict(source.georef or {}, source=source.coding)
     return Scene(source.path.name, source.width, source.height, source.channels, source.read, georef,
-                 metadata, [f"{source.path.name}: {n}" for n in source.notes], list(derived), source.close)
+                 metadata, [f"{source.path.name}: {n}" for n in source.notes], list(derived), source.close,
+                 source.layout, source.read, source.read_mask if source.mask else None)
 
 
-def _open_raster(path: Path, bands, scale):
+def _open_raster(path: Path, bands, scale, groups=None, mask: bool = True):
     """A GeoTIFF (or any TIFF given bands / scale) as a windowed source; None sends a plain,
     non-georeferenced TIFF to the ordinary image loader (palette, 16-bit refusal, notes)."""
     from cosmic.io.raster import RasterSource, is_geotiff, is_georeferenced
 
     if not is_geotiff(path):
-        if bands or scale:
-            raise InputError(f"{path}: --bands and --scale apply to TIFF inputs only")
+        if bands or scale or groups:
+            raise InputError(f"{path}: --bands, --band-groups and --scale apply to TIFF inputs only")
         return None
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    if not (bands or scale) and not is_georeferenced(path):
+    if not (bands or scale or groups) and not is_georeferenced(path):
         return None
-    return RasterSource.open(path, bands, scale)
+    return RasterSource.open(path, bands, scale, groups, mask)
 
 
 def open_scene(source: str | os.PathLike | np.ndarray, metadata: SensorMetadata | None = None,
                meta: Path | None = None, bands: list[int] | None = None, scale=None,
-               derive: bool = True) -> Scene:
+               derive: bool = True, groups: list[list[int]] | None = None, mask: bool = True) -> Scene:
     """The scene to encode from a path (PNG / JPEG / TIFF / GeoTIFF) or a uint8 array.
 
     ``metadata`` (else ``meta``, a sidecar JSON, else the sidecar beside the image) is the
-    sensor metadata; ``bands`` / ``scale`` choose and map a TIFF's bands (see
-    :mod:`cosmic.io.raster`); ``derive`` fills missing metadata from a GeoTIFF's georeferencing."""
+    sensor metadata; ``bands`` / ``groups`` / ``scale`` choose, group and map a TIFF's bands, and
+    ``mask`` keeps its fill as a coded validity mask (see :mod:`cosmic.io.raster`); ``derive``
+    fills missing metadata from a GeoTIFF's georeferencing."""
     from cosmic.io.limits import check_scene
 
     if isinstance(source, np.ndarray):
@@ -131,7 +143,7 @@ def open_scene(source: str | os.PathLike | np.ndarray, metadata: SensorMetadata 
         notes: list[str] = []
         if metadata is None:
             metadata, notes = read_metadata(path, meta)
-        raster = _open_raster(path, bands, scale)
+        raster = _open_raster(path, bands, scale, groups, mask)
         scene = _image_scene(path, metadata) if raster is None else _raster_scene(raster, metadata, derive)
         scene.notes[:0] = notes
     check_scene(scene.width, scene.height, scene.name)  # sides a .cosmic file can hold
