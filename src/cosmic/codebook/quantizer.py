@@ -9,7 +9,9 @@ and the loss term is the commitment β‖z - sg(z_q)‖² only. The codebook is 
 gradient (the paper's VQGAN uses the codebook loss ‖sg(z) - z_q‖²): during training each code
 is an exponential moving average of the encoder outputs assigned to it (cluster sizes N_k and sums
 m_k, decay γ, Laplace smoothing), and a code whose EMA count falls below ``restart_threshold`` is
-restarted at a random encoder output of the batch. That is why this is not diffusers'
+restarted at a random encoder output of the batch (Dhariwal et al. 2020, Jukebox; counts start
+at 1, so with γ = 0.99 an unused code is restarted after ~120 steps at the default threshold 0.3;
+a batch of B·h·w vectors over K codes gives each an average count of B·h·w / K per step). That is why this is not diffusers'
 ``VectorQuantizer`` (``diffusers.models.autoencoders.vae``): it learns the codebook by gradient
 and has neither EMA updates nor restarts, and with few CPU steps a gradient-learned codebook
 leaves most codes unused (codebook collapse).
@@ -29,7 +31,7 @@ class EMAVectorQuantizer(nn.Module):
     (saved with the model, not trained by the optimiser)."""
 
     def __init__(self, num_codes: int, dim: int, decay: float = 0.99, beta: float = 0.25,
-                 eps: float = 1e-5, restart_threshold: float = 0.03):
+                 eps: float = 1e-5, restart_threshold: float = 0.3):
         super().__init__()
         self.num_codes, self.dim = num_codes, dim
         self.decay, self.beta, self.eps, self.restart_threshold = decay, beta, eps, restart_threshold

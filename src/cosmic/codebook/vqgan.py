@@ -56,10 +56,11 @@ class VQGAN(nn.Module, ConfigMixin, Trainable):
 
     @register_to_config
     def __init__(self, channels: tuple = (32, 64, 128), dim: int = 64, num_codes: int = 512,
-                 blocks: int = 1, decay: float = 0.99, beta: float = 0.25):
+                 blocks: int = 1, decay: float = 0.99, beta: float = 0.25, restart_threshold: float = 0.3):
         super().__init__()
         self.encoder = Encoder(tuple(channels), dim, blocks)
-        self.quantizer = EMAVectorQuantizer(num_codes, dim, decay=decay, beta=beta)
+        self.quantizer = EMAVectorQuantizer(num_codes, dim, decay=decay, beta=beta,
+                                            restart_threshold=restart_threshold)
         self.decoder = Decoder(tuple(channels), dim, blocks)
         self.factor = 2 ** len(channels)
 

@@ -71,6 +71,7 @@ class CodebookConfig:
     lq_images: int = 400
     checkpoint_every: int = 200
     max_minutes: float | None = None
+    pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
     threads: int = 1
     seed: int = 0
     extra_data: list | None = None
@@ -356,7 +357,7 @@ def train_codebook(cfg: CodebookConfig, resume: bool = True, progress: bool = Tr
         if step % 10 == 0:
             bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items()})
             state["history"].append({"step": step, **terms})
-        pause = cfg.max_minutes and time.time() - session > 60 * cfg.max_minutes
+        pause = step == cfg.pause_at or (cfg.max_minutes and time.time() - session > 60 * cfg.max_minutes)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or pause:
             state.update(step=step, wall_s=time.time() - started)
             _checkpoint(stage, ckpt, ema, state)
