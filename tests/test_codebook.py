@@ -182,7 +182,7 @@ def test_stage1_resumes_exactly(codebook_data, tmp_path):
 
 def test_three_stages_build_a_prior(codebook_data, tmp_path, variable_rate_model):
     from cosmic.codebook import load_prior
-    from cosmic.training.codebook import train_codebook
+    from cosmic.training.codebook import measure_prior, train_codebook
 
     out = tmp_path / "run"
     with pytest.raises(InputError, match="stage 1 first"):
@@ -200,6 +200,9 @@ def test_three_stages_build_a_prior(codebook_data, tmp_path, variable_rate_model
     assert prior.hpin is not None and prior.info["lq_model"] == str(variable_rate_model)
     pixels = pairs["lq"][0]
     assert prior.enhance(pixels, 0.0).shape == pixels.shape
+    m = measure_prior(out / "prior", codebook_data, limit=1, lq_model=str(variable_rate_model), qualities=(1.0,))
+    assert m["images"] == 1 and 5.0 < m["recon_psnr"] < 60.0 and 0.0 <= m["code_accuracy"]["q1"] <= 1.0
+    assert 1.0 <= m["perplexity"] <= 512 and 0.0 < m["usage"] <= 1.0
 
 
 @pytest.fixture()
@@ -240,3 +243,13 @@ def test_eval_codec_names_with_prior():
     for bad in ("cosmic+codebook@x", "cosmic+codebook@2"):
         with pytest.raises(InputError, match="fidelity"):
             parse_codecs(bad)
+
+
+def test_cli_train_codebook_refuses_bad_input(cli, one_line_error, codebook_data, tmp_path):
+    for args, needle in ((["--stage", "4"], "stage"), (["--stage", "1", "--lq-qualities", "x"], "lq-qualities"),
+                         (["--stage", "1", "--split", "train+val"], "val"), (["--stage", "1", "--crop", "48"], "crop")):
+        code, _, err = cli("train", "codebook", "--data", codebook_data, "--out", tmp_path / "r", *args)
+        one_line_error(code, err, needle)
+        assert code == 2
+    code, _, err = cli("train", "codebook", "--stage", "1", "--data", tmp_path / "none")
+    one_line_error(code, err, "not a directory")

@@ -135,6 +135,11 @@ def _echo_encoded(output: Path, coded) -> None:
                f"{h.width}x{h.height} px{q}, encoded in {coded.seconds:.2f} s")
 
 
+_PRIOR = typer.Option(
+    None, help="decoder-side prior after the decode: 'codebook' (Code-RSIC, shipped) or a prior directory")
+_FIDELITY = typer.Option(0.0, help="with --prior: trust in the decode, 1 (plain decode) .. 0 (full prior)")
+
+
 @app.command()
 def decompress(
     input: Path = typer.Argument(..., help="a .cosmic file"),
@@ -150,9 +155,7 @@ def decompress(
     fmt: Optional[str] = typer.Option(
         None, "--format", help="png, tiff or jpeg (jpeg only explicitly, with --jpeg-quality: a second lossy step)"),
     jpeg_quality: Optional[int] = typer.Option(None, help="JPEG quality 1..95 of a --format jpeg output"),
-    prior: Optional[str] = typer.Option(
-        None, help="decoder-side prior after the decode: 'codebook' (Code-RSIC, shipped) or a prior directory"),
-    fidelity: float = typer.Option(0.0, help="with --prior: trust in the decode, 1 (plain decode) .. 0 (full prior)"),
+    prior: Optional[str] = _PRIOR, fidelity: float = _FIDELITY,
     threads: int = _THREADS,
     quiet: bool = _QUIET,
 ) -> None:

@@ -377,3 +377,39 @@ def _write_prior_config(prior: Path, cfg: CodebookConfig) -> None:
     info = json.loads(path.read_text()) if path.is_file() else {"_class_name": "CodebookPrior"}
     info.update(preset=cfg.preset, lq_model=cfg.lq_model, lq_qualities=cfg.lq_qualities, train_split=cfg.split)
     path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+@torch.no_grad()
+def measure_prior(prior_dir: str | Path, data: str | Path, split: str = "val", limit: int = 42,
+                  lq_model: str = "cosmic-small-vr", qualities: tuple = (1.0, 2.0)) -> dict:
+    """What the stages learned, on whole images of ``split`` (``limit`` spread over it; evaluation
+    only): the VQGAN's reconstruction PSNR (dB, uint8 images) with the codebook's perplexity and
+    usage over all their codes, and the predictor's code accuracy on ``lq_model`` decodes at each
+    quality (against the original's codes; chance is 1 / num_codes)."""
+    from cosmic.codebook.prior import load_prior
+    from cosmic.evaluation.harness import eval_files
+    from cosmic.evaluation.metrics import psnr
+    from cosmic.io.images import load_rgb
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+    from cosmic.codebook.quantizer import usage_stats
+    from cosmic.zoo import load_model
+
+    prior, codec = load_prior(prior_dir), load_model(lq_model)
+    encoder, decoder = EncodePipeline(codec.onboard, codec.name), DecodePipeline(codec, lq_model)
+    m = prior.multiple
+    rec, codes, hits = [], [], {q: [] for q in qualities}
+    for f in eval_files(Path(data), split, limit):
+        x = load_rgb(f).pixels
+        x = np.ascontiguousarray(x[: x.shape[0] // m * m, : x.shape[1] // m * m])
+        t = torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
+        out = prior.vqgan(t)
+        y = (out["x_rec"].clamp(0, 1) * 255).round().byte()[0].permute(1, 2, 0).numpy()
+        rec.append(psnr(x, y))
+        codes.append(out["indices"].flatten())
+        for q in qualities:
+            lq = decoder(encoder.encode(open_scene(x), quality=q).to_bytes()).pixels
+            logits, _, _ = prior.predictor(torch.from_numpy(lq).permute(2, 0, 1)[None].float() / 255)
+            hits[q].append(float((logits.argmax(1).flatten() == out["indices"].flatten()).float().mean()))
+    stats = usage_stats(torch.cat(codes), prior.vqgan.quantizer.num_codes)
+    return {"images": len(rec), "recon_psnr": float(np.mean(rec)), **stats,
+            "code_accuracy": {f"q{q:g}": float(np.mean(h)) for q, h in hits.items()}}
