@@ -22,6 +22,7 @@ Outputs (``write_results``): ``per_image.json``, one CompressAI-style ``<codec>.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -294,14 +295,12 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
     return rows
 
 
+@functools.lru_cache(maxsize=4)
 def load_prior_once(ref: str):
     """The decoder-side prior ``ref``, loaded once per process."""
     from cosmic.codebook.prior import load_prior
 
-    cache = load_prior_once.__dict__.setdefault("cache", {})
-    if ref not in cache:
-        cache[ref] = load_prior(ref)
-    return cache[ref]
+    return load_prior(ref)
 
 
 def _metadata_for(path: Path, default_metadata):

@@ -34,12 +34,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cosmic.codebook import HPIN, VQGAN, CodebookPrior, CodePredictor, PatchDiscriminator, preset
+from cosmic.codebook import HPIN, VQGAN, CodePredictor, PatchDiscriminator, preset
 from cosmic.errors import InputError
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
 from cosmic.training.stage1 import learning_rate
 
-__all__ = ["CodebookConfig", "train_codebook", "FeatureLoss", "lq_pairs"]
+__all__ = ["CodebookConfig", "train_codebook", "FeatureLoss", "lq_pairs", "measure_prior", "ms_ssim3"]
 
 MS_SSIM_3 = [0.0448 / 0.6305, 0.2856 / 0.6305, 0.3001 / 0.6305]
 
