@@ -224,6 +224,8 @@ def test_cli_decompress_with_prior(cli, golden_png, tmp_path, prior_dir, one_lin
     pix = {k: np.asarray(Image.open(v)) for k, v in outs.items()}
     assert np.array_equal(pix["w1"], pix["plain"])
     assert not np.array_equal(pix["w0"], pix["plain"]) and pix["w0"].shape == pix["plain"].shape
+    code, out, err = cli("decompress", coded, "-o", tmp_path / "shipped.png", "--prior", "codebook")
+    assert code == 0 and (tmp_path / "shipped.png").is_file(), err
     code, _, err = cli("decompress", coded, "-o", tmp_path / "x.png", "--prior", prior_dir, "--fidelity", "2")
     one_line_error(code, err, "fidelity")
     assert code == 2 and not (tmp_path / "x.png").exists()
