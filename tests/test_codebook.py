@@ -229,6 +229,8 @@ def test_cli_decompress_with_prior(cli, golden_png, tmp_path, prior_dir, one_lin
     code, _, err = cli("decompress", coded, "-o", tmp_path / "x.png", "--prior", prior_dir, "--fidelity", "2")
     one_line_error(code, err, "fidelity")
     assert code == 2 and not (tmp_path / "x.png").exists()
+    code, _, err = cli("decompress", coded, "-o", tmp_path / "x.png", "--fidelity", "0.5")
+    one_line_error(code, err, "--prior")
     code, _, err = cli("decompress", coded, "-o", tmp_path / "y.png", "--prior", tmp_path / "nothing")
     one_line_error(code, err, "nothing")
     assert code == 4

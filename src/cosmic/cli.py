@@ -189,6 +189,8 @@ def _load_prior(name: Optional[str], fidelity: float):
     from cosmic.codebook.prior import DEFAULT_PRIOR, check_fidelity, load_prior
 
     check_fidelity(fidelity)
+    if name is None and fidelity != 0.0:
+        raise InputError("--fidelity goes with --prior (e.g. --prior codebook)")
     if name is None:
         return None
     return load_prior(DEFAULT_PRIOR if name == "codebook" else name)
