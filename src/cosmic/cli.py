@@ -144,6 +144,11 @@ def _echo_encoded(output: Path, coded) -> None:
                f"{h.width}x{h.height} px{q}, encoded in {coded.seconds:.2f} s")
 
 
+_PRIOR = typer.Option(
+    None, help="decoder-side prior after the decode: 'codebook' (Code-RSIC, shipped) or a prior directory")
+_FIDELITY = typer.Option(0.0, help="with --prior: trust in the decode, 1 (plain decode) .. 0 (full prior)")
+
+
 @app.command()
 def decompress(
     input: Path = typer.Argument(..., help="a .cosmic file"),
@@ -162,6 +167,7 @@ def decompress(
     dtype: Optional[str] = typer.Option(
         None, help="GeoTIFF sample type (default: the source's, stretch inverted; uint8: the coded picture)"),
     co: Optional[list[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable)"),
+    prior: Optional[str] = _PRIOR, fidelity: float = _FIDELITY,
     threads: int = _THREADS,
     quiet: bool = _QUIET,
 ) -> None:
@@ -183,7 +189,8 @@ def decompress(
     pipe = DecodePipeline.for_container(container, model)
     t0 = time.perf_counter()
     bad = pipe.write(container, output, fmt, jpeg_quality, dtype, parse_creation_options(co), steps=steps,
-                     seed=seed, conceal=conceal, deblock=deblock, progress=not quiet)
+                     seed=seed, conceal=conceal, deblock=deblock, progress=not quiet,
+                     prior=_load_prior(prior, fidelity), fidelity=fidelity)
     for err in bad:
         typer.echo(f"warning: {_clean(err)} - concealed", err=True)
     if not quiet:
@@ -194,6 +201,18 @@ def _echo_decoded(output: Path, container, seconds: float) -> None:
     h = container.header
     typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
                f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
+
+
+def _load_prior(name: Optional[str], fidelity: float):
+    """The decoder-side prior of ``--prior`` (None without it); ``--fidelity`` checked."""
+    from cosmic.codebook.prior import DEFAULT_PRIOR, check_fidelity, load_prior
+
+    check_fidelity(fidelity)
+    if name is None and fidelity != 0.0:
+        raise InputError("--fidelity goes with --prior (e.g. --prior codebook)")
+    if name is None:
+        return None
+    return load_prior(DEFAULT_PRIOR if name == "codebook" else name)
 
 
 def _describe_georef(georef: dict | None) -> str:
@@ -437,6 +456,10 @@ def models() -> None:
             typer.echo(f"{name}: scene classifier for cosmic eval ({len(cfg.get('classes', []))} classes"
                        + (f", val top-1 {top1:.3f})" if top1 is not None else ")"))
             continue
+        if cfg.get("_class_name") == "CodebookPrior":
+            typer.echo(f"{name}: Code-RSIC codebook prior for --prior codebook (preset {cfg.get('preset')}, "
+                       f"trained on {cfg.get('lq_model')} decodes)")
+            continue
         stage2 = " + stage 2" if (model_path(name) / "diffusion" / "config.json").is_file() else ""
         typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}{stage2}")
 
@@ -628,6 +651,45 @@ def train_stage2_cmd(
     )
     final = train_stage2(cfg)
     typer.echo(f"diffusion model: {final} (copy it to MODEL_DIR/diffusion to use it)")
+
+
+@train_app.command("codebook")
+def train_codebook_cmd(
+    stage: int = typer.Option(..., help="1: VQGAN codebook, 2: code prediction, 3: HPIN (each needs the last)"),
+    data: Path = typer.Option(..., help="folder of images (SPLITS.json honoured; never the val split)"),
+    out: Path = typer.Option(Path("runs/codebook"), help="run directory; the prior is assembled in OUT/prior"),
+    preset: str = typer.Option("small", help="network sizes: small (CPU) or paper"),
+    split: str = typer.Option("train+train_extra"), steps: int = typer.Option(2000),
+    batch_size: int = typer.Option(8), crop: int = typer.Option(64), lr: float = typer.Option(2e-4),
+    feature_weight: float = typer.Option(0.05, help="classifier feature loss weight (our LPIPS stand-in; 0: off)"),
+    lq_model: str = typer.Option("cosmic-small-vr", help="stages 2-3: the codec whose steps-0 decodes are the input"),
+    lq_qualities: str = typer.Option("1,2", help="stages 2-3: its qualities, comma-separated"),
+    lq_images: int = typer.Option(400, help="stages 2-3: training images coded and decoded (cached)"),
+    max_minutes: Optional[float] = typer.Option(None, help="checkpoint and stop after this much wall time"),
+    threads: int = typer.Option(1), seed: int = typer.Option(0),
+    resume: bool = typer.Option(True, help="continue from OUT/stageN/last if present"),
+) -> None:
+    """Train the Code-RSIC codebook prior (cosmic.codebook), one stage at a time."""
+    from cosmic.training.codebook import CodebookConfig, train_codebook
+
+    if not data.is_dir():
+        raise InputError(f"--data {data}: not a directory")
+    qualities = _float_list("--lq-qualities", lq_qualities)
+    cfg = CodebookConfig(stage=stage, data=str(data), out=str(out), preset=preset, split=split, steps=steps,
+                         batch_size=batch_size, crop=crop, lr=lr, feature_weight=feature_weight,
+                         lq_model=lq_model, lq_qualities=qualities, lq_images=lq_images,
+                         max_minutes=max_minutes, threads=threads, seed=seed)
+    typer.echo(f"codebook prior: {train_codebook(cfg, resume=resume)}")
+
+
+def _float_list(option: str, text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise InputError(f"{option} {text}: give numbers separated by commas, e.g. 1,2")
+    return values
 
 
 def _click_exception() -> type:

@@ -10,7 +10,10 @@ Codecs:
   with diffusion compensation (``steps`` DDIM steps);
 - a model directory or shipped name, as ``model:NAME_OR_DIR`` (no compensation; several rate
   points of one codec as ``model:A+B+C``) or ``model-dc:NAME_OR_DIR`` (with it);
-- CompressAI's learned baselines trained here: ``bmshj2018-hyperprior:DIR+DIR...``.
+- CompressAI's learned baselines trained here: ``bmshj2018-hyperprior:DIR+DIR...``;
+- any of these with Code-RSIC's decoder-side codebook prior after the decode, as
+  ``CODEC+codebook`` (fidelity 0) or ``CODEC+codebook@W`` (e.g. ``cosmic+codebook``,
+  ``jpeg2000+codebook@0.5``; :mod:`cosmic.codebook`).
 
 Outputs (``write_results``): ``per_image.json``, one CompressAI-style ``<codec>.json`` per codec
 (``results.bpp`` / ``psnr-rgb`` / ``ms-ssim-rgb``, averaged per rate point), ``summary.md``
@@ -19,6 +22,7 @@ Outputs (``write_results``): ``per_image.json``, one CompressAI-style ``<codec>.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -49,6 +53,29 @@ class CodecSpec:
     steps: int = 0  # DDIM steps for cosmic (0: no compensation)
     seed: int | None = None  # diffusion seed of this codec (None: the evaluation's seed)
     note: str | None = None  # why a requested codec is unavailable
+    prior: str | None = None  # a decoder-side prior applied after the decode (shipped name or directory)
+    fidelity: float = 0.0  # its fidelity weight
+
+
+PRIOR_SUFFIX = "+codebook"
+
+
+def _with_prior(token: str, parse) -> list[CodecSpec] | None:
+    """``CODEC+codebook[@W]``: CODEC's specs with the shipped codebook prior at fidelity W (0 by
+    default) after the decode, named ``CODEC+codebook[@W]``; None for a token without the suffix."""
+    base, sep, rest = token.partition(PRIOR_SUFFIX)
+    if not sep or (rest and not rest.startswith("@")):
+        return None
+    from cosmic.codebook.prior import DEFAULT_PRIOR, check_fidelity
+
+    try:
+        fidelity = check_fidelity(float(rest[1:])) if rest else 0.0
+    except ValueError:
+        raise InputError(f"--codecs {token}: the fidelity after '@' must be a number in [0, 1]") from None
+    specs = parse(base)
+    for spec in specs:
+        spec.name, spec.prior, spec.fidelity = f"{spec.name}{PRIOR_SUFFIX}{rest}", DEFAULT_PRIOR, fidelity
+    return specs
 
 
 def _cosmic_models() -> list[str]:
@@ -145,7 +172,10 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
 
     specs = []
     for token in [t.strip() for t in text.split(",") if t.strip()]:
-        if token in CLASSICAL:
+        with_prior = _with_prior(token, lambda base: parse_codecs(base, steps, seeds))
+        if with_prior is not None:
+            specs += with_prior
+        elif token in CLASSICAL:
             specs.append(CodecSpec(token, "classical", list(DEFAULT_KNOBS[token])))
         elif token == "cosmic":
             specs.append(CodecSpec("cosmic", "cosmic", _cosmic_models()))
@@ -200,6 +230,7 @@ class _CosmicRunner:
         self.encoders = {ref: EncodePipeline(loaded[p].onboard, loaded[p].name) for ref, (p, _) in points.items()}
         self.decoders = {ref: DecodePipeline(loaded[p], p) for ref, (p, _) in points.items()}
         self.steps, self.seed = spec.steps, (seed if spec.seed is None else spec.seed)
+        self.prior = {"prior": load_prior_once(spec.prior), "fidelity": spec.fidelity} if spec.prior else {}
         # (model, image) -> (file bytes, encode seconds): shared by the runners of one evaluation,
         # so decoding one file several ways (steps 0, 5, 10, ...) encodes it once
         self.encoded = {} if encoded is None else encoded
@@ -226,7 +257,7 @@ class _CosmicRunner:
         """(bpp, decoded pixels, encode seconds, decode seconds) of ``pixels`` coded by ``ref``."""
         data, t_enc = self._encode(ref, pixels, metadata, key)
         t0 = time.perf_counter()
-        decoded = self.decoders[ref](data, steps=self.steps, seed=self.seed).pixels
+        decoded = self.decoders[ref](data, steps=self.steps, seed=self.seed, **self.prior).pixels
         t_dec = time.perf_counter() - t0
         h, w = pixels.shape[:2]
         return len(data) * 8.0 / (h * w), decoded, t_enc, t_dec
@@ -264,6 +295,14 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
     return rows
 
 
+@functools.lru_cache(maxsize=4)
+def load_prior_once(ref: str):
+    """The decoder-side prior ``ref``, loaded once per process."""
+    from cosmic.codebook.prior import load_prior
+
+    return load_prior(ref)
+
+
 def _metadata_for(path: Path, default_metadata):
     """The image's sidecar metadata, else ``default_metadata``, else none."""
     from cosmic.metadata import SensorMetadata, load_sidecar, sidecar_for
@@ -276,8 +315,12 @@ def _code_point(spec: CodecSpec, point, runners: dict, path: Path, x: np.ndarray
     """(label, bpp, decoded, encode s, decode s) of one codec at one rate point."""
     if spec.kind == "classical":
         t0 = time.perf_counter()
-        enc = encode(spec.name, x, point)
-        return f"{point:g}", enc.bpp, enc.decoded, time.perf_counter() - t0, math.nan
+        enc = encode(spec.name.split(PRIOR_SUFFIX)[0], x, point)
+        t_enc, t0 = time.perf_counter() - t0, time.perf_counter()
+        if spec.prior:  # the prior's time is the only decode time measured here
+            return (f"{point:g}", enc.bpp, load_prior_once(spec.prior).enhance(enc.decoded, spec.fidelity),
+                    t_enc, time.perf_counter() - t0)
+        return f"{point:g}", enc.bpp, enc.decoded, t_enc, math.nan
     bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta, key=str(path))
     return point_label(point), bpp, y, t_enc, t_dec
 

@@ -1,6 +1,10 @@
 """The decode pipeline: ``.cosmic`` container -> entropy decode -> optional diffusion
 compensation -> ground decoder -> sink (array, PNG / TIFF / JPEG, or a GeoTIFF written row by row).
 
+An optional post-decode step, a decoder-side prior (``prior=``, e.g. Code-RSIC's codebook prior,
+:class:`cosmic.codebook.CodebookPrior`, at fidelity ``fidelity``), runs on the decoded pixels:
+whole scene, or strip by strip for a GeoTIFF.
+
 Every entry point that decodes (``cosmic decompress``, ``cosmic demo``, ``cosmic eval`` /
 ``compare``, :func:`cosmic.decompress`, the benchmarks) goes through :class:`DecodePipeline`.
 Each batch of tiles is decoded by the model's own ``decompress`` (CompressAI's contract), which
@@ -97,19 +101,26 @@ class DecodePipeline:
         return lambda indices: comp.for_tiles(metadata, steps, seed, indices)
 
     def __call__(self, source, steps: int = 0, seed: int = 0, conceal: bool = False,
-                 deblock: bool = False, progress: bool = False, group: int = 0) -> DecodedScene:
+                 deblock: bool = False, progress: bool = False, group: int = 0, prior=None,
+                 fidelity: float = 0.0) -> DecodedScene:
         """Decode a whole scene into memory: ``DecodedScene(pixels, bad_tiles)``, the 8-bit coded
-        picture of band group ``group`` (a file with several groups: see :meth:`write`)."""
+        picture of band group ``group`` (a file with several groups: see :meth:`write`); with a
+        ``prior`` (anything with ``enhance(pixels, fidelity)``) its output instead of the plain decode."""
         container = open_container(source).plane(group)
-        return decode_scene(self.model, container, conceal=conceal, deblock=deblock, progress=progress,
-                            compensation=self.compensation(container, steps, seed))
+        scene = decode_scene(self.model, container, conceal=conceal, deblock=deblock, progress=progress,
+                             compensation=self.compensation(container, steps, seed))
+        if prior is not None:
+            scene = DecodedScene(prior.enhance(scene.pixels, fidelity), scene.bad_tiles)
+        return scene
 
     def rows(self, container: Container, steps: int = 0, seed: int = 0, conceal: bool = False,
              deblock: bool = False, bad: list[TileError] | None = None,
-             progress: bool = False) -> Iterator[tuple[int, np.ndarray]]:
-        """Decode one tile row at a time (see :func:`~cosmic.ground.scene.decode_rows`)."""
-        return decode_rows(self.model, container, conceal, compensation=self.compensation(container, steps, seed),
+             progress: bool = False, prior=None, fidelity: float = 0.0) -> Iterator[tuple[int, np.ndarray]]:
+        """Decode one tile row at a time (see :func:`~cosmic.ground.scene.decode_rows`), each strip
+        through the ``prior`` if one is given."""
+        rows = decode_rows(self.model, container, conceal, compensation=self.compensation(container, steps, seed),
                            deblock=deblock, bad=bad, progress=progress)
+        return rows if prior is None else ((r, prior.enhance(strip, fidelity)) for r, strip in rows)
 
     def write(self, container: Container, output: str | os.PathLike, fmt: str | None = None,
               jpeg_quality: int | None = None, dtype: str | None = None,

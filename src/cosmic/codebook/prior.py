@@ -1,0 +1,114 @@
+"""The Code-RSIC decoder-side prior as one object: VQGAN (codebook + D_H), code predictor (E_L +
+Transformer) and HPIN, applied after any codec's decode (``cosmic decompress --prior codebook``).
+
+A prior directory holds ``config.json`` (class ``CodebookPrior``: preset and training notes) and
+one diffusers-style directory (``config.json`` + ``model.safetensors``) per component:
+``vqgan/``, ``predictor/`` and, once stage 3 is trained, ``hpin/``. Without ``hpin/`` the prior
+can only give the pure prior image D_H(predicted codes) blended with the decode.
+
+Images are processed in independent tiles (``tile`` px, 256 by default: the codec's own tile),
+so memory is bounded whatever the scene size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cosmic.codebook.hpin import HPIN
+from cosmic.codebook.predictor import CodePredictor
+from cosmic.codebook.vqgan import VQGAN
+from cosmic.errors import InputError, ModelError, first_line
+from cosmic.utils.pretrained import CONFIG_NAME
+
+__all__ = ["CodebookPrior", "check_fidelity", "load_prior", "DEFAULT_PRIOR"]
+
+#: the shipped prior (trained on UC Merced train + train_extra, LQ = cosmic-small-vr steps-0 decodes)
+DEFAULT_PRIOR = "codebook-ucm"
+COMPONENTS = {"vqgan": VQGAN, "predictor": CodePredictor, "hpin": HPIN}
+
+
+def check_fidelity(fidelity: float) -> float:
+    if not 0.0 <= fidelity <= 1.0:
+        raise InputError(f"--fidelity {fidelity}: must be in [0, 1] (1: the plain decode, 0: the full prior)")
+    return float(fidelity)
+
+
+class CodebookPrior:
+    def __init__(self, vqgan: VQGAN, predictor: CodePredictor, hpin: HPIN | None = None,
+                 info: dict | None = None):
+        self.vqgan, self.predictor, self.hpin = vqgan.eval(), predictor.eval(), hpin
+        if hpin is not None:
+            hpin.eval()
+        self.info = info or {}
+
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        directory = Path(directory)
+        for name in COMPONENTS:
+            part = getattr(self, name)
+            if part is not None:
+                part.save_pretrained(directory / name, dtype=dtype)
+        (directory / CONFIG_NAME).write_text(json.dumps({"_class_name": "CodebookPrior", **self.info},
+                                                        indent=2, sort_keys=True) + "\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> "CodebookPrior":
+        directory = Path(directory)
+        parts = {name: c.from_pretrained(directory / name) for name, c in COMPONENTS.items()
+                 if (directory / name / CONFIG_NAME).is_file() or name != "hpin"}
+        info = json.loads((directory / CONFIG_NAME).read_text())
+        return cls(parts["vqgan"], parts["predictor"], parts.get("hpin"),
+                   {k: v for k, v in info.items() if not k.startswith("_")})
+
+    @property
+    def multiple(self) -> int:
+        """Tile sides must be multiples of this (code stride)."""
+        return self.vqgan.factor
+
+    @torch.no_grad()
+    def enhance_tensor(self, x: torch.Tensor, fidelity: float = 0.0) -> torch.Tensor:
+        """Decoded images (B, 3, H, W) in [0, 1], H and W multiples of :attr:`multiple` ->
+        the prior-integrated images (clamped to [0, 1])."""
+        logits, lq_feats, _ = self.predictor(x)
+        prior_img, prior_feats = self.vqgan.decode_indices(logits.argmax(1))
+        if self.hpin is None:
+            out = fidelity * x + (1 - fidelity) * prior_img
+        else:
+            out = self.hpin(x, lq_feats, prior_feats, fidelity)
+        return out.clamp(0, 1)
+
+    def enhance(self, pixels: np.ndarray, fidelity: float = 0.0, tile: int = 256) -> np.ndarray:
+        """A decoded (H, W, 3) uint8 image -> the same with the prior, one ``tile`` at a time
+        (edge tiles padded by replication to a multiple of the code stride, then cropped)."""
+        check_fidelity(fidelity)
+        if fidelity == 1.0:
+            return pixels.copy()
+        out = np.empty_like(pixels)
+        h, w = pixels.shape[:2]
+        m = self.multiple
+        for top in range(0, h, tile):
+            for left in range(0, w, tile):
+                block = pixels[top : top + tile, left : left + tile]
+                x = torch.from_numpy(np.ascontiguousarray(block)).permute(2, 0, 1)[None].float() / 255
+                bh, bw = x.shape[-2:]
+                x = F.pad(x, (0, (-bw) % m, 0, (-bh) % m), mode="replicate")
+                y = self.enhance_tensor(x, fidelity)[0, :, :bh, :bw]
+                out[top : top + bh, left : left + bw] = (y * 255).round().byte().permute(1, 2, 0).numpy()
+        return out
+
+
+def load_prior(name_or_dir: str | os.PathLike = DEFAULT_PRIOR) -> CodebookPrior:
+    """A shipped prior by name, or a prior directory (ModelError if it cannot be loaded)."""
+    from cosmic.zoo import model_path
+
+    path = model_path(name_or_dir)
+    try:
+        return CodebookPrior.from_pretrained(path)
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        raise ModelError(f"{path}: cannot load the codebook prior ({first_line(exc)})") from None

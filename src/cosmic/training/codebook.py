@@ -1,0 +1,415 @@
+"""Training of the Code-RSIC prior (:mod:`cosmic.codebook`), in the paper's three stages
+(Li & Hou, Fig. 3; ``cosmic train codebook --stage 1|2|3``):
+
+1. **VQGAN** by self-reconstruction on high-quality images (UC Merced train + train_extra, never
+   val): L1 + λ_s·(1 - MS-SSIM) + λ_f·feature loss + commitment (the EMA codebook needs no
+   codebook term) + λ_g·hinge GAN loss of a PatchGAN that starts after ``disc_start`` of the run.
+   The feature loss replaces the paper's LPIPS (no ImageNet weights here): the L2 distance of the
+   first three stages' activations of our scene classifier ``classifier-ucm``
+   (:mod:`cosmic.evaluation.classifier`). MS-SSIM uses three scales (weights of Wang et al.'s
+   first three, renormalised): five need sides > 160 px and the CPU crops are 64 px.
+2. **Code prediction**: codebook and D_H frozen; E_L + Transformer on the decoded image predict the
+   codes of the original (cross-entropy, plus CodeFormer's L2 between E_L's latent and the
+   original's quantised latent). Decoded images: the shipped COSMIC model (``--lq-model``,
+   steps 0) at ``--lq-qualities``, coded as real files through the pipelines and cached.
+3. **HPIN** with VQGAN and predictor frozen: L1 + λ_s·(1 - MS-SSIM) + λ_f·feature loss on the
+   output at fidelity 0 (the output is linear in w, so w = 0 trains every w). No GAN term here
+   (time on two shared CPU cores); a departure from the paper.
+
+Trainer conventions are stage 1's (:mod:`cosmic.training.stage1`): crops are functions of
+(seed, step), a cosine learning rate after a linear warm-up, an EMA of the weights, checkpoints in
+``OUT/stageN/last`` that resume exactly, ``max_minutes``. The prior is assembled in
+``OUT/prior`` (:class:`~cosmic.codebook.prior.CodebookPrior`) after each stage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cosmic.codebook import HPIN, VQGAN, CodePredictor, PatchDiscriminator, preset
+from cosmic.errors import InputError
+from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
+from cosmic.training.stage1 import learning_rate
+
+__all__ = ["CodebookConfig", "train_codebook", "FeatureLoss", "lq_pairs", "measure_prior", "ms_ssim3"]
+
+MS_SSIM_3 = [0.0448 / 0.6305, 0.2856 / 0.6305, 0.3001 / 0.6305]
+
+
+@dataclass
+class CodebookConfig:
+    stage: int
+    data: str
+    out: str
+    preset: str = "small"
+    split: str = "train+train_extra"
+    steps: int = 2000
+    batch_size: int = 8
+    crop: int = 64
+    lr: float = 2e-4
+    lr_schedule: str = "cosine"
+    lr_drop_at: float = 0.0  # cosine over the whole run (after the warm-up)
+    final_lr: float = 0.05
+    warmup_steps: int = 100
+    ema_decay: float = 0.995
+    ssim_weight: float = 0.2
+    feature_weight: float = 0.05  # 0: no classifier feature loss
+    classifier: str = "classifier-ucm"
+    disc_start: float = 0.6  # stage 1: the discriminator starts after this fraction of steps
+    disc_weight: float = 0.05
+    latent_weight: float = 1.0  # stage 2: L2 between E_L's latent and the original's codes
+    lq_model: str = "cosmic-small-vr"
+    lq_qualities: list = field(default_factory=lambda: [1.0, 2.0])
+    lq_images: int = 400
+    checkpoint_every: int = 200
+    max_minutes: float | None = None
+    pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
+    threads: int = 1
+    seed: int = 0
+    extra_data: list | None = None
+    workers: int = 0
+
+
+class FeatureLoss(torch.nn.Module):
+    """Mean squared distance of the scene classifier's activations after its first three stages
+    (stem + two conv stages), images in [0, 1]; the classifier is frozen. Our LPIPS stand-in."""
+
+    def __init__(self, name: str = "classifier-ucm", depth: int = 3):
+        super().__init__()
+        from cosmic.evaluation.classifier import SceneClassifier
+        from cosmic.zoo import model_path
+
+        clf = SceneClassifier.from_pretrained(model_path(name))
+        self.prepare, self.body = clf._prepare, clf.body[:depth].eval()
+        for p in self.body.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.body(self.prepare(x))
+        return F.mse_loss(self.body(self.prepare(y)), target)
+
+
+def _check(cfg: CodebookConfig) -> None:
+    if cfg.stage not in (1, 2, 3):
+        raise InputError(f"--stage {cfg.stage}: choose 1, 2 or 3")
+    if "val" in cfg.split.split("+"):
+        raise InputError("--split: the val split is for evaluation only, never for training")
+    if cfg.crop <= 0 or cfg.crop % 64:
+        raise InputError(f"--crop {cfg.crop}: must be a positive multiple of 64")
+    preset(cfg.preset)
+
+
+def ms_ssim3(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """MS-SSIM over three scales (Wang et al. 2003's first three weights, renormalised), images in
+    [0, 1]: pytorch-msssim's ``ms_ssim`` with its five-scale size check (> 160 px) relaxed to the
+    three scales used (> 40 px), by its own ``_ssim`` per scale."""
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+
+    win = _fspecial_gauss_1d(11, 1.5).repeat([x.shape[1], 1, 1, 1]).to(x)
+    weights = x.new_tensor(MS_SSIM_3)
+    mcs = []
+    for i in range(len(MS_SSIM_3)):
+        ssim, cs = _ssim(y, x, win=win, data_range=1.0, size_average=False)
+        if i < len(MS_SSIM_3) - 1:
+            mcs.append(torch.relu(cs))
+            y, x = F.avg_pool2d(y, 2), F.avg_pool2d(x, 2)
+    values = torch.stack(mcs + [torch.relu(ssim)], dim=0)
+    return torch.prod(values ** weights.view(-1, 1, 1), dim=0).mean()
+
+
+def _recon_terms(cfg: CodebookConfig, y: torch.Tensor, x: torch.Tensor, feat) -> dict:
+    """L1, 1 - MS-SSIM (3 scales) and the classifier feature loss of y against x."""
+    terms = {"l1": (y - x).abs().mean(), "ssim": 1 - ms_ssim3(y.clamp(0, 1), x)}
+    terms["feat"] = feat(y, x) if feat is not None else torch.zeros(())
+    terms["loss"] = terms["l1"] + cfg.ssim_weight * terms["ssim"] + cfg.feature_weight * terms["feat"]
+    return terms
+
+
+def _psnr(y: torch.Tensor, x: torch.Tensor) -> float:
+    mse = float(F.mse_loss(y.clamp(0, 1), x))
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+class _Stage:
+    """What a stage trains (``model``), how (``step``), and with which frozen networks."""
+
+    def __init__(self, cfg: CodebookConfig, out: Path):
+        self.cfg, self.out, self.sizes = cfg, out, preset(cfg.preset)
+        self.feat = FeatureLoss(cfg.classifier) if cfg.feature_weight > 0 else None
+        self.model = self.build()
+        self.optimizers = {"main": torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))}
+
+    def frozen(self, name: str):
+        from cosmic.codebook.prior import COMPONENTS
+
+        path = self.out / "prior" / name
+        if not (path / "config.json").is_file():
+            raise InputError(f"{path}: not found; train stage {list(COMPONENTS).index(name) + 1} first")
+        net = COMPONENTS[name].from_pretrained(path)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net
+
+    def optimise(self, loss: torch.Tensor, step: int, opt: torch.optim.Optimizer | None = None) -> None:
+        opt = opt or self.optimizers["main"]
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(self.cfg, step)
+        opt.zero_grad(set_to_none=True)
+        if not math.isfinite(float(loss.detach())):
+            raise FloatingPointError(f"non-finite loss at step {step}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+        opt.step()
+
+
+class _VQGANStage(_Stage):
+    name = "vqgan"
+
+    def build(self):
+        self.disc = PatchDiscriminator()
+        self.disc_optimizers = {"disc": torch.optim.Adam(self.disc.parameters(), lr=self.cfg.lr, betas=(0.5, 0.9))}
+        return VQGAN(**self.sizes["vqgan"])
+
+    def step(self, x: torch.Tensor, lq, step: int) -> dict:
+        out = self.model(x)
+        y = out["x_rec"]
+        terms = _recon_terms(self.cfg, y, x, self.feat)
+        loss = terms["loss"] + out["commit"]
+        gan = step >= self.cfg.disc_start * self.cfg.steps
+        if gan:
+            terms["g"] = -self.disc(y).mean()
+            loss = loss + self.cfg.disc_weight * terms["g"]
+        self.optimise(loss, step)
+        if gan:
+            d = F.relu(1 - self.disc(x)).mean() + F.relu(1 + self.disc(y.detach())).mean()
+            self.optimise(d, step, self.disc_optimizers["disc"])
+            terms["d"] = d
+        stats = {k: float(v.detach()) for k, v in terms.items()}
+        return {**stats, "psnr": _psnr(y.detach(), x), "perplexity": out["perplexity"], "usage": out["usage"]}
+
+
+class _PredictorStage(_Stage):
+    name = "predictor"
+
+    def build(self):
+        self.vqgan = self.frozen("vqgan")
+        model = CodePredictor(**self.sizes["predictor"])
+        model.encoder.load_state_dict(self.vqgan.encoder.state_dict())  # E_L starts as E_H
+        return model
+
+    def step(self, x: torch.Tensor, lq: torch.Tensor, step: int) -> dict:
+        with torch.no_grad():
+            _, _, target, _ = self.vqgan.encode(x)
+            z_q = self.vqgan.quantizer.lookup(target)
+        logits, _, latent = self.model(lq)
+        ce = F.cross_entropy(logits, target)
+        lat = F.mse_loss(latent, z_q)
+        self.optimise(ce + self.cfg.latent_weight * lat, step)
+        acc = float((logits.argmax(1) == target).float().mean())
+        return {"ce": float(ce.detach()), "latent": float(lat.detach()), "acc": acc}
+
+
+class _HPINStage(_Stage):
+    name = "hpin"
+
+    def build(self):
+        self.vqgan, self.predictor = self.frozen("vqgan"), self.frozen("predictor")
+        return HPIN(**self.sizes["hpin"])
+
+    def step(self, x: torch.Tensor, lq: torch.Tensor, step: int) -> dict:
+        with torch.no_grad():
+            logits, lq_feats, _ = self.predictor(lq)
+            _, prior_feats = self.vqgan.decode_indices(logits.argmax(1))
+        y = self.model(lq, lq_feats, prior_feats, 0.0)
+        terms = _recon_terms(self.cfg, y, x, self.feat)
+        self.optimise(terms["loss"], step)
+        stats = {k: float(v.detach()) for k, v in terms.items()}
+        return {**stats, "psnr": _psnr(y.detach(), x), "psnr_lq": _psnr(lq, x)}
+
+
+STAGES = {1: _VQGANStage, 2: _PredictorStage, 3: _HPINStage}
+
+
+def lq_pairs(cfg: CodebookConfig, out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(originals, decodes): ``lq_images`` images of the training split (spread over it, cut to
+    256 x 256), each coded as a real ``.cosmic`` file by ``lq_model`` at one of ``lq_qualities``
+    (in turn) and decoded at steps 0, through the pipelines; cached in ``OUT/lq_pairs.npz``."""
+    from cosmic.io.images import load_rgb
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+    from cosmic.training.data import split_files
+    from cosmic.zoo import load_model
+
+    cache, key = out / "lq_pairs.npz", json.dumps([cfg.lq_model, cfg.lq_qualities, cfg.lq_images, cfg.split])
+    if cache.is_file():
+        data = np.load(cache)
+        if str(data["key"]) == key:
+            return data["hq"], data["lq"]
+    files = split_files(cfg.data, cfg.split)
+    files = [files[int(i * len(files) / cfg.lq_images)] for i in range(min(cfg.lq_images, len(files)))]
+    model = load_model(cfg.lq_model)
+    encoder, decoder = EncodePipeline(model.onboard, model.name), DecodePipeline(model, cfg.lq_model)
+    hq, lq = [], []
+    for i, f in enumerate(files):
+        x = load_rgb(f).pixels
+        if min(x.shape[:2]) < 256:
+            continue
+        x = np.ascontiguousarray(x[:256, :256])
+        q = cfg.lq_qualities[i % len(cfg.lq_qualities)]
+        data = encoder.encode(open_scene(x), quality=q).to_bytes()
+        hq.append(x)
+        lq.append(decoder(data).pixels)
+    np.savez(cache.with_suffix(".partial.npz"), hq=np.stack(hq), lq=np.stack(lq), key=key)
+    cache.with_suffix(".partial.npz").replace(cache)
+    return np.stack(hq), np.stack(lq)
+
+
+def _pair_batch(cfg: CodebookConfig, hq: np.ndarray, lq: np.ndarray, step: int):
+    """The (original, decoded) crops of ``step``: a pure function of (seed, step); aligned crops
+    at multiples of 16 px (the codec's latent grid), random flips and 90-degree rotations."""
+    rng = np.random.default_rng([cfg.seed, step])
+    xs, ls = [], []
+    for _ in range(cfg.batch_size):
+        i = int(rng.integers(len(hq)))
+        top, left = (int(rng.integers((hq.shape[1] - cfg.crop) // 16 + 1)) * 16 for _ in range(2))
+        a, b = hq[i, top : top + cfg.crop, left : left + cfg.crop], lq[i, top : top + cfg.crop, left : left + cfg.crop]
+        k = int(rng.integers(4))
+        xs.append(np.rot90(a, k))
+        ls.append(np.rot90(b, k))
+    to = lambda v: torch.from_numpy(np.ascontiguousarray(np.stack(v))).permute(0, 3, 1, 2).float() / 255  # noqa: E731
+    return to(xs), to(ls)
+
+
+def _batches(cfg: CodebookConfig, out: Path, first_step: int):
+    """Batches (x, lq) from ``first_step`` on: stage 1 random crops of the training split (lq None,
+    stage 1's loader), later stages aligned crops of :func:`lq_pairs`."""
+    if cfg.stage == 1:
+        from cosmic.training.stage1 import _loader
+
+        for x in _loader(cfg, first_step):
+            yield x, None
+        return
+    hq, lq = lq_pairs(cfg, out)
+    step = first_step
+    while True:
+        yield _pair_batch(cfg, hq, lq, step)
+        step += 1
+
+
+def _sync_buffers(ema, model) -> None:
+    """The EMA copy takes the model's buffers (the EMA codebook is itself an average)."""
+    with torch.no_grad():
+        for mine, theirs in zip(ema.module.buffers(), model.buffers()):
+            mine.copy_(theirs)
+
+
+def _resume(stage: _Stage, ckpt: Path, ema, state: dict) -> dict:
+    if not (ckpt / "trainer.json").is_file():
+        return state
+    state = load_checkpoint(ckpt, stage.model, stage.optimizers, ema)
+    if hasattr(stage, "disc"):
+        load_checkpoint(ckpt / "disc", stage.disc, stage.disc_optimizers)  # the same RNG state
+    print(f"resumed from {ckpt} at step {state['step']}")
+    return state
+
+
+def _checkpoint(stage: _Stage, ckpt: Path, ema, state: dict) -> None:
+    if hasattr(stage, "disc"):  # first, so that the main trainer.json marks a complete checkpoint
+        save_checkpoint(ckpt / "disc", stage.disc, stage.disc_optimizers, {"step": state["step"]})
+    save_checkpoint(ckpt, stage.model, stage.optimizers, state, ema)
+
+
+def train_codebook(cfg: CodebookConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Train stage ``cfg.stage`` until ``cfg.steps`` (or ``max_minutes``; resumable from
+    ``OUT/stageN/last``); then write the trained component into ``OUT/prior`` (its EMA weights)
+    and return that prior directory."""
+    from tqdm import tqdm
+
+    _check(cfg)
+    out = prepare_run(cfg.out, cfg.threads, cfg.seed)
+    stage = STAGES[cfg.stage](cfg, out)
+    ema = make_ema(stage.model, cfg.ema_decay) if cfg.ema_decay else None
+    ckpt = out / f"stage{cfg.stage}" / "last"
+    state = {"step": 0, "history": [], "config": asdict(cfg)}
+    state = _resume(stage, ckpt, ema, state) if resume else state
+    (out / f"stage{cfg.stage}_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    step, session = int(state["step"]), time.time()
+    started = session - float(state.get("wall_s", 0.0))
+    batches = _batches(cfg, out, step)
+    stage.model.train()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=f"codebook {cfg.stage}")
+    while step < cfg.steps:
+        x, lq = next(batches)
+        terms = stage.step(x, lq, step)
+        if ema is not None:
+            ema.update_parameters(stage.model)
+            _sync_buffers(ema, stage.model)
+        step += 1
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items()})
+            state["history"].append({"step": step, **terms})
+        pause = step == cfg.pause_at or (cfg.max_minutes and time.time() - session > 60 * cfg.max_minutes)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or pause:
+            state.update(step=step, wall_s=time.time() - started)
+            _checkpoint(stage, ckpt, ema, state)
+        if pause:
+            break
+    bar.close()
+    trained = ema.module if ema is not None else stage.model
+    trained.save_pretrained(out / "prior" / stage.name,
+                            extra={"stage": cfg.stage, "steps": step, "wall_s": round(time.time() - started, 1),
+                                   "last": state["history"][-1:]})
+    _write_prior_config(out / "prior", cfg)
+    return out / "prior"
+
+
+def _write_prior_config(prior: Path, cfg: CodebookConfig) -> None:
+    path = prior / "config.json"
+    info = json.loads(path.read_text()) if path.is_file() else {"_class_name": "CodebookPrior"}
+    info.update(preset=cfg.preset, lq_model=cfg.lq_model, lq_qualities=cfg.lq_qualities, train_split=cfg.split)
+    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+@torch.no_grad()
+def measure_prior(prior_dir: str | Path, data: str | Path, split: str = "val", limit: int = 42,
+                  lq_model: str = "cosmic-small-vr", qualities: tuple = (1.0, 2.0)) -> dict:
+    """What the stages learned, on whole images of ``split`` (``limit`` spread over it; evaluation
+    only): the VQGAN's reconstruction PSNR (dB, uint8 images) with the codebook's perplexity and
+    usage over all their codes, and the predictor's code accuracy on ``lq_model`` decodes at each
+    quality (against the original's codes; chance is 1 / num_codes)."""
+    from cosmic.codebook.prior import load_prior
+    from cosmic.evaluation.harness import eval_files
+    from cosmic.evaluation.metrics import psnr
+    from cosmic.io.images import load_rgb
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+    from cosmic.codebook.quantizer import usage_stats
+    from cosmic.zoo import load_model
+
+    prior, codec = load_prior(prior_dir), load_model(lq_model)
+    encoder, decoder = EncodePipeline(codec.onboard, codec.name), DecodePipeline(codec, lq_model)
+    m = prior.multiple
+    rec, codes, hits = [], [], {q: [] for q in qualities}
+    for f in eval_files(Path(data), split, limit):
+        x = load_rgb(f).pixels
+        x = np.ascontiguousarray(x[: x.shape[0] // m * m, : x.shape[1] // m * m])
+        t = torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
+        out = prior.vqgan(t)
+        y = (out["x_rec"].clamp(0, 1) * 255).round().byte()[0].permute(1, 2, 0).numpy()
+        rec.append(psnr(x, y))
+        codes.append(out["indices"].flatten())
+        for q in qualities:
+            lq = decoder(encoder.encode(open_scene(x), quality=q).to_bytes()).pixels
+            logits, _, _ = prior.predictor(torch.from_numpy(lq).permute(2, 0, 1)[None].float() / 255)
+            hits[q].append(float((logits.argmax(1).flatten() == out["indices"].flatten()).float().mean()))
+    stats = usage_stats(torch.cat(codes), prior.vqgan.quantizer.num_codes)
+    return {"images": len(rec), "recon_psnr": float(np.mean(rec)), **stats,
+            "code_accuracy": {f"q{q:g}": float(np.mean(h)) for q, h in hits.items()}}
