@@ -41,8 +41,6 @@ class TwoSidedCodec(CompressionModel, ConfigMixin):
     constructor takes its components already built as ``onboard=`` / ``ground=`` (not config),
     which is how :meth:`from_pretrained` assembles a saved model."""
 
-    #: tiles must be multiples of 64 (y at H/16, z at H/64)
-    tile_multiple = 64
     #: the components, each saved in the subfolder of its name
     component_names = ("onboard", "ground")
     ignore_for_config = component_names

@@ -14,7 +14,7 @@ never imported by a name read from a file.
 Why not diffusers' own ``ConfigMixin``: this module is shared by the satellite and the ground
 side, and the on-board code must not import diffusers (tests/test_codec.py checks it); the API
 mirrors diffusers' (``register_to_config``, ``ignore_for_config``, ``config_name``,
-``from_config``, ``save_config``, ``load_config``; ``register_to_config`` records the arguments
+``from_config``, ``save_config``; ``read_config`` is its ``load_config``; ``register_to_config`` records the arguments
 before ``__init__`` runs, so ``__init__`` may refine them with :meth:`ConfigMixin.register_config`).
 Departure: weights are ``model.safetensors`` (diffusers: ``diffusion_pytorch_model.safetensors``).
 
@@ -237,8 +237,6 @@ class ConfigMixin:
         if not path.is_file():
             raise FileNotFoundError(f"no {cls.config_name} in model directory {directory}")
         return read_json(path, ValueError)
-
-    load_config = read_config  # diffusers' name
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **components):
