@@ -15,9 +15,9 @@ Layout, all integers little-endian::
     table_crc      u32       CRC32 of the tile table
     payloads       rows*cols tile payloads, row-major: u32 len(z) + z rANS string + y rANS string
 
-The sensor metadata and georeferencing travel in the header; they are not image data and, as in
-the paper, are not counted by :func:`bits_per_pixel` (which still uses the whole file size, so
-they make the reported figure slightly pessimistic, never optimistic).
+The sensor metadata and georeferencing travel in the header; they are not image data, and the
+paper leaves them out of its rates, but :func:`bits_per_pixel` takes the whole file size, so they
+are counted: the reported figure is slightly pessimistic, never optimistic.
 
 Reading validates everything before allocating anything sized by the header: the tile table must
 fit in the file, and the tile lengths must add up to the bytes present. A tile whose CRC fails is
