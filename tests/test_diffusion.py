@@ -191,6 +191,7 @@ def test_init_from_diffusers_unet(tmp_path):
         wrong.load_unet(tmp_path / "unet")
 
 
+@pytest.mark.slow
 def test_stage2_overfit_loss_falls(tiny_model):
     from diffusers import DDPMScheduler
 
