@@ -85,7 +85,9 @@ def main() -> None:
 
 def ship_diffusion(source: Path, out: Path, dtype_name: str) -> None:
     """Round a stage-2 model to ``dtype_name`` and store it as ``out/diffusion``."""
-    comp = load_compensator(source) if is_model_dir(source / "diffusion") else DiffusionCompensator.from_pretrained(source)
+    # a stage-2 model directory, or a model directory with one in diffusion/
+    comp = load_compensator(source) if is_model_dir(source / "diffusion") else DiffusionCompensator.from_pretrained(
+        source)
     dtype = getattr(torch, dtype_name)
     round_parameters(comp.net, dtype)
     replace_dir(comp, out / "diffusion", {"shipped_from": _portable(str(source))}, dtype)
@@ -155,7 +157,8 @@ def _check_stored(old: Path, new: Path, prefixes: dict[str, str]) -> None:
         raise SystemExit(f"{new}: tensors differ from {old}'s: {sorted(before.keys() ^ after.keys())[:3]}")
     for k, v in before.items():
         w = after[k]
-        if v.dtype != w.dtype or v.shape != w.shape or not torch.equal(v.view(-1).view(torch.uint8), w.view(-1).view(torch.uint8)):
+        same = v.dtype == w.dtype and v.shape == w.shape
+        if not same or not torch.equal(v.reshape(-1).view(torch.uint8), w.reshape(-1).view(torch.uint8)):
             raise SystemExit(f"{new}: tensor {k} differs from {old}'s")
     print(f"{new}: {len(before)} tensors byte-identical to {old}'s")
 

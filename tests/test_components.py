@@ -149,3 +149,17 @@ def test_shipped_stage2_is_in_the_component_layout():
     comp = load_compensator("cosmic-small-q3")
     assert comp is not None and comp.residual
     assert comp.scheduler.config.steps_offset == 1 and not comp.scheduler.config.set_alpha_to_one
+
+
+def test_stage2_warm_start_reads_both_layouts(tmp_path):
+    """``cosmic train stage2 --init-from``: a stage-2 model in the component layout, or a stage-2
+    checkpoint (one noise-predictor directory), gives the same weights."""
+    from cosmic.training.stage2 import _init_from
+
+    source = _tiny_net()
+    DiffusionCompensator(source, 1.0).save_pretrained(tmp_path / "new")
+    source.save_pretrained(tmp_path / "ckpt")
+    for where in ("new", "ckpt"):
+        net = _tiny_net()
+        _init_from(net, str(tmp_path / where))
+        assert all(torch.equal(v, net.state_dict()[k]) for k, v in source.state_dict().items()), where

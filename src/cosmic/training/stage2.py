@@ -130,7 +130,8 @@ def _init_from(net: NoisePredictor, source: str) -> None:
     """Warm start: a COSMIC stage-2 model directory (whole noise predictor, e.g. trained for
     another stage-1 model, or a stage-2 checkpoint) or a diffusers UNet saved with ``save_pretrained``."""
     try:  # a class of ours (the component registry), or else a diffusers UNet
-        ours = issubclass(component_class(read_model_index(source).get("_class_name")), (NoisePredictor, DiffusionCompensator))
+        ours = issubclass(component_class(read_model_index(source).get("_class_name")),
+                          (NoisePredictor, DiffusionCompensator))
     except (OSError, ValueError):
         ours = False
     if ours:

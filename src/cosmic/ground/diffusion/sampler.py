@@ -65,6 +65,7 @@ def ddim_scheduler(schedule: dict | None = None) -> DDIMScheduler:
     return DDIMScheduler(**(SCHEDULE if schedule is None else schedule), set_alpha_to_one=False, steps_offset=1)
 
 
+@register_component
 class DiffusionCompensator(nn.Module):
     """The stage-2 network, its latent scale, its target (residual or z0) and its sampler (a
     diffusers ``DDIMScheduler``, default :func:`ddim_scheduler`; saved with its config and read back)."""
@@ -153,10 +154,12 @@ class DiffusionCompensator(nn.Module):
         if index.get("_class_name") != cls.__name__:
             raise ValueError(f"{directory} holds a {index.get('_class_name')}, not a {cls.__name__}")
         entries = model_components(index)
-        me = component_class(entries["metadata_encoder"], MetadataEncoder).from_pretrained(directory / "metadata_encoder")
-        net = component_class(entries["noise_predictor"], NoisePredictor).from_pretrained(
-            directory / "noise_predictor", metadata_encoder=me)
-        scheduler = component_class(entries["scheduler"], DDIMScheduler).from_pretrained(directory, subfolder="scheduler")
+        me_class = component_class(entries["metadata_encoder"], MetadataEncoder)
+        net_class = component_class(entries["noise_predictor"], NoisePredictor)
+        me = me_class.from_pretrained(directory / "metadata_encoder")
+        net = net_class.from_pretrained(directory / "noise_predictor", metadata_encoder=me)
+        scheduler = component_class(entries["scheduler"], DDIMScheduler).from_pretrained(
+            directory, subfolder="scheduler")
         return cls(net, index["latent_scale"], index["residual"], scheduler)
 
     @classmethod
