@@ -4,10 +4,9 @@ shipped names a path on the machine that trained it."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -54,15 +53,20 @@ def test_model_saves_one_subfolder_per_component_and_loads_from_their_configs(tm
     assert name == "parts" and codec.digest() == model.onboard.digest()
 
 
-def test_old_layout_loads_and_migrates_byte_identically(tmp_path):
+def _ship_model():
+    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_old_layout_loads_and_migrates_byte_identically(tmp_path, capsys):
     """The fixture is in the one-file layout; ``ship_model.py --migrate`` rewrites it with the
     same stored tensors, and both code the same bytes."""
     assert (TINY_MODEL / "config.json").is_file() and not (TINY_MODEL / "model_index.json").exists()
     old = load_model(TINY_MODEL)
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_model.py"), "--migrate", str(TINY_MODEL),
-                        "--out", str(tmp_path / "new")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "byte-identical" in r.stdout
+    _ship_model().migrate(TINY_MODEL, tmp_path / "new")
+    assert "byte-identical" in capsys.readouterr().out
     stored = load_file(str(TINY_MODEL / "model.safetensors"))
     for part in ("onboard", "ground"):
         for k, v in load_file(str(tmp_path / "new" / part / "model.safetensors")).items():
