@@ -167,3 +167,29 @@ def test_stage2_warm_start_reads_both_layouts(tmp_path):
         net = _tiny_net()
         _init_from(net, str(tmp_path / where))
         assert all(torch.equal(v, net.state_dict()[k]) for k, v in source.state_dict().items()), where
+
+
+def test_checkpoint_of_an_older_run_resumes_and_is_rewritten_in_the_new_layout(tmp_path):
+    """A trainer checkpoint written before components (one config.json + model.safetensors, the
+    EMA likewise) loads; the next save writes the component layout in its place."""
+    from cosmic.training.checkpoint import load_checkpoint, make_ema, save_checkpoint
+    from cosmic.utils.pretrained import ConfigMixin
+
+    old = Cosmic(N=16, M=16, ground_channels=8).eval()
+    old.update(force=True)
+    ckpt = tmp_path / "last"
+    ConfigMixin.save_pretrained(old, ckpt)  # the one-file layout, as the trainer wrote it before
+    ConfigMixin.save_pretrained(old, ckpt / "ema")
+    (ckpt / "trainer.json").write_text(json.dumps({"step": 5, "ema_n_averaged": 5}))
+    torch.manual_seed(1)
+    model = Cosmic(N=16, M=16, ground_channels=8)
+    ema = make_ema(model, 0.9)
+    assert load_checkpoint(ckpt, model, {}, ema)["step"] == 5
+    for m in (model, ema.module):
+        assert all(torch.equal(v, m.state_dict()[k]) for k, v in old.state_dict().items())
+    save_checkpoint(ckpt, model, {}, {"step": 6}, ema)
+    assert (ckpt / "model_index.json").is_file() and not (ckpt / "model.safetensors").exists()
+    assert (ckpt / "ema" / "onboard" / "model.safetensors").is_file() and not (ckpt / "ema" / "config.json").exists()
+    again = Cosmic(N=16, M=16, ground_channels=8)
+    load_checkpoint(ckpt, again, {})
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in old.state_dict().items())
