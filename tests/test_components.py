@@ -21,7 +21,7 @@ from cosmic.ground.diffusion.sampler import DiffusionCompensator, ddim_scheduler
 from cosmic.models.cosmic import Cosmic
 from cosmic.onboard.codec import OnboardCodec
 from cosmic.pipelines import EncodePipeline, open_scene
-from cosmic.zoo import DEFAULT_MODEL, load_compensator, load_model, load_onboard, model_path
+from cosmic.zoo import DEFAULT_MODEL, load_compensator, load_model, load_onboard
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_UNET = {"block_out_channels": [32, 32], "layers_per_block": 1, "cross_attention_dim": 32,
