@@ -4,6 +4,7 @@
     .venv/bin/python scripts/ship_model.py --diffusion STAGE2_DIR/final NAME   # add stage 2 to a shipped NAME
     .venv/bin/python scripts/ship_model.py RUN_DIR/final NAME --diffusion S2/final --out DIR   # an ablation, outside the package
     .venv/bin/python scripts/ship_model.py CLASSIFIER_DIR classifier-ucm   # the scene classifier of `cosmic eval`
+    .venv/bin/python scripts/ship_model.py --migrate NAME_OR_DIR [--out DIR]   # old one-file layout -> components
 
 Parameters are rounded to float16 and stored as float16 (entropy-coder tables stay exact), the
 entropy tables are rebuilt from the rounded parameters, and the model is saved under NAME (the
@@ -11,19 +12,35 @@ name written into its bitstreams). The diffusion network is stored at int8 (per-
 kernels, float16 biases and norms; ``--diffusion-dtype float16`` to keep it at half) to keep the
 package under 40 MB. Every figure reported for a shipped model is measured on
 these rounded weights.
+
+Models are written in the component layout (``model_index.json``, ``onboard/``, ``ground/``,
+``diffusion/``: see :mod:`cosmic.models.base`). ``--migrate`` rewrites a model saved in the layout
+before components (one ``config.json`` + ``model.safetensors``, stage 2 likewise with
+``scheduler.json``) in the component layout, keeping every stored tensor byte for byte (checked
+before the old directory is replaced; in place unless ``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
 import torch
 
+from safetensors.torch import load_file
+
 from cosmic.ground.diffusion.sampler import DiffusionCompensator
-from cosmic.models.cosmic import Cosmic
-from cosmic.utils.pretrained import ConfigMixin, round_parameters
+from cosmic.utils.pretrained import (
+    MODEL_INDEX_NAME,
+    WEIGHTS_NAME,
+    is_model_dir,
+    model_components,
+    read_model_index,
+    round_parameters,
+)
+from cosmic.zoo import load_compensator, load_model
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "cosmic" / "zoo" / "weights"
 
@@ -31,22 +48,31 @@ ZOO = Path(__file__).resolve().parents[1] / "src" / "cosmic" / "zoo" / "weights"
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model", type=Path, nargs="?", help="stage-1 model; omitted: keep the shipped NAME's")
-    ap.add_argument("name")
+    ap.add_argument("name", nargs="?")
     ap.add_argument("--diffusion", type=Path, help="a stage-2 model directory to ship with it")
     ap.add_argument("--diffusion-dtype", choices=["int8", "float16"], default="int8")
     ap.add_argument("--out", type=Path, help="write here instead of the package's zoo (e.g. an ablation)")
+    ap.add_argument("--migrate", metavar="NAME_OR_DIR", help="rewrite an old-layout model in the component layout")
     args = ap.parse_args()
+    if args.migrate:
+        source = Path(args.migrate) if is_model_dir(args.migrate) else ZOO / args.migrate
+        migrate(source, args.out or source)
+        return
+    if not args.name:
+        ap.error("give the NAME to ship the model under")
     out = args.out or ZOO / args.name
     if args.model is None:
-        if not args.diffusion or not (out / "config.json").is_file():
+        if not args.diffusion or not is_model_dir(out):
             ap.error("without a stage-1 model, give --diffusion and the name of a shipped model")
         ship_diffusion(args.diffusion, out, args.diffusion_dtype)
         return
-    if ConfigMixin.read_config(args.model).get("_class_name") == "SceneClassifier":
+    from cosmic.evaluation.classifier import SceneClassifier
+
+    if read_model_index(args.model).get("_class_name") == SceneClassifier.__name__:
         ship_classifier(args.model, out)
         return
-    model = Cosmic.from_pretrained(args.model)
-    model.config["name"] = args.name
+    model = load_model(args.model)
+    model.register_config(name=args.name)
     model.name = args.name
     round_parameters(model)
     model.update(force=True)
@@ -59,7 +85,9 @@ def main() -> None:
 
 def ship_diffusion(source: Path, out: Path, dtype_name: str) -> None:
     """Round a stage-2 model to ``dtype_name`` and store it as ``out/diffusion``."""
-    comp = DiffusionCompensator.from_pretrained(source)
+    # a stage-2 model directory, or a model directory with one in diffusion/
+    comp = load_compensator(source) if is_model_dir(source / "diffusion") else DiffusionCompensator.from_pretrained(
+        source)
     dtype = getattr(torch, dtype_name)
     round_parameters(comp.net, dtype)
     replace_dir(comp, out / "diffusion", {"shipped_from": _portable(str(source))}, dtype)
@@ -90,7 +118,49 @@ def _portable(value):
 
 def _extra_of(source: Path) -> dict:
     """The source's extra config, noting where the shipped copy came from (no absolute paths)."""
-    return _portable({**ConfigMixin.read_config(source).get("_extra", {}), "shipped_from": str(source)})
+    return _portable({**read_model_index(source).get("_extra", {}), "shipped_from": str(source)})
+
+
+def migrate(source: Path, out: Path) -> None:
+    """Rewrite ``source`` (the layout before components) as ``out`` in the component layout with
+    the same stored tensors (float16 / int8 as they are), checked equal before ``out`` is replaced."""
+    if (source / MODEL_INDEX_NAME).is_file():
+        raise SystemExit(f"{source} is already in the component layout")
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = load_model(source)
+    model.save_pretrained(tmp, extra=_portable(read_model_index(source).get("_extra")),
+                          stored=load_file(str(source / WEIGHTS_NAME)))
+    _check_stored(source, tmp, {name: name + "." for name in model_components(read_model_index(tmp))})
+    if is_model_dir(source / "diffusion"):
+        comp = load_compensator(source)
+        extra = {k: v for k, v in read_model_index(source / "diffusion").get("_extra", {}).items()
+                 if k not in ("latent_scale", "residual")}
+        comp.save_pretrained(tmp / "diffusion", extra=_portable(extra),
+                             stored=load_file(str(source / "diffusion" / WEIGHTS_NAME)))
+        _check_stored(source / "diffusion", tmp / "diffusion",
+                      {"noise_predictor": "", "metadata_encoder": "metadata_encoder."})
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    report(out)
+
+
+def _check_stored(old: Path, new: Path, prefixes: dict[str, str]) -> None:
+    """Every tensor of ``old``'s one file is in ``new``'s component files (under ``prefixes``:
+    component -> prefix of its tensors in the old file), same dtype, shape and bytes."""
+    before = load_file(str(old / WEIGHTS_NAME))
+    after = {}
+    for name, prefix in prefixes.items():
+        after.update({prefix + k: v for k, v in load_file(str(new / name / WEIGHTS_NAME)).items()})
+    if before.keys() != after.keys():
+        raise SystemExit(f"{new}: tensors differ from {old}'s: {sorted(before.keys() ^ after.keys())[:3]}")
+    for k, v in before.items():
+        w = after[k]
+        same = v.dtype == w.dtype and v.shape == w.shape
+        if not same or not torch.equal(v.reshape(-1).view(torch.uint8), w.reshape(-1).view(torch.uint8)):
+            raise SystemExit(f"{new}: tensor {k} differs from {old}'s")
+    print(f"{new}: {len(before)} tensors byte-identical to {old}'s")
 
 
 def replace_dir(model, out: Path, extra: dict, dtype: torch.dtype) -> None:

@@ -11,12 +11,12 @@ import pytest
 import torch
 from helpers import golden_image
 from PIL import Image
-from safetensors.torch import load_file
 
 from cosmic.io.container import Container, Header, quantize_quality, write_container
 from cosmic.models.cosmic import Cosmic
 from cosmic.onboard.rate import GainUnits, rgb_to_ycbcr, ycbcr_to_rgb
 from cosmic.training.stage1 import Stage1Config, learning_rate, sample_rates, train_stage1
+from cosmic.utils.pretrained import read_weights
 
 
 def _vr_model(**kw) -> Cosmic:
@@ -106,10 +106,10 @@ def test_resumed_campaign_is_bit_identical(tiny_data, tmp_path, monkeypatch):
     train_stage1(paused, progress=False)
     assert json.loads((tmp_path / "b" / "last" / "trainer.json").read_text())["step"] == 3
     resumed = train_stage1(_campaign_cfg(tiny_data, tmp_path / "b", 6), progress=False)
-    a = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
-    b = load_file(str(tmp_path / "b" / "last" / "model.safetensors"))
+    a = read_weights(tmp_path / "a" / "last")
+    b = read_weights(tmp_path / "b" / "last")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    ema_a, ema_b = (load_file(str(p / "model.safetensors")) for p in (straight, resumed))
+    ema_a, ema_b = (read_weights(p) for p in (straight, resumed))
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
     # the shipped weights are the EMA's, and they differ from the raw weights
     assert any(not torch.equal(ema_a[k], a[k]) for k in ema_a if k.endswith(".weight"))

@@ -446,12 +446,12 @@ def _load_classifier(name: Optional[str]):
 @app.command()
 def models() -> None:
     """List the models shipped inside the package."""
-    from cosmic.utils.pretrained import ConfigMixin
-    from cosmic.zoo import model_path, shipped_models
+    from cosmic.evaluation.classifier import SceneClassifier
+    from cosmic.zoo import has_compensator, read_model_config, shipped_models
 
     for name in shipped_models():
-        cfg = ConfigMixin.read_config(model_path(name))
-        if cfg.get("_class_name") == "SceneClassifier":
+        cfg = read_model_config(name)
+        if cfg.get("_class_name") == SceneClassifier.__name__:
             top1 = cfg.get("_extra", {}).get("val_top1")
             typer.echo(f"{name}: scene classifier for cosmic eval ({len(cfg.get('classes', []))} classes"
                        + (f", val top-1 {top1:.3f})" if top1 is not None else ")"))
@@ -460,7 +460,7 @@ def models() -> None:
             typer.echo(f"{name}: Code-RSIC codebook prior for --prior codebook (preset {cfg.get('preset')}, "
                        f"trained on {cfg.get('lq_model')} decodes)")
             continue
-        stage2 = " + stage 2" if (model_path(name) / "diffusion" / "config.json").is_file() else ""
+        stage2 = " + stage 2" if has_compensator(name) else ""
         typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}{stage2}")
 
 

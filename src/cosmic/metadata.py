@@ -5,7 +5,9 @@ angle, target azimuth, sun azimuth, sun elevation. Any field may be absent: an a
 ``None`` and is never replaced by a made-up value. Values are validated against their physical
 ranges; unknown keys are reported as warnings and dropped.
 
-The metadata travels in the ``.cosmic`` header (not counted in bpp, as in the paper). This module
+The metadata travels in the ``.cosmic`` header. The paper leaves it out of bpp; we count it
+(every bpp here is file bytes x 8 / pixels), so a file with metadata reports a slightly higher
+rate than the same scene coded without. This module
 is plain Python, used on both sides.
 """
 

@@ -110,16 +110,14 @@ def split_point(ref: str) -> tuple[str, float | None]:
 def expand_rate_points(refs: list[str]) -> list[str]:
     """A variable-rate model given without a quality stands for its integer qualities 1..K
     (``DIR@1``, ..., ``DIR@K``); fixed-rate models and explicit ``@Q`` points stay as they are."""
-    from cosmic.utils.pretrained import ConfigMixin
-    from cosmic.zoo import model_path
-
     from cosmic.errors import ModelError
+    from cosmic.zoo import read_model_config
 
     points = []
     for ref in refs:
         model, quality = split_point(ref)
         try:
-            levels = 0 if quality is not None else ConfigMixin.read_config(model_path(model)).get("rate_levels", 0)
+            levels = 0 if quality is not None else read_model_config(model).get("rate_levels", 0)
         except (ModelError, OSError, ValueError):
             levels = 0  # not loadable: loading it later says why, as for any model
         points += [f"{model}@{q}" for q in range(1, levels + 1)] if levels else [ref]

@@ -24,7 +24,7 @@ from compressai.models.utils import conv, deconv
 from torch import nn
 
 from cosmic.onboard.rate import GainUnits, ycbcr_to_rgb
-from cosmic.utils.pretrained import ConfigMixin, register_to_config
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = [
     "CompensationEncoder",
@@ -77,6 +77,7 @@ class Z0Estimator(nn.Sequential):
         )
 
 
+@register_component
 class GroundDecoder(nn.Module, ConfigMixin):
     """transconv + Ẽ + ẑ0 + D: the ground's image synthesis, without the diffusion model.
 

@@ -26,9 +26,9 @@ mask (:mod:`cosmic.io.mask`: 1 byte for an all-valid or all-fill tile), covered 
 :meth:`Container.plane` gives one group as a version-2-like container the decoder reads
 unchanged. An older reader refuses a version 3 file with "upgrade cosmic".
 
-The sensor metadata and georeferencing travel in the header; they are not image data and, as in
-the paper, are not counted by :func:`bits_per_pixel` (which still uses the whole file size, so
-they make the reported figure slightly pessimistic, never optimistic).
+The sensor metadata and georeferencing travel in the header; they are not image data, and the
+paper leaves them out of its rates, but :func:`bits_per_pixel` takes the whole file size, so they
+are counted: the reported figure is slightly pessimistic, never optimistic.
 
 Reading validates everything before allocating anything sized by the header: the tile table must
 fit in the file, and the tile lengths must add up to the bytes present. A tile whose CRC fails is

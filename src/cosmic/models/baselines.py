@@ -11,38 +11,44 @@ from torch import nn
 
 from cosmic.models.base import TwoSidedCodec
 from cosmic.onboard.baselines import BaselineCodec, compressai_model
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["LearnedBaseline", "BaselineSynthesis"]
 
 
-class BaselineSynthesis(nn.Module):
-    """g_s of the CompressAI model; called like :class:`~cosmic.ground.decoder.GroundDecoder`."""
+@register_component
+class BaselineSynthesis(nn.Module, ConfigMixin):
+    """g_s of the CompressAI model ``arch``; called like :class:`~cosmic.ground.decoder.GroundDecoder`."""
 
-    def __init__(self, g_s: nn.Module):
+    @register_to_config
+    def __init__(self, arch: str = "bmshj2018-hyperprior", N: int = 128, M: int = 192):
         super().__init__()
-        self.g_s = g_s
+        self.g_s = compressai_model(arch, N, M).g_s
 
     def forward(self, y_hat: torch.Tensor, z0: torch.Tensor | None = None, quality=None) -> torch.Tensor:
         return self.g_s(y_hat)
 
 
+@register_component
 class LearnedBaseline(TwoSidedCodec):
     """bmshj2018-hyperprior or mbt2018-mean, trained by us on our data with our budget.
 
     Args:
         arch: ``bmshj2018-hyperprior`` or ``mbt2018-mean``.
         N, M: CompressAI's widths (its quality 1-5 models use N=128, M=192).
-        name: the model identifier written into every bitstream.
+        name: the model identifier written into every bitstream (default: ``arch``).
+        onboard, ground: the components already built (loading); by default built here.
     """
 
+    @register_to_config
     def __init__(self, arch: str = "bmshj2018-hyperprior", N: int = 128, M: int = 192,
-                 name: str | None = None):
+                 name: str | None = None, onboard: BaselineCodec | None = None,
+                 ground: BaselineSynthesis | None = None):
         super().__init__()
-        name = name or arch
-        self.register_config(arch=arch, N=N, M=M, name=name)
-        self.name = name
-        self.onboard = BaselineCodec(arch, N, M)
-        self.ground = BaselineSynthesis(compressai_model(arch, N, M).g_s)
+        self.name = name or arch
+        self.register_config(name=self.name)
+        self.onboard = onboard if onboard is not None else BaselineCodec(arch, N, M)
+        self.ground = ground if ground is not None else BaselineSynthesis(arch, N, M)
 
     def forward(self, x: torch.Tensor) -> dict:
         """Training pass: rate terms and ``x_hat`` (also given as ``x_hat_est``: one decoder path)."""

@@ -13,11 +13,12 @@ import torch
 from cosmic.ground.decoder import GroundDecoder
 from cosmic.models.base import TwoSidedCodec
 from cosmic.onboard.codec import OnboardCodec
-from cosmic.utils.pretrained import register_to_config
+from cosmic.utils.pretrained import register_component, register_to_config
 
 __all__ = ["Cosmic"]
 
 
+@register_component
 class Cosmic(TwoSidedCodec):
     """Stage-1 COSMIC: lightweight encoder + hyperprior on board, transconv/Ẽ/D on the ground.
 
@@ -37,6 +38,9 @@ class Cosmic(TwoSidedCodec):
         colour_space: "rgb" (the paper) or "ycbcr" (E codes JPEG's YCbCr; D's output is
             turned back to RGB).
         name: a model identifier written into every bitstream.
+        onboard, ground: the components already built (loading, see
+            :meth:`~cosmic.models.base.TwoSidedCodec.from_pretrained`); by default built here
+            from the arguments above.
     """
 
     @register_to_config
@@ -54,12 +58,17 @@ class Cosmic(TwoSidedCodec):
         rate_levels: int = 0,
         gain_span: float = 0.0,
         colour_space: str = "rgb",
+        onboard: OnboardCodec | None = None,
+        ground: GroundDecoder | None = None,
     ):
         super().__init__()
         self.name = name
-        self.onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut,
-                                    rate_levels, gain_span, colour_space)
-        self.ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space)
+        if onboard is None:
+            onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut,
+                                   rate_levels, gain_span, colour_space)
+        if ground is None:
+            ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space)
+        self.onboard, self.ground = onboard, ground
 
     # -- CompressAI contract ------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality=None) -> dict:

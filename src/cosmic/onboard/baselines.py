@@ -20,7 +20,7 @@ import torch
 from compressai.models import CompressionModel, MeanScaleHyperprior, ScaleHyperprior
 
 from cosmic.onboard.coding import HyperpriorCodec
-from cosmic.utils.pretrained import register_to_config
+from cosmic.utils.pretrained import register_component, register_to_config
 
 __all__ = ["BASELINE_ARCHS", "BaselineCodec"]
 
@@ -35,9 +35,12 @@ def compressai_model(arch: str, N: int, M: int) -> CompressionModel:
     return BASELINE_ARCHS[arch](N=N, M=M)
 
 
+@register_component
 class BaselineCodec(HyperpriorCodec):
     """g_a + hyperprior + entropy coding of a CompressAI baseline: its on-board part (fixed rate;
     the coding paths are :class:`~cosmic.onboard.coding.HyperpriorCodec`'s)."""
+
+    part_of = "LearnedBaseline"
 
     @register_to_config
     def __init__(self, arch: str = "bmshj2018-hyperprior", N: int = 128, M: int = 192):

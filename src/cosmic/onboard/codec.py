@@ -31,7 +31,7 @@ from torch import nn
 from cosmic.onboard.layers import CAM, LCB
 from cosmic.onboard.rate import COLOUR_SPACES, GainUnits, rgb_to_ycbcr
 from cosmic.onboard.coding import HyperpriorCodec
-from cosmic.utils.pretrained import register_to_config
+from cosmic.utils.pretrained import register_component, register_to_config
 
 __all__ = ["LightweightEncoder", "ColourShortcut", "OnboardCodec", "ste_round"]
 
@@ -81,12 +81,15 @@ class ColourShortcut(nn.Module):
         return self.gain * self.proj(torch.nn.functional.avg_pool2d(x, self.block, ceil_mode=True))
 
 
+@register_component
 class OnboardCodec(HyperpriorCodec):
     """E + h_a + h_s + entropy coding: everything the satellite runs (docs/DESIGN.md §1).
 
     ``forward`` is the training path (noisy likelihoods, straight-through rounded ``y_hat``);
     the coding paths are :class:`~cosmic.onboard.coding.HyperpriorCodec`'s.
     """
+
+    part_of = "Cosmic"
 
     @register_to_config
     def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7,

@@ -40,6 +40,9 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
     """
 
     _h_s64: nn.Module | None = None
+    #: the ``_class_name`` of the complete model this codec is the on-board half of (to load the
+    #: on-board part of a model saved before components, see :func:`cosmic.zoo.load_onboard`)
+    part_of: str | None = None
 
     # -- the transforms a subclass may override ------------------------------------------------
     def analysis(self, x: torch.Tensor, quality=None) -> torch.Tensor:

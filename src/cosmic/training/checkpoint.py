@@ -2,7 +2,8 @@
 
 Layout of a checkpoint directory::
 
-    config.json, model.safetensors   - the model (ConfigMixin.save_pretrained)
+    model_index.json, onboard/, ground/ - the model (its ``save_pretrained``: one subfolder per
+                                       component; a stage-2 network: config.json, model.safetensors)
     optimizer.safetensors            - Adam moments per parameter name, for each optimizer, and
                                        the torch RNG state (``rng/torch``)
     ema/                             - the EMA of the weights, when the run keeps one
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from cosmic.utils.pretrained import is_model_dir, read_weights
 
 __all__ = ["prepare_run", "save_checkpoint", "load_checkpoint", "make_ema"]
 
@@ -115,10 +118,10 @@ def load_checkpoint(directory, model, optimizers: dict, ema=None) -> dict:
     """Load weights, optimizer moments, the EMA and the RNG state into existing objects; return
     the trainer state."""
     directory = Path(directory)
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    model.load_state_dict(read_weights(directory))  # either layout (checkpoints of older runs)
     state = json.loads((directory / "trainer.json").read_text())
-    if ema is not None and (directory / EMA_DIR / "model.safetensors").is_file():
-        ema.module.load_state_dict(load_file(str(directory / EMA_DIR / "model.safetensors")))
+    if ema is not None and is_model_dir(directory / EMA_DIR):
+        ema.module.load_state_dict(read_weights(directory / EMA_DIR))
         ema.n_averaged.fill_(int(state.get("ema_n_averaged", 1)))
     opt_path = directory / "optimizer.safetensors"
     tensors = load_file(str(opt_path)) if opt_path.is_file() else {}

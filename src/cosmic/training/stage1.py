@@ -109,13 +109,11 @@ def _init_from(model, source: str) -> None:
     variable-rate run: its gain units are new and keep their initialisation (gain 1 at the
     middle quality, so the source's λ should sit near the middle of ``rate_lambdas``), as a new
     colour shortcut keeps its zero initialisation."""
-    from safetensors.torch import load_file
-
-    from cosmic.utils.pretrained import _restore
-    from cosmic.zoo import model_path
+    from cosmic.utils.pretrained import read_weights
+    from cosmic.zoo import model_path, read_model_config
 
     path = model_path(source)
-    config = type(model).read_config(path)
+    config = read_model_config(path)
     defaults = {k: p.default for k, p in inspect.signature(type(model)).parameters.items()}
     added = {"colour_shortcut", "name", "rate_levels", "gain_span", "ground_channels"}  # may change here
     mine = {k: v for k, v in model.config.items() if k not in added}
@@ -123,7 +121,7 @@ def _init_from(model, source: str) -> None:
     theirs = {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()}
     if mine != theirs:
         raise ValueError(f"--init-from {source}: its config {theirs} differs from this run's {mine}")
-    state = _restore(load_file(str(path / "model.safetensors")))  # float16 / int8 weights too
+    state = read_weights(path)  # either layout; float16 / int8 weights too
     old_n, new_n = config.get("ground_channels"), model.config.get("ground_channels")
     if old_n != new_n:  # a wider ground decoder starts as the source's, exactly
         state = widen_ground_state(model, state, old_n, new_n)

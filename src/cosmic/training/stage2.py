@@ -32,6 +32,7 @@ from cosmic.io.product_metadata import sidecar_metadata
 from cosmic.metadata import SensorMetadata, sidecar_for
 from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
+from cosmic.utils.pretrained import component_class, read_model_index
 
 __all__ = ["Stage2Config", "MetadataImageFolder", "train_stage2", "stage2_loss"]
 
@@ -127,9 +128,14 @@ def measure_latent_scale(stage1, loader, residual: bool = False, batches: int = 
 
 def _init_from(net: NoisePredictor, source: str) -> None:
     """Warm start: a COSMIC stage-2 model directory (whole noise predictor, e.g. trained for
-    another stage-1 model) or a diffusers UNet saved with ``save_pretrained``."""
-    if (Path(source) / "config.json").is_file() and NoisePredictor.read_config(source).get("_class_name") == "NoisePredictor":
-        net.load_state_dict(load_file(str(Path(source) / "model.safetensors")))
+    another stage-1 model, or a stage-2 checkpoint) or a diffusers UNet saved with ``save_pretrained``."""
+    try:  # a class of ours (the component registry), or else a diffusers UNet
+        ours = issubclass(component_class(read_model_index(source).get("_class_name")),
+                          (NoisePredictor, DiffusionCompensator))
+    except (OSError, ValueError):
+        ours = False
+    if ours:
+        net.load_state_dict(DiffusionCompensator.from_pretrained(source).net.state_dict())
     else:
         net.load_unet(source)
 

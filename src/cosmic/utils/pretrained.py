@@ -1,9 +1,28 @@
-"""Constructor-arguments-as-config, safetensors weights (the diffusers ``save_pretrained`` idea).
+"""Components serialised the diffusers way: constructor arguments as config, safetensors weights.
 
-A model directory holds ``config.json`` (the class name and its constructor arguments) and
-``model.safetensors``. Nothing is ever unpickled: safetensors stores raw tensors only.
+A *component* (an on-board codec, a ground decoder, a noise predictor, a metadata encoder) is a
+:class:`ConfigMixin`: its ``__init__`` is decorated with :func:`register_to_config`, so every
+constructor argument becomes ``self.config``, and a component directory holds ``config.json``
+(the class name and those arguments) and ``model.safetensors``. A *model* made of components
+(:class:`~cosmic.models.base.TwoSidedCodec`,
+:class:`~cosmic.ground.diffusion.sampler.DiffusionCompensator`) is saved as diffusers saves a
+``DiffusionPipeline``: one subfolder per component and a ``model_index.json`` naming each
+component's ``[library, class]`` plus the model's own config. Loading builds every component from
+its own config; classes are found in :data:`COMPONENTS` (filled by :func:`register_component`),
+never imported by a name read from a file.
 
-This module is shared by the satellite and the ground side and imports neither.
+Why not diffusers' own ``ConfigMixin``: this module is shared by the satellite and the ground
+side, and the on-board code must not import diffusers (tests/test_codec.py checks it); the API
+mirrors diffusers' (``register_to_config``, ``ignore_for_config``, ``config_name``,
+``from_config``, ``save_config``; ``read_config`` is its ``load_config``; ``register_to_config`` records the arguments
+before ``__init__`` runs, so ``__init__`` may refine them with :meth:`ConfigMixin.register_config`).
+Departure: weights are ``model.safetensors`` (diffusers: ``diffusion_pytorch_model.safetensors``).
+
+Old single-directory models (one ``config.json`` + one ``model.safetensors`` for the whole model,
+the layout before components) still load: see :func:`read_weights` and the ``from_pretrained``
+of each model. Nothing is ever unpickled: safetensors stores raw tensors only.
+
+This module imports neither the satellite nor the ground side.
 """
 
 from __future__ import annotations
@@ -21,8 +40,32 @@ from safetensors.torch import load_file, save_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+MODEL_INDEX_NAME = "model_index.json"
 
-__all__ = ["ConfigMixin", "register_to_config", "weights_digest", "round_parameters", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = ["ConfigMixin", "register_to_config", "register_component", "COMPONENTS", "weights_digest",
+           "round_parameters", "write_model_index", "read_model_index", "model_components",
+           "component_class", "read_weights", "is_model_dir", "CONFIG_NAME", "WEIGHTS_NAME", "MODEL_INDEX_NAME"]
+
+#: class name -> class of everything that may be named in a ``model_index.json``
+COMPONENTS: dict[str, type] = {}
+
+
+def register_component(cls: type) -> type:
+    """Class decorator: ``cls`` may be built from a ``model_index.json`` entry naming it."""
+    COMPONENTS[cls.__name__] = cls
+    return cls
+
+
+def component_class(entry, kind: type | None = None) -> type:
+    """The registered class of a ``[library, class]`` entry (a ``_class_name`` string is taken as
+    ``class``); ValueError when it is not registered (or not a ``kind``)."""
+    library, name = entry if isinstance(entry, (list, tuple)) else (None, entry)
+    cls = COMPONENTS.get(name)
+    if cls is None or (library is not None and cls.__module__.split(".")[0] != library):
+        raise ValueError(f"unknown component class {name!r}")
+    if kind is not None and not issubclass(cls, kind):
+        raise ValueError(f"{name} is not a {kind.__name__}")
+    return cls
 
 
 def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
@@ -108,83 +151,184 @@ def _jsonable(value: Any) -> Any:
 
 
 def register_to_config(init):
-    """Decorator for a :class:`ConfigMixin`'s ``__init__`` (diffusers' idea): every constructor
-    argument, defaults included, becomes ``self.config``, so that ``cls(**config)`` rebuilds the
-    model and nothing is retyped by hand."""
+    """Decorator for a :class:`ConfigMixin`'s ``__init__`` (diffusers' ``register_to_config``): every
+    constructor argument, defaults included, except those in the class's ``ignore_for_config``
+    (e.g. sub-components passed in already built), becomes ``self.config`` before ``__init__``
+    runs, so that ``cls(**config)`` rebuilds the model and nothing is retyped by hand."""
     signature = inspect.signature(init)
 
     @functools.wraps(init)
     def wrapper(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
+        ignore = set(getattr(self, "ignore_for_config", ()))
+        self.config = {}
+        self.register_config(**{k: _jsonable(v) for k, v in list(bound.arguments.items())[1:] if k not in ignore})
         init(self, *args, **kwargs)
-        self.register_config(**{k: _jsonable(v) for k, v in list(bound.arguments.items())[1:]})
 
     return wrapper
 
 
 class ConfigMixin:
-    """Records constructor keyword arguments as ``self.config`` and (de)serialises models.
+    """A component: records its constructor arguments as ``self.config`` and (de)serialises itself
+    as ``config.json`` + ``model.safetensors`` (diffusers' ``ConfigMixin`` + ``save_pretrained``).
 
-    Subclasses decorate ``__init__`` with :func:`register_to_config` (or call
-    ``self.register_config(**kwargs)`` when the config is not the arguments as given) with
-    JSON-serialisable values that are enough to rebuild the model with ``cls(**config)``.
+    Subclasses decorate ``__init__`` with :func:`register_to_config`; an ``__init__`` that
+    resolves an argument (a preset into widths, a default name) records the resolved value with
+    :meth:`register_config`. Values must be JSON-serialisable and enough to rebuild the
+    component with :meth:`from_config`.
     """
 
     config: dict[str, Any]
+    config_name = CONFIG_NAME
+    #: constructor arguments that are not config (diffusers' ``ignore_for_config``)
+    ignore_for_config: tuple[str, ...] = ()
 
     def register_config(self, **kwargs: Any) -> None:
+        """Add (or overwrite) config entries (diffusers' ``register_to_config`` method)."""
         json.dumps(kwargs)  # fail early on anything not JSON-serialisable
-        self.config = dict(kwargs)
+        self.config = {**getattr(self, "config", {}), **kwargs}
 
     # -- saving -------------------------------------------------------------------------------
+    def save_config(self, directory: str | os.PathLike, extra: dict | None = None,
+                    weights_sha256: str | None = None) -> Path:
+        """Write ``config.json`` (atomically): the class name, the config, and optionally the
+        weights' digest and free-form ``_extra`` (training history, provenance)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"_class_name": type(self).__name__, **self.config}
+        if weights_sha256:
+            config["_weights_sha256"] = weights_sha256
+        if extra:
+            config["_extra"] = extra
+        _write_json(directory / self.config_name, config)
+        return directory
+
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
-                        dtype: torch.dtype | None = None) -> Path:
+                        dtype: torch.dtype | None = None, exclude: tuple[str, ...] = (),
+                        stored: dict[str, torch.Tensor] | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (atomically, via temporary names).
 
         ``dtype`` (e.g. ``torch.float16``; ``torch.int8``: per-channel int8 kernels, see
         :func:`round_parameters`) stores the floating-point *parameters* at that
         precision to halve the file (buffers such as entropy-coder tables keep theirs); loading
         casts them back to the model's parameter dtype. Round the model first (see
-        :func:`round_parameters`) so that what was measured is what is stored."""
+        :func:`round_parameters`) so that what was measured is what is stored.
+        ``exclude``: name prefixes of tensors saved elsewhere (a sub-component of their own).
+        ``stored``: tensors already in storage form (a shipped file's), written byte for byte
+        instead of the model's own."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        if dtype is not None:
-            state = _store(state, {k for k, _ in self.named_parameters()}, dtype)
-        config = {"_class_name": type(self).__name__, **self.config}
-        config["_weights_sha256"] = weights_digest(state)
-        if extra:
-            config["_extra"] = extra
+        if stored is None:
+            stored = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+            if dtype is not None:
+                stored = _store(stored, {k for k, _ in self.named_parameters()}, dtype)
+        stored = {k: v for k, v in stored.items() if not k.startswith(exclude)} if exclude else stored
         tmp_w = directory / (WEIGHTS_NAME + ".tmp")
-        tmp_c = directory / (CONFIG_NAME + ".tmp")
-        save_file(state, str(tmp_w))
-        tmp_c.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        save_file(stored, str(tmp_w))
+        self.save_config(directory, extra, weights_digest(stored))
         os.replace(tmp_w, directory / WEIGHTS_NAME)
-        os.replace(tmp_c, directory / CONFIG_NAME)
         return directory
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
     def read_config(cls, directory: str | os.PathLike) -> dict[str, Any]:
-        path = Path(directory) / CONFIG_NAME
+        path = Path(directory) / cls.config_name
         if not path.is_file():
-            raise FileNotFoundError(f"no {CONFIG_NAME} in model directory {directory}")
+            raise FileNotFoundError(f"no {cls.config_name} in model directory {directory}")
         return read_json(path, ValueError)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike):
-        """Rebuild the model from its config and load its safetensors weights."""
-        config = cls.read_config(directory)
-        name = config.get("_class_name")
+    def from_config(cls, config: dict[str, Any], **components):
+        """Build from a config (its ``_``-prefixed entries are bookkeeping and are skipped);
+        ``components``: constructor arguments that are not config (already built parts)."""
+        name = config.get("_class_name", cls.__name__)
         if name != cls.__name__:
-            raise ValueError(f"{directory} holds a {name}, not a {cls.__name__}")
-        kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
-        model = cls(**kwargs)
+            raise ValueError(f"the config is a {name}'s, not a {cls.__name__}'s")
+        return cls(**{k: v for k, v in config.items() if not k.startswith("_")}, **components)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **components):
+        """Rebuild the component from its config and load its safetensors weights;
+        ``components``: sub-components already loaded (their tensors are not in this file)."""
+        try:
+            model = cls.from_config(cls.read_config(directory), **components)
+        except ValueError as exc:
+            raise ValueError(f"{directory}: {exc}") from None
         weights = Path(directory) / WEIGHTS_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"no {WEIGHTS_NAME} in model directory {directory}")
         state = _restore(load_file(str(weights)))
+        for name, part in components.items():  # parts passed in built keep their own weights
+            if isinstance(part, torch.nn.Module):
+                state.update({f"{name}.{k}": v for k, v in part.state_dict().items()})
         model.load_state_dict(state)
         model.eval()
         return model
+
+
+def _write_json(path: Path, document: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+# -- models made of components (diffusers' DiffusionPipeline layout) ------------------------------
+def _is_entry(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
+
+
+def write_model_index(directory: str | os.PathLike, class_name: str, config: dict,
+                      components: dict[str, Any], extra: dict | None = None) -> Path:
+    """Write ``model_index.json``: ``_class_name``, the model's own ``config`` and one
+    ``[library, class]`` entry per component (saved in the subfolder of that name). Written last,
+    so a directory with an index has all its components."""
+    directory = Path(directory)
+    index = {"_class_name": class_name, **config}
+    for name, component in components.items():
+        index[name] = [type(component).__module__.split(".")[0], type(component).__name__]
+    if extra:
+        index["_extra"] = extra
+    _write_json(directory / MODEL_INDEX_NAME, index)
+    for legacy in (CONFIG_NAME, WEIGHTS_NAME):  # a directory saved before in the one-file layout
+        (directory / legacy).unlink(missing_ok=True)
+    return directory / MODEL_INDEX_NAME
+
+
+def is_model_dir(directory: str | os.PathLike) -> bool:
+    """True for a directory with a ``model_index.json`` (components) or a ``config.json``."""
+    return any((Path(directory) / n).is_file() for n in (MODEL_INDEX_NAME, CONFIG_NAME))
+
+
+def read_model_index(directory: str | os.PathLike) -> dict[str, Any]:
+    """The ``model_index.json`` of a model made of components, else (an old one-directory model,
+    or a single component) its ``config.json``."""
+    directory = Path(directory)
+    for name in (MODEL_INDEX_NAME, CONFIG_NAME):
+        if (directory / name).is_file():
+            return read_json(directory / name, ValueError)
+    raise FileNotFoundError(f"no {MODEL_INDEX_NAME} or {CONFIG_NAME} in model directory {directory}")
+
+
+def model_components(index: dict[str, Any]) -> dict[str, list[str]]:
+    """The ``{name: [library, class]}`` component entries of a ``model_index.json``."""
+    return {k: v for k, v in index.items() if not k.startswith("_") and _is_entry(v)}
+
+
+def model_config(index: dict[str, Any]) -> dict[str, Any]:
+    """The model's own config in a ``model_index.json``: neither components nor bookkeeping."""
+    return {k: v for k, v in index.items() if not k.startswith("_") and not _is_entry(v)}
+
+
+def read_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of a saved model as one state dict (float16 / int8 storage restored): a
+    component model's under ``COMPONENT.name`` (the component is the model's attribute of that
+    name), an old one-directory model's as stored."""
+    directory = Path(directory)
+    if not (directory / MODEL_INDEX_NAME).is_file():
+        return _restore(load_file(str(directory / WEIGHTS_NAME)))
+    state = {}
+    for name in model_components(read_model_index(directory)):
+        if (directory / name / WEIGHTS_NAME).is_file():
+            state.update({f"{name}.{k}": v for k, v in read_weights(directory / name).items()})
+    return state

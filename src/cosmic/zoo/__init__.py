@@ -1,7 +1,11 @@
 """Shipped models (CompressAI's ``zoo`` idea): trained weights inside the package, no download.
 
-``load_model("cosmic-small-vr")`` loads ``weights/cosmic-small-vr/`` (config.json + model.safetensors)
-from this package; ``load_model(path)`` loads any model directory written by ``save_pretrained``.
+``load_model("cosmic-small-vr")`` loads ``weights/cosmic-small-vr/`` from this package;
+``load_model(path)`` loads any model directory written by ``save_pretrained``. A model directory
+holds ``model_index.json`` and one subfolder per component (``onboard/``, ``ground/``, optional
+``diffusion/``; see :mod:`cosmic.models.base`), or, written before components, one
+``config.json`` + ``model.safetensors`` (still loaded). Classes come from the component registry
+(:data:`cosmic.utils.pretrained.COMPONENTS`).
 
 Shipped: ``cosmic-small-vr``, the variable-rate default (quality 1..6, any value between), and
 ``cosmic-small-q3``, the fixed-rate model of the first campaign that carries the stage-2
@@ -16,14 +20,27 @@ from importlib import resources
 from pathlib import Path
 
 from cosmic.errors import ModelError, first_line
-from cosmic.utils.pretrained import CONFIG_NAME
+from cosmic.utils.pretrained import (
+    COMPONENTS,
+    MODEL_INDEX_NAME,
+    component_class,
+    is_model_dir,
+    model_components,
+    read_model_index,
+    read_weights,
+)
 
-__all__ = ["DEFAULT_MODEL", "COMPENSATION_MODEL", "shipped_models", "model_path", "load_model", "load_onboard", "load_compensator"]
+__all__ = ["DEFAULT_MODEL", "COMPENSATION_MODEL", "shipped_models", "model_path", "read_model_config",
+           "has_compensator", "load_model", "load_onboard", "load_compensator"]
 
 #: the default: one variable-rate model (``cosmic compress --quality Q``, Q in 1..6, a float)
 DEFAULT_MODEL = "cosmic-small-vr"
 #: the shipped model with a stage-2 network (fixed rate): ``-m cosmic-small-q3 --steps N``
 COMPENSATION_MODEL = "cosmic-small-q3"
+#: the subfolder of a model directory that holds its stage-2 diffusion compensator
+DIFFUSION_DIR = "diffusion"
+#: what a model cannot be loaded for (a missing or broken file, a config that does not fit)
+_LOAD_ERRORS = (OSError, ValueError, RuntimeError, TypeError, KeyError)
 
 
 def _weights_root() -> Path:
@@ -34,33 +51,47 @@ def shipped_models() -> list[str]:
     root = _weights_root()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+    return sorted(p.name for p in root.iterdir() if is_model_dir(p))
 
 
 def model_path(name_or_dir: str | os.PathLike) -> Path:
     """Resolve a shipped model name or a model directory."""
     p = Path(name_or_dir)
-    if (p / CONFIG_NAME).is_file():
+    if is_model_dir(p):
         return p
     shipped = _weights_root() / str(name_or_dir)
-    if (shipped / CONFIG_NAME).is_file():
+    if is_model_dir(shipped):
         return shipped
     names = ", ".join(shipped_models()) or "none"
     raise ModelError(f"model '{name_or_dir}': neither a model directory nor a shipped model ({names})")
 
 
+def read_model_config(name_or_dir: str | os.PathLike) -> dict:
+    """The model's ``model_index.json`` (or, an older or single-component model, its
+    ``config.json``): ``_class_name``, its own config, its components, ``_extra``."""
+    path = model_path(name_or_dir)
+    try:
+        return read_model_index(path)
+    except _LOAD_ERRORS as exc:
+        raise ModelError(f"{path}: cannot read the model's config ({first_line(exc)})") from None
+
+
+def has_compensator(name_or_dir: str | os.PathLike) -> bool:
+    """True when the model directory has a stage-2 network (``diffusion/``)."""
+    return is_model_dir(model_path(name_or_dir) / DIFFUSION_DIR)
+
+
 def load_model(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
     """Load a stage-1 :class:`~cosmic.models.cosmic.Cosmic`, or a
     :class:`~cosmic.models.baselines.LearnedBaseline` (weights via safetensors, no pickle)."""
-    from cosmic.models.baselines import LearnedBaseline
-    from cosmic.models.cosmic import Cosmic
-    from cosmic.utils.pretrained import ConfigMixin
+    import cosmic.models  # noqa: F401  (registers every model class)
+    from cosmic.models.base import TwoSidedCodec
 
     path = model_path(name_or_dir)
     try:
-        kind = ConfigMixin.read_config(path).get("_class_name")
-        model = (LearnedBaseline if kind == LearnedBaseline.__name__ else Cosmic).from_pretrained(path)
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        cls = component_class(read_model_index(path).get("_class_name"), TwoSidedCodec)
+        model = cls.from_pretrained(path)
+    except _LOAD_ERRORS as exc:
         raise ModelError(f"{path}: cannot load model ({first_line(exc)})") from None
     return model
 
@@ -68,42 +99,54 @@ def load_model(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
 def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
     """Load only the on-board part (E, h_a, h_s, entropy models) of a model directory.
 
-    This is what a satellite loads: it builds an :class:`~cosmic.onboard.codec.OnboardCodec` from
-    the config and the ``onboard.*`` tensors and never imports the ground-side code.
-    Returns ``(codec, model_name)``.
+    This is what a satellite loads: its ``onboard/`` component (an
+    :class:`~cosmic.onboard.codec.OnboardCodec` or a baseline's
+    :class:`~cosmic.onboard.baselines.BaselineCodec`), built from its own config, without
+    importing the ground-side code. Returns ``(codec, model_name)``.
     """
-    from safetensors.torch import load_file
-
-    from cosmic.onboard.baselines import BaselineCodec
-    from cosmic.onboard.codec import OnboardCodec
-    from cosmic.utils.pretrained import WEIGHTS_NAME, ConfigMixin
+    import cosmic.onboard.baselines  # noqa: F401  (registers the on-board codecs)
+    import cosmic.onboard.codec  # noqa: F401
+    from cosmic.onboard.coding import HyperpriorCodec
 
     path = model_path(name_or_dir)
     try:
-        cfg = ConfigMixin.read_config(path)
-        cls = BaselineCodec if cfg.get("_class_name") == "LearnedBaseline" else OnboardCodec
-        accepted = inspect.signature(cls.__init__).parameters  # the codec's share of the model config
-        codec = cls(**{k: v for k, v in cfg.items() if k in accepted and k != "self"})
-        prefix = "onboard."
-        state = {k[len(prefix):]: v for k, v in load_file(str(path / WEIGHTS_NAME)).items() if k.startswith(prefix)}
-        codec.load_state_dict(state)
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        index = read_model_index(path)
+        if (path / MODEL_INDEX_NAME).is_file():
+            entry = model_components(index)["onboard"]
+            codec = component_class(entry, HyperpriorCodec).from_pretrained(path / "onboard")
+        else:
+            codec = _legacy_onboard(path, index)
+    except _LOAD_ERRORS as exc:
         raise ModelError(f"{path}: cannot load the on-board model ({first_line(exc)})") from None
-    return codec.eval(), str(cfg.get("name", path.name))
+    return codec.eval(), str(index.get("name", path.name))
 
 
-DIFFUSION_DIR = "diffusion"
+def _legacy_onboard(path: Path, config: dict):
+    """The on-board codec of a model saved before components: the registered codec that is
+    ``part_of`` the model's class, built from its share of the model's config, with the
+    ``onboard.*`` tensors."""
+    from cosmic.onboard.coding import HyperpriorCodec
+
+    kind = config.get("_class_name")
+    codecs = [c for c in COMPONENTS.values() if issubclass(c, HyperpriorCodec) and c.part_of == kind]
+    if not codecs:
+        raise ValueError(f"a {kind} has no on-board codec")
+    accepted = inspect.signature(codecs[0].__init__).parameters  # the codec's share of the config
+    codec = codecs[0](**{k: v for k, v in config.items() if k in accepted and k != "self"})
+    prefix = "onboard."
+    codec.load_state_dict({k[len(prefix):]: v for k, v in read_weights(path).items() if k.startswith(prefix)})
+    return codec
 
 
 def load_compensator(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
     """The stage-2 diffusion compensator stored in ``MODEL/diffusion/``, or ``None`` if the model
     has none (it then decodes without compensation only)."""
     path = model_path(name_or_dir) / DIFFUSION_DIR
-    if not (path / CONFIG_NAME).is_file():
+    if not is_model_dir(path):
         return None
     from cosmic.ground.diffusion.sampler import DiffusionCompensator
 
     try:
         return DiffusionCompensator.from_pretrained(path)
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+    except _LOAD_ERRORS as exc:
         raise ModelError(f"{path}: cannot load the diffusion model ({first_line(exc)})") from None

@@ -20,7 +20,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from torch import nn
 
 from cosmic.metadata import SensorMetadata
-from cosmic.utils.pretrained import ConfigMixin, register_to_config
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["FIELDS", "metadata_to_tensor", "MetadataEncoder"]
 
@@ -72,6 +72,7 @@ def metadata_to_tensor(batch: list[SensorMetadata]) -> tuple[torch.Tensor, torch
     return vals, present
 
 
+@register_component
 class MetadataEncoder(nn.Module, ConfigMixin):
     """Sensor metadata -> (B, len(FIELDS) + 1, dim) cross-attention tokens (Eq. 3)."""
 

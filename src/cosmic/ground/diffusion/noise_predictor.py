@@ -20,7 +20,7 @@ from diffusers import UNet2DConditionModel
 from torch import nn
 
 from cosmic.ground.diffusion.metadata_encoder import MetadataEncoder
-from cosmic.utils.pretrained import ConfigMixin
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["LatentInjection", "NoisePredictor", "UNET_PRESETS"]
 
@@ -80,17 +80,24 @@ class LatentInjection(nn.Module):
         return down, self.mid(at(self.mid_scale))
 
 
+@register_component
 class NoisePredictor(nn.Module, ConfigMixin):
-    """ε_θ: metadata encoder + y_hat injection + diffusers UNet2DConditionModel."""
+    """ε_θ: metadata encoder + y_hat injection + diffusers UNet2DConditionModel.
 
+    ``unet``: the UNet's widths (default: ``UNET_PRESETS[preset]``, recorded in the config as
+    resolved, so a saved model does not depend on the presets). ``metadata_encoder``: the
+    metadata encoder ME already built (a saved model's own component); by default a new one
+    with ``cross_attention_dim`` tokens."""
+
+    ignore_for_config = ("metadata_encoder",)
+
+    @register_to_config
     def __init__(self, M: int = 192, latent_channels: int = 4, preset: str = "small",
                  unet: dict | None = None, injection_hidden: int = 64, use_metadata: bool = True,
-                 quality_conditioning: bool = False):
+                 quality_conditioning: bool = False, metadata_encoder: MetadataEncoder | None = None):
         super().__init__()
         unet_cfg = dict(UNET_PRESETS[preset] if unet is None else unet)
-        self.register_config(M=M, latent_channels=latent_channels, preset=preset, unet=unet_cfg,
-                             injection_hidden=injection_hidden, use_metadata=use_metadata,
-                             **({"quality_conditioning": True} if quality_conditioning else {}))
+        self.register_config(unet=unet_cfg)
         self.quality_conditioning = quality_conditioning
         n = len(unet_cfg["block_out_channels"])
         self.unet = UNet2DConditionModel(
@@ -109,7 +116,7 @@ class NoisePredictor(nn.Module, ConfigMixin):
         self.injection = LatentInjection(M, unet_cfg["block_out_channels"], unet_cfg["layers_per_block"],
                                          injection_hidden)
         self.use_metadata = use_metadata
-        self.metadata_encoder = MetadataEncoder(dim=unet_cfg["cross_attention_dim"])
+        self.metadata_encoder = metadata_encoder or MetadataEncoder(dim=unet_cfg["cross_attention_dim"])
 
     def condition(self, values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Cross-attention tokens; without the metadata encoder ("w/o ME") all fields are unknown."""

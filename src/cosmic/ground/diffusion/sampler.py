@@ -3,7 +3,19 @@ x_hat = D(concat(transconv(y_hat), z0')).
 
 ``DiffusionCompensator`` bundles the noise predictor, the latent scaling factor measured in
 stage 2 (z0 is scaled to unit variance for diffusion, as Stable Diffusion scales its VAE latents)
-and the scheduler configuration; it is saved beside the stage-1 model as ``diffusion/``.
+and the DDIM scheduler; it is saved beside the stage-1 model as ``diffusion/``, in diffusers'
+pipeline layout::
+
+    diffusion/model_index.json     {"_class_name": "DiffusionCompensator", "latent_scale": ..., "residual": ...,
+                                    "noise_predictor": ["cosmic", "NoisePredictor"],
+                                    "metadata_encoder": ["cosmic", "MetadataEncoder"],
+                                    "scheduler": ["diffusers", "DDIMScheduler"]}
+    diffusion/noise_predictor/     config.json, model.safetensors (UNet + y_hat injection)
+    diffusion/metadata_encoder/    config.json, model.safetensors (ME, Eq. 3)
+    diffusion/scheduler/           scheduler_config.json (diffusers' own ``save_config``)
+
+The layout before components (``config.json`` of the noise predictor with the latent scale in
+its ``_extra``, ``scheduler.json``) still loads.
 
 Residual mode (ours, not the paper's; ``residual=True``, what ``cosmic train stage2`` trains):
 the diffusion generates ``r = z0 - ẑ0(y_hat)``, the part of z0 that the deterministic estimate
@@ -24,30 +36,47 @@ import torch
 from diffusers import DDIMScheduler
 from torch import nn
 
-from cosmic.ground.diffusion.metadata_encoder import metadata_to_tensor
+from cosmic.ground.diffusion.metadata_encoder import MetadataEncoder, metadata_to_tensor
 from cosmic.ground.diffusion.noise_predictor import NoisePredictor
 from cosmic.metadata import SensorMetadata
+from cosmic.utils.pretrained import (
+    MODEL_INDEX_NAME,
+    component_class,
+    model_components,
+    read_model_index,
+    register_component,
+    write_model_index,
+)
 
 __all__ = ["DiffusionCompensator", "SCHEDULE", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = 25
-SCHEDULER_NAME = "scheduler.json"
+LEGACY_SCHEDULER_NAME = "scheduler.json"  # the schedule's arguments, in the layout before components
 #: diffusers' DDPM schedule used in training and mirrored by DDIM at inference
 SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
             "beta_end": 0.012, "prediction_type": "epsilon", "clip_sample": False}
 
+register_component(DDIMScheduler)
 
+
+def ddim_scheduler(schedule: dict | None = None) -> DDIMScheduler:
+    """The DDIM sampler of a training ``schedule`` (default :data:`SCHEDULE`), as Stable Diffusion
+    configures it (``set_alpha_to_one=False``, ``steps_offset=1``)."""
+    return DDIMScheduler(**(SCHEDULE if schedule is None else schedule), set_alpha_to_one=False, steps_offset=1)
+
+
+@register_component
 class DiffusionCompensator(nn.Module):
-    """The stage-2 network, its latent scale, its target (residual or z0) and its noise schedule
-    (diffusers scheduler arguments, saved as ``scheduler.json`` and read back)."""
+    """The stage-2 network, its latent scale, its target (residual or z0) and its sampler (a
+    diffusers ``DDIMScheduler``, default :func:`ddim_scheduler`; saved with its config and read back)."""
 
     def __init__(self, net: NoisePredictor, latent_scale: float = 1.0, residual: bool = False,
-                 schedule: dict | None = None):
+                 scheduler: DDIMScheduler | None = None):
         super().__init__()
         self.net = net
         self.latent_scale = float(latent_scale)
         self.residual = bool(residual)
-        self.schedule = dict(SCHEDULE if schedule is None else schedule)
+        self.scheduler = ddim_scheduler() if scheduler is None else scheduler
 
     @torch.no_grad()
     def sample(self, y_hat: torch.Tensor, metadata: list[SensorMetadata] | None = None,
@@ -68,7 +97,7 @@ class DiffusionCompensator(nn.Module):
         values, present = metadata_to_tensor(metadata)
         self.net.eval()
         tokens = self.net.condition(values, present)
-        scheduler = DDIMScheduler(**self.schedule, set_alpha_to_one=False, steps_offset=1)
+        scheduler = DDIMScheduler.from_config(self.scheduler.config)  # set_timesteps changes its state
         scheduler.set_timesteps(steps)
         up = self.net.injection.up
         c = self.net.config["latent_channels"]
@@ -97,18 +126,48 @@ class DiffusionCompensator(nn.Module):
 
     # -- persistence --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
-                        dtype: torch.dtype | None = None) -> Path:
+                        dtype: torch.dtype | None = None, stored: dict | None = None) -> Path:
+        """The components in their subfolders, then ``model_index.json`` (see the module
+        docstring); ``dtype`` / ``stored`` as for
+        :meth:`~cosmic.utils.pretrained.ConfigMixin.save_pretrained` (``stored``: the noise
+        predictor's tensors, the metadata encoder's included, already in storage form)."""
         directory = Path(directory)
-        self.net.save_pretrained(
-            directory, extra={"latent_scale": self.latent_scale, "residual": self.residual, **(extra or {})},
-            dtype=dtype)
-        (directory / SCHEDULER_NAME).write_text(json.dumps(self.schedule, indent=2) + "\n")
+        me = "metadata_encoder."
+        own = None if stored is None else {k[len(me):]: v for k, v in stored.items() if k.startswith(me)}
+        self.net.metadata_encoder.save_pretrained(directory / "metadata_encoder", dtype=dtype, stored=own)
+        self.net.save_pretrained(directory / "noise_predictor", dtype=dtype, exclude=(me,), stored=stored)
+        self.scheduler.save_config(str(directory / "scheduler"))
+        components = {"noise_predictor": self.net, "metadata_encoder": self.net.metadata_encoder,
+                      "scheduler": self.scheduler}
+        config = {"latent_scale": self.latent_scale, "residual": self.residual}
+        write_model_index(directory, type(self).__name__, config, components, extra)
+        (directory / LEGACY_SCHEDULER_NAME).unlink(missing_ok=True)
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "DiffusionCompensator":
+        """Each component from its own config (the scheduler with diffusers' ``from_pretrained``)."""
+        directory = Path(directory)
+        if not (directory / MODEL_INDEX_NAME).is_file():
+            return cls._from_legacy(directory)
+        index = read_model_index(directory)
+        if index.get("_class_name") != cls.__name__:
+            raise ValueError(f"{directory} holds a {index.get('_class_name')}, not a {cls.__name__}")
+        entries = model_components(index)
+        me_class = component_class(entries["metadata_encoder"], MetadataEncoder)
+        net_class = component_class(entries["noise_predictor"], NoisePredictor)
+        me = me_class.from_pretrained(directory / "metadata_encoder")
+        net = net_class.from_pretrained(directory / "noise_predictor", metadata_encoder=me)
+        scheduler = component_class(entries["scheduler"], DDIMScheduler).from_pretrained(
+            directory, subfolder="scheduler")
+        return cls(net, index["latent_scale"], index["residual"], scheduler)
+
+    @classmethod
+    def _from_legacy(cls, directory: Path) -> "DiffusionCompensator":
+        """A stage-2 model saved before components: the noise predictor's ``config.json`` (latent
+        scale and target in its ``_extra``) and ``scheduler.json`` (the schedule's arguments)."""
         net = NoisePredictor.from_pretrained(directory)
         extra = NoisePredictor.read_config(directory).get("_extra", {})
-        schedule_file = Path(directory) / SCHEDULER_NAME
+        schedule_file = directory / LEGACY_SCHEDULER_NAME
         schedule = json.loads(schedule_file.read_text()) if schedule_file.is_file() else None
-        return cls(net, extra.get("latent_scale", 1.0), extra.get("residual", False), schedule)
+        return cls(net, extra.get("latent_scale", 1.0), extra.get("residual", False), ddim_scheduler(schedule))

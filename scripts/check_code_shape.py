@@ -1,0 +1,69 @@
+"""Check the source's shape (the project's rules; tests/test_code_shape.py enforces them).
+
+    .venv/bin/python scripts/check_code_shape.py [SRC_DIR]      # default: src/cosmic
+
+* no function over 60 lines, none in ``cli.py`` over 40 (``def`` line to last line, docstring
+  included);
+* the scene coding functions (tiling + codec + container: :data:`PIPELINE_ONLY`) are called only
+  in the modules that implement them and in ``pipelines/``, so every entry point (CLI, demo,
+  Python API, evaluation, benchmarks) encodes and decodes through the pipelines.
+
+Prints one line per finding and exits 1 if there is any.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+LIMIT, CLI_LIMIT = 60, 40
+#: called only by the pipelines and the modules that define them
+PIPELINE_ONLY = {"encode_scene", "encode_tiles", "decode_scene", "decode_rows", "write_container"}
+#: where those may be called (relative to the package root)
+PIPELINE_HOMES = ("pipelines/", "onboard/scene.py", "ground/scene.py", "io/container.py")
+
+
+def _functions(tree: ast.AST):
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def long_functions(root: Path) -> list[tuple[Path, str, int]]:
+    """(file, function, lines) of every function over its limit."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        limit = CLI_LIMIT if path.name == "cli.py" else LIMIT
+        for fn in _functions(ast.parse(path.read_text(), str(path))):
+            lines = fn.end_lineno - fn.lineno + 1
+            if lines > limit:
+                found.append((path, fn.name, lines))
+    return found
+
+
+def _called_name(call: ast.Call) -> str | None:
+    f = call.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+
+
+def pipeline_bypasses(root: Path) -> list[tuple[Path, str, int]]:
+    """(file, function called, line) of every call to :data:`PIPELINE_ONLY` outside its homes."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.relative_to(root).as_posix().startswith(PIPELINE_HOMES):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and _called_name(node) in PIPELINE_ONLY:
+                found.append((path, _called_name(node), node.lineno))
+    return found
+
+
+def main(argv: list[str]) -> int:
+    root = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / "src" / "cosmic"
+    findings = [f"{p}: {name}() is {n} lines" for p, name, n in long_functions(root)]
+    findings += [f"{p}:{line}: calls {name}() (use cosmic.pipelines)" for p, name, line in pipeline_bypasses(root)]
+    print("\n".join(findings) or "ok")
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,36 @@
+"""The project's shape rules, checked on the source (issue 14's "Done when"): no function in
+``src/`` over 60 lines, none in ``cli.py`` over 40 (the CLI only parses and prints), and the scene
+coding functions are called only by the pipelines (every entry point encodes and decodes through
+:mod:`cosmic.pipelines`). ``scripts/check_code_shape.py`` prints the same findings."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("check_code_shape", ROOT / "scripts" / "check_code_shape.py")
+shape = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shape)
+
+
+def test_no_function_in_src_is_too_long():
+    assert shape.long_functions(ROOT / "src" / "cosmic") == []
+
+
+def test_scene_coding_is_called_only_by_the_pipelines():
+    assert shape.pipeline_bypasses(ROOT / "src" / "cosmic") == []
+
+
+def test_the_checker_finds_a_long_function_and_a_bypass(tmp_path):
+    """The checks can fail: a 61-line function, a 41-line CLI command and a direct
+    ``encode_scene`` call in an entry point are all reported."""
+    pkg = tmp_path / "cosmic"
+    pkg.mkdir()
+    body = "\n".join(f"    x{i} = {i}" for i in range(59))
+    (pkg / "long.py").write_text(f"def f():\n{body}\n    return 0\n")  # 61 lines
+    (pkg / "cli.py").write_text("def cmd():\n" + "\n".join(f"    y{i} = {i}" for i in range(40)) + "\n")
+    (pkg / "demo.py").write_text("from cosmic.onboard.scene import encode_scene\n\n\ndef run(c, x):\n"
+                                 "    return encode_scene(c, x, 'm')\n")
+    assert sorted(name for _, name, _ in shape.long_functions(pkg)) == ["cmd", "f"]
+    assert [(p.name, call) for p, call, _ in shape.pipeline_bypasses(pkg)] == [("demo.py", "encode_scene")]

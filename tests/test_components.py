@@ -1,0 +1,175 @@
+"""Models saved the diffusers way (issue 14): ``model_index.json`` + one subfolder per component,
+each built from its own config; the one-file layout before components still loads (that nothing
+shipped names an absolute path is tests/test_shipped.py's)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import TINY_MODEL, golden_image
+from safetensors.torch import load_file
+
+from cosmic.errors import ModelError
+from cosmic.ground.decoder import GroundDecoder
+from cosmic.ground.diffusion.noise_predictor import NoisePredictor
+from cosmic.ground.diffusion.sampler import DiffusionCompensator, ddim_scheduler
+from cosmic.models.cosmic import Cosmic
+from cosmic.onboard.codec import OnboardCodec
+from cosmic.pipelines import EncodePipeline, open_scene
+from cosmic.zoo import DEFAULT_MODEL, load_compensator, load_model, load_onboard
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_UNET = {"block_out_channels": [32, 32], "layers_per_block": 1, "cross_attention_dim": 32,
+             "attention_head_dim": 8}
+
+
+def _tiny_net() -> NoisePredictor:
+    return NoisePredictor(M=16, latent_channels=4, unet=TINY_UNET, injection_hidden=16).eval()
+
+
+def test_model_saves_one_subfolder_per_component_and_loads_from_their_configs(tmp_path):
+    model = Cosmic(N=16, M=16, ground_channels=8, rate_levels=3, gain_span=2.0, name="parts").eval()
+    model.update(force=True)
+    model.save_pretrained(tmp_path / "m", extra={"note": "x"})
+    index = json.loads((tmp_path / "m" / "model_index.json").read_text())
+    assert index["onboard"] == ["cosmic", "OnboardCodec"] and index["ground"] == ["cosmic", "GroundDecoder"]
+    assert index["_class_name"] == "Cosmic" and index["name"] == "parts" and index["_extra"] == {"note": "x"}
+    assert not (tmp_path / "m" / "config.json").exists()
+    # each component rebuilds from its own config alone
+    onboard_cfg = json.loads((tmp_path / "m" / "onboard" / "config.json").read_text())
+    assert onboard_cfg["rate_levels"] == 3 and onboard_cfg["N"] == 16
+    assert OnboardCodec.from_config(onboard_cfg).config == model.onboard.config
+    ground_cfg = json.loads((tmp_path / "m" / "ground" / "config.json").read_text())
+    assert ground_cfg["N"] == 8 and GroundDecoder.from_config(ground_cfg).config == model.ground.config
+    back = load_model(tmp_path / "m")
+    assert back.config == model.config
+    assert all(torch.equal(v, back.state_dict()[k]) for k, v in model.state_dict().items())
+    codec, name = load_onboard(tmp_path / "m")
+    assert name == "parts" and codec.digest() == model.onboard.digest()
+
+
+def _ship_model():
+    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_old_layout_loads_and_migrates_byte_identically(tmp_path, capsys):
+    """The fixture is in the one-file layout; ``ship_model.py --migrate`` rewrites it with the
+    same stored tensors, and both code the same bytes."""
+    assert (TINY_MODEL / "config.json").is_file() and not (TINY_MODEL / "model_index.json").exists()
+    old = load_model(TINY_MODEL)
+    _ship_model().migrate(TINY_MODEL, tmp_path / "new")
+    assert "byte-identical" in capsys.readouterr().out
+    stored = load_file(str(TINY_MODEL / "model.safetensors"))
+    for part in ("onboard", "ground"):
+        for k, v in load_file(str(tmp_path / "new" / part / "model.safetensors")).items():
+            assert torch.equal(v, stored[f"{part}.{k}"])
+    new = load_model(tmp_path / "new")
+    assert new.config == old.config and new.onboard.digest() == old.onboard.digest()
+    scene = open_scene(golden_image(64, 64))
+    a = EncodePipeline.from_pretrained(TINY_MODEL).encode(scene).to_bytes()
+    b = EncodePipeline.from_pretrained(tmp_path / "new").encode(scene).to_bytes()
+    assert a == b
+
+
+def test_shipped_model_equals_its_old_layout_campaign_copy():
+    """training/campaign keeps the step-3000 weights in the old layout; the shipped default
+    (migrated) holds the same tensors."""
+    campaign = ROOT / "training" / "campaign" / "cosmic-small-vr-step3000"
+    if not (campaign / "config.json").is_file():
+        pytest.skip("no campaign copy in this checkout")
+    old, new = load_model(campaign), load_model(DEFAULT_MODEL)
+    assert old.config == new.config
+    assert all(torch.equal(v, new.state_dict()[k]) for k, v in old.state_dict().items())
+
+
+def test_scheduler_config_is_read_back(tmp_path):
+    scheduler = ddim_scheduler({"num_train_timesteps": 500, "beta_schedule": "linear", "beta_start": 0.001,
+                                "beta_end": 0.02, "prediction_type": "epsilon", "clip_sample": False})
+    comp = DiffusionCompensator(_tiny_net(), latent_scale=2.0, residual=True, scheduler=scheduler)
+    comp.save_pretrained(tmp_path / "d")
+    for part in ("noise_predictor", "metadata_encoder"):
+        assert (tmp_path / "d" / part / "config.json").is_file()
+    assert (tmp_path / "d" / "scheduler" / "scheduler_config.json").is_file()
+    back = DiffusionCompensator.from_pretrained(tmp_path / "d")
+    assert back.scheduler.config.num_train_timesteps == 500 and back.scheduler.config.beta_end == 0.02
+    assert back.latent_scale == 2.0 and back.residual
+    y = torch.randn(1, 16, 2, 2)
+    assert torch.equal(back.sample(y, steps=2, seeds=[3], anchor=torch.zeros(1, 4, 8, 8)),
+                       comp.sample(y, steps=2, seeds=[3], anchor=torch.zeros(1, 4, 8, 8)))
+
+
+def test_old_layout_stage2_reads_its_scheduler_json(tmp_path):
+    _tiny_net().save_pretrained(tmp_path / "s2", extra={"latent_scale": 3.0, "residual": True})
+    schedule = {"num_train_timesteps": 800, "beta_schedule": "linear", "beta_start": 0.001,
+                "beta_end": 0.03, "prediction_type": "epsilon", "clip_sample": False}
+    (tmp_path / "s2" / "scheduler.json").write_text(json.dumps(schedule))
+    comp = DiffusionCompensator.from_pretrained(tmp_path / "s2")
+    assert comp.latent_scale == 3.0 and comp.residual
+    assert comp.scheduler.config.num_train_timesteps == 800 and comp.scheduler.config.beta_end == 0.03
+
+
+def test_unknown_component_class_is_a_model_error(tmp_path):
+    shutil.copytree(TINY_MODEL, tmp_path / "m")
+    model_dir = tmp_path / "m"
+    load_model(TINY_MODEL).save_pretrained(model_dir)
+    index = json.loads((model_dir / "model_index.json").read_text())
+    index["onboard"] = ["os", "system"]
+    (model_dir / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelError, match="unknown component class"):
+        load_onboard(model_dir)
+    with pytest.raises(ModelError, match="unknown component class"):
+        load_model(model_dir)
+
+
+def test_shipped_stage2_is_in_the_component_layout():
+    comp = load_compensator("cosmic-small-q3")
+    assert comp is not None and comp.residual
+    assert comp.scheduler.config.steps_offset == 1 and not comp.scheduler.config.set_alpha_to_one
+
+
+def test_stage2_warm_start_reads_both_layouts(tmp_path):
+    """``cosmic train stage2 --init-from``: a stage-2 model in the component layout, or a stage-2
+    checkpoint (one noise-predictor directory), gives the same weights."""
+    from cosmic.training.stage2 import _init_from
+
+    source = _tiny_net()
+    DiffusionCompensator(source, 1.0).save_pretrained(tmp_path / "new")
+    source.save_pretrained(tmp_path / "ckpt")
+    for where in ("new", "ckpt"):
+        net = _tiny_net()
+        _init_from(net, str(tmp_path / where))
+        assert all(torch.equal(v, net.state_dict()[k]) for k, v in source.state_dict().items()), where
+
+
+def test_checkpoint_of_an_older_run_resumes_and_is_rewritten_in_the_new_layout(tmp_path):
+    """A trainer checkpoint written before components (one config.json + model.safetensors, the
+    EMA likewise) loads; the next save writes the component layout in its place."""
+    from cosmic.training.checkpoint import load_checkpoint, make_ema, save_checkpoint
+    from cosmic.utils.pretrained import ConfigMixin
+
+    old = Cosmic(N=16, M=16, ground_channels=8).eval()
+    old.update(force=True)
+    ckpt = tmp_path / "last"
+    ConfigMixin.save_pretrained(old, ckpt)  # the one-file layout, as the trainer wrote it before
+    ConfigMixin.save_pretrained(old, ckpt / "ema")
+    (ckpt / "trainer.json").write_text(json.dumps({"step": 5, "ema_n_averaged": 5}))
+    torch.manual_seed(1)
+    model = Cosmic(N=16, M=16, ground_channels=8)
+    ema = make_ema(model, 0.9)
+    assert load_checkpoint(ckpt, model, {}, ema)["step"] == 5
+    for m in (model, ema.module):
+        assert all(torch.equal(v, m.state_dict()[k]) for k, v in old.state_dict().items())
+    save_checkpoint(ckpt, model, {}, {"step": 6}, ema)
+    assert (ckpt / "model_index.json").is_file() and not (ckpt / "model.safetensors").exists()
+    assert (ckpt / "ema" / "onboard" / "model.safetensors").is_file() and not (ckpt / "ema" / "config.json").exists()
+    again = Cosmic(N=16, M=16, ground_channels=8)
+    load_checkpoint(ckpt, again, {})
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in old.state_dict().items())
