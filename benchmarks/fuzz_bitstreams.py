@@ -32,6 +32,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 from pathlib import Path
 
@@ -260,7 +261,7 @@ def run(n: int, seed: int, model: str, timeout: float) -> dict[str, dict[str, in
     lay = Layout(base_file(model, folder))
     rng = np.random.default_rng(seed)
     table = {k: dict.fromkeys(OUTCOMES, 0) for k in KINDS}
-    dog = Watchdog(model, timeout)
+    dog, start = Watchdog(model, timeout), time.monotonic()
     try:
         for case in range(n):
             kind = KINDS[case % len(KINDS)]
@@ -268,6 +269,8 @@ def run(n: int, seed: int, model: str, timeout: float) -> dict[str, dict[str, in
             path.write_bytes(mutate(kind, lay, rng))
             conceal = bool(case // len(KINDS) % 2)  # every kind with and without --conceal
             table[kind][classify(dog.decode(path, conceal))] += 1
+            if (case + 1) % 500 == 0:
+                print(f"{case + 1}/{n} cases, {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
     finally:
         dog.close()
     return table
