@@ -84,27 +84,17 @@ def test_ground_encoder_writes_the_satellites_bytes(tmp_path):
 def test_onnx_encode_is_the_same_for_any_thread_count_and_batch(tiny_model):
     """Unlike PyTorch's (whose y moves by ~1e-6 between 1 and 2 threads), ONNX Runtime's y and
     z, hence the bitstream, do not depend on the thread count or the batch size."""
-    from cosmic.onboard.export import OnnxEncoder, select_encoder
+    from cosmic.onboard.export import OnnxEncoder, export_bytes, select_encoder
 
     codec = tiny_model.onboard
     x = _to_tensor(list(iter_tiles(golden_image(256, 512), 128)))
     assert len(x) == 8
     one = select_encoder(codec, 128)
-    two = OnnxEncoder(codec, _graph(codec, 128), threads=2)
+    two = OnnxEncoder(codec, export_bytes(codec, 128), threads=2)
     y1, z1 = torch.cat([one.analysis(x[i : i + 1])[0] for i in range(8)]), one.analysis(x)[1]
     y2, z2 = two.analysis(x)
     assert torch.equal(y1, y2) and torch.equal(z1, z2)
     assert one.compress(x)["strings"] == two.compress(x)["strings"]
-
-
-def _graph(codec, tile: int) -> bytes:
-    import io
-
-    from cosmic.onboard.export import _export
-
-    buf = io.BytesIO()
-    _export(codec, buf, tile, 17)
-    return buf.getvalue()
 
 
 def test_select_encoder_runtimes(tiny_model):

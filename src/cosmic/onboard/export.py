@@ -49,7 +49,7 @@ from torch import nn
 
 from cosmic.errors import InputError
 
-__all__ = ["AnalysisGraph", "export_onnx", "OnnxEncoder", "select_encoder", "onnx_available",
+__all__ = ["AnalysisGraph", "export_onnx", "export_bytes", "OnnxEncoder", "select_encoder", "onnx_available",
            "RUNTIMES", "OPSET"]
 
 OPSET = 17
@@ -99,6 +99,14 @@ def export_onnx(codec: nn.Module, path: str | os.PathLike, tile: int = 256, opse
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def export_bytes(codec: nn.Module, tile: int = 256, opset: int = OPSET) -> bytes:
+    """The analysis graph of ``codec`` as the bytes of an ``.onnx`` file (what :func:`export_onnx`
+    writes), for a session in this process."""
+    buf = io.BytesIO()
+    _export(codec, buf, tile, opset)
+    return buf.getvalue()
 
 
 def onnx_available() -> bool:
@@ -166,9 +174,7 @@ def select_encoder(codec: nn.Module, tile: int, runtime: str = "auto"):
         raise InputError("runtime 'onnx' runs on the CPU; move the model there or use runtime 'torch'")
     key = (codec.digest(), repr(sorted(getattr(codec, "config", {}).items())), tile)
     if key not in _SESSIONS:
-        buf = io.BytesIO()
-        _export(codec, buf, tile, OPSET)
-        _SESSIONS[key] = _session(buf.getvalue(), torch.get_num_threads())
+        _SESSIONS[key] = _session(export_bytes(codec, tile), torch.get_num_threads())
         while len(_SESSIONS) > _MAX_SESSIONS:
             _SESSIONS.popitem(last=False)
     _SESSIONS.move_to_end(key)
