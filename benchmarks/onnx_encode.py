@@ -101,6 +101,8 @@ def measure(args) -> dict:
             if which:
                 differ[key].append(f"tile {total} ({source}): {which} string differs")
         total += 1
+        if total % 50 == 0:
+            print(f"{total} tiles", file=sys.stderr, flush=True)
     return {"model": pipe.name, "quality": q, "tiles": total, "threads": args.threads,
             "differ_from_on_board": differ,
             "ms_per_tile": {k: {"median": 1000 * float(np.median(ts)), "mean": 1000 * float(np.mean(ts))}
