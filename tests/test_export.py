@@ -109,3 +109,15 @@ def test_select_encoder_runtimes(tiny_model):
         select_encoder(codec, 128, "tf")
     with pytest.raises(InputError, match="--tile 100"):
         select_encoder(codec, 100, "onnx")
+
+
+def test_export_leaves_torch_rng_alone(tiny_model):
+    """The encode pipeline exports inside training runs' validation: it must not move the RNG
+    (a resumed run, whose export is cached, would otherwise diverge from a straight one)."""
+    from cosmic.onboard.export import export_bytes
+
+    torch.manual_seed(3)
+    export_bytes(tiny_model.onboard, 128)
+    after = torch.rand(4)
+    torch.manual_seed(3)
+    assert torch.equal(after, torch.rand(4))

@@ -78,7 +78,9 @@ def _export(codec: nn.Module, f, tile: int, opset: int) -> None:
     if tile <= 0 or tile % codec.downsampling_factor:
         raise InputError(f"--tile {tile}: must be a positive multiple of {codec.downsampling_factor}")
     graph = AnalysisGraph(codec.eval()).eval()
-    x = torch.rand(2, 3, tile, tile)  # batch 2: quality is traced as one value per tile
+    # batch 2: quality is traced as one value per tile; a private generator, so that exporting
+    # (as the encode pipeline does inside a training run's validation) leaves torch's RNG alone
+    x = torch.rand(2, 3, tile, tile, generator=torch.Generator().manual_seed(0))
     args, names = (x,), ["x"]
     if graph.variable_rate:
         args, names = (x, torch.ones(2)), ["x", "quality"]
