@@ -57,3 +57,67 @@ def test_cli_export_onnx(cli, one_line_error, tmp_path):
     code, _, err = cli("export", "onnx", TINY_MODEL, "-o", tmp_path / "e.onnx", "--tile", "100")
     one_line_error(code, err, "--tile 100")
     assert not (tmp_path / "e.onnx").exists()
+
+
+def test_ground_encoder_writes_the_satellites_bytes(tmp_path):
+    """The encode pipeline runs the exported graph: its file is the one an ONNX Runtime on board
+    writes from the ``cosmic export onnx`` file, tile for tile, byte for byte."""
+    from cosmic.data import sample_path
+    from cosmic.io.container import join_payload
+    from cosmic.onboard.export import OnnxEncoder, export_onnx
+    from cosmic.pipelines import EncodePipeline
+    from cosmic.pipelines.scene import open_scene
+    from cosmic.zoo import DEFAULT_MODEL
+
+    pipe = EncodePipeline.from_pretrained(DEFAULT_MODEL)
+    assert isinstance(pipe.encoder(256), OnnxEncoder)
+    with open_scene(sample_path()) as scene:
+        coded = pipe.encode(scene, quality=3.0)
+        tiles = list(scene.tiles(256))
+    on_board = OnnxEncoder(pipe.codec, export_onnx(pipe.codec, tmp_path / "enc.onnx"))
+    assert len(tiles) == len(coded.payloads) == 12
+    for i, tile in enumerate(tiles):
+        y, z = on_board.compress(_to_tensor([tile]), 3.0)["strings"]
+        assert coded.payloads[i] == join_payload(y[0], z[0]), f"tile {i}"
+
+
+def test_onnx_encode_is_the_same_for_any_thread_count_and_batch(tiny_model):
+    """Unlike PyTorch's (whose y moves by ~1e-6 between 1 and 2 threads), ONNX Runtime's y and
+    z, hence the bitstream, do not depend on the thread count or the batch size."""
+    from cosmic.onboard.export import OnnxEncoder, export_bytes, select_encoder
+
+    codec = tiny_model.onboard
+    x = _to_tensor(list(iter_tiles(golden_image(256, 512), 128)))
+    assert len(x) == 8
+    one = select_encoder(codec, 128)
+    two = OnnxEncoder(codec, export_bytes(codec, 128), threads=2)
+    y1, z1 = torch.cat([one.analysis(x[i : i + 1])[0] for i in range(8)]), one.analysis(x)[1]
+    y2, z2 = two.analysis(x)
+    assert torch.equal(y1, y2) and torch.equal(z1, z2)
+    assert one.compress(x)["strings"] == two.compress(x)["strings"]
+
+
+def test_select_encoder_runtimes(tiny_model):
+    from cosmic.errors import InputError
+    from cosmic.onboard.export import OnnxEncoder, select_encoder
+
+    codec = tiny_model.onboard
+    assert select_encoder(codec, 128, "torch") is codec
+    assert isinstance(select_encoder(codec, 128, "onnx"), OnnxEncoder)
+    assert select_encoder(codec, 128, "onnx").session is select_encoder(codec, 128).session  # exported once
+    with pytest.raises(InputError, match="runtime 'tf'"):
+        select_encoder(codec, 128, "tf")
+    with pytest.raises(InputError, match="--tile 100"):
+        select_encoder(codec, 100, "onnx")
+
+
+def test_export_leaves_torch_rng_alone(tiny_model):
+    """The encode pipeline exports inside training runs' validation: it must not move the RNG
+    (a resumed run, whose export is cached, would otherwise diverge from a straight one)."""
+    from cosmic.onboard.export import export_bytes
+
+    torch.manual_seed(3)
+    export_bytes(tiny_model.onboard, 128)
+    after = torch.rand(4)
+    torch.manual_seed(3)
+    assert torch.equal(after, torch.rand(4))

@@ -241,3 +241,31 @@ def test_quality_field_that_does_not_fit_the_model_is_a_bitstream_error(tiny_mod
     coded.write_bytes(MAGIC + head + struct.pack("<I", zlib.crc32(head)) + rest)
     with pytest.raises(BitstreamError, match="header field 'quality'"):
         decode_scene(tiny_model, read_container(coded), conceal=True)
+
+
+# -- thread counts (class 8) -----------------------------------------------------------------
+def test_thread_count_changes_no_bitstream_and_at_most_one_grey_level(cli, golden_png, tmp_path):
+    """``--threads`` never changes a bitstream: y and z come from the exported graph in ONNX
+    Runtime, which is bit-identical for any thread count (cosmic.onboard.export). Decoded pixels
+    are not bit-exact across thread counts: the ground decoder is PyTorch float32, whose
+    convolutions sum in a thread-dependent order, and a sample within ~1e-6 of a rounding boundary
+    can land one grey level over (6 of 594,000 samples in issue 15). Documented in the README;
+    bounded here: at most one grey level, at under 0.1 % of the samples."""
+    import torch
+    from PIL import Image
+
+    saved = torch.get_num_threads()
+    files, images = [], []
+    try:
+        for n in (1, 2):
+            coded, out = tmp_path / f"t{n}.cosmic", tmp_path / f"t{n}.png"
+            assert cli("compress", golden_png, "-o", coded, "-m", TINY_MODEL, "-q", "--threads", str(n))[0] == 0
+            assert cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q", "--threads", str(n))[0] == 0
+            files.append(coded.read_bytes())
+            images.append(np.asarray(Image.open(out)).astype(int))
+    finally:
+        torch.set_num_threads(saved)
+    assert files[0] == files[1]
+    diff = np.abs(images[0] - images[1])
+    assert images[0].shape == (200, 300, 3)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), int((diff > 0).sum()))

@@ -139,7 +139,12 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
         ``quality``: the rate of a variable-rate model (the entropy decode does not need it; the
         ground's inverse gains do, so the container records it)."""
         y = self.analysis(x, quality)
-        z = self.h_a(self.hyper_input(y))
+        return self.code_latents(y, self.h_a(self.hyper_input(y)))
+
+    @torch.no_grad()
+    def code_latents(self, y: torch.Tensor, z: torch.Tensor) -> dict:
+        """The entropy-coding half of :meth:`compress` for given float32 ``y`` and ``z`` (from
+        PyTorch, or from the exported graph in ONNX Runtime: :mod:`cosmic.onboard.export`)."""
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         scales, means = self.entropy_parameters(z_hat)

@@ -2,7 +2,9 @@
 
 Every entry point that codes an image (``cosmic compress``, ``cosmic demo``, ``cosmic eval`` /
 ``compare``, :func:`cosmic.compress`, the benchmarks) goes through :class:`EncodePipeline`, so
-the same input and settings give the same bytes everywhere.
+the same input and settings give the same bytes everywhere. y and z are computed by the exported
+on-board graph in ONNX Runtime when it is installed (bit-identical for any thread count and batch
+size, and to what the satellite's runtime writes; :mod:`cosmic.onboard.export`), else by PyTorch.
 
 Rate control (:meth:`EncodePipeline.encode_to_size`): for a variable-rate model the quality is
 searched by bisection over the model's quality range on the real container size, so that the
@@ -59,8 +61,9 @@ class EncodePipeline:
     """What the satellite runs: an on-board codec (:class:`~cosmic.onboard.codec.OnboardCodec` or
     a learned baseline's) and the model name written into every file."""
 
-    def __init__(self, codec, name: str, batch_size: int = 4):
+    def __init__(self, codec, name: str, batch_size: int = 4, runtime: str = "auto"):
         self.codec, self.name, self.batch_size = codec.eval(), name, batch_size
+        self.runtime = runtime
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **kwargs) -> "EncodePipeline":
@@ -128,14 +131,23 @@ class EncodePipeline:
         header.layout = scene.layout
         return header
 
+    def encoder(self, tile: int = DEFAULT_TILE):
+        """What computes y and z (``runtime``: "auto", "onnx" or "torch"): the exported graph in
+        ONNX Runtime, so that the ground writes the satellite's bytes, or the PyTorch codec
+        (:func:`cosmic.onboard.export.select_encoder` says when and why)."""
+        from cosmic.onboard.export import select_encoder
+
+        return select_encoder(self.codec, tile, self.runtime)
+
     def payloads(self, scene: Scene, header: Header, bar=None):
         """One payload per tile of ``scene``, in order (a generator: one batch in memory): every
         tile of band group 0, then of group 1, ...; with a mask, each tile of group 0 carries its
         validity mask in front (:mod:`cosmic.io.mask`; format version 3)."""
         from cosmic.io.mask import pack_mask
 
+        encoder = self.encoder(header.tile)
         for group in range(header.planes):
-            coded = encode_tiles(self.codec, scene.tiles(header.tile, group), self.batch_size, bar, header.quality)
+            coded = encode_tiles(encoder, scene.tiles(header.tile, group), self.batch_size, bar, header.quality)
             if group == 0 and header.has_mask:
                 coded = (pack_mask(m) + p for m, p in zip(scene.mask_tiles(header.tile), coded))
             yield from coded
