@@ -150,6 +150,9 @@ def decompress(
     fmt: Optional[str] = typer.Option(
         None, "--format", help="png, tiff or jpeg (jpeg only explicitly, with --jpeg-quality: a second lossy step)"),
     jpeg_quality: Optional[int] = typer.Option(None, help="JPEG quality 1..95 of a --format jpeg output"),
+    enhance: bool = typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on COSMIC decodes"),
+    enhance_model: Optional[str] = typer.Option(None, help="enhancer directory or shipped name (implies --enhance)"),
+    enhance_steps: int = typer.Option(0, help="DDIM steps of the enhancer's prior LDM (0: its regressor)"),
     threads: int = _THREADS,
     quiet: bool = _QUIET,
 ) -> None:
@@ -168,14 +171,46 @@ def decompress(
     container = read_container(input, partial=conceal)  # --conceal: a cut-off file keeps its whole tiles
     pipe = DecodePipeline.for_container(container, model)
     t0 = time.perf_counter()
-    bad = pipe.write(container, output, fmt, jpeg_quality, steps=steps, seed=seed, conceal=conceal,
-                     deblock=deblock, progress=not quiet)
+    decode = dict(steps=steps, seed=seed, conceal=conceal, deblock=deblock, progress=not quiet)
+    if enhance or enhance_model:
+        from cosmic.enhance.pipeline import enhance_decode
+
+        bad = enhance_decode(pipe, container, output, enhance_model, enhance_steps, **decode)
+    else:
+        bad = pipe.write(container, output, fmt, jpeg_quality, **decode)
     for err in bad:
         typer.echo(f"warning: {_clean(err)} - concealed", err=True)
     if not quiet:
         h = container.header
         typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
                    f"({container.bpp:.4f} bpp), decoded in {time.perf_counter() - t0:.2f} s")
+
+
+@app.command()
+def enhance(
+    input: Path = typer.Argument(..., help="a JPEG2000 file (.jp2, .j2k) or a JPEG2000 GeoTIFF product (.tif, with --bpp)"),
+    output: Path = typer.Option(..., "-o", "--output", help="image to write (.png, or .tif: a GeoTIFF)"),
+    steps: int = typer.Option(0, help="DDIM steps of the prior LDM (0: the deterministic prior, w/o LDM)"),
+    seed: int = typer.Option(0, help="seed of the LDM sampler (same seed, same image)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="enhancer directory or shipped name"),
+    bpp: Optional[float] = typer.Option(None, help="the rate the file was coded at (default: read from the codestream)"),
+    bands: Optional[str] = _BANDS, scale: Optional[str] = _SCALE, threads: int = _THREADS, quiet: bool = _QUIET,
+) -> None:
+    """Enhance a JPEG2000 decode on the ground with LDM-RSIC (tiled; a .tif output keeps the georeferencing)."""
+    from cosmic.enhance.pipeline import EnhancePipeline
+    from cosmic.io.raster import parse_bands, parse_scale
+    from cosmic.pipelines.decode import output_format
+
+    _threads(threads)
+    _check_output(output, input)
+    output_format(output)
+    pipe = EnhancePipeline.for_source("jpeg2000", model)
+    done = pipe.enhance_file(input, output, steps, seed, bpp, parse_bands(bands), parse_scale(scale))
+    for n in done.notes:
+        _note(n)
+    if not quiet:
+        typer.echo(f"{output}: {done.width}x{done.height} px enhanced ({done.bpp:.4f} bpp input, "
+                   f"steps {steps}) in {done.seconds:.2f} s")
 
 
 def _describe_georef(georef: dict | None) -> str:
@@ -395,6 +430,9 @@ def models() -> None:
             typer.echo(f"{name}: scene classifier for cosmic eval ({len(cfg.get('classes', []))} classes"
                        + (f", val top-1 {top1:.3f})" if top1 is not None else ")"))
             continue
+        if cfg.get("_class_name") == "Enhancer":
+            typer.echo(f"{name}: LDM-RSIC enhancer of {cfg.get('source')} decodes ({', '.join(cfg['components'])})")
+            continue
         stage2 = " + stage 2" if (model_path(name) / "diffusion" / "config.json").is_file() else ""
         typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}{stage2}")
 
@@ -583,6 +621,32 @@ def train_stage2_cmd(
     )
     final = train_stage2(cfg)
     typer.echo(f"diffusion model: {final} (copy it to MODEL_DIR/diffusion to use it)")
+
+
+@train_app.command("enhance")
+def train_enhance_cmd(
+    data: Path = typer.Option(..., help="folder of images (SPLITS.json honoured), e.g. UC Merced"),
+    out: Path = typer.Option(Path("runs/enhance")), preset: str = typer.Option("small", help="small or paper"),
+    split: str = typer.Option("train+train_extra", help="SPLITS.json lists, joined by '+' (never val)"),
+    steps: str = typer.Option("1500,500,600", help="steps of stage I, the prior regressor and the LDM"),
+    crop: int = typer.Option(64), batch_size: int = typer.Option(8), lr: float = typer.Option(5e-4),
+    rates_per_image: int = typer.Option(2, help="JPEG2000 rates per image, log-uniform over 0.05-0.5 bpp"),
+    limit: Optional[int] = typer.Option(None, help="use only the first N images"),
+    max_minutes: Optional[float] = typer.Option(None, help="wall-time cap of each phase"),
+    seed: int = typer.Option(0), threads: int = typer.Option(1),
+) -> None:
+    """LDM-RSIC: train a JPEG2000 enhancer (stage I, prior regressor, stage II); resumes from OUT."""
+    from cosmic.training.ldm_rsic import PHASES, EnhanceConfig, train_enhancer
+
+    if not data.is_dir():
+        raise InputError(f"--data {data}: not a directory")
+    counts = _int_list("--steps", steps, "1500,500,600")
+    if len(counts) != len(PHASES) or crop <= 0 or crop % 32:
+        raise InputError("--steps: three counts; --crop: a positive multiple of 32")
+    cfg = EnhanceConfig(data=str(data), out=str(out), preset=preset, split=split, steps=dict(zip(PHASES, counts)),
+                        crop=crop, batch_size=batch_size, lr=lr, rates_per_image=rates_per_image, limit=limit,
+                        max_minutes=max_minutes, seed=seed, threads=threads)
+    typer.echo(f"enhancer: {train_enhancer(cfg)}")
 
 
 def _click_exception() -> type:

@@ -233,3 +233,20 @@ def write_rows(rows: Iterator[tuple[int, np.ndarray]], output: Path, width: int,
     for top, strip in rows:
         pixels[top : top + strip.shape[0]] = strip
     save_image(pixels, output, channels=channels)
+
+
+def enhance_decode(decode_pipe, container, output: str | os.PathLike, model: str | os.PathLike | None = None,
+                   enhance_steps: int = 0, seed: int = 0, **decode) -> list:
+    """``cosmic decompress --enhance``: decode a ``.cosmic`` file with its decode pipeline, then
+    enhance it with the enhancer trained on COSMIC decodes (the rate: the file's bpp). The
+    enhancer is loaded (or refused) before anything is decoded. Returns the concealed tiles."""
+    enh = EnhancePipeline.for_source("cosmic", model)
+    enh._check_steps(enhance_steps)
+    scene = decode_pipe(container, seed=seed, **decode)
+    h = container.header
+    pixels = scene.pixels[: h.height, : h.width]
+    read = lambda top, left, hh, ww: pixels[top : top + hh, left : left + ww]  # noqa: E731
+    georef = {k: v for k, v in (h.georef or {}).items() if k != "source"} or None
+    write_rows(enh.rows(read, h.width, h.height, container.bpp, enhance_steps, seed), Path(output),
+               h.width, h.height, georef, h.channels)
+    return scene.bad_tiles

@@ -62,6 +62,7 @@ class EnhanceConfig:
     rates_per_image: int = 2
     bpp_range: tuple = (0.05, 0.5)
     limit: int | None = None  # use only the first N images of the split
+    image_size: int = 256  # images are coded as their top-left image_size square (smaller: skipped)
     crop: int = 64
     batch_size: int = 8
     lr: float = 5e-4
@@ -87,7 +88,7 @@ def code_image(source: str, pixels: np.ndarray, bpp: float) -> tuple[np.ndarray,
 
 
 def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:
-    """Originals (N, 256, 256, 3), decodes (N, R, 256, 256, 3) and measured bpp (N, R)."""
+    """Originals (N, S, S, 3), decodes (N, R, S, S, 3) and measured bpp (N, R); S = image_size."""
     if "val" in cfg.split.split("+"):
         raise InputError("the enhancer never trains on the val split")
     files = split_files(cfg.data, cfg.split)[: cfg.limit]
@@ -96,13 +97,16 @@ def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:
     originals, decoded, bpps = [], [], []
     for f in files:
         img = load_rgb(f).pixels
-        if min(img.shape[:2]) < 256:
+        s = cfg.image_size
+        if min(img.shape[:2]) < s:
             continue
-        img = np.ascontiguousarray(img[:256, :256])
+        img = np.ascontiguousarray(img[:s, :s])
         coded = [code_image(cfg.source, img, float(np.exp(rng.uniform(lo, hi)))) for _ in range(cfg.rates_per_image)]
         originals.append(img)
         decoded.append(np.stack([d for d, _ in coded]))
         bpps.append([b for _, b in coded])
+    if not originals:
+        raise InputError(f"{cfg.data}: no image of at least {cfg.image_size} px a side in '{cfg.split}'")
     return {"originals": np.stack(originals), "decoded": np.stack(decoded), "bpp": np.asarray(bpps, np.float32)}
 
 
@@ -119,7 +123,8 @@ class CodedPairs(Dataset):
         rng = np.random.default_rng([self.seed, index])
         n, r = self.pairs["bpp"].shape
         i, j = int(rng.integers(n)), int(rng.integers(r))
-        top, left = (int(v) for v in rng.integers(0, 256 - self.crop + 1, size=2))
+        side = self.pairs["originals"].shape[1]
+        top, left = (int(v) for v in rng.integers(0, side - self.crop + 1, size=2))
         window = (slice(top, top + self.crop), slice(left, left + self.crop))
         pair = np.stack([self.pairs["originals"][i][window], self.pairs["decoded"][i, j][window]])
         if rng.random() < 0.5:
@@ -233,7 +238,7 @@ def _run_phase(model: EnhancerState, pairs, cfg: EnhanceConfig, phase: str, out:
     optimizer, ema = _phase_setup(model, phase, cfg)
     state = {"step": 0, "history": [], "config": asdict(cfg)}
     if (ckpt / "trainer.json").is_file():
-        state = load_checkpoint(ckpt, model, {"main": optimizer}, ema)
+        state = {**load_checkpoint(ckpt, model, {"main": optimizer}, ema), "config": asdict(cfg)}
     elif phase == "ldm":
         state["latent_scale"] = _measure_scale(model.enhancer, pairs, cfg)
     if phase == "ldm":
