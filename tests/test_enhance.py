@@ -89,6 +89,9 @@ def test_codestream_bytes(tmp_path):
     (tmp_path / "cut.jp2").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(BitstreamError, match="cut off"):
         codestream_bytes(tmp_path / "cut.jp2")
+    (tmp_path / "cut.j2k").write_bytes(raw[:-40])
+    with pytest.raises(BitstreamError, match="cut off"):
+        codestream_bytes(tmp_path / "cut.j2k")
     (tmp_path / "png.jp2").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
     with pytest.raises(InputError, match="not a JPEG2000"):
         codestream_bytes(tmp_path / "png.jp2")
@@ -138,7 +141,7 @@ def test_cli_enhance_bad_inputs(cli, tmp_path, tiny_enhancer, one_line_error):
     good = _geo_jp2(tmp_path / "good.jp2", golden_image(64, 64))
     data = good.read_bytes()
     (tmp_path / "cut.jp2").write_bytes(data[: data.find(b"jp2c") + 200])
-    (tmp_path / "png.jp2").write_bytes(Image.open(io.BytesIO(_png(golden_image(32, 32)))).tobytes())
+    (tmp_path / "png.jp2").write_bytes(_png(golden_image(32, 32)))  # a PNG named .jp2
     _geo_jp2(tmp_path / "deep.jp2", golden_image(64, 64).astype(np.uint16) * 200, dtype="uint16")
     cases = [("cut.jp2", 3, "cut off"), ("png.jp2", 2, "not a JPEG2000"), ("deep.jp2", 2, "--scale"),
              ("missing.jp2", 2, "no such file")]
@@ -172,15 +175,21 @@ def test_decompress_enhance_without_cosmic_enhancer(cli, golden_png, tmp_path, o
 def test_decompress_enhance_with_a_cosmic_enhancer(cli, golden_png, tmp_path):
     from helpers import TINY_MODEL
 
+    from cosmic.enhance.pipeline import enhance_decode
+    from cosmic.io.container import read_container
+    from cosmic.pipelines.decode import DecodePipeline
+
     model = _perturbed(build_enhancer("small", source="cosmic")).save_pretrained(tmp_path / "cosmic-enh")
     coded = tmp_path / "g.cosmic"
     assert cli("compress", golden_png, "-o", coded, "-m", TINY_MODEL, "-q")[0] == 0
     plain, enhanced = tmp_path / "plain.png", tmp_path / "enh.png"
     assert cli("decompress", coded, "-o", plain, "-m", TINY_MODEL, "-q")[0] == 0
-    code, _, err = cli("decompress", coded, "-o", enhanced, "-m", TINY_MODEL, "--enhance-model", model, "-q")
-    assert code == 0, err
+    container = read_container(coded)
+    assert enhance_decode(DecodePipeline.from_pretrained(TINY_MODEL), container, enhanced, model) == []
     a, b = np.asarray(Image.open(plain)), np.asarray(Image.open(enhanced))
     assert a.shape == b.shape == (200, 300, 3) and not np.array_equal(a, b)
+    with pytest.raises(InputError, match="enhances cosmic decodes, not jpeg2000"):
+        EnhancePipeline.for_source("jpeg2000", model)
 
 
 def test_trainer_runs_resumes_and_never_uses_val(tiny_data, tmp_path):

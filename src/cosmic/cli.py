@@ -151,7 +151,6 @@ def decompress(
         None, "--format", help="png, tiff or jpeg (jpeg only explicitly, with --jpeg-quality: a second lossy step)"),
     jpeg_quality: Optional[int] = typer.Option(None, help="JPEG quality 1..95 of a --format jpeg output"),
     enhance: bool = typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on COSMIC decodes"),
-    enhance_model: Optional[str] = typer.Option(None, help="enhancer directory or shipped name (implies --enhance)"),
     enhance_steps: int = typer.Option(0, help="DDIM steps of the enhancer's prior LDM (0: its regressor)"),
     threads: int = _THREADS,
     quiet: bool = _QUIET,
@@ -172,10 +171,10 @@ def decompress(
     pipe = DecodePipeline.for_container(container, model)
     t0 = time.perf_counter()
     decode = dict(steps=steps, seed=seed, conceal=conceal, deblock=deblock, progress=not quiet)
-    if enhance or enhance_model:
+    if enhance:
         from cosmic.enhance.pipeline import enhance_decode
 
-        bad = enhance_decode(pipe, container, output, enhance_model, enhance_steps, **decode)
+        bad = enhance_decode(pipe, container, output, None, enhance_steps, **decode)
     else:
         bad = pipe.write(container, output, fmt, jpeg_quality, **decode)
     for err in bad:
@@ -641,8 +640,8 @@ def train_enhance_cmd(
     if not data.is_dir():
         raise InputError(f"--data {data}: not a directory")
     counts = _int_list("--steps", steps, "1500,500,600")
-    if len(counts) != len(PHASES) or crop <= 0 or crop % 32:
-        raise InputError("--steps: three counts; --crop: a positive multiple of 32")
+    if len(counts) != len(PHASES) or crop <= 0 or crop % 8:
+        raise InputError("--steps: three counts; --crop: a positive multiple of 8")
     cfg = EnhanceConfig(data=str(data), out=str(out), preset=preset, split=split, steps=dict(zip(PHASES, counts)),
                         crop=crop, batch_size=batch_size, lr=lr, rates_per_image=rates_per_image, limit=limit,
                         max_minutes=max_minutes, seed=seed, threads=threads)

@@ -39,6 +39,7 @@ DEFAULT_ENHANCER = ENHANCER_FOR["jpeg2000"]
 JPEG2000_SUFFIXES = (".jp2", ".j2k", ".j2c", ".jpx", ".jpf")
 _SOC_SIZ = b"\xff\x4f\xff\x51"
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_EOC = b"\xff\xd9"
 
 
 def codestream_bytes(path: str | os.PathLike) -> int:
@@ -49,7 +50,7 @@ def codestream_bytes(path: str | os.PathLike) -> int:
     with open(path, "rb") as f:
         head = f.read(12)
         if head.startswith(_SOC_SIZ):
-            return size
+            return _ends_with_eoc(f, path, size, size)
         if head != _JP2_SIGNATURE:
             raise InputError(f"{path}: not a JPEG2000 file (no codestream or JP2 signature)")
         pos = 12
@@ -64,11 +65,20 @@ def codestream_bytes(path: str | os.PathLike) -> int:
             if kind == b"jp2c":
                 if pos + length > size:
                     raise BitstreamError(f"{path}: the codestream box is cut off ({size - pos} of {length} bytes)")
-                return length - header
+                return _ends_with_eoc(f, path, pos + length, length - header)
             if length < header:
                 break
             pos += length
     raise BitstreamError(f"{path}: a JP2 file without a complete codestream box")
+
+
+def _ends_with_eoc(f, path: Path, end: int, length: int) -> int:
+    """``length`` if the codestream ending at byte ``end`` closes with its EOC marker (a cut-off
+    codestream does not: OpenJPEG would decode what is left without a word)."""
+    f.seek(end - 2)
+    if f.read(2) != _EOC:
+        raise BitstreamError(f"{path}: the JPEG2000 codestream is cut off (no end-of-codestream marker)")
+    return length
 
 
 @dataclass
