@@ -238,7 +238,12 @@ def _run_phase(model: EnhancerState, pairs, cfg: EnhanceConfig, phase: str, out:
     optimizer, ema = _phase_setup(model, phase, cfg)
     state = {"step": 0, "history": [], "config": asdict(cfg)}
     if (ckpt / "trainer.json").is_file():
+        # the frozen components are the earlier phases' results as they stand now, not as saved
+        trained = {n for n, p in model.named_parameters() if p.requires_grad}
+        frozen = {k: v.clone() for k, v in model.state_dict().items() if k not in trained}
         state = {**load_checkpoint(ckpt, model, {"main": optimizer}, ema), "config": asdict(cfg)}
+        model.load_state_dict(frozen, strict=False)
+        ema.module.load_state_dict(frozen, strict=False)
     elif phase == "ldm":
         state["latent_scale"] = _measure_scale(model.enhancer, pairs, cfg)
     if phase == "ldm":
