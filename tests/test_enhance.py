@@ -236,7 +236,7 @@ def test_eval_codec_enhances_jpeg2000_at_the_same_bpp(monkeypatch, tmp_path, tin
 
 #: measured on the shipped enhancer (docs/MODEL_CARD.md): PSNR gain over plain JPEG2000 on a
 #: 256 x 256 crop of the bundled NAIP sample, per compression ratio, minus a safety margin
-GAIN_FLOORS_DB = {240.0: None, 80.0: None}
+GAIN_FLOORS_DB = {240.0: 0.08, 80.0: 0.15}  # measured: +0.143 dB at 0.102 bpp, +0.241 dB at 0.294 bpp
 
 
 @needs_shipped

@@ -149,7 +149,7 @@ class EnhancePipeline:
                 left, w = c * t, min(t, width - c * t)
                 y0, x0 = max(0, top - m), max(0, left - m)
                 window = read(y0, x0, min(height, top + h + m) - y0, min(width, left + w + m) - x0)
-                x = torch.from_numpy(_pad_to(window, TILE_MULTIPLE)).permute(2, 0, 1)[None].float() / 255.0
+                x = torch.from_numpy(np.array(_pad_to(window, TILE_MULTIPLE))).permute(2, 0, 1)[None].float() / 255.0
                 y = self.enhancer.enhance(x, rate, steps, [seed * 1_000_003 + r * cols + c])
                 out = (y[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
                 strip[:, left : left + w] = out[top - y0 : top - y0 + h, left - x0 : left - x0 + w]
