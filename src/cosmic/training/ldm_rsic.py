@@ -300,7 +300,9 @@ def train_enhancer(cfg: EnhanceConfig) -> Path:
     history = {p: json.loads((out / p / "final" / "config.json").read_text()).get("_extra", {}).get("history")
                for p in PHASES if (out / p / "final" / "config.json").is_file()}
     enhancer = model.enhancer if cfg.steps.get("ldm", 0) > 0 else _without_ldm(model.enhancer)
-    enhancer.extra = {"training": asdict(cfg), "history": history}
+    # folder names only: a shipped config names no absolute path
+    enhancer.extra = {"training": {**asdict(cfg), "data": Path(cfg.data).name, "out": Path(cfg.out).name},
+                      "history": history}
     return enhancer.save_pretrained(out / "final")
 
 
