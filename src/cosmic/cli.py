@@ -168,6 +168,8 @@ def decompress(
         None, help="GeoTIFF sample type (default: the source's, stretch inverted; uint8: the coded picture)"),
     co: Optional[list[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable)"),
     prior: Optional[str] = _PRIOR, fidelity: float = _FIDELITY,
+    enhance: bool = typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on COSMIC decodes"),
+    enhance_steps: int = typer.Option(0, help="DDIM steps of the enhancer's prior LDM (0: its regressor)"),
     threads: int = _THREADS,
     quiet: bool = _QUIET,
 ) -> None:
@@ -188,9 +190,14 @@ def decompress(
     container = read_container(input, partial=conceal)  # --conceal: a cut-off file keeps its whole tiles
     pipe = DecodePipeline.for_container(container, model)
     t0 = time.perf_counter()
-    bad = pipe.write(container, output, fmt, jpeg_quality, dtype, parse_creation_options(co), steps=steps,
-                     seed=seed, conceal=conceal, deblock=deblock, progress=not quiet,
-                     prior=_load_prior(prior, fidelity), fidelity=fidelity)
+    decode = dict(steps=steps, seed=seed, conceal=conceal, deblock=deblock, progress=not quiet)
+    if enhance:
+        from cosmic.enhance.pipeline import enhance_decode
+
+        bad = enhance_decode(pipe, container, output, None, enhance_steps, **decode)
+    else:
+        bad = pipe.write(container, output, fmt, jpeg_quality, dtype, parse_creation_options(co),
+                         prior=_load_prior(prior, fidelity), fidelity=fidelity, **decode)
     for err in bad:
         typer.echo(f"warning: {_clean(err)} - concealed", err=True)
     if not quiet:
@@ -213,6 +220,33 @@ def _load_prior(name: Optional[str], fidelity: float):
     if name is None:
         return None
     return load_prior(DEFAULT_PRIOR if name == "codebook" else name)
+
+
+@app.command()
+def enhance(
+    input: Path = typer.Argument(..., help="a JPEG2000 file (.jp2, .j2k) or a JPEG2000 GeoTIFF product (.tif, with --bpp)"),
+    output: Path = typer.Option(..., "-o", "--output", help="image to write (.png, or .tif: a GeoTIFF)"),
+    steps: int = typer.Option(0, help="DDIM steps of the prior LDM (0: the deterministic prior, w/o LDM)"),
+    seed: int = typer.Option(0, help="seed of the LDM sampler (same seed, same image)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="enhancer directory or shipped name"),
+    bpp: Optional[float] = typer.Option(None, help="the rate the file was coded at (default: read from the codestream)"),
+    bands: Optional[str] = _BANDS, scale: Optional[str] = _SCALE, threads: int = _THREADS, quiet: bool = _QUIET,
+) -> None:
+    """Enhance a JPEG2000 decode on the ground with LDM-RSIC (tiled; a .tif output keeps the georeferencing)."""
+    from cosmic.enhance.pipeline import EnhancePipeline
+    from cosmic.io.raster import parse_bands, parse_scale
+    from cosmic.pipelines.decode import output_format
+
+    _threads(threads)
+    _check_output(output, input)
+    output_format(output)
+    pipe = EnhancePipeline.for_source("jpeg2000", model)
+    done = pipe.enhance_file(input, output, steps, seed, bpp, parse_bands(bands), parse_scale(scale))
+    for n in done.notes:
+        _note(n)
+    if not quiet:
+        typer.echo(f"{output}: {done.width}x{done.height} px enhanced ({done.bpp:.4f} bpp input, "
+                   f"steps {steps}) in {done.seconds:.2f} s")
 
 
 def _describe_georef(georef: dict | None) -> str:
@@ -460,6 +494,9 @@ def models() -> None:
             typer.echo(f"{name}: Code-RSIC codebook prior for --prior codebook (preset {cfg.get('preset')}, "
                        f"trained on {cfg.get('lq_model')} decodes)")
             continue
+        if cfg.get("_class_name") == "Enhancer":
+            typer.echo(f"{name}: LDM-RSIC enhancer of {cfg.get('source')} decodes ({', '.join(cfg['components'])})")
+            continue
         stage2 = " + stage 2" if has_compensator(name) else ""
         typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}{stage2}")
 
@@ -690,6 +727,32 @@ def _float_list(option: str, text: str) -> list[float]:
     if not values:
         raise InputError(f"{option} {text}: give numbers separated by commas, e.g. 1,2")
     return values
+
+
+@train_app.command("enhance")
+def train_enhance_cmd(
+    data: Path = typer.Option(..., help="folder of images (SPLITS.json honoured), e.g. UC Merced"),
+    out: Path = typer.Option(Path("runs/enhance")), preset: str = typer.Option("small", help="small or paper"),
+    split: str = typer.Option("train+train_extra", help="SPLITS.json lists, joined by '+' (never val)"),
+    steps: str = typer.Option("1500,500,600", help="steps of stage I, the prior regressor and the LDM"),
+    crop: int = typer.Option(64), batch_size: int = typer.Option(8), lr: float = typer.Option(5e-4),
+    rates_per_image: int = typer.Option(2, help="JPEG2000 rates per image, log-uniform over 0.05-0.5 bpp"),
+    limit: Optional[int] = typer.Option(None, help="use only the first N images"),
+    max_minutes: Optional[float] = typer.Option(None, help="wall-time cap of each phase"),
+    seed: int = typer.Option(0), threads: int = typer.Option(1),
+) -> None:
+    """LDM-RSIC: train a JPEG2000 enhancer (stage I, prior regressor, stage II); resumes from OUT."""
+    from cosmic.training.ldm_rsic import PHASES, EnhanceConfig, train_enhancer
+
+    if not data.is_dir():
+        raise InputError(f"--data {data}: not a directory")
+    counts = _int_list("--steps", steps, "1500,500,600")
+    if len(counts) != len(PHASES) or crop <= 0 or crop % 8:
+        raise InputError("--steps: three counts; --crop: a positive multiple of 8")
+    cfg = EnhanceConfig(data=str(data), out=str(out), preset=preset, split=split, steps=dict(zip(PHASES, counts)),
+                        crop=crop, batch_size=batch_size, lr=lr, rates_per_image=rates_per_image, limit=limit,
+                        max_minutes=max_minutes, seed=seed, threads=threads)
+    typer.echo(f"enhancer: {train_enhancer(cfg)}")
 
 
 def _click_exception() -> type:

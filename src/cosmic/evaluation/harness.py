@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cosmic.enhance.evaluation import ENHANCED_CODECS, EnhanceRunner, enhanced_specs
 from cosmic.errors import InputError
 from cosmic.evaluation.bjontegaard import bd_rate, quality_at_rate
 from cosmic.evaluation.classical import CLASSICAL, DEFAULT_KNOBS, encode
@@ -201,12 +202,14 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
                 "no trained model given: CompressAI's pretrained weights cannot be downloaded here; "
                 f"train one with `cosmic train stage1 --arch {arch}` and pass {arch}:DIR1+DIR2+...")
             specs.append(CodecSpec(arch, "cosmic", points, note=note))
+        elif token in ENHANCED_CODECS:  # LDM-RSIC: a source codec's decodes enhanced on the ground
+            specs += enhanced_specs(token, step_list, seeds)
         elif token == "elic":
             specs.append(CodecSpec(token, "learned", [], note=(
                 "ELIC is not trainable here yet (`cosmic train stage1 --arch` has "
                 f"{', '.join(LEARNED_BASELINES)})")))
         else:
-            known = ", ".join([*CLASSICAL, "cosmic", "cosmic-dc", "model:DIR", "model-dc:DIR",
+            known = ", ".join([*CLASSICAL, "cosmic", "cosmic-dc", *ENHANCED_CODECS, "model:DIR", "model-dc:DIR",
                                *(f"{a}:DIR+DIR..." for a in LEARNED_BASELINES)])
             raise InputError(f"--codecs: unknown codec '{token}' (known: {known})")
     if not specs:
@@ -275,6 +278,7 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
     rows: list[dict] = []
     encoded: dict = {}
     runners = {s.name: _CosmicRunner(s, seed, encoded) for s in specs if s.kind == "cosmic" and s.points}
+    runners.update({s.name: EnhanceRunner(s, seed) for s in specs if s.kind == "enhanced" and s.points})
     for path in tqdm(files, desc="images", disable=not progress):
         x = load_rgb(path).pixels
         truth = _classify_original(classifier, path, x, features)
@@ -319,6 +323,8 @@ def _code_point(spec: CodecSpec, point, runners: dict, path: Path, x: np.ndarray
             return (f"{point:g}", enc.bpp, load_prior_once(spec.prior).enhance(enc.decoded, spec.fidelity),
                     t_enc, time.perf_counter() - t0)
         return f"{point:g}", enc.bpp, enc.decoded, t_enc, math.nan
+    if spec.kind == "enhanced":
+        return runners[spec.name].run(point, x)
     bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta, key=str(path))
     return point_label(point), bpp, y, t_enc, t_dec
 

@@ -1,0 +1,262 @@
+"""The enhance pipeline: a decoded image (array, JPEG2000 file, JPEG2000 GeoTIFF product, or a
+COSMIC decode) -> overlapping tiles -> LDM-RSIC enhancer -> array / PNG / GeoTIFF.
+
+Every entry point that enhances (``cosmic enhance``, ``cosmic decompress --enhance``,
+``cosmic eval``'s ``jpeg2000+enhance``) goes through :class:`EnhancePipeline`. Tiles of ``tile``
+px are enhanced with ``overlap`` px of context on each side (mirrored at the image border) and
+only their centres are kept, so a scene is processed one tile row at a time: a GeoTIFF output
+is written row by row (memory does not grow with the scene) and keeps the input's CRS,
+transform and nodata. Tile i of a scene gets the seed ``seed * 1_000_003 + i`` (as COSMIC's
+compensation does), so the same seed gives the same image whatever the batching.
+
+The rate the enhancer is conditioned on is read from the file: the JPEG2000 codestream's bytes
+x 8 / pixels (a JP2's ``jp2c`` box, without its metadata boxes; a raw ``.j2k`` whole), the
+container's bpp for a COSMIC decode, or ``bpp`` when given (required for a TIFF, whose size
+says nothing reliable about the codestream inside it).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from cosmic.enhance.model import TILE_MULTIPLE, Enhancer
+from cosmic.errors import BitstreamError, InputError, ModelError, first_line
+
+__all__ = ["EnhancePipeline", "Enhanced", "codestream_bytes", "DEFAULT_ENHANCER", "ENHANCER_FOR",
+           "JPEG2000_SUFFIXES"]
+
+#: shipped enhancer per source codec
+ENHANCER_FOR = {"jpeg2000": "ldm-rsic-jpeg2000-small", "cosmic": "ldm-rsic-cosmic-small"}
+DEFAULT_ENHANCER = ENHANCER_FOR["jpeg2000"]
+JPEG2000_SUFFIXES = (".jp2", ".j2k", ".j2c", ".jpx", ".jpf")
+_SOC_SIZ = b"\xff\x4f\xff\x51"
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_EOC = b"\xff\xd9"
+
+
+def codestream_bytes(path: str | os.PathLike) -> int:
+    """Bytes of the JPEG2000 codestream in ``path`` (a raw codestream or a JP2 / JPX file);
+    :class:`InputError` if the file is neither, :class:`BitstreamError` if its boxes are cut."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head.startswith(_SOC_SIZ):
+            return _ends_with_eoc(f, path, size, size)
+        if head != _JP2_SIGNATURE:
+            raise InputError(f"{path}: not a JPEG2000 file (no codestream or JP2 signature)")
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            length, kind = struct.unpack(">I4s", f.read(8))
+            header = 8
+            if length == 1:
+                length, header = struct.unpack(">Q", f.read(8))[0], 16
+            elif length == 0:
+                length = size - pos
+            if kind == b"jp2c":
+                if pos + length > size:
+                    raise BitstreamError(f"{path}: the codestream box is cut off ({size - pos} of {length} bytes)")
+                return _ends_with_eoc(f, path, pos + length, length - header)
+            if length < header:
+                break
+            pos += length
+    raise BitstreamError(f"{path}: a JP2 file without a complete codestream box")
+
+
+def _ends_with_eoc(f, path: Path, end: int, length: int) -> int:
+    """``length`` if the codestream ending at byte ``end`` closes with its EOC marker (a cut-off
+    codestream does not: OpenJPEG would decode what is left without a word)."""
+    f.seek(end - 2)
+    if f.read(2) != _EOC:
+        raise BitstreamError(f"{path}: the JPEG2000 codestream is cut off (no end-of-codestream marker)")
+    return length
+
+
+@dataclass
+class Enhanced:
+    width: int
+    height: int
+    bpp: float
+    seconds: float
+    georef: dict | None
+    notes: list
+
+
+def _pad_to(pixels: np.ndarray, multiple: int) -> np.ndarray:
+    h, w = pixels.shape[:2]
+    ph, pw = -h % multiple, -w % multiple
+    return np.pad(pixels, ((0, ph), (0, pw), (0, 0)), mode="symmetric") if ph or pw else pixels
+
+
+class EnhancePipeline:
+    """An :class:`~cosmic.enhance.model.Enhancer` and the tiling around it."""
+
+    def __init__(self, enhancer: Enhancer, tile: int = 256, overlap: int = 16):
+        if tile % TILE_MULTIPLE:
+            raise InputError(f"tile {tile}: must be a multiple of {TILE_MULTIPLE}")
+        self.enhancer, self.tile, self.overlap = enhancer.eval(), tile, overlap
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | os.PathLike = DEFAULT_ENHANCER, **kwargs) -> "EnhancePipeline":
+        from cosmic.zoo import model_path
+
+        path = model_path(name_or_dir)
+        try:
+            return cls(Enhancer.from_pretrained(path), **kwargs)
+        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+            raise ModelError(f"{path}: cannot load the enhancer ({first_line(exc)})") from None
+
+    @classmethod
+    def for_source(cls, source: str, model: str | os.PathLike | None = None) -> "EnhancePipeline":
+        """The enhancer trained for ``source`` decodes (``model``, or the shipped one)."""
+        from cosmic.zoo import shipped_models
+
+        if model is None and ENHANCER_FOR.get(source) not in shipped_models():
+            raise InputError(f"no enhancer is trained for {source} decodes yet (no shipped "
+                             f"'{ENHANCER_FOR.get(source)}'); train one with cosmic train enhance")
+        pipe = cls.from_pretrained(model or ENHANCER_FOR[source])
+        if pipe.enhancer.source != source:
+            raise InputError(f"{pipe.enhancer.name} enhances {pipe.enhancer.source} decodes, not {source}")
+        return pipe
+
+    def _check_steps(self, steps: int) -> None:
+        if steps < 0:
+            raise InputError(f"--steps {steps}: must be 0 or more")
+        if steps and self.enhancer.ldm is None:
+            raise InputError(f"{self.enhancer.name} has no latent diffusion model (stage II); use --steps 0")
+
+    def rows(self, read: Callable[[int, int, int, int], np.ndarray], width: int, height: int, bpp: float,
+             steps: int = 0, seed: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """(top, enhanced strip) for each tile row; ``read(top, left, h, w)`` gives uint8 pixels
+        of a window inside the image."""
+        self._check_steps(steps)
+        t, m = self.tile, self.overlap
+        cols = -(-width // t)
+        rate = torch.tensor([float(bpp)])
+        for r in range(-(-height // t)):
+            top, h = r * t, min(t, height - r * t)
+            strip = np.empty((h, width, 3), np.uint8)
+            for c in range(cols):
+                left, w = c * t, min(t, width - c * t)
+                y0, x0 = max(0, top - m), max(0, left - m)
+                window = read(y0, x0, min(height, top + h + m) - y0, min(width, left + w + m) - x0)
+                x = torch.from_numpy(np.array(_pad_to(window, TILE_MULTIPLE))).permute(2, 0, 1)[None].float() / 255.0
+                y = self.enhancer.enhance(x, rate, steps, [seed * 1_000_003 + r * cols + c])
+                out = (y[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+                strip[:, left : left + w] = out[top - y0 : top - y0 + h, left - x0 : left - x0 + w]
+            yield top, strip
+
+    def enhance_array(self, decoded: np.ndarray, bpp: float, steps: int = 0, seed: int = 0) -> np.ndarray:
+        """Enhance an (H, W, 3) uint8 decoded image coded at ``bpp``."""
+        if decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.dtype != np.uint8:
+            raise InputError(f"expected (H, W, 3) uint8 pixels, got {decoded.shape} {decoded.dtype}")
+        h, w = decoded.shape[:2]
+        out = np.empty_like(decoded)
+        read = lambda top, left, hh, ww: decoded[top : top + hh, left : left + ww]  # noqa: E731
+        for top, strip in self.rows(read, w, h, bpp, steps, seed):
+            out[top : top + strip.shape[0]] = strip
+        return out
+
+    def enhance_file(self, source: str | os.PathLike, output: str | os.PathLike, steps: int = 0, seed: int = 0,
+                     bpp: float | None = None, bands: list[int] | None = None, scale=None) -> Enhanced:
+        """Enhance a JPEG2000 file (``.jp2``/``.j2k``/...) or a JPEG2000 GeoTIFF product into a PNG
+        or a GeoTIFF (``.tif``: written row by row, georeferencing kept). Nothing is left at
+        ``output`` if anything fails."""
+        from cosmic.io.raster import RasterSource
+
+        source, output = Path(source), Path(output)
+        self._check_steps(steps)
+        if not source.is_file():
+            raise InputError(f"{source}: no such file")
+        rate = _input_rate(source, bpp)
+        t0 = time.perf_counter()
+        with RasterSource.open(source, bands, scale) as src:
+            read = _checked_reader(src)
+            rows = self.rows(read, src.width, src.height, rate, steps, seed)
+            write_rows(rows, output, src.width, src.height, src.georef, src.channels)
+            return Enhanced(src.width, src.height, rate, time.perf_counter() - t0, src.georef, list(src.notes))
+
+
+def _input_rate(source: Path, bpp: float | None) -> float:
+    """bpp given, or read from the JPEG2000 codestream (refused for a TIFF without ``bpp``)."""
+    if bpp is not None:
+        if not 0.0 < bpp <= 24.0:
+            raise InputError(f"--bpp {bpp}: must be in (0, 24]")
+        if source.suffix.lower() not in (".tif", ".tiff"):
+            codestream_bytes(source)  # still a JPEG2000 file
+        return float(bpp)
+    if source.suffix.lower() in (".tif", ".tiff"):
+        raise InputError(f"{source}: a TIFF's size does not give the rate of the JPEG2000 codestream "
+                         "it was coded with; give it with --bpp")
+    n = codestream_bytes(source)
+    from PIL import Image
+
+    try:
+        with Image.open(source) as im:
+            w, h = im.size
+    except Exception as exc:
+        raise BitstreamError(f"{source}: cannot read the JPEG2000 header ({first_line(exc)})") from None
+    return n * 8.0 / (w * h)
+
+
+def _checked_reader(src) -> Callable[[int, int, int, int], np.ndarray]:
+    """``src.read`` with a failed JPEG2000 decode (a cut or corrupt codestream) as a bad bitstream."""
+    def read(top: int, left: int, h: int, w: int) -> np.ndarray:
+        try:
+            return src.read(top, left, h, w)
+        except InputError as exc:
+            raise BitstreamError(str(exc)) from None
+
+    return read
+
+
+def write_rows(rows: Iterator[tuple[int, np.ndarray]], output: Path, width: int, height: int,
+               georef: dict | None, channels: int = 3) -> None:
+    """Write enhanced strips to ``output``: a GeoTIFF (``.tif``) row by row, or any other image
+    format held whole (size-checked); atomically either way."""
+    from cosmic.io.images import save_image
+    from cosmic.io.limits import check_memory_image
+
+    if output.suffix.lower() in (".tif", ".tiff"):
+        from cosmic.io.raster import GeoTiffWriter
+
+        out = GeoTiffWriter(output, width, height, channels, georef)
+        try:
+            for top, strip in rows:
+                out.write(top, 0, strip)
+        except BaseException:
+            out.abort()
+            raise
+        out.close()
+        return
+    check_memory_image(width, height, str(output))
+    pixels = np.empty((height, width, 3), np.uint8)
+    for top, strip in rows:
+        pixels[top : top + strip.shape[0]] = strip
+    save_image(pixels, output, channels=channels)
+
+
+def enhance_decode(decode_pipe, container, output: str | os.PathLike, model: str | os.PathLike | None = None,
+                   enhance_steps: int = 0, seed: int = 0, **decode) -> list:
+    """``cosmic decompress --enhance``: decode a ``.cosmic`` file with its decode pipeline, then
+    enhance it with the enhancer trained on COSMIC decodes (the rate: the file's bpp). The
+    enhancer is loaded (or refused) before anything is decoded. Returns the concealed tiles."""
+    enh = EnhancePipeline.for_source("cosmic", model)
+    enh._check_steps(enhance_steps)
+    scene = decode_pipe(container, seed=seed, **decode)
+    h = container.header
+    pixels = scene.pixels[: h.height, : h.width]
+    read = lambda top, left, hh, ww: pixels[top : top + hh, left : left + ww]  # noqa: E731
+    georef = {k: v for k, v in (h.georef or {}).items() if k != "source"} or None
+    write_rows(enh.rows(read, h.width, h.height, container.bpp, enhance_steps, seed), Path(output),
+               h.width, h.height, georef, h.channels)
+    return scene.bad_tiles

@@ -1,0 +1,310 @@
+"""LDM-RSIC training (``cosmic train enhance``): stage I, the prior regressor, stage II.
+
+Data: the ``split`` lists of a folder (UC Merced ``train+train_extra``; never ``val``), every
+256 x 256 image coded by the source codec at ``rates_per_image`` rates drawn log-uniformly over
+``bpp_range`` (JPEG2000: Pillow/OpenJPEG as :mod:`cosmic.evaluation.classical` configures it, the
+knob being the compression ratio 24/bpp; the rate fed to the network is the *measured* bpp of the
+codestream). Originals and decodes are held in memory as uint8 and cached in ``out/pairs.npz``.
+
+Phases, run in order and each resumable exactly (checkpoints in ``out/<phase>/last``, crops a
+pure function of (seed, step), Adam moments, EMA and RNG state via :mod:`cosmic.training.checkpoint`):
+
+1. ``stage1``: self-encoder + MEN, MSE(MEN(x̃, SE(x, x̃), rate), x) (paper stage I).
+2. ``regressor``: the prior regressor, MEN frozen: MSE(MEN(x̃, R(x̃, rate)), x) plus
+   ``prior_weight``·MSE(R, F) (ours: the paper has no deterministic estimate; this is the
+   "w/o LDM" path, and the anchor of the residual LDM).
+3. ``ldm``: the diffusion UNet, ε-prediction MSE on (F - R) scaled to unit variance (paper stage
+   II trains on F itself and fine-tunes MEN jointly; we keep MEN frozen, see
+   :mod:`cosmic.enhance.diffusion`).
+
+Each phase uses a warm-up + cosine learning rate (:func:`cosmic.training.stage1.learning_rate`)
+and an EMA of the weights; ``max_minutes`` caps each phase's wall time (checkpoint and go on).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from cosmic.enhance.model import Enhancer, build_enhancer
+from cosmic.errors import InputError
+from cosmic.ground.diffusion.sampler import SCHEDULE
+from cosmic.io.images import load_rgb
+from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
+from cosmic.training.data import split_files
+from cosmic.training.losses import psnr
+from cosmic.training.stage1 import learning_rate
+from cosmic.utils.pretrained import ConfigMixin
+
+__all__ = ["EnhanceConfig", "CodedPairs", "train_enhancer", "PHASES"]
+
+PHASES = ("stage1", "regressor", "ldm")
+
+
+@dataclass
+class EnhanceConfig:
+    data: str
+    out: str
+    source: str = "jpeg2000"
+    preset: str = "small"
+    split: str = "train+train_extra"
+    rates_per_image: int = 2
+    bpp_range: tuple = (0.05, 0.5)
+    limit: int | None = None  # use only the first N images of the split
+    image_size: int = 256  # images are coded as their top-left image_size square (smaller: skipped)
+    crop: int = 64
+    batch_size: int = 8
+    lr: float = 5e-4
+    final_lr: float = 0.05
+    warmup_steps: int = 50
+    ema_decay: float = 0.995
+    steps: dict = field(default_factory=lambda: {"stage1": 1200, "regressor": 400, "ldm": 500})
+    prior_weight: float = 0.01
+    max_minutes: float | None = None  # per phase
+    checkpoint_every: int = 100
+    seed: int = 0
+    threads: int = 1
+
+
+def code_image(source: str, pixels: np.ndarray, bpp: float) -> tuple[np.ndarray, float]:
+    """(decoded image, measured bpp) of ``pixels`` coded by the source codec near ``bpp``."""
+    if source != "jpeg2000":
+        raise InputError(f"source '{source}': only jpeg2000 training data can be made here")
+    from cosmic.evaluation.classical import jpeg2000_encode
+
+    enc = jpeg2000_encode(pixels, 24.0 / bpp)
+    return enc.decoded, enc.bpp
+
+
+def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:
+    """Originals (N, S, S, 3), decodes (N, R, S, S, 3) and measured bpp (N, R); S = image_size."""
+    if "val" in cfg.split.split("+"):
+        raise InputError("the enhancer never trains on the val split")
+    files = split_files(cfg.data, cfg.split)[: cfg.limit]
+    rng = np.random.default_rng([cfg.seed, 7])
+    lo, hi = np.log(cfg.bpp_range[0]), np.log(cfg.bpp_range[1])
+    originals, decoded, bpps = [], [], []
+    for f in files:
+        img = load_rgb(f).pixels
+        s = cfg.image_size
+        if min(img.shape[:2]) < s:
+            continue
+        img = np.ascontiguousarray(img[:s, :s])
+        coded = [code_image(cfg.source, img, float(np.exp(rng.uniform(lo, hi)))) for _ in range(cfg.rates_per_image)]
+        originals.append(img)
+        decoded.append(np.stack([d for d, _ in coded]))
+        bpps.append([b for _, b in coded])
+    if not originals:
+        raise InputError(f"{cfg.data}: no image of at least {cfg.image_size} px a side in '{cfg.split}'")
+    return {"originals": np.stack(originals), "decoded": np.stack(decoded), "bpp": np.asarray(bpps, np.float32)}
+
+
+class CodedPairs(Dataset):
+    """Random (original, decoded, bpp) crops; sample ``index`` is a pure function of (seed, index)."""
+
+    def __init__(self, pairs: dict[str, np.ndarray], crop: int, seed: int):
+        self.pairs, self.crop, self.seed = pairs, crop, seed
+
+    def __len__(self) -> int:
+        return 10**12
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, index])
+        n, r = self.pairs["bpp"].shape
+        i, j = int(rng.integers(n)), int(rng.integers(r))
+        side = self.pairs["originals"].shape[1]
+        top, left = (int(v) for v in rng.integers(0, side - self.crop + 1, size=2))
+        window = (slice(top, top + self.crop), slice(left, left + self.crop))
+        pair = np.stack([self.pairs["originals"][i][window], self.pairs["decoded"][i, j][window]])
+        if rng.random() < 0.5:
+            pair = pair[:, :, ::-1]
+        if rng.random() < 0.5:
+            pair = pair[:, ::-1]
+        t = torch.from_numpy(np.ascontiguousarray(pair)).permute(0, 3, 1, 2).float().div_(255.0)
+        return t[0], t[1], torch.tensor(self.pairs["bpp"][i, j])
+
+
+class EnhancerState(nn.Module, ConfigMixin):
+    """All the enhancer's components in one module, so one checkpoint holds the whole run."""
+
+    def __init__(self, enhancer: Enhancer):
+        super().__init__()
+        self.enhancer = enhancer
+        self.register_config(preset=enhancer.preset, source=enhancer.source)
+
+    def update(self, force: bool = False) -> None:
+        """Nothing to rebuild (save_checkpoint's hook for entropy tables)."""
+
+    @staticmethod
+    def from_state(directory: Path) -> dict:
+        from safetensors.torch import load_file
+
+        return load_file(str(Path(directory) / "model.safetensors"))
+
+
+def _true_prior(e: Enhancer, x: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
+    return e.self_encoder(torch.cat([x, dec], 1))
+
+
+def _stage1_loss(e: Enhancer, x, dec, bpp, ctx) -> dict:
+    y = e.men(dec, _true_prior(e, x, dec), bpp)
+    mse = F.mse_loss(y, x)
+    return {"loss": mse, "mse": mse, "mse_in": F.mse_loss(dec, x)}
+
+
+def _regressor_loss(e: Enhancer, x, dec, bpp, ctx) -> dict:
+    with torch.no_grad():
+        target = _true_prior(e, x, dec)
+    est = e.estimate_prior(dec, bpp)
+    mse = F.mse_loss(e.men(dec, est, bpp), x)
+    prior = F.mse_loss(est, target)
+    return {"loss": mse + ctx.prior_weight * prior, "mse": mse, "prior_mse": prior, "mse_in": F.mse_loss(dec, x)}
+
+
+@torch.no_grad()
+def _residual(e: Enhancer, x, dec, bpp) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F_reg, F - F_reg): the LDM's anchor and its (unscaled) target."""
+    est = e.estimate_prior(dec, bpp)
+    return est, _true_prior(e, x, dec) - est
+
+
+def _ldm_loss(e: Enhancer, x, dec, bpp, ctx) -> dict:
+    est, r = _residual(e, x, dec, bpp)
+    r = r * e.ldm.latent_scale
+    noise = torch.randn_like(r)
+    t = torch.randint(0, ctx.scheduler.config.num_train_timesteps, (x.shape[0],))
+    pred = e.ldm(ctx.scheduler.add_noise(r, noise, t), t, est, e.ldm.cond(dec), bpp)
+    loss = F.mse_loss(pred, noise)
+    return {"loss": loss, "eps_mse": loss}
+
+
+LOSSES = {"stage1": (_stage1_loss, ("self_encoder", "men")), "regressor": (_regressor_loss, ("prior_regressor",)),
+          "ldm": (_ldm_loss, ("ldm",))}
+
+
+def _loader(pairs, cfg: EnhanceConfig, phase: str, first_step: int):
+    data = CodedPairs(pairs, cfg.crop, cfg.seed * 10 + PHASES.index(phase))
+    indices = range(first_step * cfg.batch_size, 10**12)
+    return iter(DataLoader(data, batch_size=cfg.batch_size, sampler=indices, drop_last=True,
+                           generator=torch.Generator().manual_seed(cfg.seed)))
+
+
+def _measure_scale(e: Enhancer, pairs, cfg: EnhanceConfig, batches: int = 8) -> float:
+    """1 / RMS of the LDM target F - F_reg (unit variance for the DDPM schedule)."""
+    it, sq, n = _loader(pairs, cfg, "ldm", 10**9), 0.0, 0
+    for _ in range(batches):
+        r = _residual(e, *next(it))[1]
+        sq, n = sq + float(r.pow(2).sum()), n + r.numel()
+    return 1.0 / max(math.sqrt(sq / n), 1e-6)
+
+
+def _phase_setup(model: EnhancerState, phase: str, cfg: EnhanceConfig):
+    names = LOSSES[phase][1]
+    for key, module in model.enhancer.components().items():
+        module.requires_grad_(key in names)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    return optimizer, make_ema(model, cfg.ema_decay)
+
+
+def _log(window: list[dict], step: int, phase: str, started: float) -> dict:
+    mean = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
+    if "mse" in mean:
+        mean["psnr_gain_db"] = psnr(mean["mse"]) - psnr(mean["mse_in"])
+    mean.update(step=step, wall_s=time.time() - started)
+    print(f"{phase} @ {step}: " + "  ".join(f"{k} {v:.5g}" for k, v in mean.items()), flush=True)
+    return mean
+
+
+def _run_phase(model: EnhancerState, pairs, cfg: EnhanceConfig, phase: str, out: Path) -> None:
+    """Train one phase to its step count (or ``max_minutes``); leave its EMA weights in ``model``
+    and in ``out/<phase>/final``."""
+    final, ckpt = out / phase / "final", out / phase / "last"
+    if (final / "model.safetensors").is_file():
+        model.load_state_dict(EnhancerState.from_state(final))
+        print(f"{phase}: done before, loaded {final}")
+        return
+    optimizer, ema = _phase_setup(model, phase, cfg)
+    state = {"step": 0, "history": [], "config": asdict(cfg)}
+    if (ckpt / "trainer.json").is_file():
+        # the frozen components are the earlier phases' results as they stand now, not as saved
+        trained = {n for n, p in model.named_parameters() if p.requires_grad}
+        frozen = {k: v.clone() for k, v in model.state_dict().items() if k not in trained}
+        state = {**load_checkpoint(ckpt, model, {"main": optimizer}, ema), "config": asdict(cfg)}
+        model.load_state_dict(frozen, strict=False)
+        ema.module.load_state_dict(frozen, strict=False)
+    elif phase == "ldm":
+        state["latent_scale"] = _measure_scale(model.enhancer, pairs, cfg)
+    if phase == "ldm":
+        model.enhancer.ldm.set_latent_scale(state["latent_scale"])
+    steps, loss_fn = cfg.steps[phase], LOSSES[phase][0]
+    ctx = SimpleNamespace(prior_weight=cfg.prior_weight, scheduler=DDPMScheduler(**SCHEDULE))
+    sched = SimpleNamespace(lr=cfg.lr, warmup_steps=cfg.warmup_steps, lr_drop_at=0.0, steps=steps,
+                            lr_schedule="cosine", final_lr=cfg.final_lr)
+    step, window, started, session = int(state["step"]), [], time.time() - state.get("wall_s", 0.0), time.time()
+    batches = _loader(pairs, cfg, phase, step)
+    model.train()
+    while step < steps:
+        for g in optimizer.param_groups:
+            g["lr"] = learning_rate(sched, step)
+        terms = loss_fn(model.enhancer, *next(batches), ctx)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
+        optimizer.step()
+        ema.update_parameters(model)
+        step += 1
+        window.append({k: float(v.detach()) for k, v in terms.items()})
+        stop = cfg.max_minutes is not None and time.time() - session > 60 * cfg.max_minutes
+        if step % cfg.checkpoint_every == 0 or step == steps or stop:
+            state["history"].append(_log(window, step, phase, started))
+            window = []
+            state.update(step=step, wall_s=time.time() - started)
+            save_checkpoint(ckpt, model, {"main": optimizer}, state, ema)
+        if stop:
+            print(f"{phase}: stopped at step {step} of {steps} after {cfg.max_minutes} min")
+            break
+    model.load_state_dict(ema.module.state_dict())
+    model.save_pretrained(final, extra={"phase": phase, "history": state["history"],
+                                        "latent_scale": state.get("latent_scale")})
+
+
+def train_enhancer(cfg: EnhanceConfig) -> Path:
+    """Run the phases; returns ``out/final``, the enhancer saved diffusers-style (float32)."""
+    out = prepare_run(cfg.out, cfg.threads, cfg.seed)
+    (out / "enhance_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    cache = out / "pairs.npz"
+    if cache.is_file():
+        pairs = dict(np.load(cache))
+    else:
+        started = time.time()
+        pairs = make_pairs(cfg)
+        np.savez(cache, **pairs)
+        print(f"coded {pairs['bpp'].size} training images in {time.time() - started:.0f} s; "
+              f"bpp {pairs['bpp'].min():.3f}..{pairs['bpp'].max():.3f}")
+    model = EnhancerState(build_enhancer(cfg.preset, cfg.source))
+    for phase in PHASES:
+        if cfg.steps.get(phase, 0) > 0:
+            _run_phase(model, pairs, cfg, phase, out)
+    history = {p: json.loads((out / p / "final" / "config.json").read_text()).get("_extra", {}).get("history")
+               for p in PHASES if (out / p / "final" / "config.json").is_file()}
+    enhancer = model.enhancer if cfg.steps.get("ldm", 0) > 0 else _without_ldm(model.enhancer)
+    # folder names only: a shipped config names no absolute path
+    enhancer.extra = {"training": {**asdict(cfg), "data": Path(cfg.data).name, "out": Path(cfg.out).name},
+                      "history": history}
+    return enhancer.save_pretrained(out / "final")
+
+
+def _without_ldm(e: Enhancer) -> Enhancer:
+    return Enhancer(e.self_encoder, e.men, e.prior_regressor, None, e.source, e.preset)
