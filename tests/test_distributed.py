@@ -64,3 +64,22 @@ def test_two_processes_match_one(tiny_data, tmp_path):
     # resume the 2-process run on one process: continues from step 3 to 5
     _run([sys.executable, str(WORKER), str(tiny_data), str(tmp_path / "two"), "5"], tmp_path)
     assert [s for s, n, _ in read_metrics(tmp_path / "two" / "metrics.csv") if n == "train/loss"] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_stage2_under_torchrun(tiny_data, tmp_path):
+    """Two gloo processes train stage 2: one scale for both ranks, rank 0 writes the checkpoint,
+    the log and the final model; the run resumes on one process."""
+    from helpers import TINY_MODEL
+
+    from cosmic.ground.diffusion.sampler import DiffusionCompensator
+
+    worker = WORKER.with_name("ddp_stage2.py")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                "--master-port", "0", "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
+    out = tmp_path / "run"
+    _run(torchrun + [str(worker), str(TINY_MODEL), str(tiny_data), str(out), "2"], tmp_path)
+    comp = DiffusionCompensator.from_pretrained(out / "final")
+    assert comp.latent_scale > 0
+    _run([sys.executable, str(worker), str(TINY_MODEL), str(tiny_data), str(out), "3"], tmp_path)
+    assert [s for s, n, _ in read_metrics(out / "metrics.csv") if n == "train/loss"] == [1, 2, 3]
