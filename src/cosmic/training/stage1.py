@@ -208,13 +208,14 @@ def _loader(cfg: Stage1Config, first_step: int, info: ddp.DistInfo) -> DataLoade
     s·batch + p, and each rank takes its positions of every global batch (``StepSampler``)."""
     local = ddp.check_batch(cfg.batch_size, info)
     if cfg.stream:
-        from cosmic.training.streaming import StreamedCrops
+        from cosmic.training.streaming import streamed
 
-        train_set = StreamedCrops(cfg.data, cfg.split, crop=cfg.crop, extra=cfg.extra_data, seed=cfg.seed)
+        train_set, sampler = streamed(cfg.data, cfg.split, cfg.crop, cfg.extra_data, cfg.seed, None, info,
+                                      first_step, cfg.batch_size)
     else:
         train_set = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=10**12,
                                 extra=cfg.extra_data, seed=cfg.seed)
-    sampler = ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world)
+        sampler = ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world)
     # its own generator: a DataLoader iterator draws a base seed, and from the global RNG that
     # draw would shift the noise of a resumed run
     return DataLoader(train_set, batch_size=local, sampler=sampler, num_workers=cfg.workers,

@@ -212,15 +212,15 @@ def _loader(cfg: Stage2Config, info: ddp.DistInfo, first_step: int) -> DataLoade
     """This rank's share of the batches from ``first_step`` on (crop i = f(seed, i))."""
     default = SensorMetadata(gsd=cfg.gsd) if cfg.gsd else SensorMetadata()
     if cfg.stream:
-        from cosmic.training.streaming import StreamedCrops
+        from cosmic.training.streaming import streamed
 
-        data = StreamedCrops(cfg.data, "train", crop=cfg.crop, extra=cfg.extra_data, seed=cfg.seed,
-                             metadata=default)
+        data, sampler = streamed(cfg.data, "train", cfg.crop, cfg.extra_data, cfg.seed, default, info,
+                                 first_step, cfg.batch_size)
     else:
         data = MetadataImageFolder(cfg.data, "train", crop=cfg.crop, default=default, extra=cfg.extra_data,
                                    seed=cfg.seed)
-    return DataLoader(data, batch_size=ddp.check_batch(cfg.batch_size, info), drop_last=True,
-                      sampler=ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world),
+        sampler = ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world)
+    return DataLoader(data, batch_size=ddp.check_batch(cfg.batch_size, info), drop_last=True, sampler=sampler,
                       num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
                       generator=torch.Generator().manual_seed(cfg.seed))
 
