@@ -460,7 +460,8 @@ def train_classifier_cmd(
 
 #: the options of `cosmic train stage1` (their names are Stage1Config's fields)
 _STAGE1 = dict(
-    data=typer.Option(..., help="folder of PNG/JPEG/TIFF images (SPLITS.json honoured)"),
+    data=typer.Option(None, help="folder of PNG/JPEG/TIFF images (SPLITS.json honoured), or of .tar shards "
+                                 "with --stream; required unless the --config file gives it"),
     out=typer.Option(Path("runs/stage1"), help="run directory (checkpoints, final model)"),
     preset=typer.Option("small", help="paper or small"),
     arch=typer.Option("cosmic", help="cosmic, or a CompressAI baseline trained the same way: "
@@ -491,16 +492,27 @@ _STAGE1 = dict(
     warmup_steps=typer.Option(0, help="linear lr warm-up steps"),
     ema_decay=typer.Option(0.0, help="keep (and ship) an EMA of the weights, e.g. 0.999"),
     val_images=typer.Option(42, help="validation images (a fixed spread-out subset of val)"),
-    device=typer.Option("cpu", help="cpu, cuda or cuda:N (validation codes on the CPU)"),
+    device=typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each process's GPU; "
+                                     "validation codes on the CPU)"),
     max_minutes=typer.Option(None, help="checkpoint and stop after this much wall time"),
     pause_at=typer.Option(None, help="checkpoint and stop at this step (resume later)"),
     start_step=typer.Option(0, help="with --init-from: continue a campaign's schedule from this step"),
+)
+#: options both trainers share (their names are Stage1Config's and Stage2Config's fields)
+_TRAIN = dict(
+    config=typer.Option(None, help="a run.yaml / run.json of these options (keys with _); flags given "
+                                   "here override it; OUT/stage*_config.json of a run reads back"),
+    precision=typer.Option("fp32", help="fp32, bf16 or fp16 (CUDA) autocast of the network's forward pass"),
+    workers=typer.Option(0, help="DataLoader worker processes reading and cropping images"),
+    stream=typer.Option(False, help="read images from disk as needed (any dataset size) instead of holding "
+                                    "them in memory; a folder of .tar shards is streamed shard by shard"),
+    log_every=typer.Option(10, help="write the loss terms to OUT/metrics.csv (and TensorBoard) every N steps"),
 )
 
 
 @train_app.command("stage1")
 def train_stage1_cmd(
-    data: Path = _STAGE1["data"], out: Path = _STAGE1["out"], preset: str = _STAGE1["preset"],
+    ctx: typer.Context, data: Optional[Path] = _STAGE1["data"], out: Path = _STAGE1["out"], preset: str = _STAGE1["preset"],
     arch: str = _STAGE1["arch"], lmbda: float = _STAGE1["lmbda"], kl_weight: float = _STAGE1["kl_weight"],
     est_weight: float = _STAGE1["est_weight"], chroma_weight: float = _STAGE1["chroma_weight"],
     colour_shortcut: bool = _STAGE1["colour_shortcut"], cams: bool = _STAGE1["cams"],
@@ -517,8 +529,11 @@ def train_stage1_cmd(
     val_images: int = _STAGE1["val_images"], seed: int = typer.Option(0),
     device: str = _STAGE1["device"], max_minutes: Optional[float] = _STAGE1["max_minutes"],
     pause_at: Optional[int] = _STAGE1["pause_at"], start_step: int = _STAGE1["start_step"],
+    config: Optional[Path] = _TRAIN["config"], precision: str = _TRAIN["precision"],
+    workers: int = _TRAIN["workers"], stream: bool = _TRAIN["stream"], log_every: int = _TRAIN["log_every"],
 ) -> None:
-    """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL)."""
+    """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL).
+    Several GPUs: torchrun --nproc-per-node N -m cosmic.cli train stage1 ..."""
     options = dict(locals())
     from cosmic.training.stage1 import train_stage1
 
@@ -531,32 +546,55 @@ def _stage1_config(options: dict):
     from cosmic.models.registry import MODELS
     from cosmic.training.stage1 import Stage1Config
 
-    o = dict(options)
-    if not o["data"].is_dir():
-        raise InputError(f"--data {o['data']}: not a directory")
+    o = _with_config(Stage1Config, options)
     if o["crop"] <= 0 or o["crop"] % 64:
         raise InputError(f"--crop {o['crop']}: must be a positive multiple of 64")
     if not 0.0 <= o["est_weight"] <= 1.0:
         raise InputError(f"--est-weight {o['est_weight']}: must be in [0, 1]")
     if o["arch"] not in MODELS:
         raise InputError(f"--arch {o['arch']}: unknown; choose one of {', '.join(MODELS)}")
-    del o["resume"]
-    o["data"], o["out"] = str(o["data"]), str(o["out"])
-    o["extra_data"] = [str(p) for p in o["extra_data"]] if o["extra_data"] else None
-    o["rate_lambdas"] = [float(v) for v in o["rate_lambdas"].split(",")] if o["rate_lambdas"] else None
     return Stage1Config(**o)
+
+
+def _with_config(config_class, options: dict) -> dict:
+    """A trainer's config arguments: the command's options (paths as text, lists parsed) with a
+    --config file under the options given explicitly; --data checked."""
+    from cosmic.training.config import load_config, merge_config
+
+    ctx = options["ctx"]
+    o = {k: v for k, v in options.items() if k not in ("ctx", "config", "resume")}
+    explicit = {k for k in o if getattr(ctx.get_parameter_source(k), "name", "") in ("COMMANDLINE", "ENVIRONMENT")}
+    if "no_metadata" in o:  # stage 2's flag for its use_metadata field
+        o["use_metadata"] = not o.pop("no_metadata")
+        explicit |= {"use_metadata"} if "no_metadata" in explicit else set()
+    for key in ("data", "out", "init_from"):
+        o[key] = str(o[key]) if o.get(key) is not None else o.get(key)
+    o["extra_data"] = [str(p) for p in o["extra_data"]] if o.get("extra_data") else None
+    if isinstance(o.get("rate_lambdas"), str):
+        o["rate_lambdas"] = [float(v) for v in o["rate_lambdas"].split(",")]
+    if options["config"] is not None:
+        o = merge_config(config_class, o, load_config(options["config"]), explicit)
+    if not o.get("data"):
+        raise InputError("--data: give the training images (or a --config file with 'data')")
+    if not Path(o["data"]).exists():
+        raise InputError(f"--data {o['data']}: no such directory")
+    return o
 
 
 @train_app.command("stage2")
 def train_stage2_cmd(
-    stage1: str = typer.Option(..., help="stage-1 model directory or shipped name (frozen)"),
-    data: Path = typer.Option(..., help="folder of images (SPLITS.json and NAME.json sidecars honoured)"),
+    ctx: typer.Context,
+    stage1: Optional[str] = typer.Option(None, help="stage-1 model directory or shipped name (frozen; required "
+                                                    "unless the --config file gives it)"),
+    data: Optional[Path] = typer.Option(None, help="folder of images (SPLITS.json and NAME.json sidecars "
+                                                   "honoured), or of .tar shards with --stream"),
     out: Path = typer.Option(Path("runs/stage2")),
     preset: str = typer.Option("small", help="UNet size: paper or small"),
     steps: int = typer.Option(20000),
-    batch_size: int = typer.Option(8),
+    batch_size: int = typer.Option(8, help="global batch (split over torchrun's processes)"),
     crop: int = typer.Option(256),
     lr: float = typer.Option(1e-4),
+    ema_decay: float = typer.Option(0.999),
     gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset (UC Merced: 0.3048)"),
     init_from: Optional[Path] = typer.Option(
         None, help="warm start: a diffusers UNet saved with save_pretrained, or a COSMIC stage-2 model"),
@@ -568,20 +606,19 @@ def train_stage2_cmd(
                    "--no-residual diffuses z0 itself, as the paper does"),
     checkpoint_every: int = typer.Option(250),
     threads: int = typer.Option(0),
+    seed: int = typer.Option(0),
+    device: str = _STAGE1["device"],
+    config: Optional[Path] = _TRAIN["config"], precision: str = _TRAIN["precision"],
+    workers: int = _TRAIN["workers"], stream: bool = _TRAIN["stream"], log_every: int = _TRAIN["log_every"],
 ) -> None:
     """Stage 2: train the noise predictor ε_θ(z_t, t, y_hat, metadata) on frozen stage 1 (Eq. 5)."""
+    options = dict(locals())
     from cosmic.training.stage2 import Stage2Config, train_stage2
 
-    if not data.is_dir():
-        raise InputError(f"--data {data}: not a directory")
-    cfg = Stage2Config(
-        stage1=str(stage1), data=str(data), out=str(out), preset=preset, steps=steps,
-        batch_size=batch_size, crop=crop, lr=lr, gsd=gsd,
-        init_from=str(init_from) if init_from else None, use_metadata=not no_metadata, residual=residual,
-        extra_data=[str(p) for p in extra_data] if extra_data else None,
-        checkpoint_every=checkpoint_every, threads=threads,
-    )
-    final = train_stage2(cfg)
+    o = _with_config(Stage2Config, options)
+    if not o.get("stage1"):
+        raise InputError("--stage1: give the frozen stage-1 model (or a --config file with 'stage1')")
+    final = train_stage2(Stage2Config(**o))
     typer.echo(f"diffusion model: {final} (copy it to MODEL_DIR/diffusion to use it)")
 
 
