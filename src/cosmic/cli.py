@@ -135,10 +135,16 @@ def _echo_encoded(output: Path, coded) -> None:
                f"{h.width}x{h.height} px{q}, encoded in {coded.seconds:.2f} s")
 
 
+_DEVICE = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (the GPU if there is one) for the networks; "
+                                   "the entropy decode is exact on either")
+_PRECISION = typer.Option("fp32", help="fp32, bf16 or fp16 (CUDA) autocast of the ground networks")
+
+
 @app.command()
 def decompress(
-    input: Path = typer.Argument(..., help="a .cosmic file"),
-    output: Path = typer.Option(..., "-o", "--output", help="image to write (.png, or .tif: a GeoTIFF)"),
+    input: str = typer.Argument(..., help="a .cosmic file, or a folder or quoted glob ('in/*.cosmic') of them"),
+    output: Path = typer.Option(..., "-o", "--output",
+                                help="image to write (.png, or .tif: a GeoTIFF); a folder for many inputs"),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="model directory or shipped name (default: the shipped model named in the file)"),
     steps: int = typer.Option(
@@ -152,21 +158,33 @@ def decompress(
     jpeg_quality: Optional[int] = typer.Option(None, help="JPEG quality 1..95 of a --format jpeg output"),
     threads: int = _THREADS,
     quiet: bool = _QUIET,
+    device: str = _DEVICE, precision: str = _PRECISION,
+    jobs: int = typer.Option(1, help="many inputs: worker processes, each loading the models once"),
+    scheduler: Optional[str] = typer.Option(
+        None, help="many inputs: a Dask scheduler address (tcp://host:8786), or 'local' for a local Dask "
+                   "cluster of --jobs processes (pip install 'cosmic[cluster]')"),
 ) -> None:
-    """Decompress a .cosmic file "on the ground" to an image.
+    """Decompress a .cosmic file "on the ground" to an image, or many files into a folder.
 
     A .tif output is a GeoTIFF with the georeferencing the file carries, written one tile row at
-    a time (memory does not grow with the scene)."""
+    a time (memory does not grow with the scene). Many files: one line per file, failures
+    reported and skipped, exit status non-zero at the end if any failed."""
     from cosmic.io.container import read_container
     from cosmic.pipelines.decode import DecodePipeline, output_format
 
-    _threads(threads)
-    _check_output(output, input)
-    fmt = output_format(output, fmt, jpeg_quality)
+    from cosmic.utils.device import check_precision, resolve_device
+
     if steps < 0:
         raise InputError(f"--steps {steps}: must be 0 or more")
+    check_precision(precision, resolve_device(device))
+    if Path(input).is_dir() or any(c in input for c in "*?[") or output.is_dir() or jobs > 1 or scheduler:
+        return _decompress_many(dict(locals()))
+    _threads(threads)
+    input = Path(input)
+    _check_output(output, input)
+    fmt = output_format(output, fmt, jpeg_quality)
     container = read_container(input, partial=conceal)  # --conceal: a cut-off file keeps its whole tiles
-    pipe = DecodePipeline.for_container(container, model)
+    pipe = DecodePipeline.for_container(container, model, device=device, precision=precision)
     t0 = time.perf_counter()
     bad = pipe.write(container, output, fmt, jpeg_quality, steps=steps, seed=seed, conceal=conceal,
                      deblock=deblock, progress=not quiet)
@@ -176,6 +194,32 @@ def decompress(
         h = container.header
         typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
                    f"({container.bpp:.4f} bpp), decoded in {time.perf_counter() - t0:.2f} s")
+
+
+def _decompress_many(o: dict) -> None:
+    """`cosmic decompress DIR_OR_GLOB -o OUTDIR`: the batch (cosmic.pipelines.batch), one line per
+    file, a closing count; exit status non-zero when any file failed."""
+    from cosmic.pipelines.batch import DecodeOptions, find_inputs, plan, run_batch, summary_line
+    from cosmic.pipelines.decode import output_format
+
+    if o["jobs"] < 1:
+        raise InputError(f"--jobs {o['jobs']}: must be 1 or more")
+    fmt = o["fmt"] or "png"
+    output_format(Path("x." + {"png": "png", "tiff": "tif", "jpeg": "jpg"}.get(fmt, fmt)), o["fmt"], o["jpeg_quality"])
+    inputs = find_inputs(o["input"])
+    if o["output"].exists() and not o["output"].is_dir():
+        raise InputError(f"{o['output']}: many inputs decode into a folder, and this is a file")
+    o["output"].mkdir(parents=True, exist_ok=True)
+    options = DecodeOptions(o["model"], o["steps"], o["seed"], o["conceal"], o["deblock"], fmt, o["jpeg_quality"],
+                            o["device"], o["precision"], o["threads"])
+    t0 = time.perf_counter()
+    echo = (lambda r: typer.echo(_clean(r.line()), err=not r.ok)) if not o["quiet"] else (
+        lambda r: r.ok or typer.echo(_clean(r.line()), err=True))
+    results = run_batch(plan(inputs, o["output"], fmt), options, o["jobs"], o["scheduler"], echo)
+    line, rc = summary_line(results, time.perf_counter() - t0)
+    typer.echo(line, err=bool(rc))
+    if rc:
+        raise typer.Exit(rc)
 
 
 def _describe_georef(georef: dict | None) -> str:
@@ -337,10 +381,12 @@ def eval_cmd(
     report_only: bool = typer.Option(
         False, help="rewrite summary.md, the per-codec JSON and plots from OUT/per_image.json (no coding)"),
     threads: int = typer.Option(0),
+    device: str = _DEVICE, precision: str = _PRECISION,
 ) -> None:
     """Rate-distortion of several codecs from real encodings: JSON, markdown table, BD-rate, plots."""
     from cosmic.evaluation.harness import parse_codecs, report_only_results, run_evaluation
     from cosmic.metadata import SensorMetadata
+    from cosmic.utils.device import configured
 
     _threads(threads)
     step_list, seed_list = _eval_lists(steps, seed)
@@ -352,8 +398,10 @@ def eval_cmd(
         for s_ in specs:
             if s_.note:
                 _note(f"{s_.name}: unavailable - {s_.note}")
-        reports = run_evaluation(data, specs, out, split, limit, seed_list[0], title, command,
-                                 SensorMetadata(gsd=gsd) if gsd else None, _load_classifier(classifier), classifier)
+        with configured(device, precision):  # the learned codecs' decode pipelines
+            reports = run_evaluation(data, specs, out, split, limit, seed_list[0], title, command,
+                                     SensorMetadata(gsd=gsd) if gsd else None, _load_classifier(classifier),
+                                     classifier)
     for report in reports:
         typer.echo(report.read_text())
 

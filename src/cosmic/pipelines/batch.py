@@ -109,9 +109,7 @@ def _pipeline(container, options: DecodeOptions):
             import torch
 
             torch.set_num_threads(options.threads)
-        from cosmic.zoo import load_model
-
-        _PIPELINES[key] = DecodePipeline(load_model(ref), ref, device=options.device, precision=options.precision)
+        _PIPELINES[key] = DecodePipeline.from_pretrained(ref, device=options.device, precision=options.precision)
     return _PIPELINES[key]
 
 

@@ -70,15 +70,17 @@ class DecodePipeline:
         self._compensator = compensator
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | os.PathLike) -> "DecodePipeline":
+    def from_pretrained(cls, name_or_dir: str | os.PathLike, **device) -> "DecodePipeline":
+        """``device``: the ``device`` / ``precision`` arguments of the constructor."""
         from cosmic.zoo import load_model
 
-        return cls(load_model(name_or_dir), name_or_dir)
+        return cls(load_model(name_or_dir), name_or_dir, **device)
 
     @classmethod
-    def for_container(cls, container: Container, model: str | os.PathLike | None = None) -> "DecodePipeline":
+    def for_container(cls, container: Container, model: str | os.PathLike | None = None,
+                      **device) -> "DecodePipeline":
         """The pipeline of ``model``, or of the shipped model named in the file's header."""
-        return cls.from_pretrained(model or _shipped_model_for(container))
+        return cls.from_pretrained(model or _shipped_model_for(container), **device)
 
     @property
     def compensator(self):

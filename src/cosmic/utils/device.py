@@ -27,8 +27,8 @@ import torch
 
 from cosmic.errors import InputError
 
-__all__ = ["resolve_device", "autocast", "exact", "grad_scaler", "move_model", "configure", "defaults",
-           "PRECISIONS"]
+__all__ = ["resolve_device", "check_precision", "autocast", "exact", "grad_scaler", "move_model", "configure",
+           "configured", "defaults", "PRECISIONS"]
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _DEFAULTS = {"device": "cpu", "precision": "fp32"}
@@ -112,6 +112,17 @@ def configure(device: str | None = None, precision: str | None = None) -> None:
     if precision is not None:
         check_precision(precision, resolve_device(_DEFAULTS["device"]))
         _DEFAULTS["precision"] = precision
+
+
+@contextlib.contextmanager
+def configured(device: str | None = None, precision: str | None = None):
+    """:func:`configure` for the duration of a ``with`` block (``cosmic eval``), restored after."""
+    saved = dict(_DEFAULTS)
+    try:
+        configure(device, precision)
+        yield
+    finally:
+        _DEFAULTS.update(saved)
 
 
 def defaults() -> tuple[torch.device, str]:
