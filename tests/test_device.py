@@ -95,3 +95,12 @@ def test_cpu_encode_decodes_on_cuda():
     cpu = DecodePipeline(Cosmic.from_pretrained(TINY_MODEL), device="cpu")(data).pixels
     gpu = DecodePipeline(Cosmic.from_pretrained(TINY_MODEL), device="cuda")(data).pixels
     assert np.abs(cpu.astype(int) - gpu.astype(int)).max() <= 1
+
+
+def test_cli_device_errors_are_one_line(cli, one_line_error, tmp_path):
+    code, _, err = cli("decompress", tmp_path / "x.cosmic", "-o", tmp_path / "x.png", "--precision", "fp16")
+    one_line_error(code, err, "fp16")
+    if not torch.cuda.is_available():
+        code, _, err = cli("decompress", tmp_path / "x.cosmic", "-o", tmp_path / "x.png", "--device", "cuda:1")
+        one_line_error(code, err, "CUDA is not available")
+        assert code == 2
