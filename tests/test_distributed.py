@@ -16,6 +16,8 @@ from cosmic.training.metrics_log import read_metrics
 
 WORKER = Path(__file__).parent / "workers" / "ddp_stage1.py"
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "0",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
 
 
 def test_shard_positions_cover_the_batch_once():
@@ -50,8 +52,7 @@ def test_two_processes_match_one(tiny_data, tmp_path):
     resumes on 1 process."""
     steps = 3
     _run([sys.executable, str(WORKER), str(tiny_data), str(tmp_path / "one"), str(steps)], tmp_path)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                "--master-port", "0", "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
+    torchrun = TORCHRUN
     _run(torchrun + [str(WORKER), str(tiny_data), str(tmp_path / "two"), str(steps)], tmp_path)
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert len(one) == len(two) == steps
@@ -75,8 +76,7 @@ def test_stage2_under_torchrun(tiny_data, tmp_path):
     from cosmic.ground.diffusion.sampler import DiffusionCompensator
 
     worker = WORKER.with_name("ddp_stage2.py")
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                "--master-port", "0", "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
+    torchrun = TORCHRUN
     out = tmp_path / "run"
     _run(torchrun + [str(worker), str(TINY_MODEL), str(tiny_data), str(out), "2"], tmp_path)
     comp = DiffusionCompensator.from_pretrained(out / "final")

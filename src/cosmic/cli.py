@@ -169,9 +169,6 @@ def decompress(
     A .tif output is a GeoTIFF with the georeferencing the file carries, written one tile row at
     a time (memory does not grow with the scene). Many files: one line per file, failures
     reported and skipped, exit status non-zero at the end if any failed."""
-    from cosmic.io.container import read_container
-    from cosmic.pipelines.decode import DecodePipeline, output_format
-
     from cosmic.utils.device import check_precision, resolve_device
 
     if steps < 0:
@@ -179,18 +176,26 @@ def decompress(
     check_precision(precision, resolve_device(device))
     if Path(input).is_dir() or any(c in input for c in "*?[") or output.is_dir() or jobs > 1 or scheduler:
         return _decompress_many(dict(locals()))
-    _threads(threads)
-    input = Path(input)
+    _decompress_one(dict(locals()))
+
+
+def _decompress_one(o: dict) -> None:
+    """`cosmic decompress FILE -o IMAGE`."""
+    from cosmic.io.container import read_container
+    from cosmic.pipelines.decode import DecodePipeline, output_format
+
+    _threads(o["threads"])
+    input, output = Path(o["input"]), o["output"]
     _check_output(output, input)
-    fmt = output_format(output, fmt, jpeg_quality)
-    container = read_container(input, partial=conceal)  # --conceal: a cut-off file keeps its whole tiles
-    pipe = DecodePipeline.for_container(container, model, device=device, precision=precision)
+    fmt = output_format(output, o["fmt"], o["jpeg_quality"])
+    container = read_container(input, partial=o["conceal"])  # --conceal: a cut-off file keeps its whole tiles
+    pipe = DecodePipeline.for_container(container, o["model"], device=o["device"], precision=o["precision"])
     t0 = time.perf_counter()
-    bad = pipe.write(container, output, fmt, jpeg_quality, steps=steps, seed=seed, conceal=conceal,
-                     deblock=deblock, progress=not quiet)
+    bad = pipe.write(container, output, fmt, o["jpeg_quality"], steps=o["steps"], seed=o["seed"],
+                     conceal=o["conceal"], deblock=o["deblock"], progress=not o["quiet"])
     for err in bad:
         typer.echo(f"warning: {_clean(err)} - concealed", err=True)
-    if not quiet:
+    if not o["quiet"]:
         h = container.header
         typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
                    f"({container.bpp:.4f} bpp), decoded in {time.perf_counter() - t0:.2f} s")
@@ -636,13 +641,9 @@ def train_stage2_cmd(
                                                     "unless the --config file gives it)"),
     data: Optional[Path] = typer.Option(None, help="folder of images (SPLITS.json and NAME.json sidecars "
                                                    "honoured), or of .tar shards with --stream"),
-    out: Path = typer.Option(Path("runs/stage2")),
-    preset: str = typer.Option("small", help="UNet size: paper or small"),
-    steps: int = typer.Option(20000),
-    batch_size: int = typer.Option(8, help="global batch (split over torchrun's processes)"),
-    crop: int = typer.Option(256),
-    lr: float = typer.Option(1e-4),
-    ema_decay: float = typer.Option(0.999),
+    out: Path = typer.Option(Path("runs/stage2")), preset: str = typer.Option("small", help="UNet size: paper or small"),
+    steps: int = typer.Option(20000), batch_size: int = typer.Option(8, help="global batch (split over processes)"),
+    crop: int = typer.Option(256), lr: float = typer.Option(1e-4), ema_decay: float = typer.Option(0.999),
     gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset (UC Merced: 0.3048)"),
     init_from: Optional[Path] = typer.Option(
         None, help="warm start: a diffusers UNet saved with save_pretrained, or a COSMIC stage-2 model"),
@@ -652,11 +653,8 @@ def train_stage2_cmd(
     residual: bool = typer.Option(
         True, help="diffuse z0 - ẑ0(y_hat), the detail the no-compensation decode misses (ours); "
                    "--no-residual diffuses z0 itself, as the paper does"),
-    checkpoint_every: int = typer.Option(250),
-    threads: int = typer.Option(0),
-    seed: int = typer.Option(0),
-    device: str = _STAGE1["device"],
-    config: Optional[Path] = _TRAIN["config"], precision: str = _TRAIN["precision"],
+    checkpoint_every: int = typer.Option(250), threads: int = typer.Option(0), seed: int = typer.Option(0),
+    device: str = _STAGE1["device"], config: Optional[Path] = _TRAIN["config"], precision: str = _TRAIN["precision"],
     workers: int = _TRAIN["workers"], stream: bool = _TRAIN["stream"], log_every: int = _TRAIN["log_every"],
 ) -> None:
     """Stage 2: train the noise predictor ε_θ(z_t, t, y_hat, metadata) on frozen stage 1 (Eq. 5)."""
