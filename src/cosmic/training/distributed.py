@@ -110,8 +110,9 @@ def wrap(model: torch.nn.Module, info: DistInfo, ignore_suffix: str | None = ".q
 
     Parameters named ``*ignore_suffix`` (the entropy bottleneck's quantiles: they get no gradient
     from the main loss, only from the auxiliary loss, which every rank computes identically from
-    identical weights) are left out of the gradient all-reduce. Buffers are not broadcast: they
-    are the entropy coder's CDF tables, rebuilt by ``update()`` on rank 0 before each save."""
+    identical weights) are left out of the gradient all-reduce. Buffers are synchronised at the
+    start only, not on every forward: they are the entropy coder's CDF tables, rebuilt by
+    ``update()`` on rank 0 before each save."""
     if not info.active:
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -119,8 +120,13 @@ def wrap(model: torch.nn.Module, info: DistInfo, ignore_suffix: str | None = ".q
     if ignore_suffix:
         names = [n for n, _ in model.named_parameters() if n.endswith(ignore_suffix)]
         DDP._set_params_and_buffers_to_ignore_for_model(model, names)
+    import inspect
+
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return DDP(model, device_ids=ids, broadcast_buffers=False)
+    # no buffer sync on each forward (torch >= 2.14 names it forward_sync_buffers; older: broadcast_buffers)
+    params = inspect.signature(DDP).parameters
+    no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+    return DDP(model, device_ids=ids, **no_sync)
 
 
 def mean_terms(terms: dict[str, float], info: DistInfo) -> dict[str, float]:
