@@ -17,7 +17,6 @@ from cosmic.pipelines import batch
 def downlinks(tmp_path):
     """Three good files (different images) and one cut short, in one folder."""
     import cosmic
-    from cosmic.io.images import load_rgb  # noqa: F401  (the package is importable)
 
     folder = tmp_path / "in"
     folder.mkdir()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
