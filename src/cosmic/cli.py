@@ -147,12 +147,30 @@ def _echo_encoded(output: Path, coded) -> None:
 _PRIOR = typer.Option(
     None, help="decoder-side prior after the decode: 'codebook' (Code-RSIC, shipped) or a prior directory")
 _FIDELITY = typer.Option(0.0, help="with --prior: trust in the decode, 1 (plain decode) .. 0 (full prior)")
+_DEVICE = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (the GPU if there is one) for the networks; "
+                                   "the entropy decode is exact on either")
+_PRECISION = typer.Option("fp32", help="fp32, bf16 or fp16 (CUDA) autocast of the ground networks")
+
+
+#: decompress options beyond the one-file PNG decode (products, post-decode priors, batches)
+_PRODUCT = dict(
+    dtype=typer.Option(
+        None, help="GeoTIFF sample type (default: the source's, stretch inverted; uint8: the coded picture)"),
+    co=typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable)"),
+    enhance=typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on COSMIC decodes"),
+    enhance_steps=typer.Option(0, help="DDIM steps of the enhancer's prior LDM (0: its regressor)"),
+    jobs=typer.Option(1, help="many inputs: worker processes, each loading the models once"),
+    scheduler=typer.Option(
+        None, help="many inputs: a Dask scheduler address (tcp://host:8786), or 'local' for a local Dask "
+                   "cluster of --jobs processes (pip install 'cosmic[cluster]')"),
+)
 
 
 @app.command()
 def decompress(
-    input: Path = typer.Argument(..., help="a .cosmic file"),
-    output: Path = typer.Option(..., "-o", "--output", help="image to write (.png, or .tif: a GeoTIFF)"),
+    input: str = typer.Argument(..., help="a .cosmic file, or a folder or quoted glob ('in/*.cosmic') of them"),
+    output: Path = typer.Option(..., "-o", "--output",
+                                help="image to write (.png, or .tif: a GeoTIFF); a folder for many inputs"),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="model directory or shipped name (default: the shipped model named in the file)"),
     steps: int = typer.Option(
@@ -164,43 +182,54 @@ def decompress(
     fmt: Optional[str] = typer.Option(
         None, "--format", help="png, tiff or jpeg (jpeg only explicitly, with --jpeg-quality: a second lossy step)"),
     jpeg_quality: Optional[int] = typer.Option(None, help="JPEG quality 1..95 of a --format jpeg output"),
-    dtype: Optional[str] = typer.Option(
-        None, help="GeoTIFF sample type (default: the source's, stretch inverted; uint8: the coded picture)"),
-    co: Optional[list[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable)"),
+    dtype: Optional[str] = _PRODUCT["dtype"], co: Optional[list[str]] = _PRODUCT["co"],
     prior: Optional[str] = _PRIOR, fidelity: float = _FIDELITY,
-    enhance: bool = typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on COSMIC decodes"),
-    enhance_steps: int = typer.Option(0, help="DDIM steps of the enhancer's prior LDM (0: its regressor)"),
-    threads: int = _THREADS,
-    quiet: bool = _QUIET,
+    enhance: bool = _PRODUCT["enhance"], enhance_steps: int = _PRODUCT["enhance_steps"],
+    threads: int = _THREADS, quiet: bool = _QUIET, device: str = _DEVICE, precision: str = _PRECISION,
+    jobs: int = _PRODUCT["jobs"], scheduler: Optional[str] = _PRODUCT["scheduler"],
 ) -> None:
-    """Decompress a .cosmic file "on the ground" to an image.
+    """Decompress a .cosmic file "on the ground" to an image, or many files into a folder.
 
     A .tif output is a Cloud-Optimized GeoTIFF with overviews, written one tile row at a time
     (memory does not grow with the scene): the georeferencing, the source's sample type (the
-    stretch inverted), the fill as nodata, every coded band in order, band names and sensor tags."""
+    stretch inverted), the fill as nodata, every coded band in order, band names and sensor tags.
+    Many files: one line per file, failures reported and skipped, exit status non-zero at the end
+    if any failed."""
+    from cosmic.utils.device import check_precision, resolve_device
+
+    if steps < 0:
+        raise InputError(f"--steps {steps}: must be 0 or more")
+    check_precision(precision, resolve_device(device))
+    if Path(input).is_dir() or any(c in input for c in "*?[") or output.is_dir() or jobs > 1 or scheduler:
+        return _decompress_many(dict(locals()))
+    _decompress_one(dict(locals()))
+
+
+def _decompress_one(o: dict) -> None:
+    """`cosmic decompress FILE -o IMAGE`."""
     from cosmic.io.container import read_container
     from cosmic.io.raster import parse_creation_options
     from cosmic.pipelines.decode import DecodePipeline, output_format
 
-    _threads(threads)
+    _threads(o["threads"])
+    input, output = Path(o["input"]), o["output"]
     _check_output(output, input)
-    fmt = output_format(output, fmt, jpeg_quality)
-    if steps < 0:
-        raise InputError(f"--steps {steps}: must be 0 or more")
-    container = read_container(input, partial=conceal)  # --conceal: a cut-off file keeps its whole tiles
-    pipe = DecodePipeline.for_container(container, model)
+    fmt = output_format(output, o["fmt"], o["jpeg_quality"])
+    container = read_container(input, partial=o["conceal"])  # --conceal: a cut-off file keeps its whole tiles
+    pipe = DecodePipeline.for_container(container, o["model"], device=o["device"], precision=o["precision"])
     t0 = time.perf_counter()
-    decode = dict(steps=steps, seed=seed, conceal=conceal, deblock=deblock, progress=not quiet)
-    if enhance:
+    decode = dict(steps=o["steps"], seed=o["seed"], conceal=o["conceal"], deblock=o["deblock"],
+                  progress=not o["quiet"])
+    if o["enhance"]:
         from cosmic.enhance.pipeline import enhance_decode
 
-        bad = enhance_decode(pipe, container, output, None, enhance_steps, **decode)
+        bad = enhance_decode(pipe, container, output, None, o["enhance_steps"], **decode)
     else:
-        bad = pipe.write(container, output, fmt, jpeg_quality, dtype, parse_creation_options(co),
-                         prior=_load_prior(prior, fidelity), fidelity=fidelity, **decode)
+        bad = pipe.write(container, output, fmt, o["jpeg_quality"], o["dtype"], parse_creation_options(o["co"]),
+                         prior=_load_prior(o["prior"], o["fidelity"]), fidelity=o["fidelity"], **decode)
     for err in bad:
         typer.echo(f"warning: {_clean(err)} - concealed", err=True)
-    if not quiet:
+    if not o["quiet"]:
         _echo_decoded(output, container, time.perf_counter() - t0)
 
 
@@ -247,6 +276,35 @@ def enhance(
     if not quiet:
         typer.echo(f"{output}: {done.width}x{done.height} px enhanced ({done.bpp:.4f} bpp input, "
                    f"steps {steps}) in {done.seconds:.2f} s")
+
+
+def _decompress_many(o: dict) -> None:
+    """`cosmic decompress DIR_OR_GLOB -o OUTDIR`: the batch (cosmic.pipelines.batch), one line per
+    file, a closing count; exit status non-zero when any file failed."""
+    from cosmic.pipelines.batch import DecodeOptions, find_inputs, plan, run_batch, summary_line
+    from cosmic.pipelines.decode import output_format
+
+    if o["jobs"] < 1:
+        raise InputError(f"--jobs {o['jobs']}: must be 1 or more")
+    single = [f"--{k}" for k in ("dtype", "co", "prior", "enhance") if o[k]]
+    if single:
+        raise InputError(f"{', '.join(single)}: one input file at a time for now, not with many inputs")
+    fmt = o["fmt"] or "png"
+    output_format(Path("x." + {"png": "png", "tiff": "tif", "jpeg": "jpg"}.get(fmt, fmt)), o["fmt"], o["jpeg_quality"])
+    inputs = find_inputs(o["input"])
+    if o["output"].exists() and not o["output"].is_dir():
+        raise InputError(f"{o['output']}: many inputs decode into a folder, and this is a file")
+    o["output"].mkdir(parents=True, exist_ok=True)
+    options = DecodeOptions(o["model"], o["steps"], o["seed"], o["conceal"], o["deblock"], fmt, o["jpeg_quality"],
+                            o["device"], o["precision"], o["threads"])
+    t0 = time.perf_counter()
+    echo = (lambda r: typer.echo(_clean(r.line()), err=not r.ok)) if not o["quiet"] else (
+        lambda r: r.ok or typer.echo(_clean(r.line()), err=True))
+    results = run_batch(plan(inputs, o["output"], fmt), options, o["jobs"], o["scheduler"], echo)
+    line, rc = summary_line(results, time.perf_counter() - t0)
+    typer.echo(line, err=bool(rc))
+    if rc:
+        raise typer.Exit(rc)
 
 
 def _describe_georef(georef: dict | None) -> str:
@@ -432,10 +490,12 @@ def eval_cmd(
     report_only: bool = typer.Option(
         False, help="rewrite summary.md, the per-codec JSON and plots from OUT/per_image.json (no coding)"),
     threads: int = typer.Option(0),
+    device: str = _DEVICE, precision: str = _PRECISION,
 ) -> None:
     """Rate-distortion of several codecs from real encodings: JSON, markdown table, BD-rate, plots."""
     from cosmic.evaluation.harness import parse_codecs, report_only_results, run_evaluation
     from cosmic.metadata import SensorMetadata
+    from cosmic.utils.device import configured
 
     _threads(threads)
     step_list, seed_list = _eval_lists(steps, seed)
@@ -447,8 +507,10 @@ def eval_cmd(
         for s_ in specs:
             if s_.note:
                 _note(f"{s_.name}: unavailable - {s_.note}")
-        reports = run_evaluation(data, specs, out, split, limit, seed_list[0], title, command,
-                                 SensorMetadata(gsd=gsd) if gsd else None, _load_classifier(classifier), classifier)
+        with configured(device, precision):  # the learned codecs' decode pipelines
+            reports = run_evaluation(data, specs, out, split, limit, seed_list[0], title, command,
+                                     SensorMetadata(gsd=gsd) if gsd else None, _load_classifier(classifier),
+                                     classifier)
     for report in reports:
         typer.echo(report.read_text())
 
@@ -562,7 +624,8 @@ def train_classifier_cmd(
 
 #: the options of `cosmic train stage1` (their names are Stage1Config's fields)
 _STAGE1 = dict(
-    data=typer.Option(..., help="folder of PNG/JPEG/TIFF images (SPLITS.json honoured)"),
+    data=typer.Option(None, help="folder of PNG/JPEG/TIFF images (SPLITS.json honoured), or of .tar shards "
+                                 "with --stream; required unless the --config file gives it"),
     out=typer.Option(Path("runs/stage1"), help="run directory (checkpoints, final model)"),
     preset=typer.Option("small", help="paper or small"),
     arch=typer.Option("cosmic", help="cosmic, or a CompressAI baseline trained the same way: "
@@ -593,18 +656,29 @@ _STAGE1 = dict(
     warmup_steps=typer.Option(0, help="linear lr warm-up steps"),
     ema_decay=typer.Option(0.0, help="keep (and ship) an EMA of the weights, e.g. 0.999"),
     val_images=typer.Option(42, help="validation images (a fixed spread-out subset of val)"),
-    device=typer.Option("cpu", help="cpu, cuda or cuda:N (validation codes on the CPU)"),
+    device=typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each process's GPU; "
+                                     "validation codes on the CPU)"),
     max_minutes=typer.Option(None, help="checkpoint and stop after this much wall time"),
     pause_at=typer.Option(None, help="checkpoint and stop at this step (resume later)"),
     start_step=typer.Option(0, help="with --init-from: continue a campaign's schedule from this step"),
     ground_only=typer.Option(False, "--ground-only", help="with --init-from: train the ground decoder only "
                              "(bitstreams unchanged; --ground-channels may widen it)"),
 )
+#: options both trainers share (their names are Stage1Config's and Stage2Config's fields)
+_TRAIN = dict(
+    config=typer.Option(None, help="a run.yaml / run.json of these options (keys with _); flags given "
+                                   "here override it; OUT/stage*_config.json of a run reads back"),
+    precision=typer.Option("fp32", help="fp32, bf16 or fp16 (CUDA) autocast of the network's forward pass"),
+    workers=typer.Option(0, help="DataLoader worker processes reading and cropping images"),
+    stream=typer.Option(False, help="read images from disk as needed (any dataset size) instead of holding "
+                                    "them in memory; a folder of .tar shards is streamed shard by shard"),
+    log_every=typer.Option(10, help="write the loss terms to OUT/metrics.csv (and TensorBoard) every N steps"),
+)
 
 
 @train_app.command("stage1")
 def train_stage1_cmd(
-    data: Path = _STAGE1["data"], out: Path = _STAGE1["out"], preset: str = _STAGE1["preset"],
+    ctx: typer.Context, data: Optional[Path] = _STAGE1["data"], out: Path = _STAGE1["out"], preset: str = _STAGE1["preset"],
     arch: str = _STAGE1["arch"], lmbda: float = _STAGE1["lmbda"], kl_weight: float = _STAGE1["kl_weight"],
     est_weight: float = _STAGE1["est_weight"], chroma_weight: float = _STAGE1["chroma_weight"],
     colour_shortcut: bool = _STAGE1["colour_shortcut"], cams: bool = _STAGE1["cams"],
@@ -622,8 +696,11 @@ def train_stage1_cmd(
     device: str = _STAGE1["device"], max_minutes: Optional[float] = _STAGE1["max_minutes"],
     pause_at: Optional[int] = _STAGE1["pause_at"], start_step: int = _STAGE1["start_step"],
     ground_only: bool = _STAGE1["ground_only"],
+    config: Optional[Path] = _TRAIN["config"], precision: str = _TRAIN["precision"],
+    workers: int = _TRAIN["workers"], stream: bool = _TRAIN["stream"], log_every: int = _TRAIN["log_every"],
 ) -> None:
-    """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL)."""
+    """Stage 1: train E, hyperprior, Ẽ, ẑ0 and D with L = R + λ·255²·MSE (+ aux, + β·KL).
+    Several GPUs: torchrun --nproc-per-node N -m cosmic.cli train stage1 ..."""
     options = dict(locals())
     from cosmic.training.stage1 import train_stage1
 
@@ -636,32 +713,51 @@ def _stage1_config(options: dict):
     from cosmic.models.registry import MODELS
     from cosmic.training.stage1 import Stage1Config
 
-    o = dict(options)
-    if not o["data"].is_dir():
-        raise InputError(f"--data {o['data']}: not a directory")
+    o = _with_config(Stage1Config, options)
     if o["crop"] <= 0 or o["crop"] % 64:
         raise InputError(f"--crop {o['crop']}: must be a positive multiple of 64")
     if not 0.0 <= o["est_weight"] <= 1.0:
         raise InputError(f"--est-weight {o['est_weight']}: must be in [0, 1]")
     if o["arch"] not in MODELS:
         raise InputError(f"--arch {o['arch']}: unknown; choose one of {', '.join(MODELS)}")
-    del o["resume"]
-    o["data"], o["out"] = str(o["data"]), str(o["out"])
-    o["extra_data"] = [str(p) for p in o["extra_data"]] if o["extra_data"] else None
-    o["rate_lambdas"] = [float(v) for v in o["rate_lambdas"].split(",")] if o["rate_lambdas"] else None
     return Stage1Config(**o)
+
+
+def _with_config(config_class, options: dict) -> dict:
+    """A trainer's config arguments: the command's options (paths as text, lists parsed) with a
+    --config file under the options given explicitly; --data checked."""
+    from cosmic.training.config import load_config, merge_config
+
+    ctx = options["ctx"]
+    o = {k: v for k, v in options.items() if k not in ("ctx", "config", "resume")}
+    explicit = {k for k in o if getattr(ctx.get_parameter_source(k), "name", "") in ("COMMANDLINE", "ENVIRONMENT")}
+    if "no_metadata" in o:  # stage 2's flag for its use_metadata field
+        o["use_metadata"] = not o.pop("no_metadata")
+        explicit |= {"use_metadata"} if "no_metadata" in explicit else set()
+    for key in ("data", "out", "init_from"):
+        o[key] = str(o[key]) if o.get(key) is not None else o.get(key)
+    o["extra_data"] = [str(p) for p in o["extra_data"]] if o.get("extra_data") else None
+    if isinstance(o.get("rate_lambdas"), str):
+        o["rate_lambdas"] = [float(v) for v in o["rate_lambdas"].split(",")]
+    if options["config"] is not None:
+        o = merge_config(config_class, o, load_config(options["config"]), explicit)
+    if not o.get("data"):
+        raise InputError("--data: give the training images (or a --config file with 'data')")
+    if not Path(o["data"]).exists():
+        raise InputError(f"--data {o['data']}: no such directory")
+    return o
 
 
 @train_app.command("stage2")
 def train_stage2_cmd(
-    stage1: str = typer.Option(..., help="stage-1 model directory or shipped name (frozen)"),
-    data: Path = typer.Option(..., help="folder of images (SPLITS.json and NAME.json sidecars honoured)"),
-    out: Path = typer.Option(Path("runs/stage2")),
-    preset: str = typer.Option("small", help="UNet size: paper or small"),
-    steps: int = typer.Option(20000),
-    batch_size: int = typer.Option(8),
-    crop: int = typer.Option(256),
-    lr: float = typer.Option(1e-4),
+    ctx: typer.Context,
+    stage1: Optional[str] = typer.Option(None, help="stage-1 model directory or shipped name (frozen; required "
+                                                    "unless the --config file gives it)"),
+    data: Optional[Path] = typer.Option(None, help="folder of images (SPLITS.json and NAME.json sidecars "
+                                                   "honoured), or of .tar shards with --stream"),
+    out: Path = typer.Option(Path("runs/stage2")), preset: str = typer.Option("small", help="UNet size: paper or small"),
+    steps: int = typer.Option(20000), batch_size: int = typer.Option(8, help="global batch (split over processes)"),
+    crop: int = typer.Option(256), lr: float = typer.Option(1e-4), ema_decay: float = typer.Option(0.999),
     gsd: Optional[float] = typer.Option(None, help="GSD in metres known for the whole dataset (UC Merced: 0.3048)"),
     init_from: Optional[Path] = typer.Option(
         None, help="warm start: a diffusers UNet saved with save_pretrained, or a COSMIC stage-2 model"),
@@ -671,22 +767,18 @@ def train_stage2_cmd(
     residual: bool = typer.Option(
         True, help="diffuse z0 - ẑ0(y_hat), the detail the no-compensation decode misses (ours); "
                    "--no-residual diffuses z0 itself, as the paper does"),
-    checkpoint_every: int = typer.Option(250),
-    threads: int = typer.Option(0),
+    checkpoint_every: int = typer.Option(250), threads: int = typer.Option(0), seed: int = typer.Option(0),
+    device: str = _STAGE1["device"], config: Optional[Path] = _TRAIN["config"], precision: str = _TRAIN["precision"],
+    workers: int = _TRAIN["workers"], stream: bool = _TRAIN["stream"], log_every: int = _TRAIN["log_every"],
 ) -> None:
     """Stage 2: train the noise predictor ε_θ(z_t, t, y_hat, metadata) on frozen stage 1 (Eq. 5)."""
+    options = dict(locals())
     from cosmic.training.stage2 import Stage2Config, train_stage2
 
-    if not data.is_dir():
-        raise InputError(f"--data {data}: not a directory")
-    cfg = Stage2Config(
-        stage1=str(stage1), data=str(data), out=str(out), preset=preset, steps=steps,
-        batch_size=batch_size, crop=crop, lr=lr, gsd=gsd,
-        init_from=str(init_from) if init_from else None, use_metadata=not no_metadata, residual=residual,
-        extra_data=[str(p) for p in extra_data] if extra_data else None,
-        checkpoint_every=checkpoint_every, threads=threads,
-    )
-    final = train_stage2(cfg)
+    o = _with_config(Stage2Config, options)
+    if not o.get("stage1"):
+        raise InputError("--stage1: give the frozen stage-1 model (or a --config file with 'stage1')")
+    final = train_stage2(Stage2Config(**o))
     typer.echo(f"diffusion model: {final} (copy it to MODEL_DIR/diffusion to use it)")
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from cosmic.errors import EntropyDecodeError
 from cosmic.onboard.entropy import guard_entropy_coders
+from cosmic.utils.device import exact
 from cosmic.utils.pretrained import ConfigMixin, weights_digest
 
 __all__ = ["HyperpriorCodec"]
@@ -118,7 +119,7 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
             raise ValueError(f"this variable-rate model needs a quality in 1..{gain.levels}")
         if isinstance(quality, torch.Tensor):
             return quality.reshape(-1).expand(batch) if quality.numel() == 1 else quality
-        return torch.full((batch,), gain.check_quality(quality))
+        return torch.full((batch,), gain.check_quality(quality), device=self.entropy_bottleneck.quantiles.device)
 
     # -- coding paths --------------------------------------------------------------------------
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -134,10 +135,14 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
         return super().update(scale_table=scale_table, force=force)
 
     @torch.no_grad()
+    @exact()
     def compress(self, x: torch.Tensor, quality=None) -> dict:
         """Encode a batch of tiles to rANS strings: ``{"strings": [y, z], "shape": z_hw}``.
         ``quality``: the rate of a variable-rate model (the entropy decode does not need it; the
-        ground's inverse gains do, so the container records it)."""
+        ground's inverse gains do, so the container records it). Runs on the codec's device with
+        autocast off (:func:`~cosmic.utils.device.exact`): the bits never depend on a precision
+        asked for around it."""
+        x = x.to(self.entropy_bottleneck.quantiles.device)
         y = self.analysis(x, quality)
         return self.code_latents(y, self.h_a(self.hyper_input(y)))
 
@@ -153,11 +158,12 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
 
     @torch.no_grad()
+    @exact()
     def decompress(self, strings, shape) -> dict:
         """Decode rANS strings back to the quantised latent ``y_hat`` (float32). The rANS
         decoder's own failures are raised as :class:`~cosmic.errors.EntropyDecodeError`; the
         decoders are bounds-checked (:func:`~cosmic.onboard.entropy.guard_entropy_coders`), so a
-        corrupt string gives the same answer every time."""
+        corrupt string gives the same answer every time. Autocast is off here, as in ``compress``."""
         guard_entropy_coders(self)
         y_strings, z_strings = strings
         try:

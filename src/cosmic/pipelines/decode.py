@@ -62,21 +62,29 @@ class DecodePipeline:
     """What the ground runs: a stage-1 model (:class:`~cosmic.models.cosmic.Cosmic` or a learned
     baseline) and, for compensated decodes, its stage-2 diffusion network (loaded on first use)."""
 
-    def __init__(self, model, model_ref: str | os.PathLike | None = None, compensator=None):
-        self.model = model.eval()
+    def __init__(self, model, model_ref: str | os.PathLike | None = None, compensator=None,
+                 device=None, precision: str | None = None):
+        from cosmic.utils.device import defaults, move_model, resolve_device
+
+        default_device, default_precision = defaults()
+        self.device = resolve_device(device) if device is not None else default_device
+        self.precision = precision or default_precision
+        self.model = _OnDevice(move_model(model.eval(), self.device), self.device, self.precision)
         self.model_ref = model_ref
         self._compensator = compensator
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | os.PathLike) -> "DecodePipeline":
+    def from_pretrained(cls, name_or_dir: str | os.PathLike, **device) -> "DecodePipeline":
+        """``device``: the ``device`` / ``precision`` arguments of the constructor."""
         from cosmic.zoo import load_model
 
-        return cls(load_model(name_or_dir), name_or_dir)
+        return cls(load_model(name_or_dir), name_or_dir, **device)
 
     @classmethod
-    def for_container(cls, container: Container, model: str | os.PathLike | None = None) -> "DecodePipeline":
+    def for_container(cls, container: Container, model: str | os.PathLike | None = None,
+                      **device) -> "DecodePipeline":
         """The pipeline of ``model``, or of the shipped model named in the file's header."""
-        return cls.from_pretrained(model or _shipped_model_for(container))
+        return cls.from_pretrained(model or _shipped_model_for(container), **device)
 
     @property
     def compensator(self):
@@ -85,6 +93,10 @@ class DecodePipeline:
             from cosmic.zoo import load_compensator
 
             self._compensator = load_compensator(self.model_ref) or False
+        if self._compensator:
+            from cosmic.utils.device import move_model
+
+            self._compensator = move_model(self._compensator, self.device)
         return self._compensator or None
 
     def compensation(self, container: Container, steps: int = 0, seed: int = 0):
@@ -230,6 +242,24 @@ def source_bits(header) -> int:
         return int(np.dtype(dtype).itemsize * 8)
     except TypeError:
         return 8
+class _OnDevice:
+    """The model as the decode loop sees it: ``decompress`` runs under the pipeline's autocast
+    (the network parts; the entropy decode inside switches it off again, see
+    :func:`~cosmic.utils.device.exact`) and hands back float32 pixels on the CPU. Every other
+    attribute is the model's own."""
+
+    def __init__(self, model, device, precision: str):
+        self.__dict__.update(_model=model, _device=device, _precision=precision)
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def decompress(self, strings, shape, **kwargs) -> dict:
+        from cosmic.utils.device import autocast
+
+        with autocast(self._device, self._precision):
+            out = self._model.decompress(strings, shape, **kwargs)
+        return {**out, "x_hat": out["x_hat"].float().cpu()}
 
 
 def _shipped_model_for(container: Container) -> str:

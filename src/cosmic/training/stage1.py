@@ -1,16 +1,18 @@
 """Stage-1 training (paper Algorithm 1, first stage): E, h_a, h_s, Ẽ, ẑ0 and D together.
 
-CPU-minded: images live in memory, tensors are channels_last, bf16 autocast is optional, and a
-checkpoint (safetensors + JSON) is written every ``checkpoint_every`` steps so a run can resume.
-Before every save, ``update()`` rebuilds the entropy tables so any checkpoint can code real
-bitstreams.
+Runs on the CPU or a GPU (``device``; ``precision`` bf16 / fp16 autocast on the network parts,
+:mod:`cosmic.utils.device`), on one process or several under ``torchrun`` (DDP,
+:mod:`cosmic.training.distributed`). Images live in memory (:class:`~cosmic.training.data.ImageFolder`)
+or are read from disk as needed (``stream``, :mod:`cosmic.training.streaming`). A checkpoint
+(safetensors + JSON) is written every ``checkpoint_every`` steps so a run can resume; before every
+save, ``update()`` rebuilds the entropy tables so any checkpoint can code real bitstreams. Loss
+terms go to ``OUT/metrics.csv`` (and TensorBoard when installed) every ``log_every`` steps.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -23,8 +25,11 @@ from tqdm import tqdm
 from cosmic.errors import InputError
 from cosmic.models.registry import build_model
 from cosmic.onboard.rate import interpolate_levels
+from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
+from cosmic.training.metrics_log import MetricsLog
+from cosmic.utils.device import autocast, check_precision, grad_scaler
 from cosmic.training.losses import Stage1Loss, psnr
 from cosmic.training.validation import validate_bitstreams
 from cosmic.training.widen import widen_ground_state
@@ -72,9 +77,12 @@ class Stage1Config:
     val_qualities: list[float] | None = None  # variable rate: qualities validated on real files
     pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
     max_minutes: float | None = None  # checkpoint and stop after this much wall time
-    device: str = "cpu"  # where the model trains (validation codes real bitstreams on the CPU)
+    device: str = "auto"  # auto, cpu, cuda, cuda:N (under torchrun: each rank's cuda:LOCAL_RANK)
     start_step: int = 0  # with init_from: continue a campaign's schedule and data order from here
     ground_only: bool = False  # train the ground decoder only (on-board frozen; see _freeze_onboard)
+    precision: str = "fp32"  # fp32, bf16 or fp16 (CUDA) autocast of the forward pass; bf16=True: bf16
+    log_every: int = 10  # loss terms to metrics.csv / TensorBoard every N steps
+    stream: bool = False  # read training images from disk as needed instead of holding them in RAM
 
 
 def _split_parameters(model):
@@ -185,10 +193,12 @@ def _freeze_onboard(model) -> None:
     model.onboard.eval()
 
 
-def _train_mode(cfg: Stage1Config, model) -> None:
-    model.train()
+def _train_mode(cfg: Stage1Config, run) -> None:
+    """Training mode for the (possibly DDP-wrapped) net; ``--ground-only`` keeps the on-board
+    codec in eval mode (see :func:`_freeze_onboard`)."""
+    run.net.train()
     if cfg.ground_only:
-        model.onboard.eval()
+        run.model.onboard.eval()
 
 
 def _check(cfg: Stage1Config) -> None:
@@ -202,6 +212,8 @@ def _check(cfg: Stage1Config) -> None:
         raise InputError("--ground-only: needs --init-from, a cosmic model whose on-board codec it keeps")
     if cfg.lr_schedule not in ("step", "cosine"):
         raise InputError(f"--lr-schedule {cfg.lr_schedule}: choose step or cosine")
+    if cfg.bf16 and cfg.precision == "fp32":
+        cfg.precision = "bf16"  # the older flag
     model_overrides(cfg)
 
 
@@ -213,22 +225,31 @@ def _val_images(cfg: Stage1Config) -> list:
     return val_set
 
 
-def _loader(cfg: Stage1Config, first_step: int) -> DataLoader:
-    """Batches from ``first_step`` on; sample i of step s is crop number s·batch + i."""
-    train_set = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=10**12,
-                            extra=cfg.extra_data, seed=cfg.seed)
-    indices = range(first_step * cfg.batch_size, 10**12)
+def _loader(cfg: Stage1Config, first_step: int, info: ddp.DistInfo) -> DataLoader:
+    """This rank's batches from ``first_step`` on; sample p of global step s is crop number
+    s·batch + p, and each rank takes its positions of every global batch (``StepSampler``)."""
+    local = ddp.check_batch(cfg.batch_size, info)
+    if cfg.stream:
+        from cosmic.training.streaming import streamed
+
+        train_set, sampler = streamed(cfg.data, cfg.split, cfg.crop, cfg.extra_data, cfg.seed, None, info,
+                                      first_step, cfg.batch_size)
+    else:
+        train_set = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=10**12,
+                                extra=cfg.extra_data, seed=cfg.seed)
+        sampler = ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world)
     # its own generator: a DataLoader iterator draws a base seed, and from the global RNG that
     # draw would shift the noise of a resumed run
-    return DataLoader(train_set, batch_size=cfg.batch_size, sampler=indices, num_workers=cfg.workers,
+    return DataLoader(train_set, batch_size=local, sampler=sampler, num_workers=cfg.workers,
                       drop_last=True, persistent_workers=cfg.workers > 0,
+                      pin_memory=info.device.type == "cuda",
                       generator=torch.Generator().manual_seed(cfg.seed))
 
 
 def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: float) -> dict:
     """Validation at ``step``: real bitstreams at the validation qualities (variable rate) or the
     forward-pass estimate (fixed rate); the model is in eval mode afterwards."""
-    if cfg.device != "cpu":  # the rANS coder and the metrics run on the CPU
+    if next(model.parameters()).device.type != "cpu":  # the rANS coder and the metrics run on the CPU
         model = copy.deepcopy(model).cpu()
     if cfg.rate_lambdas:
         k = len(cfg.rate_lambdas)
@@ -245,23 +266,41 @@ def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: fl
     return val
 
 
-def _train_step(cfg, model, optimizers, loss_fn, x, step) -> dict:
+@dataclass
+class _Run:
+    """What a training process holds: the model (and ``net``, the same model DDP-wrapped under
+    torchrun), optimizers, EMA, loss, the trainer state, the fp16 gradient scaler, the log."""
+
+    info: ddp.DistInfo
+    model: torch.nn.Module
+    net: torch.nn.Module
+    optimizers: dict
+    ema: object
+    loss_fn: Stage1Loss
+    state: dict
+    scaler: object = None
+    log: MetricsLog | None = None
+
+
+def _train_step(cfg: Stage1Config, run: _Run, x: torch.Tensor, step: int) -> dict:
     quality, lmbda = sample_rates(cfg, step)
-    quality = None if quality is None else quality.to(x.device)
-    optimizer, aux_optimizer = optimizers["main"], optimizers["aux"]
+    if quality is not None:  # this rank's samples of the global batch
+        pos = ddp.shard_positions(cfg.batch_size, run.info.rank, run.info.world)
+        quality, lmbda = quality[pos].to(x.device), lmbda[pos]
+    optimizer, aux_optimizer = run.optimizers["main"], run.optimizers["aux"]
     for g in optimizer.param_groups:
         g["lr"] = learning_rate(cfg, step)
     optimizer.zero_grad(set_to_none=True)
     aux_optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        out = model(x) if quality is None else model(x, quality)
-    terms = loss_fn(out, x, lmbda)
-    if not math.isfinite(float(terms["loss"].detach())):
-        raise FloatingPointError(f"non-finite loss at step {step}: {terms}")
-    terms["loss"].backward()
+    with autocast(x.device, cfg.precision):  # the network parts; the loss is computed in float32
+        out = run.net(x) if quality is None else run.net(x, quality)
+    terms = loss_fn_terms(run.loss_fn, out, x, lmbda, step)
+    run.scaler.scale(terms["loss"]).backward()  # gradients all-reduced here under DDP
+    run.scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
-    optimizer.step()
-    aux_loss = model.aux_loss()
+    run.scaler.step(optimizer)
+    run.scaler.update()
+    aux_loss = run.model.aux_loss()  # identical on every rank: not synchronised
     if aux_loss.requires_grad:  # not with --ground-only: the entropy models are frozen
         aux_loss.backward()
         aux_optimizer.step()
@@ -269,9 +308,18 @@ def _train_step(cfg, model, optimizers, loss_fn, x, step) -> dict:
     return {k: float(v.detach()) for k, v in terms.items()}
 
 
-def _setup(cfg: Stage1Config, out: Path, resume: bool):
-    """Model, optimizers, EMA, loss and trainer state, resumed from ``out/last`` if present."""
-    model = build_model(cfg.arch, cfg.preset, **model_overrides(cfg)).to(cfg.device)
+def loss_fn_terms(loss_fn, out: dict, x: torch.Tensor, lmbda, step: int) -> dict:
+    """The loss terms, refusing a non-finite loss (a diverged run stops with its step)."""
+    terms = loss_fn(out, x, lmbda)
+    if not math.isfinite(float(terms["loss"].detach())):
+        raise FloatingPointError(f"non-finite loss at step {step}: {terms}")
+    return terms
+
+
+def _setup(cfg: Stage1Config, out: Path, resume: bool, info: ddp.DistInfo) -> _Run:
+    """Model, optimizers, EMA, loss and trainer state, resumed from ``out/last`` if present (with
+    any number of processes: the checkpoint is the model's, not a rank's)."""
+    model = build_model(cfg.arch, cfg.preset, **model_overrides(cfg)).to(info.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.ground_only:
@@ -284,54 +332,96 @@ def _setup(cfg: Stage1Config, out: Path, resume: bool):
     ckpt = out / "last"
     if resume and (ckpt / "trainer.json").is_file():
         state = load_checkpoint(ckpt, model, optimizers, ema)
-        print(f"resumed from {ckpt} at step {state['step']}")
+        if info.main:
+            print(f"resumed from {ckpt} at step {state['step']}")
+        if info.active:  # the saved RNG state is rank 0's: each rank reseeds from (seed, rank, step)
+            torch.manual_seed(ddp.rank_seed(cfg.seed, info, int(state["step"])))
     elif cfg.init_from:
         _init_from(model, cfg.init_from)
         if ema is not None:
             ema.update_parameters(model)  # n = 0: the average starts at the loaded weights
         state["step"] = cfg.start_step
     loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight, cfg.est_weight, cfg.chroma_weight)
-    return model, optimizers, ema, loss_fn, state
+    return _Run(info, model, ddp.wrap(model, info), optimizers, ema, loss_fn, state,
+                grad_scaler(info.device, cfg.precision),
+                MetricsLog(out, int(state["step"]), enabled=info.main))
 
 
 def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) -> Path:
     """Train until ``cfg.steps`` (or ``pause_at`` / ``max_minutes``); checkpoints in ``out/last``
     resume exactly (weights, Adam moments, EMA, the torch RNG; crops and rates are functions of
-    (seed, step)). Returns ``out/final``, the model (its EMA, if kept) as it stands at the end."""
+    (seed, step)). Returns ``out/final``, the model (its EMA, if kept) as it stands at the end.
+    Under torchrun each process trains its share of every batch (see
+    :mod:`cosmic.training.distributed`); rank 0 alone validates and writes."""
     _check(cfg)
-    out = prepare_run(cfg.out, cfg.threads, cfg.seed)
-    model, optimizers, ema, loss_fn, state = _setup(cfg, out, resume)
-    (out / "stage1_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    val_set = _val_images(cfg)
-    step = int(state["step"])
-    loader = iter(_loader(cfg, step))
-    _train_mode(cfg, model)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="stage1")
-    started, session_start = time.time() - float(state.get("wall_s", 0.0)), time.time()
+    info = ddp.init(cfg.device)
+    check_precision(cfg.precision, info.device)
+    try:
+        return _train(cfg, info, resume, progress)
+    finally:
+        ddp.finish(info)
+
+
+def _train(cfg: Stage1Config, info: ddp.DistInfo, resume: bool, progress: bool) -> Path:
+    out = prepare_run(cfg.out, cfg.threads, ddp.rank_seed(cfg.seed, info))
+    run = _setup(cfg, out, resume, info)
+    if info.main:
+        from cosmic.training.config import write_config
+
+        write_config(out / "stage1_config.json", asdict(cfg))
+    val_set = _val_images(cfg) if info.main else None
+    step = int(run.state["step"])
+    loader = iter(_loader(cfg, step, info))
+    _train_mode(cfg, run)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and info.main), dynamic_ncols=True,
+               desc="stage1")
+    started, session_start = time.time() - float(run.state.get("wall_s", 0.0)), time.time()
     while step < cfg.steps:
-        x = next(loader).to(cfg.device, non_blocking=True)
+        x = next(loader).to(info.device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        t = _train_step(cfg, model, optimizers, loss_fn, x, step)
-        if ema is not None:
-            ema.update_parameters(model)
+        t = _train_step(cfg, run, x, step)
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
         step += 1
         bar.update(1)
-        if step % 10 == 0:
-            bar.set_postfix(bpp=f"{t['bpp']:.3f}", psnr0=f"{psnr(t['mse_est']):.2f}", kl=f"{t['kl_bpp']:.3f}",
-                            aux=f"{t['aux']:.0f}")
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            state["history"].append(_validate(cfg, ema.module if ema else model, val_set, loss_fn, step, started))
-            _train_mode(cfg, model)
-        pause = step == cfg.pause_at or (cfg.max_minutes and time.time() - session_start > 60 * cfg.max_minutes)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            _log_terms(run, bar, step, ddp.mean_terms(t, info))
+        if info.main and (step % cfg.val_every == 0 or step == cfg.steps):
+            _record_validation(cfg, run, val_set, step, started)
+        late = bool(cfg.max_minutes) and time.time() - session_start > 60 * cfg.max_minutes
+        pause = step == cfg.pause_at or (ddp.any_rank(late, info) if cfg.max_minutes else False)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or pause:
-            model.update(force=True)
-            state.update(step=step, wall_s=time.time() - started)
-            save_checkpoint(out / "last", model, optimizers, state, ema)
+            _checkpoint(run, out, step, started)
         if pause:
             break
     bar.close()
-    return _save_final(cfg, out, ema.module if ema else model, state)
+    run.log.close()
+    final = _save_final(cfg, out, run.ema.module if run.ema else run.model, run.state) if info.main else out / "final"
+    ddp.barrier(info)
+    return final
+
+
+def _log_terms(run: _Run, bar, step: int, t: dict) -> None:
+    run.log.log(step, t)
+    bar.set_postfix(bpp=f"{t['bpp']:.3f}", psnr0=f"{psnr(t['mse_est']):.2f}", kl=f"{t['kl_bpp']:.3f}",
+                    aux=f"{t['aux']:.0f}")
+
+
+def _record_validation(cfg: Stage1Config, run: _Run, val_set, step: int, started: float) -> None:
+    val = _validate(cfg, run.ema.module if run.ema else run.model, val_set, run.loss_fn, step, started)
+    run.state["history"].append(val)
+    run.log.log(step, {k: v for k, v in val.items() if k not in ("step", "wall_s")}, prefix="val")
+    _train_mode(cfg, run)
+
+
+def _checkpoint(run: _Run, out: Path, step: int, started: float) -> None:
+    """Rank 0 writes ``out/last``; every rank waits for it."""
+    if run.info.main:
+        run.model.update(force=True)
+        run.state.update(step=step, wall_s=time.time() - started)
+        save_checkpoint(out / "last", run.model, run.optimizers, run.state, run.ema)
+    ddp.barrier(run.info)
 
 
 def _save_final(cfg: Stage1Config, out: Path, model, state: dict) -> Path:

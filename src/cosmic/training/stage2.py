@@ -6,16 +6,21 @@ its residual z0 - ẑ0(y_hat) over the deterministic estimate (ours, see
 batches; the noise predictor learns the ε-prediction MSE of Eq. 5
 under diffusers' DDPM schedule, with random metadata-field dropout (in the metadata encoder) and
 an EMA of its weights (diffusers' ``EMAModel``). Checkpoints are safetensors + JSON and resume.
+
+As stage 1: ``device`` / ``precision`` (the noise predictor's forward under autocast; the frozen
+stage 1 that makes the target runs in float32), DDP under ``torchrun`` (each rank a slice of every
+global batch; rank 0 writes), crops a function of (seed, index) from the in-memory images or
+streamed from disk (``stream``), the loss to ``OUT/metrics.csv``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
@@ -30,9 +35,12 @@ from cosmic.ground.diffusion.noise_predictor import NoisePredictor
 from cosmic.ground.diffusion.sampler import SCHEDULE, DiffusionCompensator
 from cosmic.io.product_metadata import sidecar_metadata
 from cosmic.metadata import SensorMetadata, sidecar_for
+from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
 from cosmic.utils.pretrained import component_class, read_model_index
+from cosmic.training.metrics_log import MetricsLog
+from cosmic.utils.device import check_precision, grad_scaler, move_model
 
 __all__ = ["Stage2Config", "MetadataImageFolder", "train_stage2", "stage2_loss"]
 
@@ -56,6 +64,11 @@ class Stage2Config:
     extra_data: list[str] | None = None  # images or folders (with sidecars) mixed into the crops
     seed: int = 0
     threads: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N (under torchrun: each rank's cuda:LOCAL_RANK)
+    precision: str = "fp32"  # fp32, bf16 or fp16 (CUDA) autocast of the noise predictor
+    workers: int = 0  # DataLoader worker processes
+    stream: bool = False  # read training images from disk as needed instead of holding them in RAM
+    log_every: int = 10
 
 
 class MetadataImageFolder(Dataset):
@@ -65,7 +78,8 @@ class MetadataImageFolder(Dataset):
     set (``default``)."""
 
     def __init__(self, root, split: str = "train", crop: int = 256, default: SensorMetadata | None = None,
-                 samples_per_epoch: int = 10**9, extra: list | None = None):
+                 samples_per_epoch: int = 10**9, extra: list | None = None, seed: int | None = None):
+        self.seed = seed  # None: a fresh random crop per call; else sample i is f(seed, i)
         self.images = ImageFolder(root, split, crop=crop, samples_per_epoch=samples_per_epoch, extra=extra)
         default = default or SensorMetadata()
         metas = []
@@ -78,7 +92,8 @@ class MetadataImageFolder(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int):
-        i, crop = self.images.random_crop()
+        rng = None if self.seed is None else np.random.default_rng([self.seed, index])
+        i, crop = self.images.random_crop(rng)
         return crop, self.values[i], self.present[i]
 
 
@@ -86,7 +101,8 @@ def sample_qualities(stage1, batch: int) -> torch.Tensor | None:
     """A quality per sample, uniform over a variable-rate stage 1's range (None otherwise): one
     stage-2 network serves every rate, conditioned on it."""
     rng = stage1.onboard.quality_range
-    return None if rng is None else rng[0] + (rng[1] - rng[0]) * torch.rand(batch)
+    device = stage1.onboard.entropy_bottleneck.quantiles.device
+    return None if rng is None else rng[0] + (rng[1] - rng[0]) * torch.rand(batch, device=device)
 
 
 @torch.no_grad()
@@ -101,28 +117,39 @@ def diffusion_target(stage1, x: torch.Tensor, residual: bool,
 
 
 def stage2_loss(stage1, net: NoisePredictor, scheduler: DDPMScheduler, x, values, present,
-                latent_scale: float, residual: bool = False) -> torch.Tensor:
-    """ε-prediction MSE of Eq. 5 for one batch (stage 1 frozen)."""
+                latent_scale: float, residual: bool = False, precision: str = "fp32") -> torch.Tensor:
+    """ε-prediction MSE of Eq. 5 for one batch (stage 1 frozen, in float32). ``net`` may be the
+    noise predictor DDP-wrapped; under ``precision`` autocast its forward runs in bf16 / fp16."""
+    from cosmic.utils.device import autocast
+
     quality = sample_qualities(stage1, x.shape[0])
     y, z0 = diffusion_target(stage1, x, residual, quality)
     z0 = z0 * latent_scale
     noise = torch.randn_like(z0)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (x.shape[0],))
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (x.shape[0],)).to(x.device)
     z_t = scheduler.add_noise(z0, noise, t)
-    pred = net(z_t, t, y, net.condition(values, present), quality)
-    return F.mse_loss(pred, noise)
+    with autocast(x.device, precision):
+        pred = net(z_t, t, y, getattr(net, "module", net).condition(values, present), quality)
+    return F.mse_loss(pred.float(), noise)
 
 
 @torch.no_grad()
-def measure_latent_scale(stage1, loader, residual: bool = False, batches: int = 8) -> float:
-    """1 / RMS of the diffusion target over a few batches (unit variance for the DDPM schedule)."""
+def measure_latent_scale(stage1, loader, residual: bool = False, batches: int = 8, info=None) -> float:
+    """1 / RMS of the diffusion target over a few batches (unit variance for the DDPM schedule);
+    under torchrun, over every rank's batches (all ranks get the same scale)."""
+    from cosmic.training.distributed import mean_terms
+
     sq, n = 0.0, 0
     it = iter(loader)
+    device = stage1.onboard.entropy_bottleneck.quantiles.device
     for _ in range(batches):
-        x = next(it)[0]
+        x = next(it)[0].to(device)
         z0 = diffusion_target(stage1, x, residual, sample_qualities(stage1, x.shape[0]))[1]
         sq += float(z0.pow(2).sum())
         n += z0.numel()
+    if info is not None:
+        total = mean_terms({"sq": sq, "n": float(n)}, info)
+        sq, n = total["sq"], total["n"]
     return 1.0 / max(math.sqrt(sq / n), 1e-6)
 
 
@@ -148,7 +175,7 @@ def _resume(ckpt: Path, net: NoisePredictor, optimizer, ema: EMAModel, cfg: Stag
         raise InputError(f"{ckpt}: that run trains on the {'residual' if theirs else 'z0'} target; "
                          f"resume it with {'--residual' if theirs else '--no-residual'}")
     shadow = load_file(str(ckpt / "ema.safetensors"))
-    ema.shadow_params = [shadow[n] for n, _ in net.named_parameters()]
+    ema.shadow_params = [shadow[n].to(p.device) for n, p in net.named_parameters()]
     ema.optimization_step = state["step"]
     return state
 
@@ -156,15 +183,27 @@ def _resume(ckpt: Path, net: NoisePredictor, optimizer, ema: EMAModel, cfg: Stag
 def _checkpoint(ckpt: Path, net: NoisePredictor, optimizer, ema: EMAModel, state: dict) -> None:
     save_checkpoint(ckpt, net, {"main": optimizer}, state)
     names = [n for n, _ in net.named_parameters()]
-    save_file({n: p.detach().contiguous() for n, p in zip(names, ema.shadow_params)},
+    save_file({n: p.detach().cpu().contiguous() for n, p in zip(names, ema.shadow_params)},
               str(ckpt / "ema.safetensors"))
 
 
 def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) -> Path:
+    """Train the noise predictor until ``cfg.steps``, resuming from ``out/last``; returns
+    ``out/final`` (the EMA weights). Under torchrun each process trains its share of every batch;
+    rank 0 alone writes."""
+    info = ddp.init(cfg.device)
+    check_precision(cfg.precision, info.device)
+    try:
+        return _train(cfg, info, resume, progress)
+    finally:
+        ddp.finish(info)
+
+
+def _models(cfg: Stage2Config, device: torch.device):
+    """(frozen stage 1, noise predictor), both on ``device``."""
     from cosmic.zoo import load_model
 
-    out = prepare_run(cfg.out, cfg.threads, cfg.seed)
-    stage1 = load_model(cfg.stage1).eval()
+    stage1 = move_model(load_model(cfg.stage1).eval(), device)
     for p in stage1.parameters():
         p.requires_grad_(False)
     net = NoisePredictor(M=stage1.config["M"], latent_channels=stage1.config["latent_channels"],
@@ -172,50 +211,91 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
                          quality_conditioning=stage1.onboard.quality_range is not None)
     if cfg.init_from:
         _init_from(net, cfg.init_from)
+    return stage1, net.to(device)
+
+
+def _loader(cfg: Stage2Config, info: ddp.DistInfo, first_step: int) -> DataLoader:
+    """This rank's share of the batches from ``first_step`` on (crop i = f(seed, i))."""
+    default = SensorMetadata(gsd=cfg.gsd) if cfg.gsd else SensorMetadata()
+    if cfg.stream:
+        from cosmic.training.streaming import streamed
+
+        data, sampler = streamed(cfg.data, "train", cfg.crop, cfg.extra_data, cfg.seed, default, info,
+                                 first_step, cfg.batch_size)
+    else:
+        data = MetadataImageFolder(cfg.data, "train", crop=cfg.crop, default=default, extra=cfg.extra_data,
+                                   seed=cfg.seed)
+        sampler = ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world)
+    return DataLoader(data, batch_size=ddp.check_batch(cfg.batch_size, info), drop_last=True, sampler=sampler,
+                      num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                      generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def _train(cfg: Stage2Config, info: ddp.DistInfo, resume: bool, progress: bool) -> Path:
+    out = prepare_run(cfg.out, cfg.threads, ddp.rank_seed(cfg.seed, info))
+    stage1, net = _models(cfg, info.device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     ema = EMAModel(net.parameters(), decay=cfg.ema_decay)
-    scheduler = DDPMScheduler(**SCHEDULE)
-    default = SensorMetadata(gsd=cfg.gsd) if cfg.gsd else SensorMetadata()
-    data = MetadataImageFolder(cfg.data, "train", crop=cfg.crop, default=default, extra=cfg.extra_data)
-    loader = DataLoader(data, batch_size=cfg.batch_size, drop_last=True)
-
     ckpt = out / "last"
     state = {"step": 0, "losses": [], "config": asdict(cfg)}
     if resume and (ckpt / "trainer.json").is_file():
         state = _resume(ckpt, net, optimizer, ema, cfg)
+        if info.active:  # the saved RNG state is rank 0's
+            torch.manual_seed(ddp.rank_seed(cfg.seed, info, int(state["step"])))
     else:
-        state["latent_scale"] = measure_latent_scale(stage1, loader, cfg.residual)
-    (out / "stage2_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        state["latent_scale"] = measure_latent_scale(stage1, _loader(cfg, info, 0), cfg.residual, info=info)
+    if info.main:
+        from cosmic.training.config import write_config
 
+        write_config(out / "stage2_config.json", asdict(cfg))
+    parts = (stage1, ddp.wrap(net, info, ignore_suffix=None), optimizer, ema,
+             grad_scaler(info.device, cfg.precision), MetricsLog(out, int(state["step"]), enabled=info.main))
+    _loop(cfg, info, parts, state, out, progress)
+    final = out / "final"
+    if info.main:
+        ema.copy_to(net.parameters())
+        DiffusionCompensator(net.eval(), state["latent_scale"], cfg.residual).save_pretrained(
+            final, extra={"stage2": asdict(cfg), "stage1": str(cfg.stage1)})
+    ddp.barrier(info)
+    return final
+
+
+def _loop(cfg: Stage2Config, info: ddp.DistInfo, parts, state: dict, out: Path, progress: bool) -> None:
+    stage1, net, optimizer, ema, scaler, log = parts
+    raw = getattr(net, "module", net)
+    scheduler = DDPMScheduler(**SCHEDULE)
     step = int(state["step"])
     net.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="stage2")
-    it = iter(loader)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and info.main), dynamic_ncols=True,
+               desc="stage2")
+    it = iter(_loader(cfg, info, step))
     window: list[float] = []
     t0 = time.time()
     while step < cfg.steps:
-        x, values, present = next(it)
+        x, values, present = (t.to(info.device, non_blocking=True) for t in next(it))
         loss = stage2_loss(stage1, net, scheduler, x, values, present, state["latent_scale"],
-                           cfg.residual)
+                           cfg.residual, cfg.precision)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
-        ema.step(net.parameters())
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(raw.parameters(), 1.0)
+        scaler.step(optimizer)
+        scaler.update()
+        ema.step(raw.parameters())
         step += 1
         window.append(float(loss.detach()))
         bar.update(1)
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{sum(window[-50:]) / len(window[-50:]):.4f}")
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            mean = ddp.mean_terms({"loss": sum(window[-cfg.log_every:]) / len(window[-cfg.log_every:])}, info)
+            log.log(step, mean)
+            bar.set_postfix(loss=f"{mean['loss']:.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             state["step"] = step
             state["losses"].append({"step": step, "loss": sum(window) / len(window),
                                     "steps_per_s": len(window) / max(time.time() - t0, 1e-9)})
             window, t0 = [], time.time()
-            _checkpoint(ckpt, net, optimizer, ema, state)
+            if info.main:
+                _checkpoint(out / "last", raw, optimizer, ema, state)
+            ddp.barrier(info)
     bar.close()
-    ema.copy_to(net.parameters())
-    final = out / "final"
-    DiffusionCompensator(net.eval(), state["latent_scale"], cfg.residual).save_pretrained(
-        final, extra={"stage2": asdict(cfg), "stage1": str(cfg.stage1)})
-    return final
+    log.close()

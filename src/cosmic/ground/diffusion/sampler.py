@@ -94,7 +94,7 @@ class DiffusionCompensator(nn.Module):
         metadata = metadata or [SensorMetadata()] * b
         if len(metadata) == 1 and b > 1:
             metadata = metadata * b
-        values, present = metadata_to_tensor(metadata)
+        values, present = (t.to(y_hat.device) for t in metadata_to_tensor(metadata))
         self.net.eval()
         tokens = self.net.condition(values, present)
         scheduler = DDIMScheduler.from_config(self.scheduler.config)  # set_timesteps changes its state
@@ -104,9 +104,9 @@ class DiffusionCompensator(nn.Module):
         seeds = list(range(b)) if seeds is None else seeds
         z = torch.stack([
             torch.randn((c, h * up, w * up), generator=torch.Generator().manual_seed(int(s))) for s in seeds
-        ])
+        ]).to(y_hat.device)  # drawn on the CPU: the same seed gives the same noise on every device
         for t in scheduler.timesteps:
-            eps = self.net(z, t.expand(b), y_hat, tokens, quality)
+            eps = self.net(z, t.expand(b).to(z.device), y_hat, tokens, quality)
             z = scheduler.step(eps, t, z, eta=0.0).prev_sample
         z = z / self.latent_scale
         return z + anchor if self.residual else z

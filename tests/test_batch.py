@@ -1,0 +1,77 @@
+"""`cosmic decompress DIR_OR_GLOB -o OUTDIR`: many files, models loaded once per worker, a corrupt
+file reported and skipped, outputs written whole; the same work on local processes and Dask."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from helpers import TINY_MODEL, golden_image
+from PIL import Image
+
+from cosmic.pipelines import batch
+
+
+@pytest.fixture()
+def downlinks(tmp_path):
+    """Three good files (different images) and one cut short, in one folder."""
+    import cosmic
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        data = cosmic.compress(np.roll(golden_image(128, 192), 23 * i, axis=1), model=str(TINY_MODEL))
+        (folder / f"pass{i}.cosmic").write_bytes(data)
+    (folder / "broken.cosmic").write_bytes(data[: len(data) // 2])
+    (folder / "notes.txt").write_text("not a downlink")
+    return folder
+
+
+def test_batch_decodes_reports_and_skips(cli, downlinks, tmp_path):
+    import cosmic
+
+    out = tmp_path / "out"
+    code, stdout, err = cli("decompress", downlinks, "-o", out, "-m", TINY_MODEL)
+    assert code == 3  # a bitstream error: the status that file would have had on its own
+    assert stdout.count(": ok ") == 3 and err.count("FAILED") == 1 and "broken.cosmic" in err
+    assert "3 of 4 files decoded" in err and "1 failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["pass0.png", "pass1.png", "pass2.png"]  # no partials
+    for i in range(3):
+        expected = cosmic.decompress((downlinks / f"pass{i}.cosmic").read_bytes(), model=str(TINY_MODEL))
+        assert np.array_equal(np.asarray(Image.open(out / f"pass{i}.png")), expected)
+
+
+def test_batch_glob_and_models_loaded_once(downlinks, tmp_path, monkeypatch):
+    import cosmic.zoo
+
+    loads = []
+    real = cosmic.zoo.load_model
+    monkeypatch.setattr(cosmic.zoo, "load_model", lambda ref: loads.append(ref) or real(ref))
+    monkeypatch.setattr(batch, "_PIPELINES", {})
+    inputs = batch.find_inputs(str(downlinks / "pass*.cosmic"))
+    assert [p.name for p in inputs] == ["pass0.cosmic", "pass1.cosmic", "pass2.cosmic"]
+    results = batch.run_batch(batch.plan(inputs, tmp_path, "png"), batch.DecodeOptions(model=str(TINY_MODEL)))
+    assert all(r.ok for r in results) and len(loads) == 1
+    with pytest.raises(Exception, match="no .cosmic files"):
+        batch.find_inputs(str(tmp_path / "nothing-*.cosmic"))
+
+
+@pytest.mark.slow
+def test_batch_on_two_processes(cli, downlinks, tmp_path):
+    code, stdout, err = cli("decompress", f"{downlinks}/*.cosmic", "-o", tmp_path / "out", "-m", TINY_MODEL,
+                            "--jobs", "2", "-q")
+    assert code == 3 and stdout == "" and err.count("FAILED") == 1
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="dask.distributed not installed")
+def test_batch_on_a_dask_local_cluster(downlinks, tmp_path):
+    """One task per file on a 1-process LocalCluster; the broken file fails alone."""
+    pairs = batch.plan(batch.find_inputs(downlinks), tmp_path / "out", "png")
+    (tmp_path / "out").mkdir()
+    results = batch.run_batch(pairs, batch.DecodeOptions(model=str(TINY_MODEL)), jobs=1, scheduler="local")
+    assert sorted(r.ok for r in results) == [False, True, True, True]
+    assert [r.exit_code for r in results if not r.ok] == [3]
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3
