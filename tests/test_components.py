@@ -80,9 +80,9 @@ def test_old_layout_loads_and_migrates_byte_identically(tmp_path, capsys):
 
 
 def test_shipped_model_equals_its_old_layout_campaign_copy():
-    """training/campaign keeps the step-3000 weights in the old layout; the shipped default
-    (migrated) holds the same tensors."""
-    campaign = ROOT / "training" / "campaign" / "cosmic-small-vr-step3000"
+    """training/campaign keeps the shipped step-9000 weights in the old layout; the shipped
+    default (component layout) holds the same tensors."""
+    campaign = ROOT / "training" / "campaign" / "cosmic-small-vr-step9000"
     if not (campaign / "config.json").is_file():
         pytest.skip("no campaign copy in this checkout")
     old, new = load_model(campaign), load_model(DEFAULT_MODEL)

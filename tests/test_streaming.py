@@ -128,7 +128,7 @@ def test_tar_shards(tmp_path):
 def test_streamed_stage1_resumes_exactly(tiny_data, tmp_path, monkeypatch):
     """--stream keeps the exact-resume guarantee: 2 steps in one go = 1 step, stop, resume, 1 step."""
     import cosmic.models.registry as reg
-    from safetensors.torch import load_file
+    from cosmic.utils.pretrained import read_weights
 
     from cosmic.training.stage1 import Stage1Config, train_stage1
 
@@ -139,7 +139,7 @@ def test_streamed_stage1_resumes_exactly(tiny_data, tmp_path, monkeypatch):
                            val_every=10**6, checkpoint_every=10**6, channels_last=False, stream=True,
                            pause_at=pause_at, device="cpu")
         train_stage1(cfg, progress=False)
-        return load_file(str(out / "last" / "model.safetensors"))
+        return read_weights(out / "last")
 
     whole = run(tmp_path / "a", 2)
     run(tmp_path / "b", 2, pause_at=1)

@@ -292,9 +292,10 @@ def _batches(cfg: CodebookConfig, out: Path, first_step: int):
     """Batches (x, lq) from ``first_step`` on: stage 1 random crops of the training split (lq None,
     stage 1's loader), later stages aligned crops of :func:`lq_pairs`."""
     if cfg.stage == 1:
+        from cosmic.training.distributed import DistInfo
         from cosmic.training.stage1 import _loader
 
-        for x in _loader(cfg, first_step):
+        for x in _loader(cfg, first_step, DistInfo()):  # one process: DDP is stage 1's and 2's
             yield x, None
         return
     hq, lq = lq_pairs(cfg, out)
