@@ -64,6 +64,19 @@ def init(device_spec: str = "auto") -> DistInfo:
     return DistInfo(rank=dist.get_rank(), world=dist.get_world_size(), device=device)
 
 
+def launch(train, cfg, resume: bool, progress: bool):
+    """``train(cfg, info, resume, progress)`` inside this process's group (torchrun's, or one
+    process), the precision checked against the device first and the group closed afterwards."""
+    from cosmic.utils.device import check_precision
+
+    info = init(cfg.device)
+    check_precision(cfg.precision, info.device)
+    try:
+        return train(cfg, info, resume, progress)
+    finally:
+        finish(info)
+
+
 def check_batch(batch: int, info: DistInfo) -> int:
     """The per-rank batch; InputError unless every rank gets an even share (the split decoder
     halves each rank's batch)."""

@@ -29,7 +29,7 @@ from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder
 from cosmic.training.metrics_log import MetricsLog
-from cosmic.utils.device import autocast, check_precision, grad_scaler
+from cosmic.utils.device import autocast, grad_scaler
 from cosmic.training.losses import Stage1Loss, psnr
 from cosmic.training.validation import validate_bitstreams
 from cosmic.training.widen import widen_ground_state
@@ -354,12 +354,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     Under torchrun each process trains its share of every batch (see
     :mod:`cosmic.training.distributed`); rank 0 alone validates and writes."""
     _check(cfg)
-    info = ddp.init(cfg.device)
-    check_precision(cfg.precision, info.device)
-    try:
-        return _train(cfg, info, resume, progress)
-    finally:
-        ddp.finish(info)
+    return ddp.launch(_train, cfg, resume, progress)
 
 
 def _train(cfg: Stage1Config, info: ddp.DistInfo, resume: bool, progress: bool) -> Path:

@@ -40,7 +40,7 @@ from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkp
 from cosmic.training.data import ImageFolder
 from cosmic.utils.pretrained import component_class, read_model_index
 from cosmic.training.metrics_log import MetricsLog
-from cosmic.utils.device import check_precision, grad_scaler, move_model
+from cosmic.utils.device import grad_scaler, move_model
 
 __all__ = ["Stage2Config", "MetadataImageFolder", "train_stage2", "stage2_loss"]
 
@@ -191,12 +191,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
     """Train the noise predictor until ``cfg.steps``, resuming from ``out/last``; returns
     ``out/final`` (the EMA weights). Under torchrun each process trains its share of every batch;
     rank 0 alone writes."""
-    info = ddp.init(cfg.device)
-    check_precision(cfg.precision, info.device)
-    try:
-        return _train(cfg, info, resume, progress)
-    finally:
-        ddp.finish(info)
+    return ddp.launch(_train, cfg, resume, progress)
 
 
 def _models(cfg: Stage2Config, device: torch.device):
