@@ -10,7 +10,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import TINY_MODEL, golden_image  # noqa: E402
+from helpers import TINY_MODEL, golden_image, split_folder  # noqa: E402
 
 torch.set_num_threads(1)  # two pytest-xdist workers on two cores
 
@@ -64,14 +64,7 @@ def one_line_error():
 @pytest.fixture()
 def tiny_data(tmp_path):
     """A three-image training folder with a SPLITS.json (two train, one val), 128 px."""
-    import json
-
-    root = tmp_path / "data"
-    root.mkdir()
-    for i in range(3):
-        Image.fromarray(np.roll(golden_image(128, 128), 17 * i, axis=1)).save(root / f"im{i}.png")
-    (root / "SPLITS.json").write_text(json.dumps({"train": ["im0.png", "im1.png"], "val": ["im2.png"]}))
-    return root
+    return split_folder(tmp_path / "data", 128, shift=17, axis=1)
 
 
 @pytest.fixture()

@@ -19,3 +19,17 @@ def golden_image(h: int = 200, w: int = 300) -> np.ndarray:
     checker = ((xx // 8 + yy // 8) % 2) * 30
     img = np.stack([r + checker, g, b - checker], axis=-1)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def split_folder(root, size: int, shift: int, axis: int):
+    """Three shifted golden images of ``size`` px in ``root`` with a SPLITS.json: im0, im1 train,
+    im2 val."""
+    import json
+
+    from PIL import Image
+
+    root.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(golden_image(size, size), shift * i, axis=axis)).save(root / f"im{i}.png")
+    (root / "SPLITS.json").write_text(json.dumps({"train": ["im0.png", "im1.png"], "val": ["im2.png"]}))
+    return root

@@ -150,14 +150,9 @@ def _golden(h, w):
 
 @pytest.fixture()
 def codebook_data(tmp_path):
-    from PIL import Image
+    from helpers import split_folder
 
-    root = tmp_path / "cbdata"
-    root.mkdir()
-    for i in range(3):
-        Image.fromarray(np.roll(_golden(256, 256), 29 * i, axis=0)).save(root / f"im{i}.png")
-    (root / "SPLITS.json").write_text(json.dumps({"train": ["im0.png", "im1.png"], "val": ["im2.png"]}))
-    return root
+    return split_folder(tmp_path / "cbdata", 256, shift=29, axis=0)
 
 
 def _cfg(data, out, stage, **kw):

@@ -76,6 +76,7 @@ class CodebookConfig:
     seed: int = 0
     extra_data: list | None = None
     workers: int = 0
+    stream: bool = False  # stage 1: read images from disk as needed (stage 1's streamed loader)
 
 
 class FeatureLoss(torch.nn.Module):

@@ -229,7 +229,7 @@ def _loader(cfg: Stage1Config, first_step: int, info: ddp.DistInfo) -> DataLoade
     """This rank's batches from ``first_step`` on; sample p of global step s is crop number
     s·batch + p, and each rank takes its positions of every global batch (``StepSampler``)."""
     local = ddp.check_batch(cfg.batch_size, info)
-    if getattr(cfg, "stream", False):  # the codebook trainer borrows this loader, without streaming
+    if cfg.stream:
         from cosmic.training.streaming import streamed
 
         train_set, sampler = streamed(cfg.data, cfg.split, cfg.crop, cfg.extra_data, cfg.seed, None, info,
