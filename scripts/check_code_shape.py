@@ -1,4 +1,4 @@
-"""Check the source's shape (the project's rules; tests/test_code_shape.py enforces them).
+"""Check the source's shape (the project's rules; tests/scripts/test_check_code_shape.py enforces them).
 
     .venv/bin/python scripts/check_code_shape.py [SRC_DIR]      # default: src/cosmic
 
@@ -6,7 +6,8 @@
   included);
 * the scene coding functions (tiling + codec + container: :data:`PIPELINE_ONLY`) are called only
   in the modules that implement them and in ``pipelines/``, so every entry point (CLI, demo,
-  Python API, evaluation, benchmarks) encodes and decodes through the pipelines.
+  Python API, evaluation, benchmarks) encodes and decodes through the pipelines;
+* the tree under ``tests/`` mirrors ``src/cosmic/`` (:func:`unmirrored_tests`).
 
 Prints one line per finding and exits 1 if there is any.
 """
@@ -57,10 +58,31 @@ def pipeline_bypasses(root: Path) -> list[tuple[Path, str, int]]:
     return found
 
 
+def unmirrored_tests(tests: Path, package: Path) -> list[Path]:
+    """Test files whose place does not name what they test: ``tests/X/test_*.py`` needs a package
+    ``cosmic/X`` or a repository folder ``X`` (``benchmarks``, ``scripts``); a top-level
+    ``tests/test_X.py`` needs a module ``cosmic/X.py`` (``test_api.py``: the package's
+    ``__init__``)."""
+    repo = package.parents[1]
+    found = []
+    for path in sorted(tests.rglob("test_*.py")):
+        parts = path.relative_to(tests).parts
+        if len(parts) == 1:
+            ok = path.stem == "test_api" or (package / f"{path.stem[5:]}.py").is_file()
+        else:
+            ok = (package / parts[0] / "__init__.py").is_file() or (repo / parts[0]).is_dir()
+            ok = ok and all((package.joinpath(*parts[:i]) / "__init__.py").is_file()
+                            for i in range(2, len(parts)))
+        if not ok:
+            found.append(path)
+    return found
+
+
 def main(argv: list[str]) -> int:
     root = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / "src" / "cosmic"
     findings = [f"{p}: {name}() is {n} lines" for p, name, n in long_functions(root)]
     findings += [f"{p}:{line}: calls {name}() (use cosmic.pipelines)" for p, name, line in pipeline_bypasses(root)]
+    findings += [f"{p}: not where the module it tests is" for p in unmirrored_tests(root.parents[1] / "tests", root)]
     print("\n".join(findings) or "ok")
     return 1 if findings else 0
 

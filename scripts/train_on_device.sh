@@ -10,7 +10,7 @@
 # small-preset run), COSMIC_MINUTES (9), COSMIC_STEPS (the schedule's length, 60000),
 # COSMIC_BATCH (16), COSMIC_DATA (../shared/data/ucmerced), PYTHON (.venv/bin/python, made
 # with `make install` when missing). Run it again with the same OUTDIR to continue.
-# Tested on the CPU: COSMIC_DEVICE=cpu COSMIC_PRESET=small COSMIC_STEPS=2 ... (tests/test_scripts.py).
+# Tested on the CPU: COSMIC_DEVICE=cpu COSMIC_PRESET=small COSMIC_STEPS=2 ... (tests/scripts/test_train_on_device.py).
 set -euo pipefail
 OUT=${1:?usage: scripts/train_on_device.sh OUTDIR [cosmic train stage1 options]}
 shift

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).parent
-TINY_MODEL = HERE / "fixtures" / "tiny-model"
+HERE = Path(__file__).parent  # tests/: the tree under it mirrors src/cosmic/
+REPO = HERE.parent
+SHARED_DATA = REPO.parent / "shared" / "data"  # the shared imagery beside the checkout (CI has it)
+FIXTURES = HERE / "fixtures"
+WORKERS = HERE / "workers"  # scripts the torchrun tests launch
+TINY_MODEL = FIXTURES / "tiny-model"
 
 
 def golden_image(h: int = 200, w: int = 300) -> np.ndarray:

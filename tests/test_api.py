@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import doctest
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_MODEL, golden_image
+from helpers import REPO, TINY_MODEL, golden_image
 from PIL import Image
 
 import cosmic
@@ -19,7 +18,7 @@ def test_module_docstring_examples():
     """The examples in cosmic.__doc__ (and the README's Python API section) run as written."""
     result = doctest.testmod(cosmic, verbose=False)
     assert result.attempted >= 5 and result.failed == 0
-    readme = Path(__file__).resolve().parents[1] / "README.md"
+    readme = REPO / "README.md"
     result = doctest.testfile(str(readme), module_relative=False, verbose=False)
     assert result.attempted >= 5 and result.failed == 0
 

@@ -1,4 +1,4 @@
-"""Stage-1 run for tests/test_distributed.py, started by torchrun (several processes) or by plain
+"""Stage-1 run for tests/training/test_distributed.py, started by torchrun (several processes) or by plain
 python (one process): ``ddp_stage1.py DATA OUT STEPS [stream]``.
 
 The forward pass's noise (uniform quantisation noise, the reparameterised z0 sample) is switched

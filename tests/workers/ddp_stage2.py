@@ -1,4 +1,4 @@
-"""Stage-2 run for tests/test_distributed.py under torchrun: ``ddp_stage2.py STAGE1 DATA OUT STEPS``."""
+"""Stage-2 run for tests/training/test_distributed.py under torchrun: ``ddp_stage2.py STAGE1 DATA OUT STEPS``."""
 
 import sys
 

@@ -11,7 +11,7 @@ The paper trains on one GPU; several are our addition. With the split decoder (h
 through Ẽ's z0, half through ẑ0, :meth:`cosmic.models.cosmic.Cosmic.forward`) each rank takes a
 slice of *both* halves of the global batch, so the mean of the ranks' losses is the loss of the
 whole batch and a run on W processes follows the same gradients as one process with the same
-global batch (tests/test_distributed.py), except for the random noise of the forward pass
+global batch (tests/training/test_distributed.py), except for the random noise of the forward pass
 (quantisation noise, the z0 sample), which each rank draws from its own seed.
 """
 

@@ -12,7 +12,7 @@ its own config; classes are found in :data:`COMPONENTS` (filled by :func:`regist
 never imported by a name read from a file.
 
 Why not diffusers' own ``ConfigMixin``: this module is shared by the satellite and the ground
-side, and the on-board code must not import diffusers (tests/test_codec.py checks it); the API
+side, and the on-board code must not import diffusers (tests/models/test_cosmic.py checks it); the API
 mirrors diffusers' (``register_to_config``, ``ignore_for_config``, ``config_name``,
 ``from_config``, ``save_config``; ``read_config`` is its ``load_config``; ``register_to_config`` records the arguments
 before ``__init__`` runs, so ``__init__`` may refine them with :meth:`ConfigMixin.register_config`).

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_MODEL, golden_image
+from helpers import REPO, TINY_MODEL, golden_image
 
 from cosmic.errors import BitstreamError, sanitize
 from cosmic.ground.scene import decode_scene
@@ -22,7 +22,7 @@ from cosmic.io.container import MAGIC, Container, read_container, write_containe
 from cosmic.io.extension import MAX_EXTENSION_BYTES, json_depth
 from cosmic.onboard.scene import encode_scene
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = REPO / "src"
 
 
 @pytest.fixture()

@@ -4,10 +4,10 @@ the sample's metadata block); a regression in the weights, the coder or the deco
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SHARED_DATA
 
 from cosmic.data import sample_path
 from cosmic.evaluation.metrics import psnr
@@ -136,7 +136,7 @@ def test_diffusion_compensation_of_the_shipped_stage2(sample, tmp_path):
     assert shift.max() <= DC_MAX_COLOUR_SHIFT, shift
 
 
-UCM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucmerced"
+UCM = SHARED_DATA / "ucmerced"
 
 
 def test_shipped_scene_classifier_listed(cli):

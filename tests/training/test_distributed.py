@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO, WORKERS
 from cosmic.utils.pretrained import read_weights
 
 from cosmic.training.distributed import StepSampler, shard_positions
 from cosmic.training.metrics_log import read_metrics
 
-WORKER = Path(__file__).parent / "workers" / "ddp_stage1.py"
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+WORKER = WORKERS / "ddp_stage1.py"
+SRC = str(REPO / "src")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "0",
             "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
 

@@ -4,12 +4,11 @@ decoded twice in a watchdog worker; no crash, hang, internal error or non-determ
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
-from helpers import TINY_MODEL
+from helpers import REPO, TINY_MODEL
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_bitstreams.py"
+SCRIPT = REPO / "benchmarks" / "fuzz_bitstreams.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,16 @@
 """Models saved the diffusers way (issue 14): ``model_index.json`` + one subfolder per component,
 each built from its own config; the one-file layout before components still loads (that nothing
-shipped names an absolute path is tests/test_shipped.py's)."""
+shipped names an absolute path is tests/zoo/test_shipped.py's)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_MODEL, golden_image
+from helpers import REPO, TINY_MODEL, golden_image
 from safetensors.torch import load_file
 
 from cosmic.errors import ModelError
@@ -23,7 +22,7 @@ from cosmic.onboard.codec import OnboardCodec
 from cosmic.pipelines import EncodePipeline, open_scene
 from cosmic.zoo import DEFAULT_MODEL, load_compensator, load_model, load_onboard
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 TINY_UNET = {"block_out_channels": [32, 32], "layers_per_block": 1, "cross_attention_dim": 32,
              "attention_head_dim": 8}
 

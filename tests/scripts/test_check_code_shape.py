@@ -6,9 +6,10 @@ coding functions are called only by the pipelines (every entry point encodes and
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO
+
+ROOT = REPO
 _spec = importlib.util.spec_from_file_location("check_code_shape", ROOT / "scripts" / "check_code_shape.py")
 shape = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(shape)
@@ -20,6 +21,21 @@ def test_no_function_in_src_is_too_long():
 
 def test_scene_coding_is_called_only_by_the_pipelines():
     assert shape.pipeline_bypasses(ROOT / "src" / "cosmic") == []
+
+
+def test_the_test_tree_mirrors_the_source_tree():
+    assert shape.unmirrored_tests(ROOT / "tests", ROOT / "src" / "cosmic") == []
+
+
+def test_the_checker_finds_a_misplaced_test(tmp_path):
+    (tmp_path / "src" / "cosmic" / "io").mkdir(parents=True)
+    (tmp_path / "src" / "cosmic" / "io" / "__init__.py").write_text("")
+    (tmp_path / "src" / "cosmic" / "cli.py").write_text("")
+    for name in ("io/test_container.py", "test_cli.py", "test_api.py", "ground/test_x.py", "test_nothing.py"):
+        (tmp_path / "tests" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tests" / name).write_text("")
+    found = shape.unmirrored_tests(tmp_path / "tests", tmp_path / "src" / "cosmic")
+    assert [p.relative_to(tmp_path / "tests").as_posix() for p in found] == ["ground/test_x.py", "test_nothing.py"]
 
 
 def test_the_checker_finds_a_long_function_and_a_bypass(tmp_path):

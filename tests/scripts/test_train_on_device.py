@@ -6,15 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
-from helpers import golden_image
+from helpers import REPO, golden_image
 from PIL import Image
 
 from cosmic.models.cosmic import Cosmic
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 import pytest

@@ -8,20 +8,19 @@ import math
 import subprocess
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-from helpers import TINY_MODEL, golden_image
+from helpers import REPO, SHARED_DATA, TINY_MODEL, golden_image
 from rasterio.transform import from_origin
 
 from cosmic.io.container import read_container
 from cosmic.io.product_metadata import derive_metadata
 from cosmic.metadata import SensorMetadata
 
-ROOT = Path(__file__).resolve().parents[1]
-LANDSAT = ROOT.parent / "shared" / "data" / "metadata" / "landsat8_LC80460282016177LGN00"
+ROOT = REPO
+LANDSAT = SHARED_DATA / "metadata" / "landsat8_LC80460282016177LGN00"
 
 
 def write_geotiff(path, pixels, crs="EPSG:32633", transform=None, nodata=0, tags=None, dtype="uint8"):

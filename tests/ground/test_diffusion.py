@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_MODEL
+from helpers import SHARED_DATA, TINY_MODEL
 
 from cosmic.errors import InputError
 from cosmic.ground.diffusion.metadata_encoder import FIELDS, MetadataEncoder, metadata_to_tensor
@@ -41,7 +41,7 @@ def test_metadata_parsing(tmp_path):
 def test_shared_landsat_metadata_parses():
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "shared/data/metadata/landsat8_LC80460282016177LGN00/meta.json"
+    path = SHARED_DATA / "metadata/landsat8_LC80460282016177LGN00/meta.json"
     if not path.exists():
         pytest.skip("shared data not present")
     with warnings.catch_warnings():
