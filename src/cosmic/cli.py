@@ -134,7 +134,7 @@ def compress(
 
 
 def _echo_encoded(output: Path, coded) -> None:
-    from cosmic.pipelines.decode import source_bits
+    from cosmic.io.container import source_bits
 
     h = coded.header
     q = f", quality {h.quality:g}" if h.quality is not None else ""
@@ -331,7 +331,7 @@ def _describe_georef(georef: dict | None) -> str:
 
 def _image_line(c) -> str:
     """Size, bands, bits (coded and source), ratio against the source, groups and mask."""
-    from cosmic.pipelines.decode import source_bits
+    from cosmic.io.container import source_bits
 
     h, bits = c.header, source_bits(c.header)
     return (f"{h.width}x{h.height}, {h.channels} band(s) coded {h.bit_depth}-bit from {bits}-bit, ratio "
@@ -361,7 +361,7 @@ def info(
 ) -> None:
     """Show a .cosmic file's header and tile table (and check every tile's CRC and mask)."""
     from cosmic.io.container import read_container
-    from cosmic.pipelines.decode import source_bits
+    from cosmic.io.container import source_bits
 
     c = read_container(input)
     h = c.header
