@@ -1,5 +1,5 @@
-"""Import CompressAI without its point-cloud code, PyTorch Geometric and torchvision (start-up
-time; issue 17 item 6).
+"""Import CompressAI without its point-cloud code, PyTorch Geometric, torchvision, pandas and
+scipy.stats (start-up time; issue 17 item 6).
 
 CompressAI 1.2.8's ``__init__`` imports its point-cloud modules (``compressai.datasets.pointcloud``:
 PyG and pandas; ``compressai.transforms.point``: PyG) and ``compressai.registry.transforms``, which
@@ -70,6 +70,8 @@ class _Loader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module) -> None:
+        import torch  # noqa: F401  (CompressAI's first import anyway; torch's own runs without stand-ins)
+
         module.__loader__ = module.__spec__.loader = self.loader
         stand_ins = _stand_ins()
         sys.modules.update(stand_ins)
