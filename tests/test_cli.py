@@ -203,6 +203,34 @@ def test_real_process_exit_code_and_single_line(tmp_path):
     assert r.stderr.strip().splitlines() == [f"cosmic: error: {tmp_path / 'none.cosmic'}: no such file"]
 
 
+@pytest.mark.parametrize("command", [["--help"], ["info"], ["decompress", "--help"]])
+def test_light_commands_import_no_model_code(coded, command):
+    """Start-up (issue 17): --help and info import neither torch nor CompressAI / PyG / diffusers."""
+    args = command + [str(coded)] * (command == ["info"])
+    code = ("import sys; from cosmic.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nfinally:\n"
+            "    print(sorted(m for m in ('torch', 'compressai', 'torch_geometric', 'torch._dynamo', 'torchvision',"
+            " 'diffusers', 'scipy') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_decompress_imports_no_point_cloud_code(coded, tmp_path):
+    """`decompress --steps 0` imports torch and CompressAI, but not PyG, torchvision, torch._dynamo,
+    pandas, diffusers (cosmic.utils.compressai_import) and decodes as in-process."""
+    code = ("import sys; from cosmic.cli import main\nmain(sys.argv[1:])\n"
+            "print(sorted(m for m in ('torch_geometric', 'torch._dynamo', 'torchvision', 'pandas', 'sympy',"
+            " 'diffusers', 'compressai') if m in sys.modules))")
+    out = tmp_path / "g.png"
+    r = subprocess.run([sys.executable, "-W", "ignore", "-c", code, "decompress", str(coded), "-o", str(out),
+                        "-m", str(TINY_MODEL), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['compressai']"
+    with Image.open(out) as im:
+        assert im.size == (300, 200)
+
+
 @pytest.mark.slow
 def test_demo_runs_on_a_given_image(cli, golden_png, tmp_path):
     out = tmp_path / "demo"

@@ -23,7 +23,11 @@ from __future__ import annotations
 import os
 from typing import IO, Any
 
+from cosmic.utils.compressai_import import install as _install_compressai_import
+
 __version__ = "0.1.0"
+
+_install_compressai_import()  # the first `import compressai` skips its point-cloud (PyG) imports
 
 __all__ = ["compress", "decompress", "open", "__version__"]
 

@@ -134,7 +134,7 @@ def compress(
 
 
 def _echo_encoded(output: Path, coded) -> None:
-    from cosmic.pipelines.decode import source_bits
+    from cosmic.io.container import source_bits
 
     h = coded.header
     q = f", quality {h.quality:g}" if h.quality is not None else ""
@@ -239,16 +239,22 @@ def _echo_decoded(output: Path, container, seconds: float) -> None:
                f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
 
 
-def _load_prior(name: Optional[str], fidelity: float):
-    """The decoder-side prior of ``--prior`` (None without it); ``--fidelity`` checked."""
-    from cosmic.codebook.prior import DEFAULT_PRIOR, check_fidelity, load_prior
+def _prior_name(name: Optional[str], fidelity: float) -> Optional[str]:
+    """The prior ``--prior`` names ("codebook": the shipped one; None without it); ``--fidelity`` checked."""
+    from cosmic.codebook.prior import DEFAULT_PRIOR, check_fidelity
 
     check_fidelity(fidelity)
     if name is None and fidelity != 0.0:
         raise InputError("--fidelity goes with --prior (e.g. --prior codebook)")
-    if name is None:
-        return None
-    return load_prior(DEFAULT_PRIOR if name == "codebook" else name)
+    return DEFAULT_PRIOR if name == "codebook" else name
+
+
+def _load_prior(name: Optional[str], fidelity: float):
+    """The decoder-side prior of ``--prior`` (None without it); ``--fidelity`` checked."""
+    from cosmic.codebook.prior import load_prior
+
+    name = _prior_name(name, fidelity)
+    return None if name is None else load_prior(name)
 
 
 @app.command()
@@ -281,22 +287,26 @@ def enhance(
 def _decompress_many(o: dict) -> None:
     """`cosmic decompress DIR_OR_GLOB -o OUTDIR`: the batch (cosmic.pipelines.batch), one line per
     file, a closing count; exit status non-zero when any file failed."""
+    from cosmic.io.raster import parse_creation_options
     from cosmic.pipelines.batch import DecodeOptions, find_inputs, plan, run_batch, summary_line
     from cosmic.pipelines.decode import output_format
 
     if o["jobs"] < 1:
         raise InputError(f"--jobs {o['jobs']}: must be 1 or more")
-    single = [f"--{k}" for k in ("dtype", "co", "prior", "enhance") if o[k]]
-    if single:
-        raise InputError(f"{', '.join(single)}: one input file at a time for now, not with many inputs")
+    if o["enhance"]:
+        raise InputError("--enhance: one input file at a time for now, not with many inputs")
     fmt = o["fmt"] or "png"
     output_format(Path("x." + {"png": "png", "tiff": "tif", "jpeg": "jpg"}.get(fmt, fmt)), o["fmt"], o["jpeg_quality"])
+    if fmt != "tiff" and (o["dtype"] not in (None, "uint8") or o["co"]):
+        raise InputError("--dtype and --co are written to GeoTIFFs: add --format tiff")
     inputs = find_inputs(o["input"])
     if o["output"].exists() and not o["output"].is_dir():
         raise InputError(f"{o['output']}: many inputs decode into a folder, and this is a file")
     o["output"].mkdir(parents=True, exist_ok=True)
     options = DecodeOptions(o["model"], o["steps"], o["seed"], o["conceal"], o["deblock"], fmt, o["jpeg_quality"],
-                            o["device"], o["precision"], o["threads"])
+                            o["device"], o["precision"], o["threads"], o["dtype"],
+                            tuple(parse_creation_options(o["co"]).items()), _prior_name(o["prior"], o["fidelity"]),
+                            o["fidelity"])
     t0 = time.perf_counter()
     echo = (lambda r: typer.echo(_clean(r.line()), err=not r.ok)) if not o["quiet"] else (
         lambda r: r.ok or typer.echo(_clean(r.line()), err=True))
@@ -331,7 +341,7 @@ def _describe_georef(georef: dict | None) -> str:
 
 def _image_line(c) -> str:
     """Size, bands, bits (coded and source), ratio against the source, groups and mask."""
-    from cosmic.pipelines.decode import source_bits
+    from cosmic.io.container import source_bits
 
     h, bits = c.header, source_bits(c.header)
     return (f"{h.width}x{h.height}, {h.channels} band(s) coded {h.bit_depth}-bit from {bits}-bit, ratio "
@@ -361,7 +371,7 @@ def info(
 ) -> None:
     """Show a .cosmic file's header and tile table (and check every tile's CRC and mask)."""
     from cosmic.io.container import read_container
-    from cosmic.pipelines.decode import source_bits
+    from cosmic.io.container import source_bits
 
     c = read_container(input)
     h = c.header

@@ -57,6 +57,47 @@ def test_batch_glob_and_models_loaded_once(downlinks, tmp_path, monkeypatch):
         batch.find_inputs(str(tmp_path / "nothing-*.cosmic"))
 
 
+def test_batch_geotiff_options_as_one_file(cli, downlinks, tmp_path, one_line_error):
+    """--dtype and --co apply to every file of a batch, as they do to one file."""
+    import rasterio
+
+    out, single = tmp_path / "out", tmp_path / "single.tif"
+    product = ["--dtype", "uint16", "--co", "BLOCKSIZE=64"]
+    code, _, err = cli("decompress", f"{downlinks}/pass*.cosmic", "-o", out, "-m", TINY_MODEL, "--format", "tiff",
+                       *product, "-q")
+    assert code == 0, err
+    code, _, err = cli("decompress", downlinks / "pass1.cosmic", "-o", single, "-m", TINY_MODEL, *product, "-q")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["pass0.tif", "pass1.tif", "pass2.tif"]
+    with rasterio.open(out / "pass1.tif") as a, rasterio.open(single) as b:
+        assert a.dtypes == b.dtypes == ("uint16",) * 3 and a.profile["blockxsize"] == 64 == b.profile["blockxsize"]
+        assert np.array_equal(a.read(), b.read())
+    one_line_error(*cli("decompress", downlinks, "-o", tmp_path / "o2", "-m", TINY_MODEL, "--co", "COMPRESS=ZSTD")[::2],
+                   "--format tiff")
+    one_line_error(*cli("decompress", downlinks, "-o", tmp_path / "o3", "-m", TINY_MODEL, "--format", "tiff",
+                        "--co", "oops")[::2], "--co")
+    one_line_error(*cli("decompress", downlinks, "-o", tmp_path / "o4", "-m", TINY_MODEL, "--enhance")[::2],
+                   "--enhance")
+
+
+def test_batch_with_a_prior_as_one_file(cli, downlinks, tmp_path, monkeypatch):
+    """--prior / --fidelity: the prior is loaded once per worker and applied to every file."""
+    import cosmic
+
+    monkeypatch.setattr(batch, "_PRIORS", {})
+    out, single = tmp_path / "out", tmp_path / "single.png"
+    prior = ["--prior", "codebook", "--fidelity", "0.5"]
+    code, _, err = cli("decompress", f"{downlinks}/pass*.cosmic", "-o", out, "-m", TINY_MODEL, *prior, "-q")
+    assert code == 0, err
+    assert len(batch._PRIORS) == 1  # one prior loaded for the three files
+    code, _, err = cli("decompress", downlinks / "pass2.cosmic", "-o", single, "-m", TINY_MODEL, *prior, "-q")
+    assert code == 0, err
+    batched = np.asarray(Image.open(out / "pass2.png"))
+    assert np.array_equal(batched, np.asarray(Image.open(single)))
+    plain = cosmic.decompress((downlinks / "pass2.cosmic").read_bytes(), model=str(TINY_MODEL))
+    assert not np.array_equal(batched, plain)  # the prior did act
+
+
 @pytest.mark.slow
 def test_batch_on_two_processes(cli, downlinks, tmp_path):
     code, stdout, err = cli("decompress", f"{downlinks}/*.cosmic", "-o", tmp_path / "out", "-m", TINY_MODEL,

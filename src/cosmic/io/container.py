@@ -67,7 +67,7 @@ _CORE = struct.Struct("<IIHBBBB16sB")
 
 __all__ = [
     "MAGIC", "FORMAT_VERSION", "Header", "Container", "TileError",
-    "ContainerWriter", "write_container", "container_bytes", "PayloadError", "quantize_quality", "container_size", "read_container", "bits_per_pixel", "split_payload", "join_payload",
+    "ContainerWriter", "write_container", "container_bytes", "PayloadError", "quantize_quality", "container_size", "read_container", "bits_per_pixel", "split_payload", "join_payload", "source_bits",
 ]
 
 
@@ -463,3 +463,12 @@ def container_size(header: Header, payload_lengths) -> int:
     of these lengths (magic, version, header, CRCs, tile table, payloads), without writing it."""
     fixed = len(MAGIC) + 6 + len(header.pack()) + 4
     return fixed + header.num_tiles * _ENTRY.size + 4 + sum(payload_lengths)
+
+
+def source_bits(header) -> int:
+    """Bits per sample of the coded source (8 unless the header records a wider type)."""
+    dtype = ((header.georef or {}).get("source") or {}).get("source_dtype") or "uint8"
+    try:
+        return int(np.dtype(dtype).itemsize * 8)
+    except TypeError:
+        return 8

@@ -46,6 +46,10 @@ class DecodeOptions:
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = 0
+    dtype: str | None = None  # GeoTIFF outputs: sample type (None: the source's)
+    creation_options: tuple[tuple[str, str], ...] = ()  # GeoTIFF outputs: GDAL COG options (--co)
+    prior: str | None = None  # a decoder-side prior (shipped name or directory), loaded once per process
+    fidelity: float = 0.0
 
 
 @dataclass
@@ -95,8 +99,20 @@ def plan(inputs: list[Path], outdir: Path, fmt: str, skip_existing: bool = False
     return pairs
 
 
-#: the pipelines this process has loaded, by (model, device, precision): each model is loaded once
+#: the pipelines and priors this process has loaded, by (model, device, precision) and by name:
+#: each is loaded once
 _PIPELINES: dict = {}
+_PRIORS: dict = {}
+
+
+def _prior(options: DecodeOptions):
+    if options.prior is None:
+        return None
+    if options.prior not in _PRIORS:
+        from cosmic.codebook.prior import load_prior
+
+        _PRIORS[options.prior] = load_prior(options.prior)
+    return _PRIORS[options.prior]
 
 
 def _pipeline(container, options: DecodeOptions):
@@ -123,8 +139,10 @@ def decode_file(source: str | os.PathLike, output: str | os.PathLike, options: D
     try:
         container = read_container(source, partial=options.conceal)
         pipe = _pipeline(container, options)
-        bad = pipe.write(container, output, options.fmt, options.jpeg_quality, steps=options.steps,
-                         seed=options.seed, conceal=options.conceal, deblock=options.deblock)
+        bad = pipe.write(container, output, options.fmt, options.jpeg_quality, options.dtype,
+                         dict(options.creation_options), steps=options.steps, seed=options.seed,
+                         conceal=options.conceal, deblock=options.deblock, prior=_prior(options),
+                         fidelity=options.fidelity)
         h = container.header
         note = f", {len(bad)} tile(s) concealed" if bad else ""
         return FileResult(str(source), str(output), True, f"{h.width}x{h.height} px, {container.bpp:.4f} bpp{note}",

@@ -24,7 +24,7 @@ import numpy as np
 
 from cosmic.errors import InputError
 from cosmic.ground.scene import DecodedScene, decode_rows, decode_scene
-from cosmic.io.container import Container, TileError, read_container
+from cosmic.io.container import Container, TileError, read_container, source_bits
 from cosmic.metadata import SensorMetadata
 
 __all__ = ["DecodePipeline", "open_container", "output_format", "OUTPUT_FORMATS"]
@@ -235,13 +235,6 @@ def product_tags(container: Container) -> dict[str, str]:
     return tags
 
 
-def source_bits(header) -> int:
-    """Bits per sample of the coded source (8 unless the header records a wider type)."""
-    dtype = ((header.georef or {}).get("source") or {}).get("source_dtype") or "uint8"
-    try:
-        return int(np.dtype(dtype).itemsize * 8)
-    except TypeError:
-        return 8
 class _OnDevice:
     """The model as the decode loop sees it: ``decompress`` runs under the pipeline's autocast
     (the network parts; the entropy decode inside switches it off again, see
