@@ -4,6 +4,7 @@
     .venv/bin/python scripts/ship_model.py --diffusion STAGE2_DIR/final NAME   # add stage 2 to a shipped NAME
     .venv/bin/python scripts/ship_model.py RUN_DIR/final NAME --diffusion S2/final --out DIR   # an ablation, outside the package
     .venv/bin/python scripts/ship_model.py CLASSIFIER_DIR classifier-ucm   # the scene classifier of `cosmic eval`
+    .venv/bin/python scripts/ship_model.py ENHANCE_RUN/final ldm-rsic-cosmic-small   # an LDM-RSIC enhancer
     .venv/bin/python scripts/ship_model.py --migrate NAME_OR_DIR [--out DIR]   # old one-file layout -> components
 
 Parameters are rounded to float16 and stored as float16 (entropy-coder tables stay exact), the
@@ -68,8 +69,12 @@ def main() -> None:
         return
     from cosmic.evaluation.classifier import SceneClassifier
 
-    if read_model_index(args.model).get("_class_name") == SceneClassifier.__name__:
+    kind = read_model_index(args.model).get("_class_name")
+    if kind == SceneClassifier.__name__:
         ship_classifier(args.model, out)
+        return
+    if kind == "Enhancer":
+        ship_enhancer(args.model, out, args.name)
         return
     model = load_model(args.model)
     model.register_config(name=args.name)
@@ -101,6 +106,20 @@ def ship_classifier(source: Path, out: Path) -> None:
     model = SceneClassifier.from_pretrained(source)
     round_parameters(model)
     replace_dir(model, out, _extra_of(source), torch.float16)
+    report(out)
+
+
+def ship_enhancer(source: Path, out: Path, name: str) -> None:
+    """An LDM-RSIC enhancer (``cosmic train enhance``'s ``final``) at float16 under ``name``; its
+    ``source`` (the codec whose decodes it enhances) is kept, which is how it is found."""
+    from cosmic.enhance.model import Enhancer
+
+    enhancer = Enhancer.from_pretrained(source)
+    enhancer.name, enhancer.extra = name, _extra_of(source)
+    round_parameters(enhancer)
+    if out.exists():
+        shutil.rmtree(out)
+    enhancer.save_pretrained(out, dtype=torch.float16)
     report(out)
 
 

@@ -157,7 +157,7 @@ _PRODUCT = dict(
     dtype=typer.Option(
         None, help="GeoTIFF sample type (default: the source's, stretch inverted; uint8: the coded picture)"),
     co=typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable)"),
-    enhance=typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on COSMIC decodes"),
+    enhance=typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on this model's decodes"),
     enhance_steps=typer.Option(0, help="DDIM steps of the enhancer's prior LDM (0: its regressor)"),
     jobs=typer.Option(1, help="many inputs: worker processes, each loading the models once"),
     scheduler=typer.Option(
@@ -838,12 +838,16 @@ def train_enhance_cmd(
     split: str = typer.Option("train+train_extra", help="SPLITS.json lists, joined by '+' (never val)"),
     steps: str = typer.Option("1500,500,600", help="steps of stage I, the prior regressor and the LDM"),
     crop: int = typer.Option(64), batch_size: int = typer.Option(8), lr: float = typer.Option(5e-4),
-    rates_per_image: int = typer.Option(2, help="JPEG2000 rates per image, log-uniform over 0.05-0.5 bpp"),
-    limit: Optional[int] = typer.Option(None, help="use only the first N images"),
+    rates_per_image: int = typer.Option(2, help="rates per image (JPEG2000: log-uniform over 0.05-0.5 bpp; "
+                                                "COSMIC: qualities uniform over the model's range)"),
+    source: str = typer.Option("jpeg2000", help="jpeg2000, or the COSMIC model whose decodes to enhance"),
+    init_from: Optional[str] = typer.Option(None, help="start from this enhancer (same preset; a warm start)"),
+    limit: Optional[int] = typer.Option(None, help="use only N images, evenly spaced over the split"),
     max_minutes: Optional[float] = typer.Option(None, help="wall-time cap of each phase"),
     seed: int = typer.Option(0), threads: int = typer.Option(1),
 ) -> None:
-    """LDM-RSIC: train a JPEG2000 enhancer (stage I, prior regressor, stage II); resumes from OUT."""
+    """LDM-RSIC: train an enhancer of JPEG2000 or COSMIC decodes (stage I, prior regressor, stage
+    II); resumes from OUT."""
     from cosmic.training.ldm_rsic import PHASES, EnhanceConfig, train_enhancer
 
     if not data.is_dir():
@@ -853,7 +857,7 @@ def train_enhance_cmd(
         raise InputError("--steps: three counts; --crop: a positive multiple of 8")
     cfg = EnhanceConfig(data=str(data), out=str(out), preset=preset, split=split, steps=dict(zip(PHASES, counts)),
                         crop=crop, batch_size=batch_size, lr=lr, rates_per_image=rates_per_image, limit=limit,
-                        max_minutes=max_minutes, seed=seed, threads=threads)
+                        max_minutes=max_minutes, seed=seed, threads=threads, source=source, init_from=init_from)
     typer.echo(f"enhancer: {train_enhancer(cfg)}")
 
 

@@ -21,6 +21,9 @@ from cosmic.zoo import shipped_models
 
 SHIPPED = DEFAULT_ENHANCER in shipped_models()
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="no shipped JPEG2000 enhancer")
+COSMIC_ENHANCER = "ldm-rsic-cosmic-small"
+needs_shipped_cosmic = pytest.mark.skipif(COSMIC_ENHANCER not in shipped_models(),
+                                          reason="no shipped enhancer of cosmic-small-vr decodes")
 
 
 def _perturbed(enhancer: Enhancer) -> Enhancer:
@@ -217,10 +220,8 @@ def test_trainer_runs_resumes_and_never_uses_val(tiny_data, tmp_path):
 
 
 def test_eval_codec_enhances_jpeg2000_at_the_same_bpp(monkeypatch, tmp_path, tiny_enhancer):
-    from cosmic.enhance import pipeline
     from cosmic.evaluation.harness import evaluate, parse_codecs
 
-    monkeypatch.setattr(pipeline, "ENHANCER_FOR", {"jpeg2000": str(tiny_enhancer), "cosmic": "none"})
     monkeypatch.setattr("cosmic.zoo.shipped_models", lambda: [str(tiny_enhancer)])
     specs = parse_codecs("jpeg2000,jpeg2000+enhance,cosmic+enhance")
     assert [s.name for s in specs] == ["jpeg2000", "jpeg2000+enhance", "cosmic+enhance"]
@@ -254,3 +255,105 @@ def test_shipped_enhancer_beats_jpeg2000(ratio):
     assert gain > GAIN_FLOORS_DB[ratio], f"{enc.bpp:.3f} bpp: gain {gain:.3f} dB"
     again = pipe.enhance_array(enc.decoded, enc.bpp, steps=2, seed=1)
     assert np.array_equal(again, pipe.enhance_array(enc.decoded, enc.bpp, steps=2, seed=1))
+
+
+# -- COSMIC decodes as the source ------------------------------------------------------------
+
+
+def test_code_image_through_a_cosmic_model(variable_rate_model):
+    """COSMIC training pairs are real files through the pipelines: same bytes' bpp, same decode."""
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+    from cosmic.training.ldm_rsic import EnhanceConfig, code_image, knob_sampler, source_name
+
+    img = golden_image(64, 64)
+    source = str(variable_rate_model)
+    bpps = []
+    for q in (1.0, 4.0):
+        decoded, bpp = code_image(source, img, q)
+        coded = EncodePipeline.from_pretrained(source).encode(open_scene(img), quality=q)
+        assert bpp == coded.bpp == coded.size * 8 / (64 * 64)
+        assert np.array_equal(decoded, DecodePipeline.from_pretrained(source)(coded.to_bytes()).pixels)
+        bpps.append(bpp)
+    assert bpps[0] < bpps[1]
+    assert source_name(source) == "cosmic-vr-test"
+    draw = knob_sampler(EnhanceConfig(data="d", out="o", source=source), np.random.default_rng(0))
+    qualities = [draw() for _ in range(200)]
+    assert 1.0 <= min(qualities) < 1.2 and 3.8 < max(qualities) <= 4.0  # uniform over the model's 1..4
+    with pytest.raises(InputError, match="neither jpeg2000 nor a COSMIC model"):
+        code_image("no-such-codec", img, 1.0)
+
+
+def test_trainer_on_cosmic_decodes_warm_started(tiny_data, tmp_path, tiny_enhancer):
+    from helpers import TINY_MODEL
+
+    from cosmic.training.ldm_rsic import EnhanceConfig, train_enhancer
+
+    cfg = EnhanceConfig(data=str(tiny_data), out=str(tmp_path / "run"), split="train", image_size=128, crop=32,
+                        batch_size=2, steps={"stage1": 0, "regressor": 3, "ldm": 0}, checkpoint_every=3,
+                        source=str(TINY_MODEL), init_from=str(tiny_enhancer), rates_per_image=1)
+    e = Enhancer.from_pretrained(train_enhancer(cfg))
+    start = Enhancer.from_pretrained(tiny_enhancer)
+    assert e.source == "cosmic-tiny-test" and e.ldm is None
+    for k, v in start.men.state_dict().items():  # MEN frozen in the regressor phase: the warm start's
+        assert torch.allclose(v, e.men.state_dict()[k], atol=1e-6), k
+    assert any(not torch.equal(v, e.prior_regressor.state_dict()[k]) for k, v in start.prior_regressor.state_dict().items())
+    pairs = np.load(tmp_path / "run" / "pairs.npz")
+    assert pairs["decoded"].shape == (2, 1, 128, 128, 3) and 0.0 < float(pairs["bpp"].min())
+    cfg.out, cfg.preset = str(tmp_path / "bad"), "paper"
+    with pytest.raises(InputError, match="not 'paper'"):
+        train_enhancer(cfg)
+
+
+@needs_shipped_cosmic
+def test_cli_decompress_enhance_with_the_shipped_enhancer(cli, tmp_path, one_line_error):
+    from importlib import resources
+
+    from cosmic.io.images import load_rgb
+
+    img = load_rgb(resources.files("cosmic.data") / "naip_sample.png").pixels[200:392, 300:556]
+    Image.fromarray(img).save(tmp_path / "crop.png")
+    coded, plain, enhanced = tmp_path / "c.cosmic", tmp_path / "plain.png", tmp_path / "enh.png"
+    assert cli("compress", tmp_path / "crop.png", "-o", coded, "--quality", "2", "-q")[0] == 0
+    assert cli("decompress", coded, "-o", plain, "-q")[0] == 0
+    code, _, err = cli("decompress", coded, "-o", enhanced, "--enhance", "-q")
+    assert code == 0, err
+    a, b = np.asarray(Image.open(plain)), np.asarray(Image.open(enhanced))
+    assert a.shape == b.shape == (192, 256, 3)
+    assert psnr(img, b) > psnr(img, a)
+    code, _, err = cli("decompress", coded, "-o", tmp_path / "ldm.png", "--enhance", "--enhance-steps", "2")
+    one_line_error(code, err, "no latent diffusion model")
+    assert code == 2 and not (tmp_path / "ldm.png").exists()
+
+
+#: measured on the shipped COSMIC enhancer (docs/MODEL_CARD.md): PSNR gain over the plain steps-0
+#: decode of cosmic-small-vr on the 256 x 256 NAIP crop, per quality, minus 0.05 dB
+COSMIC_GAIN_FLOORS_DB = {2.0: 0.047, 5.0: 0.031}  # measured: +0.097 dB at 0.096 bpp, +0.081 dB at 0.261 bpp
+
+
+@needs_shipped_cosmic
+@pytest.mark.parametrize("quality", sorted(COSMIC_GAIN_FLOORS_DB))
+def test_shipped_enhancer_beats_cosmic_steps0(quality):
+    from importlib import resources
+
+    from cosmic.io.images import load_rgb
+    from cosmic.training.ldm_rsic import code_image
+
+    img = load_rgb(resources.files("cosmic.data") / "naip_sample.png").pixels[200:456, 300:556]
+    decoded, bpp = code_image("cosmic-small-vr", img, quality)
+    enhanced = EnhancePipeline.for_source("cosmic-small-vr").enhance_array(decoded, bpp)
+    gain = psnr(img, enhanced) - psnr(img, decoded)
+    assert gain > COSMIC_GAIN_FLOORS_DB[quality] > 0, f"quality {quality}, {bpp:.3f} bpp: gain {gain:.3f} dB"
+
+
+@needs_shipped_cosmic
+def test_eval_cosmic_plus_enhance_at_the_same_bpp(tmp_path):
+    from cosmic.evaluation.harness import evaluate, parse_codecs
+
+    specs = parse_codecs("cosmic,cosmic+enhance")
+    assert specs[1].kind == "enhanced" and specs[1].points == specs[0].points and not specs[1].note
+    for s in specs:
+        s.points = ["cosmic-small-vr@3"]
+    Image.fromarray(golden_image(64, 64)).save(tmp_path / "a.png")
+    plain, enhanced = evaluate([tmp_path / "a.png"], specs, progress=False)
+    assert enhanced["codec"] == "cosmic+enhance" and enhanced["point"] == plain["point"] == "cosmic-small-vr@3"
+    assert enhanced["bpp"] == plain["bpp"] and enhanced["psnr"] != plain["psnr"]

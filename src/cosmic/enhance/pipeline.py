@@ -30,16 +30,26 @@ import torch
 from cosmic.enhance.model import TILE_MULTIPLE, Enhancer
 from cosmic.errors import BitstreamError, InputError, ModelError, first_line
 
-__all__ = ["EnhancePipeline", "Enhanced", "codestream_bytes", "DEFAULT_ENHANCER", "ENHANCER_FOR",
+__all__ = ["EnhancePipeline", "Enhanced", "codestream_bytes", "DEFAULT_ENHANCER", "shipped_enhancer",
            "JPEG2000_SUFFIXES"]
 
-#: shipped enhancer per source codec
-ENHANCER_FOR = {"jpeg2000": "ldm-rsic-jpeg2000-small", "cosmic": "ldm-rsic-cosmic-small"}
-DEFAULT_ENHANCER = ENHANCER_FOR["jpeg2000"]
+#: the shipped JPEG2000 enhancer (``cosmic enhance``'s default)
+DEFAULT_ENHANCER = "ldm-rsic-jpeg2000-small"
 JPEG2000_SUFFIXES = (".jp2", ".j2k", ".j2c", ".jpx", ".jpf")
 _SOC_SIZ = b"\xff\x4f\xff\x51"
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 _EOC = b"\xff\xd9"
+
+
+def shipped_enhancer(source: str) -> str | None:
+    """The shipped enhancer whose config names ``source`` as its source codec, or None."""
+    from cosmic.zoo import read_model_config, shipped_models
+
+    for name in shipped_models():
+        cfg = read_model_config(name)
+        if cfg.get("_class_name") == "Enhancer" and cfg.get("source") == source:
+            return name
+    return None
 
 
 def codestream_bytes(path: str | os.PathLike) -> int:
@@ -117,15 +127,17 @@ class EnhancePipeline:
 
     @classmethod
     def for_source(cls, source: str, model: str | os.PathLike | None = None) -> "EnhancePipeline":
-        """The enhancer trained for ``source`` decodes (``model``, or the shipped one)."""
-        from cosmic.zoo import shipped_models
-
-        if model is None and ENHANCER_FOR.get(source) not in shipped_models():
-            raise InputError(f"no enhancer is trained for {source} decodes yet (no shipped "
-                             f"'{ENHANCER_FOR.get(source)}'); train one with cosmic train enhance")
-        pipe = cls.from_pretrained(model or ENHANCER_FOR[source])
-        if pipe.enhancer.source != source:
-            raise InputError(f"{pipe.enhancer.name} enhances {pipe.enhancer.source} decodes, not {source}")
+        """The enhancer trained for ``source`` decodes (``jpeg2000``, or the COSMIC model name a
+        ``.cosmic`` file carries): ``model``, or the shipped enhancer whose ``source`` is it. An
+        enhancer of the generic source ``cosmic`` is accepted for any COSMIC model's decodes."""
+        name = model if model is not None else shipped_enhancer(source)
+        if name is None:
+            raise InputError(f"no enhancer is trained for {source} decodes (none shipped); "
+                             f"train one with cosmic train enhance --source {source}")
+        pipe = cls.from_pretrained(name)
+        made_for = pipe.enhancer.source
+        if made_for != source and not (made_for == "cosmic" and source != "jpeg2000"):
+            raise InputError(f"{pipe.enhancer.name} enhances {made_for} decodes, not {source}")
         return pipe
 
     def _check_steps(self, steps: int) -> None:
@@ -248,9 +260,11 @@ def write_rows(rows: Iterator[tuple[int, np.ndarray]], output: Path, width: int,
 def enhance_decode(decode_pipe, container, output: str | os.PathLike, model: str | os.PathLike | None = None,
                    enhance_steps: int = 0, seed: int = 0, **decode) -> list:
     """``cosmic decompress --enhance``: decode a ``.cosmic`` file with its decode pipeline, then
-    enhance it with the enhancer trained on COSMIC decodes (the rate: the file's bpp). The
-    enhancer is loaded (or refused) before anything is decoded. Returns the concealed tiles."""
-    enh = EnhancePipeline.for_source("cosmic", model)
+    enhance it with the enhancer trained on the decodes of the model that decodes it (the shipped
+    one whose ``source`` is that model's name, unless ``model`` is given; the rate: the file's
+    bpp). The enhancer is loaded (or refused) before anything is decoded. Returns the concealed
+    tiles."""
+    enh = EnhancePipeline.for_source(decode_pipe.model.name, model)
     enh._check_steps(enhance_steps)
     scene = decode_pipe(container, seed=seed, **decode)
     h = container.header

@@ -278,7 +278,7 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
     rows: list[dict] = []
     encoded: dict = {}
     runners = {s.name: _CosmicRunner(s, seed, encoded) for s in specs if s.kind == "cosmic" and s.points}
-    runners.update({s.name: EnhanceRunner(s, seed) for s in specs if s.kind == "enhanced" and s.points})
+    runners.update({s.name: EnhanceRunner(s, seed, encoded) for s in specs if s.kind == "enhanced" and s.points})
     for path in tqdm(files, desc="images", disable=not progress):
         x = load_rgb(path).pixels
         truth = _classify_original(classifier, path, x, features)
@@ -324,7 +324,7 @@ def _code_point(spec: CodecSpec, point, runners: dict, path: Path, x: np.ndarray
                     t_enc, time.perf_counter() - t0)
         return f"{point:g}", enc.bpp, enc.decoded, t_enc, math.nan
     if spec.kind == "enhanced":
-        return runners[spec.name].run(point, x)
+        return runners[spec.name].run(point, x, meta, key=str(path))
     bpp, y, t_enc, t_dec = runners[spec.name].run(point, x, meta, key=str(path))
     return point_label(point), bpp, y, t_enc, t_dec
 

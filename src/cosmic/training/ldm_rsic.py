@@ -1,10 +1,14 @@
 """LDM-RSIC training (``cosmic train enhance``): stage I, the prior regressor, stage II.
 
 Data: the ``split`` lists of a folder (UC Merced ``train+train_extra``; never ``val``), every
-256 x 256 image coded by the source codec at ``rates_per_image`` rates drawn log-uniformly over
-``bpp_range`` (JPEG2000: Pillow/OpenJPEG as :mod:`cosmic.evaluation.classical` configures it, the
-knob being the compression ratio 24/bpp; the rate fed to the network is the *measured* bpp of the
-codestream). Originals and decodes are held in memory as uint8 and cached in ``out/pairs.npz``.
+256 x 256 image coded by the source codec at ``rates_per_image`` rates. JPEG2000: Pillow/OpenJPEG
+as :mod:`cosmic.evaluation.classical` configures it, the knob being the compression ratio 24/bpp,
+bpp drawn log-uniformly over ``bpp_range``. A COSMIC model (``source`` = its shipped name or
+directory, e.g. ``cosmic-small-vr``): real ``.cosmic`` files through the encode and decode
+pipelines (steps 0), the knob being the quality, drawn uniformly over the model's range. Either
+way the rate fed to the network is the *measured* bpp of the real file. Originals and decodes are
+held in memory as uint8 and cached in ``out/pairs.npz``. ``init_from`` starts every component
+from a trained enhancer of the same preset (ours: a warm start, e.g. COSMIC from JPEG2000).
 
 Phases, run in order and each resumable exactly (checkpoints in ``out/<phase>/last``, crops a
 pure function of (seed, step), Adam moments, EMA and RNG state via :mod:`cosmic.training.checkpoint`):
@@ -23,12 +27,14 @@ and an EMA of the weights; ``max_minutes`` caps each phase's wall time (checkpoi
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,7 +44,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from cosmic.enhance.model import Enhancer, build_enhancer
-from cosmic.errors import InputError
+from cosmic.errors import InputError, first_line
 from cosmic.ground.diffusion.sampler import SCHEDULE
 from cosmic.io.images import load_rgb
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
@@ -56,12 +62,13 @@ PHASES = ("stage1", "regressor", "ldm")
 class EnhanceConfig:
     data: str
     out: str
-    source: str = "jpeg2000"
+    source: str = "jpeg2000"  # or a COSMIC model (shipped name or directory), e.g. cosmic-small-vr
+    init_from: str | None = None  # an enhancer (directory or shipped name) of the same preset to start from
     preset: str = "small"
     split: str = "train+train_extra"
     rates_per_image: int = 2
     bpp_range: tuple = (0.05, 0.5)
-    limit: int | None = None  # use only the first N images of the split
+    limit: int | None = None  # use only N images of the split, evenly spaced over it
     image_size: int = 256  # images are coded as their top-left image_size square (smaller: skipped)
     crop: int = 64
     batch_size: int = 8
@@ -77,23 +84,64 @@ class EnhanceConfig:
     threads: int = 1
 
 
-def code_image(source: str, pixels: np.ndarray, bpp: float) -> tuple[np.ndarray, float]:
-    """(decoded image, measured bpp) of ``pixels`` coded by the source codec near ``bpp``."""
-    if source != "jpeg2000":
-        raise InputError(f"source '{source}': only jpeg2000 training data can be made here")
-    from cosmic.evaluation.classical import jpeg2000_encode
+def code_image(source: str, pixels: np.ndarray, knob: float | None) -> tuple[np.ndarray, float]:
+    """(decoded image, measured bpp) of ``pixels`` coded by the source codec at ``knob``.
 
-    enc = jpeg2000_encode(pixels, 24.0 / bpp)
-    return enc.decoded, enc.bpp
+    ``jpeg2000``: ``knob`` is the target bpp (compression ratio 24/bpp). Any other source is a
+    COSMIC model (shipped name or directory, loaded once per process): ``knob`` is its quality
+    (None for a fixed-rate model), and the image goes through the real encode and decode
+    pipelines (:class:`~cosmic.pipelines.EncodePipeline`, :class:`~cosmic.pipelines.DecodePipeline`
+    at steps 0, as ``cosmic compress`` / ``decompress`` run them). Either way the bpp returned is
+    the real file's (bytes x 8 / pixels), which is what the enhancer gets as its rate input."""
+    if source == "jpeg2000":
+        from cosmic.evaluation.classical import jpeg2000_encode
+
+        enc = jpeg2000_encode(pixels, 24.0 / knob)
+        return enc.decoded, enc.bpp
+    from cosmic.training.validation import code_with_model
+
+    bpp, decoded = code_with_model(source_model(source), pixels, knob)
+    return decoded, bpp
+
+
+@functools.lru_cache(maxsize=2)
+def source_model(source: str):
+    """The COSMIC model of a non-JPEG2000 ``source``, loaded once (InputError if it is none)."""
+    from cosmic.errors import ModelError
+    from cosmic.zoo import load_model
+
+    try:
+        return load_model(source).eval()
+    except ModelError as exc:
+        raise InputError(f"source '{source}': neither jpeg2000 nor a COSMIC model ({first_line(exc)})") from None
+
+
+def source_name(source: str) -> str:
+    """The enhancer's ``source``: ``jpeg2000``, or the model name COSMIC files carry."""
+    return source if source == "jpeg2000" else source_model(source).name
+
+
+def knob_sampler(cfg: EnhanceConfig, rng: np.random.Generator) -> Callable[[], float | None]:
+    """Draws the source codec's rate knob per coded image: JPEG2000's bpp log-uniformly over
+    ``bpp_range``; a variable-rate COSMIC model's quality uniformly over its whole range (the
+    rate knob is the quality, ``bpp_range`` does not apply; a fixed-rate model: None)."""
+    if cfg.source == "jpeg2000":
+        lo, hi = np.log(cfg.bpp_range[0]), np.log(cfg.bpp_range[1])
+        return lambda: float(np.exp(rng.uniform(lo, hi)))
+    qualities = source_model(cfg.source).onboard.quality_range
+    if qualities is None:
+        return lambda: None
+    return lambda: float(rng.uniform(*qualities))
 
 
 def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:
     """Originals (N, S, S, 3), decodes (N, R, S, S, 3) and measured bpp (N, R); S = image_size."""
     if "val" in cfg.split.split("+"):
         raise InputError("the enhancer never trains on the val split")
-    files = split_files(cfg.data, cfg.split)[: cfg.limit]
-    rng = np.random.default_rng([cfg.seed, 7])
-    lo, hi = np.log(cfg.bpp_range[0]), np.log(cfg.bpp_range[1])
+    files = split_files(cfg.data, cfg.split)
+    if cfg.limit is not None and cfg.limit < len(files):  # evenly spaced: the split is class-ordered
+        files = [files[i] for i in np.linspace(0, len(files) - 1, max(cfg.limit, 1)).round().astype(int)]
+    knob = knob_sampler(cfg, np.random.default_rng([cfg.seed, 7]))
     originals, decoded, bpps = [], [], []
     for f in files:
         img = load_rgb(f).pixels
@@ -101,7 +149,7 @@ def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:
         if min(img.shape[:2]) < s:
             continue
         img = np.ascontiguousarray(img[:s, :s])
-        coded = [code_image(cfg.source, img, float(np.exp(rng.uniform(lo, hi)))) for _ in range(cfg.rates_per_image)]
+        coded = [code_image(cfg.source, img, knob()) for _ in range(cfg.rates_per_image)]
         originals.append(img)
         decoded.append(np.stack([d for d, _ in coded]))
         bpps.append([b for _, b in coded])
@@ -293,7 +341,7 @@ def train_enhancer(cfg: EnhanceConfig) -> Path:
         np.savez(cache, **pairs)
         print(f"coded {pairs['bpp'].size} training images in {time.time() - started:.0f} s; "
               f"bpp {pairs['bpp'].min():.3f}..{pairs['bpp'].max():.3f}")
-    model = EnhancerState(build_enhancer(cfg.preset, cfg.source))
+    model = EnhancerState(_initial_enhancer(cfg))
     for phase in PHASES:
         if cfg.steps.get(phase, 0) > 0:
             _run_phase(model, pairs, cfg, phase, out)
@@ -308,3 +356,21 @@ def train_enhancer(cfg: EnhanceConfig) -> Path:
 
 def _without_ldm(e: Enhancer) -> Enhancer:
     return Enhancer(e.self_encoder, e.men, e.prior_regressor, None, e.source, e.preset)
+
+
+def _initial_enhancer(cfg: EnhanceConfig) -> Enhancer:
+    """A fresh enhancer for ``cfg.source``, with ``cfg.init_from``'s weights when given (ours: a
+    warm start, e.g. a COSMIC enhancer from the JPEG2000 one; all four components are copied,
+    the LDM's latent scale is re-measured when its phase starts)."""
+    enhancer = build_enhancer(cfg.preset, source_name(cfg.source))
+    if cfg.init_from is None:
+        return enhancer
+    from cosmic.zoo import model_path
+
+    start = Enhancer.from_pretrained(model_path(cfg.init_from))
+    if start.preset != cfg.preset:
+        raise InputError(f"--init-from {cfg.init_from}: a '{start.preset}' enhancer, not '{cfg.preset}'")
+    for key, module in start.components().items():
+        enhancer.components()[key].load_state_dict(module.float().state_dict())
+    print(f"started from {cfg.init_from} ({', '.join(start.components())})")
+    return enhancer

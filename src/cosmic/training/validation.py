@@ -14,14 +14,14 @@ import torch
 
 from cosmic.evaluation.metrics import ms_ssim, psnr
 
-__all__ = ["validate_bitstreams", "jpeg2000_reference", "JPEG2000_RATIOS"]
+__all__ = ["validate_bitstreams", "jpeg2000_reference", "JPEG2000_RATIOS", "code_with_model"]
 
 #: compression ratios of the JPEG2000 anchor curve on the validation subset (1.0 to 0.06 bpp)
 JPEG2000_RATIOS = (24, 32, 48, 64, 96, 128, 192, 256, 400)
 
 
 @torch.no_grad()
-def _code_image(model, pixels: np.ndarray, quality: float | None) -> tuple[float, np.ndarray]:
+def code_with_model(model, pixels: np.ndarray, quality: float | None) -> tuple[float, np.ndarray]:
     """(bpp of the real file, steps-0 decode) of one (H, W, 3) uint8 image, through the same
     pipelines as ``cosmic compress`` / ``cosmic decompress``."""
     from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
@@ -40,7 +40,7 @@ def validate_bitstreams(model, images: list[np.ndarray], qualities) -> list[dict
     for q in qualities:
         bpp, p, s = [], [], []
         for img in images:
-            rate, decoded = _code_image(model, img, q)
+            rate, decoded = code_with_model(model, img, q)
             bpp.append(rate)
             p.append(psnr(img, decoded))
             if min(img.shape[:2]) > 160:  # MS-SSIM's five scales need it
