@@ -75,16 +75,17 @@ class EncodePipeline:
 
     @classmethod
     def select(cls, model: str | os.PathLike | None = None, quality: float | None = None,
-               rate_target: bool = False) -> tuple["EncodePipeline", float | None]:
+               rate_target: bool = False, bands: int = 3) -> tuple["EncodePipeline", float | None]:
         """The pipeline and coding quality of ``--quality`` / ``--model`` (default: the shipped
-        variable-rate model): a variable-rate model takes a float quality over its range
-        (default: 3, or its top if lower); a fixed-rate model takes none. With ``rate_target``
-        the quality is left to rate control."""
-        from cosmic.zoo import DEFAULT_MODEL
+        variable-rate model, or for a source of one coded band, ``bands=1``, the shipped
+        single-band one; :func:`cosmic.zoo.default_model`): a variable-rate model takes a float
+        quality over its range (default: 3, or its top if lower); a fixed-rate model takes none.
+        With ``rate_target`` the quality is left to rate control."""
+        from cosmic.zoo import default_model
 
         if rate_target and quality is not None:
             raise InputError("--quality and a rate target (--bpp / --max-bytes) exclude each other")
-        pipe = cls.from_pretrained(DEFAULT_MODEL if model is None else model)
+        pipe = cls.from_pretrained(default_model(bands) if model is None else model)
         if rate_target:
             return pipe, None
         return pipe, pipe.check_quality(pipe.default_quality if quality is None else quality)
@@ -126,6 +127,10 @@ class EncodePipeline:
     def header(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None) -> Header:
         if tile <= 0 or tile % self.codec.downsampling_factor:
             raise InputError(f"--tile {tile}: must be a positive multiple of {self.codec.downsampling_factor}")
+        groups = (scene.layout or {}).get("groups") or [list(range(scene.channels))]
+        if getattr(self.codec, "in_channels", 3) == 1 and any(len(g) != 1 for g in groups):
+            raise InputError(f"{scene.name}: model '{self.name}' codes one band; this scene has "
+                             f"{scene.channels} (choose one with --bands)")
         header = scene_header(self.codec, self.name, scene.width, scene.height, tile, scene.channels,
                               scene.metadata.to_dict(), scene.georef, self.check_quality(quality))
         header.layout = scene.layout
