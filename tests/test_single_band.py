@@ -98,3 +98,32 @@ def test_one_band_geotiff_round_trip_with_a_single_band_model(pair, cli, tmp_pat
     rgb = write_tif(tmp_path / "c.tif", golden_image(100, 140).transpose(2, 0, 1), "uint8")
     code, _, err = cli("compress", rgb, "-o", tmp_path / "c.cosmic", "-m", model, "-q")
     one_line_error(code, err, "codes one band", "--bands")
+
+
+def test_band_groups_code_one_band_groups_with_the_single_band_model(pair, tmp_path):
+    """``--band-groups 1,2,3:4``: the RGB group by the RGB model, the fourth band by the
+    single-band one (named in ``layout.models``), decoded back to 4 bands by each group's model."""
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+
+    rgb, grey = pair
+    rgb_dir, grey_dir = tmp_path / "rgb", tmp_path / "grey"
+    rgb.save_pretrained(rgb_dir)
+    grey.save_pretrained(grey_dir)
+    img = golden_image(100, 140)
+    src = write_tif(tmp_path / "n.tif", np.concatenate([img.transpose(2, 0, 1), img[None, :, :, 1] // 2]), "uint8")
+    pipe = EncodePipeline.from_pretrained(rgb_dir, single_band=EncodePipeline.from_pretrained(grey_dir))
+    with open_scene(src, groups=[[1, 2, 3], [4]]) as scene:
+        pipe.to_file(scene, tmp_path / "n.cosmic", quality=2.0)
+        alone = EncodePipeline.from_pretrained(rgb_dir).encode(scene, quality=2.0)
+    c = read_container(tmp_path / "n.cosmic")
+    assert c.header.layout["models"] == [None, {"model": "cosmic-gray-test", "sha256": grey.onboard.bitstream_id()}]
+    assert c.plane(1).header.model_sha256 == grey.onboard.bitstream_id() != c.header.model_sha256
+    assert alone.header.layout.get("models") is None and alone.payloads[0] == c.tile_payload(0)
+    dec = DecodePipeline(Cosmic.from_pretrained(rgb_dir), single_band=DecodePipeline(Cosmic.from_pretrained(grey_dir)))
+    dec.write(c, tmp_path / "n1.tif")
+    with rasterio.open(tmp_path / "n1.tif") as ds:
+        y = ds.read()
+    nir = dec(c, group=1).pixels  # the group decoded alone, by its own model
+    assert y.shape == (4, 100, 140) and np.array_equal(y[3], nir[..., 0])
+    with pytest.raises(Exception, match="not a shipped model"):  # nothing to decode group 1 with
+        DecodePipeline(Cosmic.from_pretrained(rgb_dir)).write(c, tmp_path / "n2.tif")

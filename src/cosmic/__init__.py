@@ -55,7 +55,7 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
         metadata = SensorMetadata.from_dict(metadata)
     rate_target = bpp is not None or max_bytes is not None
     with open_scene(image, metadata=metadata) as scene:
-        pipe, quality = EncodePipeline.select(model, quality, rate_target, scene.channels)
+        pipe, quality = EncodePipeline.select(model, quality, rate_target, scene.group_sizes)
         if rate_target:
             coded = pipe.encode_to_size(scene, pipe.budget(scene, bpp, max_bytes), tile)
         else:

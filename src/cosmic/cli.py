@@ -124,7 +124,7 @@ def compress(
     rate_target = bpp is not None or max_bytes is not None
     with open_scene(input, meta=meta, bands=parse_bands(bands), scale=parse_scale(scale), derive=derive,
                     groups=parse_band_groups(band_groups), mask=mask) as scene:
-        pipe, quality = EncodePipeline.select(model, quality, rate_target, scene.channels)
+        pipe, quality = EncodePipeline.select(model, quality, rate_target, scene.group_sizes)
         for n in scene.notes:
             _note(n)
         if scene.derived and not quiet:
@@ -335,9 +335,11 @@ def _image_line(c) -> str:
     from cosmic.pipelines.decode import source_bits
 
     h, bits = c.header, source_bits(c.header)
+    models = (h.layout or {}).get("models") or [None] * h.planes  # a group's own model, e.g. single-band
+    groups = ":".join(",".join(map(str, g)) + (f" ({_clean(m['model'])})" if m else "") for g, m in zip(h.groups, models))
     return (f"{h.width}x{h.height}, {h.channels} band(s) coded {h.bit_depth}-bit from {bits}-bit, ratio "
             f"{h.width * h.height * h.channels * bits / 8 / c.file_size:.1f}:1; groups "
-            f"{':'.join(','.join(map(str, g)) for g in h.groups)}; mask {'yes' if h.has_mask else 'no'}")
+            f"{groups}; mask {'yes' if h.has_mask else 'no'}")
 
 
 def _bad_tiles(c) -> list[str]:
@@ -374,6 +376,7 @@ def info(
         "grid": [h.rows, h.cols], "tile_bytes": [length for length, _ in c.entries],
         "metadata": h.metadata, "georef": h.georef, "corrupt_tiles": bad,
         "groups": h.groups, "mask": h.has_mask, "source_bits": source_bits(h),
+        "group_models": [c.plane(g).header.model for g in range(h.planes)],
     }
     if as_json:
         typer.echo(json.dumps(d, indent=2))
