@@ -62,7 +62,7 @@ class DecodePipeline:
     """What the ground runs: a stage-1 model (:class:`~cosmic.models.cosmic.Cosmic` or a learned
     baseline) and, for compensated decodes, its stage-2 diffusion network (loaded on first use).
     ``single_band``: the pipeline of the groups coded by a single-band model (see
-    :meth:`for_plane`; by default the shipped model the file names)."""
+    :meth:`for_group`; by default the shipped model the file names)."""
 
     def __init__(self, model, model_ref: str | os.PathLike | None = None, compensator=None,
                  device=None, precision: str | None = None, single_band: "DecodePipeline | None" = None):
@@ -89,17 +89,18 @@ class DecodePipeline:
         """The pipeline of ``model``, or of the shipped model named in the file's header."""
         return cls.from_pretrained(model or _shipped_model_for(container), **device)
 
-    def for_plane(self, plane: Container) -> "DecodePipeline":
-        """The pipeline that decodes one band group (:meth:`Container.plane`): this one, or for a
-        group coded by its own model (``layout.models``, e.g. the single-band model's groups of a
-        multispectral file) that shipped model's, loaded once."""
-        h = plane.header
-        if h.model_sha256 == self.model.onboard.bitstream_id():
+    def for_group(self, container: Container, group: int) -> "DecodePipeline":
+        """The pipeline that decodes band group ``group``: this one, or for a group coded by its
+        own model (``layout.models``, e.g. the single-band model's groups of a multispectral
+        file) that model's (``single_band``, else the shipped model of that name), loaded once."""
+        h = container.header
+        own = ((h.layout or {}).get("models") or [None] * h.planes)[group]
+        if own is None:
             return self
-        if h.model_sha256 not in self._group_pipes:
-            self._group_pipes[h.model_sha256] = DecodePipeline.for_container(
-                plane, device=self.device, precision=self.precision)
-        return self._group_pipes[h.model_sha256]
+        if own["sha256"] not in self._group_pipes:
+            self._group_pipes[own["sha256"]] = DecodePipeline.for_container(
+                container.plane(group), device=self.device, precision=self.precision)
+        return self._group_pipes[own["sha256"]]
 
     @property
     def compensator(self):
@@ -135,8 +136,8 @@ class DecodePipeline:
         ``prior`` (anything with ``enhance(pixels, fidelity)``) its output instead of the plain decode."""
         parent = open_container(source)
         container = parent.plane(group)
-        if self.for_plane(container) is not self:  # a group coded by its own model
-            return self.for_plane(container)(parent, steps, seed, conceal, deblock, progress, group, prior, fidelity)
+        if self.for_group(parent, group) is not self:  # a group coded by its own model
+            return self.for_group(parent, group)(parent, steps, seed, conceal, deblock, progress, group, prior, fidelity)
         scene = decode_scene(self.model, container, conceal=conceal, deblock=deblock, progress=progress,
                              compensation=self.compensation(container, steps, seed))
         if prior is not None:
@@ -184,8 +185,7 @@ class DecodePipeline:
         scale = ((h.georef or {}).get("source") or {}).get("scale")
         with GeoTiffWriter(output, h.width, h.height, h.channels, georef or None, h.tile, product) as out:
             for g, bands in enumerate(h.groups):
-                plane = container.plane(g)
-                for r, strip in self.for_plane(plane).rows(plane, bad=bad, **decode):
+                for r, strip in self.for_group(container, g).rows(container.plane(g), bad=bad, **decode):
                     top = r * h.tile
                     px = strip[: min(h.tile, h.height - top), : h.width]
                     px = px[..., :3] if len(bands) == 3 else np.rint(px.mean(axis=2, keepdims=True)).astype(np.uint8)

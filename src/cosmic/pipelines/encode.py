@@ -155,7 +155,7 @@ class EncodePipeline:
         header.layout = scene.layout
         own = [self.for_group(n) for n in scene.group_sizes]
         if any(p is not self for p in own):  # one-band groups coded by the single-band model
-            header.layout = dict(scene.layout, models=[None if p is self else {
+            header.layout = dict(scene.layout or {"groups": header.groups}, models=[None if p is self else {
                 "model": p.name, "sha256": p.codec.bitstream_id()} for p in own])
             self.single_band.check_quality(quality)
         return header
