@@ -95,7 +95,7 @@ class DecodePipeline:
         file) that model's (``single_band``, else the shipped model of that name), loaded once."""
         h = container.header
         own = ((h.layout or {}).get("models") or [None] * h.planes)[group]
-        if own is None:
+        if own is None or own["sha256"] == self.model.onboard.bitstream_id():
             return self
         if own["sha256"] not in self._group_pipes:
             self._group_pipes[own["sha256"]] = DecodePipeline.for_container(
