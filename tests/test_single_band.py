@@ -127,3 +127,14 @@ def test_band_groups_code_one_band_groups_with_the_single_band_model(pair, tmp_p
     assert y.shape == (4, 100, 140) and np.array_equal(y[3], nir[..., 0])
     with pytest.raises(Exception, match="not a shipped model"):  # nothing to decode group 1 with
         DecodePipeline(Cosmic.from_pretrained(rgb_dir)).write(c, tmp_path / "n2.tif")
+
+
+def test_stage1_bands_options_are_checked(tiny_data, tmp_path):
+    from cosmic.errors import InputError
+    from cosmic.training.stage1 import Stage1Config, train_stage1
+
+    for bad, needle in (({"bands": 1, "chroma_weight": 4.0}, "no colour"), ({"bands": 2}, "--bands 2"),
+                        ({"bands": 1, "colour_space": "ycbcr"}, "no colour")):
+        cfg = Stage1Config(data=str(tiny_data), out=str(tmp_path / "r"), **bad)
+        with pytest.raises(InputError, match=needle):
+            train_stage1(cfg, progress=False)
