@@ -5,9 +5,16 @@ irreversible, raw J2K codestream) at the same size or smaller.
 - Landsat 8 (B4, B3, B2, 16-bit DN, fill 0, 1558 x 1582): stacked into one GeoTIFF with band
   names, coded with ``--scale auto``, decoded to uint16 by default. RMSE in DN and PSNR (peak
   65535, the type's range) over the valid pixels; the mask's bytes; fill exactness.
-- NAIP (4 bands, uint8, 934 x 723): coded as groups 1,2,3 : 4, decoded to 4 bands; PSNR per band.
+- NAIP (4 bands, uint8, 934 x 723): coded as groups 1,2,3 : 4, decoded to 4 bands; PSNR per band;
+  ``naip_4band`` with ``--model`` for every group, ``naip_4band_default`` with the default models
+  (the single-band one codes the NIR group).
+- Landsat 8 B4 alone (one uint16 band, ``--scale auto``): the single-band model
+  (``cosmic-small-vr-gray``) against the RGB model coding the band as grey (before it), at the
+  same quality and at the RGB model's file size, and JPEG 2000 at each size; PSNR over the valid
+  pixels in DN (peak 65535).
 
-    python benchmarks/geotiff_products.py [--model cosmic-small-vr] [--quality 3] [--json]
+    python benchmarks/geotiff_products.py [--model cosmic-small-vr] [--single-band-model cosmic-small-vr-gray]
+                                          [--quality 3] [--scenes landsat8_B432,naip_4band,naip_4band_default,landsat8_B4]
 
 Run niced; it codes each scene once with cosmic and about 12 times with JPEG 2000 (bisection).
 """
@@ -70,7 +77,8 @@ def cosmic_round_trip(src: Path, work: Path, model: str, quality: float, *extra:
 
     coded, out = work / "c.cosmic", work / "c.tif"
     q = ["--quality", str(quality)] if quality else []
-    main(["compress", str(src), "-o", str(coded), "-m", model, "-q", *q, *extra])
+    m = ["-m", model] if model else []  # None: the default models (single-band for one-band groups)
+    main(["compress", str(src), "-o", str(coded), *m, "-q", *q, *extra])
     main(["decompress", str(coded), "-o", str(out), "-q"])
     with rasterio.open(out) as ds:
         return coded.stat().st_size, ds.read(), ds
@@ -135,15 +143,46 @@ def naip(work: Path, model: str, quality: float) -> dict:
     }
 
 
+def _band_figures(x: np.ndarray, y: np.ndarray, valid: np.ndarray, size: int) -> dict:
+    """Bytes, bpp, RMSE (DN) and PSNR (peak 65535) over the valid pixels of a one-band decode."""
+    err = y[:, valid].astype(float) - x[:, valid]
+    return {"bytes": size, "bpp": size * 8 / x[0].size, "rmse_dn_valid": float(np.sqrt(np.mean(err**2))),
+            "psnr_valid_peak65535": psnr(y[:, valid], x[:, valid], 65535)}
+
+
+def landsat_b4(work: Path, model: str, single: str, quality: float) -> dict:
+    """B4 alone: the RGB model (the band as grey), the single-band model at the same quality and
+    at the RGB model's size (rate control), each against JPEG 2000 at its size."""
+    src = LANDSAT / "landsat8_LC80460282016177LGN00_B4.tif"
+    with rasterio.open(src) as ds:
+        x = ds.read()
+    valid, report = x[0] != 0, {}
+    runs = {f"{model}_q{quality:g}": (model, ["--quality", str(quality)]),
+            f"{single}_q{quality:g}": (single, ["--quality", str(quality)])}
+    for key, (name, rate) in runs.items():
+        size, y, _ = cosmic_round_trip(src, work, name, 0, "--scale", "auto", *rate)
+        j_size, j = jpeg2000_within(src, size, work)
+        report[key] = {**_band_figures(x, y, valid, size), "jpeg2000": _band_figures(x, j, valid, j_size)}
+    budget = report[f"{model}_q{quality:g}"]["bytes"]
+    size, y, _ = cosmic_round_trip(src, work, single, 0, "--scale", "auto", "--max-bytes", str(budget))
+    report[f"{single}_max_bytes_{budget}"] = _band_figures(x, y, valid, size)
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="cosmic-small-vr")
+    ap.add_argument("--single-band-model", default="cosmic-small-vr-gray")
     ap.add_argument("--quality", type=float, default=3.0)
+    ap.add_argument("--scenes", default="landsat8_B432,naip_4band,naip_4band_default,landsat8_B4")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    scenes = {"landsat8_B432": lambda w: landsat(w, args.model, args.quality),
+              "naip_4band": lambda w: naip(w, args.model, args.quality),
+              "naip_4band_default": lambda w: naip(w, None, args.quality),
+              "landsat8_B4": lambda w: landsat_b4(w, args.model, args.single_band_model, args.quality)}
     with tempfile.TemporaryDirectory() as tmp:
-        report = {"landsat8_B432": landsat(Path(tmp), args.model, args.quality),
-                  "naip_4band": naip(Path(tmp), args.model, args.quality)}
+        report = {name: scenes[name](Path(tmp)) for name in args.scenes.split(",")}
     print(json.dumps(report, indent=2))
 
 

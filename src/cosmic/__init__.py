@@ -45,7 +45,8 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
         bpp, max_bytes: rate control instead of ``quality`` (variable-rate models): the highest
             quality whose whole file fits, landing within 3 % under the target.
         metadata: sensor metadata, a :class:`~cosmic.metadata.SensorMetadata` or a dict of its fields.
-        model: a shipped model name or a model directory.
+        model: a shipped model name or a model directory (default: ``cosmic-small-vr``, or for
+            an (H, W) array or a one-band file the single-band ``cosmic-small-vr-gray``).
         tile: tile size in pixels (a multiple of 64).
 
     Raises :class:`~cosmic.errors.InputError` for unusable input or an unreachable target.
@@ -57,8 +58,8 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
     if isinstance(metadata, dict):
         metadata = SensorMetadata.from_dict(metadata)
     rate_target = bpp is not None or max_bytes is not None
-    pipe, quality = EncodePipeline.select(model, quality, rate_target)
     with open_scene(image, metadata=metadata) as scene:
+        pipe, quality = EncodePipeline.select(model, quality, rate_target, scene.group_sizes)
         if rate_target:
             coded = pipe.encode_to_size(scene, pipe.budget(scene, bpp, max_bytes), tile)
         else:

@@ -85,7 +85,8 @@ _BPP = typer.Option(None, help="rate control: the highest quality whose whole fi
 _MAX_BYTES = typer.Option(None, help="rate control: the highest quality whose whole file fits in N bytes "
                                      "(header included)")
 _ENCODER = typer.Option(None, "--model", "-m",
-                        help="shipped model name or model directory (default: the variable-rate cosmic-small-vr)")
+                        help="shipped model name or model directory (default: the variable-rate cosmic-small-vr; "
+                             "for a one-band source the single-band cosmic-small-vr-gray)")
 _META = typer.Option(None, help="fMoW-style sensor metadata JSON (default: IMAGE.json beside the image, if any)")
 _BANDS = typer.Option(None, help="TIFF bands to code, 1-based: three as R,G,B (e.g. 4,3,2), one as grey, "
                                  "others as band groups (default: all but alpha)")
@@ -121,9 +122,9 @@ def compress(
     if output.suffix.lower() != ".cosmic":
         raise InputError(f"{output}: a compressed file is named NAME.cosmic")
     rate_target = bpp is not None or max_bytes is not None
-    pipe, quality = EncodePipeline.select(model, quality, rate_target)
     with open_scene(input, meta=meta, bands=parse_bands(bands), scale=parse_scale(scale), derive=derive,
                     groups=parse_band_groups(band_groups), mask=mask) as scene:
+        pipe, quality = EncodePipeline.select(model, quality, rate_target, scene.group_sizes)
         for n in scene.notes:
             _note(n)
         if scene.derived and not quiet:
@@ -344,9 +345,11 @@ def _image_line(c) -> str:
     from cosmic.io.container import source_bits
 
     h, bits = c.header, source_bits(c.header)
+    models = (h.layout or {}).get("models") or [None] * h.planes  # a group's own model, e.g. single-band
+    groups = ":".join(",".join(map(str, g)) + (f" ({_clean(m['model'])})" if m else "") for g, m in zip(h.groups, models))
     return (f"{h.width}x{h.height}, {h.channels} band(s) coded {h.bit_depth}-bit from {bits}-bit, ratio "
             f"{h.width * h.height * h.channels * bits / 8 / c.file_size:.1f}:1; groups "
-            f"{':'.join(','.join(map(str, g)) for g in h.groups)}; mask {'yes' if h.has_mask else 'no'}")
+            f"{groups}; mask {'yes' if h.has_mask else 'no'}")
 
 
 def _bad_tiles(c) -> list[str]:
@@ -383,6 +386,7 @@ def info(
         "grid": [h.rows, h.cols], "tile_bytes": [length for length, _ in c.entries],
         "metadata": h.metadata, "georef": h.georef, "corrupt_tiles": bad,
         "groups": h.groups, "mask": h.has_mask, "source_bits": source_bits(h),
+        "group_models": [c.plane(g).header.model for g in range(h.planes)],
     }
     if as_json:
         typer.echo(json.dumps(d, indent=2))
@@ -671,6 +675,8 @@ _STAGE1 = dict(
     max_minutes=typer.Option(None, help="checkpoint and stop after this much wall time"),
     pause_at=typer.Option(None, help="checkpoint and stop at this step (resume later)"),
     start_step=typer.Option(0, help="with --init-from: continue a campaign's schedule from this step"),
+    bands=typer.Option(3, help="1: a single-band model trained on one band of each crop (R, G, B or luminance); "
+                               "--init-from an RGB model converts it exactly"),
     ground_only=typer.Option(False, "--ground-only", help="with --init-from: train the ground decoder only "
                              "(bitstreams unchanged; --ground-channels may widen it)"),
 )
@@ -705,7 +711,7 @@ def train_stage1_cmd(
     val_images: int = _STAGE1["val_images"], seed: int = typer.Option(0),
     device: str = _STAGE1["device"], max_minutes: Optional[float] = _STAGE1["max_minutes"],
     pause_at: Optional[int] = _STAGE1["pause_at"], start_step: int = _STAGE1["start_step"],
-    ground_only: bool = _STAGE1["ground_only"],
+    ground_only: bool = _STAGE1["ground_only"], bands: int = _STAGE1["bands"],
     config: Optional[Path] = _TRAIN["config"], precision: str = _TRAIN["precision"],
     workers: int = _TRAIN["workers"], stream: bool = _TRAIN["stream"], log_every: int = _TRAIN["log_every"],
 ) -> None:

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from helpers import golden_image
+from helpers import REPO, golden_image
 from PIL import Image
 
 from cosmic.enhance.model import Enhancer, build_enhancer
@@ -22,8 +22,9 @@ from cosmic.zoo import shipped_models
 SHIPPED = DEFAULT_ENHANCER in shipped_models()
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="no shipped JPEG2000 enhancer")
 COSMIC_ENHANCER = "ldm-rsic-cosmic-small"
-needs_shipped_cosmic = pytest.mark.skipif(COSMIC_ENHANCER not in shipped_models(),
-                                          reason="no shipped enhancer of cosmic-small-vr decodes")
+#: trained, committed beside the campaign weights, not shipped (no measurable gain on the val sets;
+#: docs/MODEL_CARD.md): its floor keeps the training path honest
+COSMIC_ENHANCER_DIR = REPO / "training" / "enhance" / COSMIC_ENHANCER
 
 
 def _perturbed(enhancer: Enhancer) -> Enhancer:
@@ -304,35 +305,13 @@ def test_trainer_on_cosmic_decodes_warm_started(tiny_data, tmp_path, tiny_enhanc
         train_enhancer(cfg)
 
 
-@needs_shipped_cosmic
-def test_cli_decompress_enhance_with_the_shipped_enhancer(cli, tmp_path, one_line_error):
-    from importlib import resources
-
-    from cosmic.io.images import load_rgb
-
-    img = load_rgb(resources.files("cosmic.data") / "naip_sample.png").pixels[200:392, 300:556]
-    Image.fromarray(img).save(tmp_path / "crop.png")
-    coded, plain, enhanced = tmp_path / "c.cosmic", tmp_path / "plain.png", tmp_path / "enh.png"
-    assert cli("compress", tmp_path / "crop.png", "-o", coded, "--quality", "2", "-q")[0] == 0
-    assert cli("decompress", coded, "-o", plain, "-q")[0] == 0
-    code, _, err = cli("decompress", coded, "-o", enhanced, "--enhance", "-q")
-    assert code == 0, err
-    a, b = np.asarray(Image.open(plain)), np.asarray(Image.open(enhanced))
-    assert a.shape == b.shape == (192, 256, 3)
-    assert psnr(img, b) > psnr(img, a)
-    code, _, err = cli("decompress", coded, "-o", tmp_path / "ldm.png", "--enhance", "--enhance-steps", "2")
-    one_line_error(code, err, "no latent diffusion model")
-    assert code == 2 and not (tmp_path / "ldm.png").exists()
-
-
-#: measured on the shipped COSMIC enhancer (docs/MODEL_CARD.md): PSNR gain over the plain steps-0
+#: measured on the committed COSMIC enhancer (docs/MODEL_CARD.md): PSNR gain over the plain steps-0
 #: decode of cosmic-small-vr on the 256 x 256 NAIP crop, per quality, minus 0.05 dB
 COSMIC_GAIN_FLOORS_DB = {2.0: 0.047, 5.0: 0.031}  # measured: +0.097 dB at 0.096 bpp, +0.081 dB at 0.261 bpp
 
 
-@needs_shipped_cosmic
 @pytest.mark.parametrize("quality", sorted(COSMIC_GAIN_FLOORS_DB))
-def test_shipped_enhancer_beats_cosmic_steps0(quality):
+def test_committed_cosmic_enhancer_beats_cosmic_steps0(quality):
     from importlib import resources
 
     from cosmic.io.images import load_rgb
@@ -340,20 +319,8 @@ def test_shipped_enhancer_beats_cosmic_steps0(quality):
 
     img = load_rgb(resources.files("cosmic.data") / "naip_sample.png").pixels[200:456, 300:556]
     decoded, bpp = code_image("cosmic-small-vr", img, quality)
-    enhanced = EnhancePipeline.for_source("cosmic-small-vr").enhance_array(decoded, bpp)
+    enhanced = EnhancePipeline.from_pretrained(COSMIC_ENHANCER_DIR).enhance_array(decoded, bpp)
     gain = psnr(img, enhanced) - psnr(img, decoded)
     assert gain > COSMIC_GAIN_FLOORS_DB[quality] > 0, f"quality {quality}, {bpp:.3f} bpp: gain {gain:.3f} dB"
 
 
-@needs_shipped_cosmic
-def test_eval_cosmic_plus_enhance_at_the_same_bpp(tmp_path):
-    from cosmic.evaluation.harness import evaluate, parse_codecs
-
-    specs = parse_codecs("cosmic,cosmic+enhance")
-    assert specs[1].kind == "enhanced" and specs[1].points == specs[0].points and not specs[1].note
-    for s in specs:
-        s.points = ["cosmic-small-vr@3"]
-    Image.fromarray(golden_image(64, 64)).save(tmp_path / "a.png")
-    plain, enhanced = evaluate([tmp_path / "a.png"], specs, progress=False)
-    assert enhanced["codec"] == "cosmic+enhance" and enhanced["point"] == plain["point"] == "cosmic-small-vr@3"
-    assert enhanced["bpp"] == plain["bpp"] and enhanced["psnr"] != plain["psnr"]

@@ -16,7 +16,9 @@ from cosmic.io.container import read_container, write_container
 from cosmic.io.images import load_rgb
 from cosmic.onboard.scene import encode_scene
 from cosmic.pipelines import DecodePipeline
-from cosmic.zoo import COMPENSATION_MODEL, DEFAULT_MODEL, load_model, load_onboard, shipped_models
+from cosmic.zoo import (
+    COMPENSATION_MODEL, DEFAULT_MODEL, SINGLE_BAND_MODEL, default_model, load_model, load_onboard, shipped_models,
+)
 
 pytestmark = pytest.mark.slow  # the shipped models on the bundled sample
 
@@ -29,6 +31,13 @@ FLOORS = {
     ("cosmic-small-vr", 4.0): (0.2138, 27.75),  # measured 0.2055 bpp, 28.05 dB
     ("cosmic-small-vr", 5.0): (0.2871, 28.03),  # measured 0.2761 bpp, 28.33 dB
     ("cosmic-small-vr", 6.0): (0.3963, 28.19),  # measured 0.3811 bpp, 28.49 dB
+}
+
+# the single-band model on the green band of the sample, through cosmic.compress / decompress:
+# quality: (max bpp, min PSNR dB), measured x 1.04 and - 0.3 dB
+SINGLE_BAND_FLOORS = {
+    1.0: (0.0458, 26.00),  # measured 0.0440 bpp, 26.30 dB
+    3.0: (0.0931, 27.90),  # measured 0.0896 bpp, 28.20 dB
 }
 
 # the compensation model's diffusion-compensated decode of the sample (coded with its metadata), 5
@@ -175,3 +184,25 @@ def test_nothing_shipped_names_an_absolute_path():
     assert configs
     for cfg in configs:
         assert not [s for s in strings(json.loads(cfg.read_text())) if s.startswith("/")], cfg
+
+
+def test_single_band_model_ships_as_the_default_for_one_band():
+    assert SINGLE_BAND_MODEL in shipped_models()
+    assert default_model(1) == SINGLE_BAND_MODEL and default_model(3) == DEFAULT_MODEL
+    codec, _ = load_onboard(SINGLE_BAND_MODEL)
+    assert codec.in_channels == 1 and codec.quality_range == (1.0, 6.0)
+
+
+@pytest.mark.parametrize("quality", sorted(SINGLE_BAND_FLOORS))
+def test_single_band_floor_on_one_band_of_the_sample(quality, sample):
+    import cosmic
+
+    band = np.ascontiguousarray(sample[..., 1])
+    data = cosmic.compress(band, quality=quality)  # an (H, W) array: the single-band model by default
+    assert read_container(data).header.model == SINGLE_BAND_MODEL
+    decoded = cosmic.decompress(data)
+    max_bpp, min_psnr = SINGLE_BAND_FLOORS[quality]
+    bpp = len(data) * 8 / band.size
+    assert decoded.shape == band.shape
+    assert bpp <= max_bpp, bpp
+    assert psnr(band, decoded) >= min_psnr, psnr(band, decoded)

@@ -23,6 +23,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 from torch import nn
 
+from cosmic.onboard.codec import check_channels
 from cosmic.onboard.rate import GainUnits, ycbcr_to_rgb
 from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
@@ -38,9 +39,9 @@ __all__ = [
 class CompensationEncoder(nn.Sequential):
     """Ẽ of Table 3: the training-time source of the compensation latent z0."""
 
-    def __init__(self, N: int, latent_channels: int = 4):
+    def __init__(self, N: int, latent_channels: int = 4, channels: int = 3):
         super().__init__(
-            conv(3, N, 5, 2), GDN(N),
+            conv(channels, N, 5, 2), GDN(N),
             conv(N, N, 5, 2), GDN(N),
             conv(N, N, 5, 1), GDN(N),
             conv(N, 2 * latent_channels, 5, 1),
@@ -50,12 +51,12 @@ class CompensationEncoder(nn.Sequential):
 class ImageDecoder(nn.Sequential):
     """D of Table 3: ``x_hat = D(concat(transconv(y_hat), z0))`` (Eq. 2)."""
 
-    def __init__(self, N: int, latent_channels: int = 4):
+    def __init__(self, N: int, latent_channels: int = 4, channels: int = 3):
         super().__init__(
             conv(N + latent_channels, N, 5, 1), GDN(N, inverse=True),
             conv(N, N, 5, 1), GDN(N, inverse=True),
             deconv(N, N, 5, 2), GDN(N, inverse=True),
-            deconv(N, 3, 5, 2),
+            deconv(N, channels, 5, 2),
         )
 
 
@@ -84,20 +85,22 @@ class GroundDecoder(nn.Module, ConfigMixin):
     For a variable-rate model (``rate_levels`` > 0) the decoder first undoes the on-board gains
     with its own inverse gains at the bitstream's quality (Cui et al. 2021, see
     :class:`~cosmic.onboard.rate.GainUnits`); for ``colour_space="ycbcr"`` D's output is YCbCr
-    and is turned back into RGB here, so every caller gets RGB.
+    and is turned back into RGB here, so every caller gets RGB. ``out_channels`` 1: a single-band
+    model's decoder (Ẽ reads the band, D writes it; see :mod:`cosmic.onboard.codec`).
     """
 
     @register_to_config
     def __init__(self, N: int = 192, M: int = 320, latent_channels: int = 4, rate_levels: int = 0,
-                 gain_span: float = 0.0, colour_space: str = "rgb"):
+                 gain_span: float = 0.0, colour_space: str = "rgb", out_channels: int = 3):
         super().__init__()
+        check_channels(out_channels, colour_space)
         self.latent_channels = latent_channels
         self.colour_space = colour_space
         self.inverse_gain = GainUnits(rate_levels, M, gain_span, inverse=True) if rate_levels else None
         self.transconv = LatentUpsampler(N, M)
-        self.compensation_encoder = CompensationEncoder(N, latent_channels)
+        self.compensation_encoder = CompensationEncoder(N, latent_channels, out_channels)
         self.z0_estimator = Z0Estimator(N, latent_channels)
-        self.decoder = ImageDecoder(N, latent_channels)
+        self.decoder = ImageDecoder(N, latent_channels, out_channels)
 
     def encode_z0(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu_z, logvar_z) of q(z0 | x) from Ẽ, logvar clamped to a sane range."""

@@ -419,14 +419,17 @@ class Container:
 
 class _Plane:
     """One band group of a version 3 container, seen as a version 2-like container: tile ``i``
-    of the group is table entry ``group * rows * cols + i``; group 0's mask section is cut off."""
+    of the group is table entry ``group * rows * cols + i``; group 0's mask section is cut off;
+    a group coded by its own model (``layout.models``) names that model in its header."""
 
     def __init__(self, parent: Container, group: int):
         h = parent.header
         if not 0 <= group < h.planes:
             raise IndexError(f"band group {group} of {h.planes}")
         self.parent, self.group, self.path, self.partial = parent, group, parent.path, parent.partial
-        self.header = replace(h, channels=len(h.groups[group]), layout=None)
+        own = (h.layout.get("models") or [None] * h.planes)[group]  # the group's own model, if any
+        model = {"model": own["model"], "model_sha256": own["sha256"]} if own else {}
+        self.header = replace(h, channels=len(h.groups[group]), layout=None, **model)
         self.file_size, self.version = parent.file_size, parent.version
 
     def tile_position(self, index: int) -> tuple[int, int]:

@@ -11,10 +11,13 @@ field. Any fault is a :class:`~cosmic.errors.BitstreamError` that names the fiel
                 "source": {"bands": [n ints], "source_dtype": str,
                            "scale": [[low, high], ...] | null,
                            "descriptions": [str | null] * n, "colorinterp": [GDAL name] * n}},
-     "layout": {"groups": [[output bands], ...], "mask": bool}}   # format version 3 only
+     "layout": {"groups": [[output bands], ...], "mask": bool,       # format version 3 only
+                "models": [null | {"model": str, "sha256": 32 hex digits}, ...]}}   # optional
 
 ``layout.groups`` must split the output bands 1..channels into groups of 1 or 3 (each coded as
-one plane of tiles; see :mod:`cosmic.io.container`).
+one plane of tiles; see :mod:`cosmic.io.container`). ``layout.models``, one entry per group,
+names the model of a group coded by another model than the header's (null: the header's), e.g.
+the single-band model for the one-band groups of a multispectral file.
 
 The CRS string is checked for size and printable characters here; whether it names a real CRS
 is checked where it is used (:class:`cosmic.io.raster.GeoTiffWriter`), again as a bitstream
@@ -96,7 +99,7 @@ def _layout(lay: Any, channels: int) -> dict[str, Any]:
     """Band groups (a partition of 1..channels into groups of 1 or 3) and the mask flag."""
     if not isinstance(lay, dict):
         raise _fault("layout", f"expected an object, got {type(lay).__name__}")
-    unknown = sorted(set(lay) - {"groups", "mask"})
+    unknown = sorted(set(lay) - {"groups", "mask", "models"})
     if unknown:
         raise _fault(f"layout.{unknown[0]}", "unknown field")
     groups = lay.get("groups")
@@ -106,7 +109,20 @@ def _layout(lay: Any, channels: int) -> dict[str, Any]:
         raise _fault("layout.groups", f"expected groups of 1 or 3 bands covering bands 1..{channels} once")
     if not isinstance(lay.get("mask", False), bool):
         raise _fault("layout.mask", "expected true or false")
+    models = lay.get("models", [None] * len(groups))
+    if not (isinstance(models, list) and len(models) == len(groups) and all(map(_group_model, models))):
+        raise _fault("layout.models", f"expected {len(groups)} entries, each null or {{model, sha256}}")
     return dict(lay)
+
+
+def _group_model(m: Any) -> bool:
+    """A ``layout.models`` entry: null, or a model name and the 16-byte digest of its on-board part."""
+    if m is None:
+        return True
+    if not (isinstance(m, dict) and set(m) == {"model", "sha256"} and isinstance(m["model"], str)
+            and 0 < len(m["model"]) <= 255 and m["model"].isprintable() and isinstance(m["sha256"], str)):
+        return False
+    return len(m["sha256"]) == 32 and all(c in "0123456789abcdef" for c in m["sha256"])
 
 
 def _no_constant(name: str):

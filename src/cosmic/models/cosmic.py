@@ -37,6 +37,8 @@ class Cosmic(TwoSidedCodec):
         gain_span: natural log of the ratio of the finest to the coarsest initial gain.
         colour_space: "rgb" (the paper) or "ycbcr" (E codes JPEG's YCbCr; D's output is
             turned back to RGB).
+        in_channels: 3 (RGB) or 1 (a single-band model: E reads one band, D writes one; "rgb"
+            only). Its decompress gives the band as R = G = B, the pipelines' picture format.
         name: a model identifier written into every bitstream.
         onboard, ground: the components already built (loading, see
             :meth:`~cosmic.models.base.TwoSidedCodec.from_pretrained`); by default built here
@@ -58,6 +60,7 @@ class Cosmic(TwoSidedCodec):
         rate_levels: int = 0,
         gain_span: float = 0.0,
         colour_space: str = "rgb",
+        in_channels: int = 3,
         onboard: OnboardCodec | None = None,
         ground: GroundDecoder | None = None,
     ):
@@ -65,9 +68,10 @@ class Cosmic(TwoSidedCodec):
         self.name = name
         if onboard is None:
             onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut,
-                                   rate_levels, gain_span, colour_space)
+                                   rate_levels, gain_span, colour_space, in_channels)
         if ground is None:
-            ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space)
+            ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space,
+                                   in_channels)
         self.onboard, self.ground = onboard, ground
 
     # -- CompressAI contract ------------------------------------------------------------------
@@ -124,6 +128,8 @@ class Cosmic(TwoSidedCodec):
             if compensate is not None:
                 z0 = compensate(y, z0, q)
         x_hat = self.ground.synthesize(features, z0).clamp_(0, 1)
+        if x_hat.shape[1] == 1:  # a single-band model: the band as R = G = B
+            x_hat = x_hat.repeat(1, 3, 1, 1)
         return {"x_hat": x_hat, "y_hat": y_hat}
 
     @torch.no_grad()

@@ -2,13 +2,18 @@
 
 Paper §4.2 and docs/DESIGN.md §2. Layout of E (Ballé 2018 with every dense 5x5 conv replaced by an LCB)::
 
-    x ─ LCB(3→N, s2, x8) ─ GDN ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→M, s2) ─ y
+    x ─ LCB(C→N, s2, x24/C) ─ GDN ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→M, s2) ─ y
 
 Where the CAMs sit (our choice; the paper leaves it open): after the 2nd and 3rd GDN, i.e. at H/4
 and H/8. At H/2 a CAM would cost four times what it costs at H/4 while the 1-D attention there
 spans only a few dozen pixels; at H/4 and H/8 the 7-tap 1-D convs on a pooled map reach across
 56 and 112 input pixels, which is where non-local context helps the latent most. Before the last
 LCB the map is already as small as y, and y itself must stay linear for the entropy model.
+
+Input channels C (``in_channels``): 3 (RGB, the paper) or 1 (one band: panchromatic, or any single
+band; ours). The stem's depthwise conv makes 24 maps either way (8 per RGB channel, 24 from one
+band), so the 1-channel E is exactly the RGB E seen on (g, g, g) after
+:func:`~cosmic.training.widen.single_band_state`, at the same cost.
 
 Entropy model: Minnen 2018's mean-scale hyperprior *without* the autoregressive context model
 (sequential decoding is too slow for the satellite): ``z = h_a(y)`` coded with CompressAI's
@@ -33,7 +38,17 @@ from cosmic.onboard.rate import COLOUR_SPACES, GainUnits, rgb_to_ycbcr
 from cosmic.onboard.coding import HyperpriorCodec
 from cosmic.utils.pretrained import register_component, register_to_config
 
-__all__ = ["LightweightEncoder", "ColourShortcut", "OnboardCodec", "ste_round"]
+__all__ = ["LightweightEncoder", "ColourShortcut", "OnboardCodec", "ste_round", "check_channels"]
+
+
+def check_channels(in_channels: int, colour_space: str) -> None:
+    """ValueError unless ``in_channels`` is 3 (RGB) or 1 (one band, coded as it is: "rgb")."""
+    if colour_space not in COLOUR_SPACES:
+        raise ValueError(f"colour_space '{colour_space}': choose one of {', '.join(COLOUR_SPACES)}")
+    if in_channels not in (1, 3):
+        raise ValueError(f"in_channels {in_channels}: a model codes 1 band or 3 (RGB)")
+    if in_channels == 1 and colour_space != "rgb":
+        raise ValueError(f"colour_space '{colour_space}': a single-band model codes its band as it is (rgb)")
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
     """Round with a straight-through gradient (Minnen & Singh 2020)."""
@@ -44,11 +59,11 @@ class LightweightEncoder(nn.Sequential):
     """The on-board analysis transform E (paper §4.2, Fig. 2 (a)); see the module docstring."""
 
     def __init__(self, N: int, M: int, cam_positions: tuple[int, ...] = (2, 3), cam_kernel: int = 7,
-                 stem_multiplier: int = 8):
+                 stem_multiplier: int = 8, in_channels: int = 3):
         layers: list[nn.Module] = []
-        chans = [3, N, N, N, M]
-        for stage in range(4):
-            mult = stem_multiplier if stage == 0 else 1
+        chans = [in_channels, N, N, N, M]
+        for stage in range(4):  # the stem makes 3·stem_multiplier maps whatever the input channels
+            mult = stem_multiplier * 3 // in_channels if stage == 0 else 1
             layers.append(LCB(chans[stage], chans[stage + 1], kernel_size=5, stride=2, multiplier=mult))
             if stage < 3:
                 layers.append(GDN(chans[stage + 1]))
@@ -70,10 +85,10 @@ class ColourShortcut(nn.Module):
     #: lives in units of the quantisation step; the gain lets this path catch up in a fine-tune
     gain = 256.0
 
-    def __init__(self, M: int, block: int = 16):
+    def __init__(self, M: int, block: int = 16, in_channels: int = 3):
         super().__init__()
         self.block = block
-        self.proj = nn.Conv2d(3, M, 1)
+        self.proj = nn.Conv2d(in_channels, M, 1)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
@@ -94,14 +109,13 @@ class OnboardCodec(HyperpriorCodec):
     @register_to_config
     def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7,
                  stem_multiplier: int = 8, colour_shortcut: bool = False, rate_levels: int = 0,
-                 gain_span: float = 0.0, colour_space: str = "rgb"):
+                 gain_span: float = 0.0, colour_space: str = "rgb", in_channels: int = 3):
         super().__init__()
-        if colour_space not in COLOUR_SPACES:
-            raise ValueError(f"colour_space '{colour_space}': choose one of {', '.join(COLOUR_SPACES)}")
+        check_channels(in_channels, colour_space)
         self.N, self.M = N, M
-        self.colour_space = colour_space
-        self.g_a = LightweightEncoder(N, M, tuple(cam_positions), cam_kernel, stem_multiplier)
-        self.colour = ColourShortcut(M) if colour_shortcut else None
+        self.colour_space, self.in_channels = colour_space, in_channels
+        self.g_a = LightweightEncoder(N, M, tuple(cam_positions), cam_kernel, stem_multiplier, in_channels)
+        self.colour = ColourShortcut(M, in_channels=in_channels) if colour_shortcut else None
         #: rate_levels 0: a fixed-rate model (one λ); else a variable-rate one (see GainUnits)
         self.gain = GainUnits(rate_levels, M, gain_span) if rate_levels else None
         self.h_a = nn.Sequential(

@@ -80,7 +80,7 @@ def _export(codec: nn.Module, f, tile: int, opset: int) -> None:
     graph = AnalysisGraph(codec.eval()).eval()
     # batch 2: quality is traced as one value per tile; a private generator, so that exporting
     # (as the encode pipeline does inside a training run's validation) leaves torch's RNG alone
-    x = torch.rand(2, 3, tile, tile, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, getattr(codec, "in_channels", 3), tile, tile, generator=torch.Generator().manual_seed(0))
     args, names = (x,), ["x"]
     if graph.variable_rate:
         args, names = (x, torch.ones(2)), ["x", "quality"]
@@ -145,13 +145,18 @@ class OnnxEncoder:
         self.codec = codec.eval()
         self.inputs = [i.name for i in self.session.get_inputs()]
 
+    @property
+    def in_channels(self) -> int:
+        """The image channels the graph reads (3, or 1 for a single-band model)."""
+        return getattr(self.codec, "in_channels", 3)
+
     def eval(self) -> "OnnxEncoder":
         """Like ``nn.Module.eval`` (the graph has no training mode): for callers of a codec."""
         self.codec.eval()
         return self
 
     def analysis(self, x: torch.Tensor, quality=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(y, z) of a (B, 3, T, T) batch from ONNX Runtime."""
+        """(y, z) of a (B, C, T, T) batch from ONNX Runtime."""
         feed = {"x": x.numpy().astype(np.float32)}
         if "quality" in self.inputs:
             feed["quality"] = self.codec.quality_tensor(quality, x.shape[0]).numpy().astype(np.float32)

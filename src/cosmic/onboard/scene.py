@@ -66,12 +66,14 @@ def scene_header(codec: OnboardCodec, model_name: str, width: int, height: int, 
 @torch.no_grad()
 def encode_tiles(codec: OnboardCodec, tiles: Iterable[np.ndarray], batch_size: int = 4,
                  bar: tqdm | None = None, quality: float | None = None) -> Iterator[bytes]:
-    """One payload per (tile, tile, 3) uint8 tile, in order; ``batch_size`` tiles per forward."""
+    """One payload per (tile, tile, 3) uint8 tile, in order; ``batch_size`` tiles per forward. A
+    single-band codec (``in_channels`` 1) codes the first channel (a grey tile is R = G = B)."""
     codec.eval()
     batch: list[np.ndarray] = []
+    channels = getattr(codec, "in_channels", 3)
 
     def flush() -> list[bytes]:
-        out = codec.compress(_to_tensor(batch), quality)
+        out = codec.compress(_to_tensor(batch)[:, :channels], quality)
         y_strings, z_strings = out["strings"]
         if bar is not None:
             bar.update(len(batch))

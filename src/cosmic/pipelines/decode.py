@@ -60,10 +60,12 @@ def open_container(source) -> Container:
 
 class DecodePipeline:
     """What the ground runs: a stage-1 model (:class:`~cosmic.models.cosmic.Cosmic` or a learned
-    baseline) and, for compensated decodes, its stage-2 diffusion network (loaded on first use)."""
+    baseline) and, for compensated decodes, its stage-2 diffusion network (loaded on first use).
+    ``single_band``: the pipeline of the groups coded by a single-band model (see
+    :meth:`for_group`; by default the shipped model the file names)."""
 
     def __init__(self, model, model_ref: str | os.PathLike | None = None, compensator=None,
-                 device=None, precision: str | None = None):
+                 device=None, precision: str | None = None, single_band: "DecodePipeline | None" = None):
         from cosmic.utils.device import defaults, move_model, resolve_device
 
         default_device, default_precision = defaults()
@@ -72,6 +74,7 @@ class DecodePipeline:
         self.model = _OnDevice(move_model(model.eval(), self.device), self.device, self.precision)
         self.model_ref = model_ref
         self._compensator = compensator
+        self._group_pipes = {single_band.model.onboard.bitstream_id(): single_band} if single_band else {}
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **device) -> "DecodePipeline":
@@ -85,6 +88,19 @@ class DecodePipeline:
                       **device) -> "DecodePipeline":
         """The pipeline of ``model``, or of the shipped model named in the file's header."""
         return cls.from_pretrained(model or _shipped_model_for(container), **device)
+
+    def for_group(self, container: Container, group: int) -> "DecodePipeline":
+        """The pipeline that decodes band group ``group``: this one, or for a group coded by its
+        own model (``layout.models``, e.g. the single-band model's groups of a multispectral
+        file) that model's (``single_band``, else the shipped model of that name), loaded once."""
+        h = container.header
+        own = ((h.layout or {}).get("models") or [None] * h.planes)[group]
+        if own is None or own["sha256"] == self.model.onboard.bitstream_id():
+            return self
+        if own["sha256"] not in self._group_pipes:
+            self._group_pipes[own["sha256"]] = DecodePipeline.for_container(
+                container.plane(group), device=self.device, precision=self.precision)
+        return self._group_pipes[own["sha256"]]
 
     @property
     def compensator(self):
@@ -118,7 +134,10 @@ class DecodePipeline:
         """Decode a whole scene into memory: ``DecodedScene(pixels, bad_tiles)``, the 8-bit coded
         picture of band group ``group`` (a file with several groups: see :meth:`write`); with a
         ``prior`` (anything with ``enhance(pixels, fidelity)``) its output instead of the plain decode."""
-        container = open_container(source).plane(group)
+        parent = open_container(source)
+        container = parent.plane(group)
+        if self.for_group(parent, group) is not self:  # a group coded by its own model
+            return self.for_group(parent, group)(parent, steps, seed, conceal, deblock, progress, group, prior, fidelity)
         scene = decode_scene(self.model, container, conceal=conceal, deblock=deblock, progress=progress,
                              compensation=self.compensation(container, steps, seed))
         if prior is not None:
@@ -166,7 +185,7 @@ class DecodePipeline:
         scale = ((h.georef or {}).get("source") or {}).get("scale")
         with GeoTiffWriter(output, h.width, h.height, h.channels, georef or None, h.tile, product) as out:
             for g, bands in enumerate(h.groups):
-                for r, strip in self.rows(container.plane(g), bad=bad, **decode):
+                for r, strip in self.for_group(container, g).rows(container.plane(g), bad=bad, **decode):
                     top = r * h.tile
                     px = strip[: min(h.tile, h.height - top), : h.width]
                     px = px[..., :3] if len(bands) == 3 else np.rint(px.mean(axis=2, keepdims=True)).astype(np.uint8)

@@ -59,11 +59,15 @@ class EncodedScene:
 
 class EncodePipeline:
     """What the satellite runs: an on-board codec (:class:`~cosmic.onboard.codec.OnboardCodec` or
-    a learned baseline's) and the model name written into every file."""
+    a learned baseline's) and the model name written into every file. ``single_band``: the
+    pipeline that codes the one-band groups of a multi-group scene (e.g. the NIR of
+    ``--band-groups 1,2,3:4``), named per group in the file's ``layout.models``; None: this
+    pipeline codes them too (a band as R = G = B)."""
 
-    def __init__(self, codec, name: str, batch_size: int = 4, runtime: str = "auto"):
+    def __init__(self, codec, name: str, batch_size: int = 4, runtime: str = "auto",
+                 single_band: "EncodePipeline | None" = None):
         self.codec, self.name, self.batch_size = codec.eval(), name, batch_size
-        self.runtime = runtime
+        self.runtime, self.single_band = runtime, single_band
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **kwargs) -> "EncodePipeline":
@@ -75,19 +79,36 @@ class EncodePipeline:
 
     @classmethod
     def select(cls, model: str | os.PathLike | None = None, quality: float | None = None,
-               rate_target: bool = False) -> tuple["EncodePipeline", float | None]:
-        """The pipeline and coding quality of ``--quality`` / ``--model`` (default: the shipped
-        variable-rate model): a variable-rate model takes a float quality over its range
-        (default: 3, or its top if lower); a fixed-rate model takes none. With ``rate_target``
-        the quality is left to rate control."""
-        from cosmic.zoo import DEFAULT_MODEL
-
+               rate_target: bool = False, groups: list[int] | None = None) -> tuple["EncodePipeline", float | None]:
+        """The pipeline and coding quality of ``--quality`` / ``--model`` (default:
+        :meth:`default_for` the sizes of the scene's band ``groups``): a variable-rate model
+        takes a float quality over its range (default: 3, or its top if lower); a fixed-rate model
+        takes none. With ``rate_target`` the quality is left to rate control."""
         if rate_target and quality is not None:
             raise InputError("--quality and a rate target (--bpp / --max-bytes) exclude each other")
-        pipe = cls.from_pretrained(DEFAULT_MODEL if model is None else model)
+        pipe = cls.default_for(groups or [3]) if model is None else cls.from_pretrained(model)
         if rate_target:
             return pipe, None
         return pipe, pipe.check_quality(pipe.default_quality if quality is None else quality)
+
+    @classmethod
+    def default_for(cls, groups: list[int]) -> "EncodePipeline":
+        """The shipped default for band groups of these sizes: the single-band model
+        (:data:`cosmic.zoo.SINGLE_BAND_MODEL`, when shipped) for one-band groups, the RGB
+        default for three-band ones (and for every group when the single-band model is not shipped)."""
+        from cosmic.zoo import DEFAULT_MODEL, default_model
+
+        single = default_model(1)
+        if all(n == 1 for n in groups):
+            return cls.from_pretrained(single)
+        pipe = cls.from_pretrained(DEFAULT_MODEL)
+        if 1 in groups and single != DEFAULT_MODEL:
+            pipe.single_band = cls.from_pretrained(single)
+        return pipe
+
+    def for_group(self, bands: int) -> "EncodePipeline":
+        """The pipeline that codes a band group of ``bands`` bands."""
+        return self.single_band if bands == 1 and self.single_band is not None else self
 
     @property
     def default_quality(self) -> float | None:
@@ -126,9 +147,17 @@ class EncodePipeline:
     def header(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None) -> Header:
         if tile <= 0 or tile % self.codec.downsampling_factor:
             raise InputError(f"--tile {tile}: must be a positive multiple of {self.codec.downsampling_factor}")
+        if getattr(self.codec, "in_channels", 3) == 1 and any(n != 1 for n in scene.group_sizes):
+            raise InputError(f"{scene.name}: model '{self.name}' codes one band; this scene has "
+                             f"{scene.channels} (choose one with --bands)")
         header = scene_header(self.codec, self.name, scene.width, scene.height, tile, scene.channels,
                               scene.metadata.to_dict(), scene.georef, self.check_quality(quality))
         header.layout = scene.layout
+        own = [self.for_group(n) for n in scene.group_sizes]
+        if any(p is not self for p in own):  # one-band groups coded by the single-band model
+            header.layout = dict(scene.layout or {"groups": header.groups}, models=[None if p is self else {
+                "model": p.name, "sha256": p.codec.bitstream_id()} for p in own])
+            self.single_band.check_quality(quality)
         return header
 
     def encoder(self, tile: int = DEFAULT_TILE):
@@ -142,11 +171,12 @@ class EncodePipeline:
     def payloads(self, scene: Scene, header: Header, bar=None):
         """One payload per tile of ``scene``, in order (a generator: one batch in memory): every
         tile of band group 0, then of group 1, ...; with a mask, each tile of group 0 carries its
-        validity mask in front (:mod:`cosmic.io.mask`; format version 3)."""
+        validity mask in front (:mod:`cosmic.io.mask`; format version 3); each group coded by
+        :meth:`for_group`."""
         from cosmic.io.mask import pack_mask
 
-        encoder = self.encoder(header.tile)
-        for group in range(header.planes):
+        for group, bands in enumerate(header.groups):
+            encoder = self.for_group(len(bands)).encoder(header.tile)
             coded = encode_tiles(encoder, scene.tiles(header.tile, group), self.batch_size, bar, header.quality)
             if group == 0 and header.has_mask:
                 coded = (pack_mask(m) + p for m, p in zip(scene.mask_tiles(header.tile), coded))

@@ -41,6 +41,11 @@ class Scene:
     read_group: Callable[..., np.ndarray] | None = None  # read(top, left, h, w, group)
     read_mask: Callable[[int, int, int, int], np.ndarray] | None = None  # (h, w) bool, True: valid
 
+    @property
+    def group_sizes(self) -> list[int]:
+        """The number of bands of each band group (one group of ``channels`` without a layout)."""
+        return [len(g) for g in (self.layout or {}).get("groups") or [range(self.channels)]]
+
     def tiles(self, tile: int, group: int = 0) -> Iterator[np.ndarray]:
         """Row-major ``tile`` x ``tile`` tiles of band group ``group``, edge tiles padded."""
         from cosmic.onboard.scene import iter_windows

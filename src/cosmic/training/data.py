@@ -9,6 +9,11 @@ does) those lists choose the files; otherwise every image in the folder is used.
 with probability proportional to each image's area, so a 1500 x 1500 scene counts like 34 UC
 Merced images rather than like one; crops that are mostly fill (pixel value 0 in every band, the
 black border of a rotated Landsat scene) are redrawn.
+
+``bands=1`` (a single-band model) serves one-band crops of the RGB images: each crop is its R, G
+or B band or its luminance (ITU-R BT.601, a stand-in for a panchromatic band), one of the four
+drawn at random with the crop, so the model sees narrow bands and a broad one alike. Validation
+images (``crop=None``) are the luminance (:func:`single_band`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,19 @@ from torch.utils.data import Dataset
 from cosmic.errors import InputError
 from cosmic.io.images import list_images, load_rgb
 
-__all__ = ["ImageFolder", "split_files"]
+__all__ = ["ImageFolder", "split_files", "single_band", "LUMINANCE"]
+
+#: :func:`single_band`'s index of the luminance (0, 1, 2: the R, G, B bands)
+LUMINANCE = 3
+
+
+def single_band(pixels: np.ndarray, which: int) -> np.ndarray:
+    """One band of (H, W, 3) uint8 pixels as (H, W, 1): R, G, B (``which`` 0..2) or the BT.601
+    luminance (``LUMINANCE``), rounded to uint8."""
+    if which < 3:
+        return pixels[..., which : which + 1]
+    luma = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
 
 
 def split_files(root: str | Path, split: str) -> list[Path]:
@@ -47,7 +64,8 @@ def split_files(root: str | Path, split: str) -> list[Path]:
 
 class ImageFolder(Dataset):
     """Random ``crop`` x ``crop`` patches (with flips) of in-memory images; ``crop=None`` gives
-    whole images cropped to a multiple of 64 (for validation).
+    whole images cropped to a multiple of 64 (for validation). ``bands=1``: one band of each
+    (see the module docstring).
 
     With a ``seed``, sample ``index`` is a pure function of (seed, index): a run that resumes at
     step s and asks for indices from s·batch on sees exactly the crops an uninterrupted run saw,
@@ -55,8 +73,8 @@ class ImageFolder(Dataset):
 
     def __init__(self, root, split: str = "train", crop: int | None = 256, limit: int | None = None,
                  samples_per_epoch: int | None = None, extra: list[str | Path] | None = None,
-                 seed: int | None = None):
-        self.seed = seed
+                 seed: int | None = None, bands: int = 3):
+        self.seed, self.bands = seed, bands
         files = split_files(root, split)
         if limit:
             files = files[:limit]
@@ -86,7 +104,8 @@ class ImageFolder(Dataset):
         if self.crop is None:
             img = self.images[index]
             h, w = (img.shape[0] // 64) * 64, (img.shape[1] // 64) * 64
-            return _to_tensor(img[:h, :w])
+            img = img[:h, :w]
+            return _to_tensor(img if self.bands == 3 else single_band(img, LUMINANCE))
         rng = None if self.seed is None else np.random.default_rng([self.seed, index])
         return self.random_crop(rng)[1]
 
@@ -106,6 +125,8 @@ class ImageFolder(Dataset):
             patch = patch[:, ::-1]
         if rng.random() < 0.5:
             patch = patch[::-1]
+        if self.bands == 1:
+            patch = single_band(patch, int(rng.integers(0, 4)))
         return i, _to_tensor(patch)
 
 

@@ -27,12 +27,12 @@ from cosmic.models.registry import build_model
 from cosmic.onboard.rate import interpolate_levels
 from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import ImageFolder
+from cosmic.training.data import LUMINANCE, ImageFolder, single_band
 from cosmic.training.metrics_log import MetricsLog
 from cosmic.utils.device import autocast, grad_scaler
 from cosmic.training.losses import Stage1Loss, psnr
 from cosmic.training.validation import validate_bitstreams
-from cosmic.training.widen import widen_ground_state
+from cosmic.training.widen import single_band_state, widen_ground_state
 
 __all__ = ["Stage1Config", "train_stage1", "evaluate"]
 
@@ -83,6 +83,7 @@ class Stage1Config:
     precision: str = "fp32"  # fp32, bf16 or fp16 (CUDA) autocast of the forward pass; bf16=True: bf16
     log_every: int = 10  # loss terms to metrics.csv / TensorBoard every N steps
     stream: bool = False  # read training images from disk as needed instead of holding them in RAM
+    bands: int = 3  # 1: a single-band model on one-band crops (see ImageFolder); 3: RGB
 
 
 def _split_parameters(model):
@@ -116,14 +117,15 @@ def _init_from(model, source: str) -> None:
     λ starts here, as CompressAI's rate points usually do). A fixed-rate model may start a
     variable-rate run: its gain units are new and keep their initialisation (gain 1 at the
     middle quality, so the source's λ should sit near the middle of ``rate_lambdas``), as a new
-    colour shortcut keeps its zero initialisation."""
+    colour shortcut keeps its zero initialisation. An RGB model may start a single-band run
+    (``bands=1``): :func:`~cosmic.training.widen.single_band_state` converts it exactly."""
     from cosmic.utils.pretrained import read_weights
     from cosmic.zoo import model_path, read_model_config
 
     path = model_path(source)
     config = read_model_config(path)
     defaults = {k: p.default for k, p in inspect.signature(type(model)).parameters.items()}
-    added = {"colour_shortcut", "name", "rate_levels", "gain_span", "ground_channels"}  # may change here
+    added = {"colour_shortcut", "name", "rate_levels", "gain_span", "ground_channels", "in_channels"}
     mine = {k: v for k, v in model.config.items() if k not in added}
     theirs = {k: config.get(k, defaults.get(k)) for k in mine}  # older configs lack newer keys
     theirs = {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()}
@@ -133,6 +135,8 @@ def _init_from(model, source: str) -> None:
     old_n, new_n = config.get("ground_channels"), model.config.get("ground_channels")
     if old_n != new_n:  # a wider ground decoder starts as the source's, exactly
         state = widen_ground_state(model, state, old_n, new_n)
+    if config.get("in_channels", 3) != model.config.get("in_channels", 3):  # RGB -> one band, exactly
+        state = single_band_state(model, state)
     missing = set(model.state_dict()) - set(state)
     new_parts = ("onboard.colour.", "onboard.gain.", "ground.inverse_gain.")
     if any(not k.startswith(new_parts) for k in missing):
@@ -172,7 +176,7 @@ def model_overrides(cfg: Stage1Config) -> dict:
     overrides: dict = {"name": cfg.name} if cfg.name else {}
     cosmic_only = {"colour_shortcut": cfg.colour_shortcut, "cam_positions": () if not cfg.cams else None,
                    "colour_space": None if cfg.colour_space == "rgb" else cfg.colour_space,
-                   "ground_channels": cfg.ground_channels}
+                   "ground_channels": cfg.ground_channels, "in_channels": 1 if cfg.bands == 1 else None}
     if cfg.rate_lambdas:
         lambdas = sorted(cfg.rate_lambdas)
         cosmic_only["rate_levels"] = len(lambdas)
@@ -212,13 +216,18 @@ def _check(cfg: Stage1Config) -> None:
         raise InputError("--ground-only: needs --init-from, a cosmic model whose on-board codec it keeps")
     if cfg.lr_schedule not in ("step", "cosine"):
         raise InputError(f"--lr-schedule {cfg.lr_schedule}: choose step or cosine")
+    if cfg.bands not in (1, 3):
+        raise InputError(f"--bands {cfg.bands}: a model codes 1 band or 3 (RGB)")
+    if cfg.bands == 1 and (cfg.colour_space != "rgb" or cfg.chroma_weight or cfg.stream):
+        raise InputError("--bands 1: a single-band model has no colour (no --colour-space ycbcr, "
+                         "--chroma-weight) and reads images held in memory (no --stream)")
     if cfg.bf16 and cfg.precision == "fp32":
         cfg.precision = "bf16"  # the older flag
     model_overrides(cfg)
 
 
 def _val_images(cfg: Stage1Config) -> list:
-    val_set = ImageFolder(cfg.data, "val", crop=None, limit=None)
+    val_set = ImageFolder(cfg.data, "val", crop=None, limit=None, bands=cfg.bands)
     if len(val_set.images) > cfg.val_images:  # a spread-out, fixed subset
         stride = len(val_set.images) / cfg.val_images
         val_set.images = [val_set.images[int(i * stride)] for i in range(cfg.val_images)]
@@ -236,7 +245,7 @@ def _loader(cfg: Stage1Config, first_step: int, info: ddp.DistInfo) -> DataLoade
                                       first_step, cfg.batch_size)
     else:
         train_set = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=10**12,
-                                extra=cfg.extra_data, seed=cfg.seed)
+                                extra=cfg.extra_data, seed=cfg.seed, bands=cfg.bands)
         sampler = ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world)
     # its own generator: a DataLoader iterator draws a base seed, and from the global RNG that
     # draw would shift the noise of a resumed run
@@ -254,8 +263,9 @@ def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: fl
     if cfg.rate_lambdas:
         k = len(cfg.rate_lambdas)
         qualities = cfg.val_qualities or [1.0, (1.0 + k) / 2, float(k)]
+        images = [img if cfg.bands == 3 else single_band(img, LUMINANCE) for img in val_set.images]
         val = {"rates": validate_bitstreams(model, [img[: img.shape[0] // 64 * 64, : img.shape[1] // 64 * 64]
-                                                    for img in val_set.images], qualities)}
+                                                    for img in images], qualities)}
         line = "  ".join(f"q{r['quality']:g}: {r['bpp']:.4f} bpp {r['psnr']:.2f} dB MS-SSIM {r['ms_ssim']}"
                          for r in val["rates"])
     else:

@@ -199,6 +199,8 @@ def _models(cfg: Stage2Config, device: torch.device):
     from cosmic.zoo import load_model
 
     stage1 = move_model(load_model(cfg.stage1).eval(), device)
+    if stage1.config.get("in_channels", 3) != 3:  # its Ẽ reads one band; the crops here are RGB
+        raise InputError(f"--stage1 {cfg.stage1}: a single-band model; stage 2 trains on RGB models only")
     for p in stage1.parameters():
         p.requires_grad_(False)
     net = NoisePredictor(M=stage1.config["M"], latent_channels=stage1.config["latent_channels"],

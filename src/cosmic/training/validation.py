@@ -22,12 +22,14 @@ JPEG2000_RATIOS = (24, 32, 48, 64, 96, 128, 192, 256, 400)
 
 @torch.no_grad()
 def code_with_model(model, pixels: np.ndarray, quality: float | None) -> tuple[float, np.ndarray]:
-    """(bpp of the real file, steps-0 decode) of one (H, W, 3) uint8 image, through the same
-    pipelines as ``cosmic compress`` / ``cosmic decompress``."""
+    """(bpp of the real file, steps-0 decode) of one (H, W, 3) uint8 image, or one (H, W, 1) band,
+    through the same pipelines as ``cosmic compress`` / ``cosmic decompress``."""
     from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
 
-    coded = EncodePipeline(model.onboard, model.name).encode(open_scene(pixels), quality=quality)
-    return coded.bpp, DecodePipeline(model)(coded.to_bytes()).pixels
+    bands = pixels.shape[2]
+    scene = open_scene(pixels if bands == 3 else pixels[..., 0])
+    coded = EncodePipeline(model.onboard, model.name).encode(scene, quality=quality)
+    return coded.bpp, DecodePipeline(model)(coded.to_bytes()).pixels[..., :bands]
 
 
 def validate_bitstreams(model, images: list[np.ndarray], qualities) -> list[dict]:

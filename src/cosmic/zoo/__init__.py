@@ -7,7 +7,8 @@ holds ``model_index.json`` and one subfolder per component (``onboard/``, ``grou
 ``config.json`` + ``model.safetensors`` (still loaded). Classes come from the component registry
 (:data:`cosmic.utils.pretrained.COMPONENTS`).
 
-Shipped: ``cosmic-small-vr``, the variable-rate default (quality 1..6, any value between), and
+Shipped: ``cosmic-small-vr``, the variable-rate default (quality 1..6, any value between),
+``cosmic-small-vr-gray``, its single-band counterpart (the default for a one-band source), and
 ``cosmic-small-q3``, the fixed-rate model of the first campaign that carries the stage-2
 (diffusion) network, kept for compensated decodes until the variable-rate model has its own.
 """
@@ -30,11 +31,14 @@ from cosmic.utils.pretrained import (
     read_weights,
 )
 
-__all__ = ["DEFAULT_MODEL", "COMPENSATION_MODEL", "shipped_models", "model_path", "read_model_config",
+__all__ = ["DEFAULT_MODEL", "SINGLE_BAND_MODEL", "default_model", "COMPENSATION_MODEL", "shipped_models", "model_path", "read_model_config",
            "has_compensator", "load_model", "load_onboard", "load_compensator"]
 
 #: the default: one variable-rate model (``cosmic compress --quality Q``, Q in 1..6, a float)
 DEFAULT_MODEL = "cosmic-small-vr"
+#: the default for a one-band source (panchromatic or any single band): the variable-rate model
+#: converted to one channel and fine-tuned on single bands (same qualities 1..6)
+SINGLE_BAND_MODEL = "cosmic-small-vr-gray"
 #: the shipped model with a stage-2 network (fixed rate): ``-m cosmic-small-q3 --steps N``
 COMPENSATION_MODEL = "cosmic-small-q3"
 #: the subfolder of a model directory that holds its stage-2 diffusion compensator
@@ -52,6 +56,14 @@ def shipped_models() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if is_model_dir(p))
+
+
+def default_model(bands: int = 3) -> str:
+    """The model a source of ``bands`` coded bands gets when none is named: the single-band model
+    for one band when it is shipped, else the RGB default (which codes a band as R = G = B)."""
+    if bands == 1 and SINGLE_BAND_MODEL in shipped_models():
+        return SINGLE_BAND_MODEL
+    return DEFAULT_MODEL
 
 
 def model_path(name_or_dir: str | os.PathLike) -> Path:
