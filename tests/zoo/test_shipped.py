@@ -5,6 +5,8 @@ the sample's metadata block); a regression in the weights, the coder or the deco
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import SHARED_DATA
@@ -206,3 +208,12 @@ def test_single_band_floor_on_one_band_of_the_sample(quality, sample):
     assert decoded.shape == band.shape
     assert bpp <= max_bpp, bpp
     assert psnr(band, decoded) >= min_psnr, psnr(band, decoded)
+
+
+def test_shipped_weights_stay_under_40_mb():
+    """The package's weights budget (the developers' guide): all safetensors under 40 MB."""
+    from importlib import resources
+
+    root = resources.files("cosmic.zoo") / "weights"
+    total = sum(p.stat().st_size for p in Path(str(root)).rglob("*.safetensors"))
+    assert 0 < total < 40_000_000, total
