@@ -77,6 +77,7 @@ class CodebookConfig:
     extra_data: list | None = None
     workers: int = 0
     stream: bool = False  # stage 1: read images from disk as needed (stage 1's streamed loader)
+    bands: int = 3  # image bands the shared loader crops (the codebook models are RGB)
 
 
 class FeatureLoss(torch.nn.Module):
