@@ -37,3 +37,13 @@ def split_folder(root, size: int, shift: int, axis: int):
         Image.fromarray(np.roll(golden_image(size, size), shift * i, axis=axis)).save(root / f"im{i}.png")
     (root / "SPLITS.json").write_text(json.dumps({"train": ["im0.png", "im1.png"], "val": ["im2.png"]}))
     return root
+
+
+def load_script(path: Path):
+    """A repository script (benchmarks/, scripts/) imported as a module, for its tests."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,20 +3,16 @@ decoded twice in a watchdog worker; no crash, hang, internal error or non-determ
 
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
-from helpers import REPO, TINY_MODEL
+from helpers import REPO, TINY_MODEL, load_script
 
 SCRIPT = REPO / "benchmarks" / "fuzz_bitstreams.py"
 
 
 @pytest.fixture(scope="module")
 def fuzz():
-    spec = importlib.util.spec_from_file_location("fuzz_bitstreams", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_fixed_seed_fuzz_run_is_clean(fuzz):

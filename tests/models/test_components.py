@@ -4,13 +4,12 @@ shipped names an absolute path is tests/zoo/test_shipped.py's)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 
 import pytest
 import torch
-from helpers import REPO, TINY_MODEL, golden_image
+from helpers import REPO, TINY_MODEL, golden_image, load_script
 from safetensors.torch import load_file
 
 from cosmic.errors import ModelError
@@ -53,10 +52,7 @@ def test_model_saves_one_subfolder_per_component_and_loads_from_their_configs(tm
 
 
 def _ship_model():
-    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / "ship_model.py")
 
 
 def test_old_layout_loads_and_migrates_byte_identically(tmp_path, capsys):

@@ -5,14 +5,10 @@ coding functions are called only by the pipelines (every entry point encodes and
 
 from __future__ import annotations
 
-import importlib.util
-
-from helpers import REPO
+from helpers import REPO, load_script
 
 ROOT = REPO
-_spec = importlib.util.spec_from_file_location("check_code_shape", ROOT / "scripts" / "check_code_shape.py")
-shape = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(shape)
+shape = load_script(ROOT / "scripts" / "check_code_shape.py")
 
 
 def test_no_function_in_src_is_too_long():
