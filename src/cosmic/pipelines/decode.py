@@ -136,8 +136,9 @@ class DecodePipeline:
         ``prior`` (anything with ``enhance(pixels, fidelity)``) its output instead of the plain decode."""
         parent = open_container(source)
         container = parent.plane(group)
-        if self.for_group(parent, group) is not self:  # a group coded by its own model
-            return self.for_group(parent, group)(parent, steps, seed, conceal, deblock, progress, group, prior, fidelity)
+        own = self.for_group(parent, group)
+        if own is not self:  # a group coded by its own model
+            return own(parent, steps, seed, conceal, deblock, progress, group, prior, fidelity)
         scene = decode_scene(self.model, container, conceal=conceal, deblock=deblock, progress=progress,
                              compensation=self.compensation(container, steps, seed))
         if prior is not None:
