@@ -47,3 +47,24 @@ def load_script(path: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def write_tif(path, bands, dtype, nodata=None, descriptions=None, colorinterp=None, tags=None):
+    """(C, H, W) array -> georeferenced GeoTIFF (UTM 10N, 30 m pixels)."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+    from rasterio.transform import from_origin
+
+    c, h, w = bands.shape
+    rgb = colorinterp and colorinterp[:3] == [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+    extra = {"photometric": "RGB"} if rgb and ColorInterp.alpha not in colorinterp else {}
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=c, dtype=dtype, crs="EPSG:32610",
+                       transform=from_origin(433785.0, 5215815.0, 30.0, 30.0), nodata=nodata, **extra) as ds:
+        ds.write(bands.astype(dtype))
+        for i, d in enumerate(descriptions or [], 1):
+            ds.set_band_description(i, d)
+        if colorinterp:
+            ds.colorinterp = colorinterp
+        if tags:
+            ds.update_tags(**tags)
+    return path

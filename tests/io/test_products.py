@@ -10,30 +10,12 @@ import zlib
 import numpy as np
 import pytest
 import rasterio
-from helpers import TINY_MODEL, golden_image
+from helpers import TINY_MODEL, golden_image, write_tif
 from rasterio.enums import ColorInterp
-from rasterio.transform import from_origin
 
 from cosmic.io.container import read_container
 from cosmic.io.mask import pack_mask, split_mask, unpack_mask
 from cosmic.io.raster import apply_fill, to_source_units
-
-
-def write_tif(path, bands, dtype, nodata=None, descriptions=None, colorinterp=None, tags=None):
-    """(C, H, W) array -> georeferenced GeoTIFF."""
-    c, h, w = bands.shape
-    rgb = colorinterp and colorinterp[:3] == [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
-    extra = {"photometric": "RGB"} if rgb and ColorInterp.alpha not in colorinterp else {}
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=c, dtype=dtype, crs="EPSG:32610",
-                       transform=from_origin(433785.0, 5215815.0, 30.0, 30.0), nodata=nodata, **extra) as ds:
-        ds.write(bands.astype(dtype))
-        for i, d in enumerate(descriptions or [], 1):
-            ds.set_band_description(i, d)
-        if colorinterp:
-            ds.colorinterp = colorinterp
-        if tags:
-            ds.update_tags(**tags)
-    return path
 
 
 def landsat_like(h=200, w=300):

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from helpers import golden_image
-from test_products import write_tif
+from helpers import golden_image, write_tif
 
 from cosmic.io.container import read_container
 from cosmic.models.cosmic import Cosmic
