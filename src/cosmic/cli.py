@@ -669,6 +669,8 @@ _STAGE1 = dict(
     final_lr=typer.Option(0.02, help="cosine: last lr as a fraction of --lr"),
     warmup_steps=typer.Option(0, help="linear lr warm-up steps"),
     ema_decay=typer.Option(0.0, help="keep (and ship) an EMA of the weights, e.g. 0.999"),
+    gain_lr_scale=typer.Option(1.0, help="variable rate: the gain units' lr as a multiple of --lr (e.g. 10 "
+                                         "when --init-from a model and widening --rate-lambdas)"),
     val_images=typer.Option(42, help="validation images (a fixed spread-out subset of val)"),
     device=typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each process's GPU; "
                                      "validation codes on the CPU)"),
@@ -708,7 +710,8 @@ def train_stage1_cmd(
     ground_channels: Optional[int] = _STAGE1["ground_channels"], lr_schedule: str = _STAGE1["lr_schedule"],
     lr_drop_at: float = _STAGE1["lr_drop_at"], final_lr: float = _STAGE1["final_lr"],
     warmup_steps: int = _STAGE1["warmup_steps"], ema_decay: float = _STAGE1["ema_decay"],
-    val_images: int = _STAGE1["val_images"], seed: int = typer.Option(0),
+    gain_lr_scale: float = _STAGE1["gain_lr_scale"], val_images: int = _STAGE1["val_images"],
+    seed: int = typer.Option(0),
     device: str = _STAGE1["device"], max_minutes: Optional[float] = _STAGE1["max_minutes"],
     pause_at: Optional[int] = _STAGE1["pause_at"], start_step: int = _STAGE1["start_step"],
     ground_only: bool = _STAGE1["ground_only"], bands: int = _STAGE1["bands"],

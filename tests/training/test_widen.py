@@ -61,3 +61,25 @@ def test_ground_only_run_keeps_the_onboard_codec(tiny_data, tmp_path, monkeypatc
 
     with pytest.raises(InputError, match="--ground-only"):
         train_stage1(dataclasses.replace(cfg, init_from=None, out=str(tmp_path / "x")), progress=False)
+
+
+def test_gain_units_get_their_own_learning_rate(tiny_data, tmp_path, monkeypatch):
+    """--gain-lr-scale: Adam's first step moves every parameter by about its group's lr, so the
+    gains (lr x 10) move ten times as far as the transforms (lr)."""
+    import cosmic.models.registry as reg
+
+    monkeypatch.setitem(reg.PRESETS, "small", {"N": 16, "M": 16, "ground_channels": 8, "latent_channels": 4})
+    torch.manual_seed(0)
+    source = tmp_path / "source"
+    _tiny(8).save_pretrained(source)
+    cfg = Stage1Config(data=str(tiny_data), out=str(tmp_path / "run"), preset="small", steps=1, batch_size=2,
+                       crop=64, lr=1e-3, val_every=10**6, checkpoint_every=5, channels_last=False,
+                       rate_lambdas=[0.001, 0.004, 0.016], init_from=str(source), gain_lr_scale=10.0,
+                       ground_channels=8, val_images=1)
+    after, before = Cosmic.from_pretrained(train_stage1(cfg, progress=False)), Cosmic.from_pretrained(source)
+    moved = {n: float((p.detach() - before.state_dict()[n]).abs().max()) for n, p in after.named_parameters()
+             if not n.endswith(".quantiles")}
+    gains = [v for n, v in moved.items() if "gain." in n]
+    others = [v for n, v in moved.items() if "gain." not in n]
+    assert len(gains) == 2 and min(gains) == pytest.approx(1e-2, rel=0.05)
+    assert max(others) <= 1.05e-3

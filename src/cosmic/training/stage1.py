@@ -56,6 +56,7 @@ class Stage1Config:
     lr_schedule: str = "step"  # "step": one 10x drop at lr_drop_at; "cosine": cosine to final_lr
     final_lr: float = 0.02  # with "cosine": the last step's lr as a fraction of lr
     warmup_steps: int = 0  # linear warm-up from lr/100
+    gain_lr_scale: float = 1.0  # the gain units' lr as a multiple of lr (see _parameter_groups)
     ema_decay: float = 0.0  # >0: keep an EMA of the weights (AveragedModel) and ship that
     val_every: int = 1000
     val_images: int = 42
@@ -86,10 +87,25 @@ class Stage1Config:
     bands: int = 3  # 1: a single-band model on one-band crops (see ImageFolder); 3: RGB
 
 
-def _split_parameters(model):
-    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
-    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
-    return main, aux
+GAIN_PARAMETERS = ("onboard.gain.", "ground.inverse_gain.")
+
+
+def _parameter_groups(model, gain_lr_scale: float = 1.0) -> tuple[list[dict], list]:
+    """(Adam param groups of the main optimizer, the entropy models' quantiles for the aux one).
+
+    With ``gain_lr_scale`` != 1 the variable-rate gain units get their own group whose lr is that
+    multiple of the schedule's: a gain vector moves by about lr per Adam step, so at lr 1e-4 a run
+    that widens the λ range (a new, wider ``gain_span``) takes tens of thousands of steps to widen
+    the coded rate range; Cui et al. train the gains with the transforms at one lr from scratch,
+    which is where a fresh run stays (scale 1)."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    aux = [p for n, p in trainable if n.endswith(".quantiles")]
+    main = [(n, p) for n, p in trainable if not n.endswith(".quantiles")]
+    gains = [p for n, p in main if n.startswith(GAIN_PARAMETERS)]
+    if gain_lr_scale == 1.0 or not gains:
+        return [{"params": [p for _, p in main], "lr_scale": 1.0}], aux
+    rest = [p for n, p in main if not n.startswith(GAIN_PARAMETERS)]
+    return [{"params": rest, "lr_scale": 1.0}, {"params": gains, "lr_scale": gain_lr_scale}], aux
 
 
 @torch.no_grad()
@@ -299,7 +315,7 @@ def _train_step(cfg: Stage1Config, run: _Run, x: torch.Tensor, step: int) -> dic
         quality, lmbda = quality[pos].to(x.device), lmbda[pos]
     optimizer, aux_optimizer = run.optimizers["main"], run.optimizers["aux"]
     for g in optimizer.param_groups:
-        g["lr"] = learning_rate(cfg, step)
+        g["lr"] = learning_rate(cfg, step) * g.get("lr_scale", 1.0)
     optimizer.zero_grad(set_to_none=True)
     aux_optimizer.zero_grad(set_to_none=True)
     with autocast(x.device, cfg.precision):  # the network parts; the loss is computed in float32
@@ -334,7 +350,7 @@ def _setup(cfg: Stage1Config, out: Path, resume: bool, info: ddp.DistInfo) -> _R
         model = model.to(memory_format=torch.channels_last)
     if cfg.ground_only:
         _freeze_onboard(model)
-    main_params, aux_params = _split_parameters(model)
+    main_params, aux_params = _parameter_groups(model, cfg.gain_lr_scale)
     optimizers = {"main": torch.optim.Adam(main_params, lr=cfg.lr),
                   "aux": torch.optim.Adam(aux_params or [torch.zeros(0, requires_grad=True)], lr=cfg.aux_lr)}
     ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay else None
