@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from cosmic.codebook import HPIN, VQGAN, CodePredictor, PatchDiscriminator, preset
 from cosmic.errors import InputError
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
+from cosmic.training.data import CropSource
 from cosmic.training.stage1 import learning_rate
 
 __all__ = ["CodebookConfig", "train_codebook", "FeatureLoss", "lq_pairs", "measure_prior", "ms_ssim3"]
@@ -44,10 +45,12 @@ __all__ = ["CodebookConfig", "train_codebook", "FeatureLoss", "lq_pairs", "measu
 MS_SSIM_3 = [0.0448 / 0.6305, 0.2856 / 0.6305, 0.3001 / 0.6305]
 
 
-@dataclass
-class CodebookConfig:
+@dataclass(kw_only=True)
+class CodebookConfig(CropSource):
+    """A codebook trainer's run; the crop fields (:class:`CropSource`) are stage 1's loader's,
+    with this trainer's defaults (split, crop) set below."""
+
     stage: int
-    data: str
     out: str
     preset: str = "small"
     split: str = "train+train_extra"
@@ -73,11 +76,6 @@ class CodebookConfig:
     max_minutes: float | None = None
     pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
     threads: int = 1
-    seed: int = 0
-    extra_data: list | None = None
-    workers: int = 0
-    stream: bool = False  # stage 1: read images from disk as needed (stage 1's streamed loader)
-    bands: int = 3  # image bands the shared loader crops (the codebook models are RGB)
 
 
 class FeatureLoss(torch.nn.Module):

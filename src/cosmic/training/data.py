@@ -19,6 +19,7 @@ images (``crop=None``) are the luminance (:func:`single_band`).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,23 @@ __all__ = ["ImageFolder", "split_files", "single_band", "LUMINANCE"]
 
 #: :func:`single_band`'s index of the luminance (0, 1, 2: the R, G, B bands)
 LUMINANCE = 3
+
+
+@dataclass(kw_only=True)
+class CropSource:
+    """Where a trainer's random crops come from: the fields of stage 1's loader
+    (:func:`cosmic.training.stage1._loader`), which the codebook trainer borrows. Both trainers'
+    configs derive from it, so a field the loader reads exists in each of them."""
+
+    data: str
+    split: str = "train"  # SPLITS.json lists to train on, joined by '+' (e.g. train+train_extra)
+    crop: int = 128
+    batch_size: int = 8
+    extra_data: list[str] | None = None  # images or folders mixed into the training crops
+    seed: int = 0
+    workers: int = 0
+    stream: bool = False  # read training images from disk as needed instead of holding them in RAM
+    bands: int = 3  # 1: one-band crops (R, G, B or luminance, see ImageFolder); 3: RGB
 
 
 def single_band(pixels: np.ndarray, which: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from cosmic.models.registry import build_model
 from cosmic.onboard.rate import interpolate_levels
 from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import LUMINANCE, ImageFolder, single_band
+from cosmic.training.data import LUMINANCE, CropSource, ImageFolder, single_band
 from cosmic.training.metrics_log import MetricsLog
 from cosmic.utils.device import autocast, grad_scaler
 from cosmic.training.losses import Stage1Loss, psnr
@@ -37,9 +37,8 @@ from cosmic.training.widen import single_band_state, widen_ground_state
 __all__ = ["Stage1Config", "train_stage1", "evaluate"]
 
 
-@dataclass
-class Stage1Config:
-    data: str
+@dataclass(kw_only=True)
+class Stage1Config(CropSource):
     out: str
     preset: str = "small"
     arch: str = "cosmic"
@@ -48,8 +47,6 @@ class Stage1Config:
     est_weight: float = 0.5  # weight of the no-compensation (ẑ0) path in the distortion term
     chroma_weight: float = 0.0  # extra weight on the ẑ0 path's low-pass colour error
     steps: int = 20000
-    batch_size: int = 8
-    crop: int = 128
     lr: float = 1e-4
     aux_lr: float = 1e-3
     lr_drop_at: float = 0.85  # fraction of steps after which the decay phase starts
@@ -64,14 +61,10 @@ class Stage1Config:
     threads: int = 0  # 0: torch's default
     bf16: bool = False
     channels_last: bool = True
-    seed: int = 0
-    workers: int = 0
     name: str | None = None
     init_from: str | None = None  # start from this model's weights (e.g. a new λ); fresh optimizer
     colour_shortcut: bool = False  # add the colour shortcut to E (see ColourShortcut)
     cams: bool = True  # False: the paper's "w/o CAM" ablation (Fig. 6), E without its CAMs
-    extra_data: list[str] | None = None  # images or folders mixed into the training crops
-    split: str = "train"  # SPLITS.json lists to train on, joined by '+' (e.g. train+train_extra)
     rate_lambdas: list[float] | None = None  # variable rate: λ of quality 1..K (ascending)
     colour_space: str = "rgb"  # "ycbcr": E codes YCbCr (see cosmic.onboard.rate)
     ground_channels: int | None = None  # override the preset's ground width
@@ -83,8 +76,6 @@ class Stage1Config:
     ground_only: bool = False  # train the ground decoder only (on-board frozen; see _freeze_onboard)
     precision: str = "fp32"  # fp32, bf16 or fp16 (CUDA) autocast of the forward pass; bf16=True: bf16
     log_every: int = 10  # loss terms to metrics.csv / TensorBoard every N steps
-    stream: bool = False  # read training images from disk as needed instead of holding them in RAM
-    bands: int = 3  # 1: a single-band model on one-band crops (see ImageFolder); 3: RGB
 
 
 GAIN_PARAMETERS = ("onboard.gain.", "ground.inverse_gain.")
@@ -250,7 +241,7 @@ def _val_images(cfg: Stage1Config) -> list:
     return val_set
 
 
-def _loader(cfg: Stage1Config, first_step: int, info: ddp.DistInfo) -> DataLoader:
+def _loader(cfg: CropSource, first_step: int, info: ddp.DistInfo) -> DataLoader:
     """This rank's batches from ``first_step`` on; sample p of global step s is crop number
     s·batch + p, and each rank takes its positions of every global batch (``StepSampler``)."""
     local = ddp.check_batch(cfg.batch_size, info)
