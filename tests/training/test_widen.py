@@ -4,6 +4,7 @@ old one exactly, and training it leaves the on-board codec, hence every bitstrea
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -57,6 +58,8 @@ def test_ground_only_run_keeps_the_onboard_codec(tiny_data, tmp_path, monkeypatc
     changed = [n for n, p in final.ground.state_dict().items() if n.startswith("decoder.") and p.ndim == 4]
     assert changed and not torch.equal(final.ground.decoder[0].weight[:8, :8],
                                        before.ground.decoder[0].weight[:8, :8])
+    trainer = json.loads((tmp_path / "refit" / "last" / "trainer.json").read_text())
+    assert set(trainer["optimizer_steps"]) == {"main"}  # no aux optimizer: the entropy models are frozen
     from cosmic.errors import InputError
 
     with pytest.raises(InputError, match="--ground-only"):

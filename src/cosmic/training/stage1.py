@@ -304,11 +304,12 @@ def _train_step(cfg: Stage1Config, run: _Run, x: torch.Tensor, step: int) -> dic
     if quality is not None:  # this rank's samples of the global batch
         pos = ddp.shard_positions(cfg.batch_size, run.info.rank, run.info.world)
         quality, lmbda = quality[pos].to(x.device), lmbda[pos]
-    optimizer, aux_optimizer = run.optimizers["main"], run.optimizers["aux"]
+    optimizer, aux_optimizer = run.optimizers["main"], run.optimizers.get("aux")
     for g in optimizer.param_groups:
         g["lr"] = learning_rate(cfg, step) * g.get("lr_scale", 1.0)
     optimizer.zero_grad(set_to_none=True)
-    aux_optimizer.zero_grad(set_to_none=True)
+    if aux_optimizer is not None:
+        aux_optimizer.zero_grad(set_to_none=True)
     with autocast(x.device, cfg.precision):  # the network parts; the loss is computed in float32
         out = run.net(x) if quality is None else run.net(x, quality)
     terms = loss_fn_terms(run.loss_fn, out, x, lmbda, step)
@@ -318,7 +319,7 @@ def _train_step(cfg: Stage1Config, run: _Run, x: torch.Tensor, step: int) -> dic
     run.scaler.step(optimizer)
     run.scaler.update()
     aux_loss = run.model.aux_loss()  # identical on every rank: not synchronised
-    if aux_loss.requires_grad:  # not with --ground-only: the entropy models are frozen
+    if aux_optimizer is not None:  # none with --ground-only: the entropy models are frozen
         aux_loss.backward()
         aux_optimizer.step()
     terms["aux"] = aux_loss
@@ -342,8 +343,9 @@ def _setup(cfg: Stage1Config, out: Path, resume: bool, info: ddp.DistInfo) -> _R
     if cfg.ground_only:
         _freeze_onboard(model)
     main_params, aux_params = _parameter_groups(model, cfg.gain_lr_scale)
-    optimizers = {"main": torch.optim.Adam(main_params, lr=cfg.lr),
-                  "aux": torch.optim.Adam(aux_params or [torch.zeros(0, requires_grad=True)], lr=cfg.aux_lr)}
+    optimizers = {"main": torch.optim.Adam(main_params, lr=cfg.lr)}
+    if aux_params:  # the entropy models' quantiles (none to train with --ground-only)
+        optimizers["aux"] = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay else None
     state = {"step": 0, "history": [], "config": asdict(cfg)}
     ckpt = out / "last"
