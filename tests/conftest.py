@@ -10,7 +10,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import TINY_MODEL, golden_image, split_folder  # noqa: E402
+from helpers import TINY_MODEL, golden_image, perturbed_enhancer, split_folder  # noqa: E402
 
 torch.set_num_threads(1)  # two pytest-xdist workers on two cores
 
@@ -87,3 +87,11 @@ def variable_rate_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "vr"
     model.save_pretrained(path)
     return path
+
+
+@pytest.fixture()
+def tiny_enhancer(tmp_path):
+    """A small LDM-RSIC enhancer of JPEG2000 decodes, untrained but not the identity."""
+    from cosmic.enhance.model import build_enhancer
+
+    return perturbed_enhancer(build_enhancer("small")).save_pretrained(tmp_path / "tiny-enhancer")

@@ -39,6 +39,15 @@ def split_folder(root, size: int, shift: int, axis: int):
     return root
 
 
+def perturbed_enhancer(enhancer):
+    """A fresh LDM-RSIC enhancer whose MEN output is not zero-initialised (so the prior matters)."""
+    import torch
+
+    torch.manual_seed(0)
+    torch.nn.init.normal_(enhancer.men.out.weight, std=0.05)
+    return enhancer.eval()
+
+
 def load_script(path: Path):
     """A repository script (benchmarks/, scripts/) imported as a module, for its tests."""
     import importlib.util

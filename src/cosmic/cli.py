@@ -77,6 +77,13 @@ def _check_output(path: Path, source: Path | None = None) -> None:
 
 
 _THREADS = typer.Option(0, help="torch threads (0: default)")
+#: the options of many inputs (a folder or glob -> an output folder; cosmic.pipelines.batch)
+_MANY = dict(
+    jobs=typer.Option(1, help="many inputs: worker processes, each loading the models once"),
+    scheduler=typer.Option(
+        None, help="many inputs: a Dask scheduler address (tcp://host:8786), or 'local' for a local Dask "
+                   "cluster of --jobs processes (pip install 'cosmic[cluster]')"),
+)
 _QUIET = typer.Option(False, "--quiet", "-q")
 _QUALITY = typer.Option(None, help="quality of a variable-rate model, any value over its range (the shipped "
                                    "default: 1 (fewest bits) .. 6 (most), default 3); none for a fixed-rate one")
@@ -108,8 +115,10 @@ def compress(
     meta: Optional[Path] = _META, bands: Optional[str] = _BANDS, scale: Optional[str] = _SCALE,
     band_groups: Optional[str] = _GROUPS, mask: bool = _MASK,
     derive: bool = _DERIVE, threads: int = _THREADS, quiet: bool = _QUIET,
+    jobs: int = _MANY["jobs"], scheduler: Optional[str] = _MANY["scheduler"],
 ) -> None:
-    """Compress an image "on the satellite": tiles -> lightweight encoder -> rANS -> .cosmic.
+    """Compress an image "on the satellite": tiles -> lightweight encoder -> rANS -> .cosmic; or
+    many (a folder or quoted glob) into a folder, one .cosmic file each.
 
     GeoTIFFs are read one tile window at a time (memory does not grow with the scene) and their
     CRS, transform and nodata travel in the file."""
@@ -117,6 +126,8 @@ def compress(
     from cosmic.pipelines.encode import EncodePipeline
     from cosmic.pipelines.scene import open_scene
 
+    if _is_many(str(input), output, jobs, scheduler):
+        return _compress_many(dict(locals()))
     _threads(threads)
     _check_output(output, input)
     if output.suffix.lower() != ".cosmic":
@@ -160,10 +171,6 @@ _PRODUCT = dict(
     co=typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable)"),
     enhance=typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on this model's decodes"),
     enhance_steps=typer.Option(0, help="DDIM steps of the enhancer's prior LDM (0: its regressor)"),
-    jobs=typer.Option(1, help="many inputs: worker processes, each loading the models once"),
-    scheduler=typer.Option(
-        None, help="many inputs: a Dask scheduler address (tcp://host:8786), or 'local' for a local Dask "
-                   "cluster of --jobs processes (pip install 'cosmic[cluster]')"),
 )
 
 
@@ -187,7 +194,7 @@ def decompress(
     prior: Optional[str] = _PRIOR, fidelity: float = _FIDELITY,
     enhance: bool = _PRODUCT["enhance"], enhance_steps: int = _PRODUCT["enhance_steps"],
     threads: int = _THREADS, quiet: bool = _QUIET, device: str = _DEVICE, precision: str = _PRECISION,
-    jobs: int = _PRODUCT["jobs"], scheduler: Optional[str] = _PRODUCT["scheduler"],
+    jobs: int = _MANY["jobs"], scheduler: Optional[str] = _MANY["scheduler"],
 ) -> None:
     """Decompress a .cosmic file "on the ground" to an image, or many files into a folder.
 
@@ -201,7 +208,9 @@ def decompress(
     if steps < 0:
         raise InputError(f"--steps {steps}: must be 0 or more")
     check_precision(precision, resolve_device(device))
-    if Path(input).is_dir() or any(c in input for c in "*?[") or output.is_dir() or jobs > 1 or scheduler:
+    if enhance and (prior or dtype or co or fmt == "jpeg"):
+        raise InputError("--enhance writes the enhanced 8-bit picture: not with --prior, --dtype, --co or --format jpeg")
+    if _is_many(input, output, jobs, scheduler):
         return _decompress_many(dict(locals()))
     _decompress_one(dict(locals()))
 
@@ -267,15 +276,21 @@ def enhance(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="enhancer directory or shipped name"),
     bpp: Optional[float] = typer.Option(None, help="the rate the file was coded at (default: read from the codestream)"),
     bands: Optional[str] = _BANDS, scale: Optional[str] = _SCALE, threads: int = _THREADS, quiet: bool = _QUIET,
+    fmt: Optional[str] = typer.Option(None, "--format", help="png or tiff (default: by the output's suffix; "
+                                                           "png for many inputs)"),
+    jobs: int = _MANY["jobs"], scheduler: Optional[str] = _MANY["scheduler"],
 ) -> None:
-    """Enhance a JPEG2000 decode on the ground with LDM-RSIC (tiled; a .tif output keeps the georeferencing)."""
+    """Enhance a JPEG2000 decode on the ground with LDM-RSIC (tiled; a .tif output keeps the
+    georeferencing); or many (a folder or quoted glob) into a folder."""
     from cosmic.enhance.pipeline import EnhancePipeline
     from cosmic.io.raster import parse_bands, parse_scale
     from cosmic.pipelines.decode import output_format
 
+    if _is_many(str(input), output, jobs, scheduler):
+        return _enhance_many(dict(locals()))
     _threads(threads)
     _check_output(output, input)
-    output_format(output)
+    output_format(output, fmt)
     pipe = EnhancePipeline.for_source("jpeg2000", model)
     done = pipe.enhance_file(input, output, steps, seed, bpp, parse_bands(bands), parse_scale(scale))
     for n in done.notes:
@@ -285,37 +300,84 @@ def enhance(
                    f"steps {steps}) in {done.seconds:.2f} s")
 
 
-def _decompress_many(o: dict) -> None:
-    """`cosmic decompress DIR_OR_GLOB -o OUTDIR`: the batch (cosmic.pipelines.batch), one line per
-    file, a closing count; exit status non-zero when any file failed."""
-    from cosmic.io.raster import parse_creation_options
-    from cosmic.pipelines.batch import DecodeOptions, find_inputs, plan, run_batch, summary_line
-    from cosmic.pipelines.decode import output_format
+def _is_many(input: str, output: Path, jobs: int, scheduler: Optional[str]) -> bool:
+    """Whether a command works on many inputs: a folder or glob, an output folder, or workers asked for."""
+    return Path(input).is_dir() or any(c in input for c in "*?[") or output.is_dir() or jobs > 1 or bool(scheduler)
 
+
+def _run_many(job, o: dict, inputs: list, suffix: str, options, done: str) -> None:
+    """Run ``job`` on every input into the folder ``-o`` (cosmic.pipelines.batch): one line per
+    file as it finishes, a closing count; exit status that of the worst failure, if any."""
+    from cosmic.pipelines.batch import plan, run_batch, summary_line
+
+    outdir = o["output"]
     if o["jobs"] < 1:
         raise InputError(f"--jobs {o['jobs']}: must be 1 or more")
-    if o["enhance"]:
-        raise InputError("--enhance: one input file at a time for now, not with many inputs")
-    fmt = o["fmt"] or "png"
-    output_format(Path("x." + {"png": "png", "tiff": "tif", "jpeg": "jpg"}.get(fmt, fmt)), o["fmt"], o["jpeg_quality"])
-    if fmt != "tiff" and (o["dtype"] not in (None, "uint8") or o["co"]):
-        raise InputError("--dtype and --co are written to GeoTIFFs: add --format tiff")
-    inputs = find_inputs(o["input"])
-    if o["output"].exists() and not o["output"].is_dir():
-        raise InputError(f"{o['output']}: many inputs decode into a folder, and this is a file")
-    o["output"].mkdir(parents=True, exist_ok=True)
-    options = DecodeOptions(o["model"], o["steps"], o["seed"], o["conceal"], o["deblock"], fmt, o["jpeg_quality"],
-                            o["device"], o["precision"], o["threads"], o["dtype"],
-                            tuple(parse_creation_options(o["co"]).items()), _prior_name(o["prior"], o["fidelity"]),
-                            o["fidelity"])
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"{outdir}: many inputs are written into a folder, and this is a file")
+    pairs = plan(inputs, outdir, suffix)
+    outdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     echo = (lambda r: typer.echo(_clean(r.line()), err=not r.ok)) if not o["quiet"] else (
         lambda r: r.ok or typer.echo(_clean(r.line()), err=True))
-    results = run_batch(plan(inputs, o["output"], fmt), options, o["jobs"], o["scheduler"], echo)
-    line, rc = summary_line(results, time.perf_counter() - t0)
+    results = run_batch(job, pairs, options, o["jobs"], o["scheduler"], o["threads"], echo)
+    line, rc = summary_line(results, time.perf_counter() - t0, done)
     typer.echo(line, err=bool(rc))
     if rc:
         raise typer.Exit(rc)
+
+
+def _compress_many(o: dict) -> None:
+    """`cosmic compress DIR_OR_GLOB -o OUTDIR`: one OUTDIR/STEM.cosmic per image."""
+    from cosmic.io.raster import parse_band_groups, parse_bands, parse_scale
+    from cosmic.pipelines.batch import find_inputs
+    from cosmic.pipelines.batch_encode import IMAGE_INPUTS, EncodeOptions, encode_file
+    from cosmic.pipelines.encode import check_rate_target
+
+    if o["meta"] is not None:
+        raise InputError("--meta is one image's metadata; with many inputs each image's NAME.json beside it is read")
+    check_rate_target(o["quality"], o["bpp"], o["max_bytes"])
+    bands, groups = parse_bands(o["bands"]), parse_band_groups(o["band_groups"])
+    options = EncodeOptions(o["model"], o["quality"], o["bpp"], o["max_bytes"], o["tile"],
+                            None if bands is None else tuple(bands), parse_scale(o["scale"]),
+                            None if groups is None else tuple(map(tuple, groups)), o["mask"], o["derive"])
+    inputs = find_inputs(o["input"], IMAGE_INPUTS, "image (.png, .jpg, .tif)")
+    _run_many(encode_file, o, inputs, ".cosmic", options, "encoded")
+
+
+def _decompress_many(o: dict) -> None:
+    """`cosmic decompress DIR_OR_GLOB -o OUTDIR`: one OUTDIR/STEM.png (.tif, .jpg) per .cosmic file."""
+    from cosmic.io.raster import parse_creation_options
+    from cosmic.pipelines.batch import IMAGE_SUFFIX, find_inputs
+    from cosmic.pipelines.batch_decode import DecodeOptions, decode_file
+    from cosmic.pipelines.decode import output_format
+
+    fmt = o["fmt"] or "png"
+    output_format(Path("x" + IMAGE_SUFFIX.get(fmt, f".{fmt}")), o["fmt"], o["jpeg_quality"])
+    if fmt != "tiff" and (o["dtype"] not in (None, "uint8") or o["co"]):
+        raise InputError("--dtype and --co are written to GeoTIFFs: add --format tiff")
+    options = DecodeOptions(o["model"], o["steps"], o["seed"], o["conceal"], o["deblock"], fmt, o["jpeg_quality"],
+                            o["device"], o["precision"], o["dtype"], tuple(parse_creation_options(o["co"]).items()),
+                            _prior_name(o["prior"], o["fidelity"]), o["fidelity"], o["enhance"], o["enhance_steps"])
+    _run_many(decode_file, o, find_inputs(o["input"]), IMAGE_SUFFIX[fmt], options, "decoded")
+
+
+def _enhance_many(o: dict) -> None:
+    """`cosmic enhance DIR_OR_GLOB -o OUTDIR`: one OUTDIR/STEM.png (.tif) per JPEG2000 file."""
+    from cosmic.io.raster import parse_bands, parse_scale
+    from cosmic.pipelines.batch import IMAGE_SUFFIX, find_inputs
+    from cosmic.pipelines.batch_enhance import EnhanceOptions, enhance_file, enhance_inputs
+
+    fmt = o["fmt"] or "png"
+    if fmt not in ("png", "tiff"):
+        raise InputError(f"--format {fmt}: choose png or tiff")
+    if o["steps"] < 0:
+        raise InputError(f"--steps {o['steps']}: must be 0 or more")
+    bands = parse_bands(o["bands"])
+    options = EnhanceOptions(o["model"], o["steps"], o["seed"], o["bpp"], None if bands is None else tuple(bands),
+                             parse_scale(o["scale"]))
+    inputs = find_inputs(o["input"], enhance_inputs(o["bpp"]), "JPEG2000 (.jp2, .j2k)")
+    _run_many(enhance_file, o, inputs, IMAGE_SUFFIX[fmt], options, "enhanced")
 
 
 def _describe_georef(georef: dict | None) -> str:

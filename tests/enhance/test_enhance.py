@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, golden_image
+from helpers import REPO, golden_image, perturbed_enhancer
 from PIL import Image
 
 from cosmic.enhance.model import Enhancer, build_enhancer
@@ -27,13 +27,6 @@ COSMIC_ENHANCER = "ldm-rsic-cosmic-small"
 COSMIC_ENHANCER_DIR = REPO / "training" / "enhance" / COSMIC_ENHANCER
 
 
-def _perturbed(enhancer: Enhancer) -> Enhancer:
-    """A fresh enhancer whose MEN output is not zero-initialised (so the prior matters)."""
-    torch.manual_seed(0)
-    torch.nn.init.normal_(enhancer.men.out.weight, std=0.05)
-    return enhancer.eval()
-
-
 def test_component_shapes_and_identity_at_init():
     torch.manual_seed(0)
     e = build_enhancer("small")
@@ -43,7 +36,7 @@ def test_component_shapes_and_identity_at_init():
     assert e.estimate_prior(x, torch.tensor([0.1, 0.3])).shape == prior.shape
     # MEN's last conv starts at zero: a fresh network returns the decoded image exactly
     assert torch.equal(e.men(x, prior, torch.tensor([0.1, 0.3])), x)
-    y = _perturbed(e).enhance(x, torch.tensor([0.2]), steps=2, seeds=[1, 2])
+    y = perturbed_enhancer(e).enhance(x, torch.tensor([0.2]), steps=2, seeds=[1, 2])
     assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
     assert not torch.equal(y, x)
 
@@ -57,7 +50,7 @@ def test_presets_are_named_and_paper_is_larger():
 
 
 def test_save_load_round_trip(tmp_path):
-    e = _perturbed(build_enhancer("small"))
+    e = perturbed_enhancer(build_enhancer("small"))
     e.save_pretrained(tmp_path / "enh")
     for part in ("self_encoder", "men", "prior_regressor", "ldm"):
         assert (tmp_path / "enh" / part / "config.json").is_file()
@@ -70,7 +63,7 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_tiled_enhancement_is_deterministic_and_seamless(tmp_path):
-    e = _perturbed(build_enhancer("small"))
+    e = perturbed_enhancer(build_enhancer("small"))
     pipe = EnhancePipeline(e, tile=64, overlap=16)
     img = golden_image(100, 150)
     a = pipe.enhance_array(img, 0.2, steps=2, seed=3)
@@ -112,11 +105,6 @@ def _geo_jp2(path, pixels: np.ndarray, quality: str = "1", dtype: str = "uint8")
     with rasterio.open(path, "w", **prof) as ds:
         ds.write(pixels.transpose(2, 0, 1).astype(dtype))
     return path
-
-
-@pytest.fixture()
-def tiny_enhancer(tmp_path):
-    return _perturbed(build_enhancer("small")).save_pretrained(tmp_path / "tiny-enhancer")
 
 
 def test_cli_enhance_keeps_size_and_georef(cli, tmp_path, tiny_enhancer):
@@ -183,7 +171,7 @@ def test_decompress_enhance_with_a_cosmic_enhancer(cli, golden_png, tmp_path):
     from cosmic.io.container import read_container
     from cosmic.pipelines.decode import DecodePipeline
 
-    model = _perturbed(build_enhancer("small", source="cosmic")).save_pretrained(tmp_path / "cosmic-enh")
+    model = perturbed_enhancer(build_enhancer("small", source="cosmic")).save_pretrained(tmp_path / "cosmic-enh")
     coded = tmp_path / "g.cosmic"
     assert cli("compress", golden_png, "-o", coded, "-m", TINY_MODEL, "-q")[0] == 0
     plain, enhanced = tmp_path / "plain.png", tmp_path / "enh.png"

@@ -1,5 +1,6 @@
 """`cosmic decompress DIR_OR_GLOB -o OUTDIR`: many files, models loaded once per worker, a corrupt
-file reported and skipped, outputs written whole; the same work on local processes and Dask."""
+file reported and skipped, outputs written whole; the same work on local processes and Dask
+(the runner, cosmic.pipelines.batch, with the decode task of cosmic.pipelines.batch_decode)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from helpers import TINY_MODEL, golden_image
 from PIL import Image
 
-from cosmic.pipelines import batch
+from cosmic.pipelines import batch, batch_decode
+from cosmic.pipelines.batch_decode import DecodeOptions, decode_file
 
 
 @pytest.fixture()
@@ -48,13 +50,16 @@ def test_batch_glob_and_models_loaded_once(downlinks, tmp_path, monkeypatch):
     loads = []
     real = cosmic.zoo.load_model
     monkeypatch.setattr(cosmic.zoo, "load_model", lambda ref: loads.append(ref) or real(ref))
-    monkeypatch.setattr(batch, "_PIPELINES", {})
+    monkeypatch.setattr(batch_decode, "_PIPELINES", {})
     inputs = batch.find_inputs(str(downlinks / "pass*.cosmic"))
     assert [p.name for p in inputs] == ["pass0.cosmic", "pass1.cosmic", "pass2.cosmic"]
-    results = batch.run_batch(batch.plan(inputs, tmp_path, "png"), batch.DecodeOptions(model=str(TINY_MODEL)))
+    assert batch.find_inputs(str(downlinks / "*")) == batch.find_inputs(downlinks)  # notes.txt is no downlink
+    results = batch.run_batch(decode_file, batch.plan(inputs, tmp_path, ".png"), DecodeOptions(model=str(TINY_MODEL)))
     assert all(r.ok for r in results) and len(loads) == 1
     with pytest.raises(Exception, match="no .cosmic files"):
         batch.find_inputs(str(tmp_path / "nothing-*.cosmic"))
+    with pytest.raises(Exception, match="overwrite an input"):
+        batch.plan(inputs, downlinks, ".cosmic")
 
 
 def test_batch_geotiff_options_as_one_file(cli, downlinks, tmp_path, one_line_error):
@@ -76,26 +81,53 @@ def test_batch_geotiff_options_as_one_file(cli, downlinks, tmp_path, one_line_er
                    "--format tiff")
     one_line_error(*cli("decompress", downlinks, "-o", tmp_path / "o3", "-m", TINY_MODEL, "--format", "tiff",
                         "--co", "oops")[::2], "--co")
-    one_line_error(*cli("decompress", downlinks, "-o", tmp_path / "o4", "-m", TINY_MODEL, "--enhance")[::2],
-                   "--enhance")
+    one_line_error(*cli("decompress", downlinks, "-o", tmp_path / "o4", "-m", TINY_MODEL, "--enhance", "--prior",
+                        "codebook")[::2], "--enhance")
+    assert not (tmp_path / "o4").exists()
 
 
 def test_batch_with_a_prior_as_one_file(cli, downlinks, tmp_path, monkeypatch):
     """--prior / --fidelity: the prior is loaded once per worker and applied to every file."""
     import cosmic
 
-    monkeypatch.setattr(batch, "_PRIORS", {})
+    monkeypatch.setattr(batch_decode, "_PRIORS", {})
     out, single = tmp_path / "out", tmp_path / "single.png"
     prior = ["--prior", "codebook", "--fidelity", "0.5"]
     code, _, err = cli("decompress", f"{downlinks}/pass*.cosmic", "-o", out, "-m", TINY_MODEL, *prior, "-q")
     assert code == 0, err
-    assert len(batch._PRIORS) == 1  # one prior loaded for the three files
+    assert len(batch_decode._PRIORS) == 1  # one prior loaded for the three files
     code, _, err = cli("decompress", downlinks / "pass2.cosmic", "-o", single, "-m", TINY_MODEL, *prior, "-q")
     assert code == 0, err
     batched = np.asarray(Image.open(out / "pass2.png"))
     assert np.array_equal(batched, np.asarray(Image.open(single)))
     plain = cosmic.decompress((downlinks / "pass2.cosmic").read_bytes(), model=str(TINY_MODEL))
     assert not np.array_equal(batched, plain)  # the prior did act
+
+
+def test_batch_enhance_as_one_file(cli, downlinks, tmp_path, monkeypatch):
+    """--enhance on many files: the enhancer of the files' model, loaded once per worker; each
+    output equals the one-file `decompress --enhance`'s."""
+    from helpers import perturbed_enhancer
+
+    from cosmic.enhance.model import build_enhancer
+
+    import cosmic
+
+    name = cosmic.open(downlinks / "pass0.cosmic").model  # a shipped enhancer names its source model
+    enhancer = perturbed_enhancer(build_enhancer("small", source=name)).save_pretrained(tmp_path / "enh")
+    monkeypatch.setattr("cosmic.zoo.shipped_models", lambda: [str(enhancer)])  # as if it shipped
+    monkeypatch.setattr(batch_decode, "_ENHANCERS", {})
+    out, single, plain = tmp_path / "out", tmp_path / "single.png", tmp_path / "plain.png"
+    code, stdout, err = cli("decompress", f"{downlinks}/pass*.cosmic", "-o", out, "-m", TINY_MODEL, "--enhance")
+    assert code == 0, err
+    assert stdout.count(", enhanced") == 3 and len(batch_decode._ENHANCERS) == 1
+    for name in ("pass0", "pass2"):
+        code, _, err = cli("decompress", downlinks / f"{name}.cosmic", "-o", single, "-m", TINY_MODEL, "--enhance", "-q")
+        assert code == 0, err
+        batched = np.asarray(Image.open(out / f"{name}.png"))
+        assert batched.shape == (128, 192, 3) and np.array_equal(batched, np.asarray(Image.open(single)))
+    assert cli("decompress", downlinks / "pass2.cosmic", "-o", plain, "-m", TINY_MODEL, "-q")[0] == 0
+    assert not np.array_equal(batched, np.asarray(Image.open(plain)))  # the enhancer did act
 
 
 @pytest.mark.slow
@@ -110,9 +142,9 @@ def test_batch_on_two_processes(cli, downlinks, tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="dask.distributed not installed")
 def test_batch_on_a_dask_local_cluster(downlinks, tmp_path):
     """One task per file on a 1-process LocalCluster; the broken file fails alone."""
-    pairs = batch.plan(batch.find_inputs(downlinks), tmp_path / "out", "png")
+    pairs = batch.plan(batch.find_inputs(downlinks), tmp_path / "out", ".png")
     (tmp_path / "out").mkdir()
-    results = batch.run_batch(pairs, batch.DecodeOptions(model=str(TINY_MODEL)), jobs=1, scheduler="local")
+    results = batch.run_batch(decode_file, pairs, DecodeOptions(model=str(TINY_MODEL)), jobs=1, scheduler="local")
     assert sorted(r.ok for r in results) == [False, True, True, True]
     assert [r.exit_code for r in results if not r.ok] == [3]
     assert len(list((tmp_path / "out").glob("*.png"))) == 3

@@ -257,14 +257,16 @@ def write_rows(rows: Iterator[tuple[int, np.ndarray]], output: Path, width: int,
     save_image(pixels, output, channels=channels)
 
 
-def enhance_decode(decode_pipe, container, output: str | os.PathLike, model: str | os.PathLike | None = None,
-                   enhance_steps: int = 0, seed: int = 0, **decode) -> list:
+def enhance_decode(decode_pipe, container, output: str | os.PathLike,
+                   model: "str | os.PathLike | EnhancePipeline | None" = None, enhance_steps: int = 0,
+                   seed: int = 0, **decode) -> list:
     """``cosmic decompress --enhance``: decode a ``.cosmic`` file with its decode pipeline, then
     enhance it with the enhancer trained on the decodes of the model that decodes it (the shipped
-    one whose ``source`` is that model's name, unless ``model`` is given; the rate: the file's
-    bpp). The enhancer is loaded (or refused) before anything is decoded. Returns the concealed
-    tiles."""
-    enh = EnhancePipeline.for_source(decode_pipe.model.name, model)
+    one whose ``source`` is that model's name, unless ``model`` is given: a directory or name, or
+    an :class:`EnhancePipeline` already loaded, as a batch keeps one per worker; the rate: the
+    file's bpp). The enhancer is loaded (or refused) before anything is decoded. Returns the
+    concealed tiles."""
+    enh = model if isinstance(model, EnhancePipeline) else EnhancePipeline.for_source(decode_pipe.model.name, model)
     enh._check_steps(enhance_steps)
     scene = decode_pipe(container, seed=seed, **decode)
     h = container.header

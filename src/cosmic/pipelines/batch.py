@@ -1,10 +1,20 @@
-"""Decoding many files: ``cosmic decompress DIR_OR_GLOB -o OUTDIR [--jobs N] [--scheduler ADDRESS]``.
+"""Many files, one task per file: the runner under ``cosmic compress``, ``decompress`` and
+``enhance`` of a folder or glob (``DIR_OR_GLOB -o OUTDIR [--jobs N] [--scheduler ADDRESS]``).
 
-A ground station receives thousands of downlinked ``.cosmic`` files. Decoding them one command at
-a time pays the interpreter's and the models' start-up for each file; here each worker process
-loads every model it needs once (:func:`decode_file` keeps one
-:class:`~cosmic.pipelines.decode.DecodePipeline` per model in the process) and decodes file after
-file through it. Three ways to run the same per-file task:
+A ground station receives thousands of downlinked files, and a satellite operator codes thousands
+of frames. One command per file pays the interpreter's and the models' start-up each time; here
+each worker process loads the models it needs once and runs file after file. What a file's task
+is lives in its own module, so that this runner imports neither side of the codec (the encode
+task must never load the ground's code; ``tests/pipelines/test_batch_encode.py`` checks it):
+
+* :mod:`cosmic.pipelines.batch_encode`: image -> ``.cosmic`` (:class:`EncodePipeline`);
+* :mod:`cosmic.pipelines.batch_decode`: ``.cosmic`` -> image (:class:`DecodePipeline`, with an
+  optional prior or enhancer);
+* :mod:`cosmic.pipelines.batch_enhance`: JPEG2000 -> enhanced image (LDM-RSIC).
+
+A task is a module-level function ``job(source, output, options) -> str`` (picklable by
+reference: it travels to the workers with its options, a frozen dataclass): it writes ``output``
+atomically and returns the result line's message, or raises. Three ways to run it:
 
 * ``jobs=1``: a loop in this process;
 * ``jobs=N``: N local worker processes (``concurrent.futures``, spawned: each starts clean);
@@ -12,10 +22,11 @@ file through it. Three ways to run the same per-file task:
   ``scheduler="local"`` for a :class:`dask.distributed.LocalCluster` of ``jobs`` processes
   (``pip install 'cosmic[cluster]'``). The output folder must be one that the workers can write.
 
-Every file gets one result line (as it finishes); a file that fails (truncated, corrupt, a model
-that is not there) is reported and skipped, and the others go on. Each output is written
-atomically (a hidden ``*.partial`` renamed when complete), so an interrupted batch leaves only
-whole images, and a re-run with ``skip_existing`` decodes only what is missing.
+Every file gets one result line (as it finishes); a file that fails (unreadable, truncated,
+corrupt, a model that is not there) is reported with the exit status it would have had on its
+own, and the others go on. Outputs are written atomically (a hidden ``*.partial`` renamed when
+complete), so an interrupted batch leaves only whole files, and a re-run with ``skip_existing``
+does only what is missing.
 """
 
 from __future__ import annotations
@@ -25,31 +36,16 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from cosmic.errors import CosmicError, InputError
 
-__all__ = ["DecodeOptions", "FileResult", "find_inputs", "plan", "decode_file", "run_batch"]
+__all__ = ["FileResult", "Job", "find_inputs", "plan", "run_file", "run_batch", "summary_line", "IMAGE_SUFFIX"]
 
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """What every file is decoded with (picklable: it travels to the workers)."""
-
-    model: str | None = None
-    steps: int = 0
-    seed: int = 0
-    conceal: bool = False
-    deblock: bool = False
-    fmt: str = "png"
-    jpeg_quality: int | None = None
-    device: str = "cpu"
-    precision: str = "fp32"
-    threads: int = 0
-    dtype: str | None = None  # GeoTIFF outputs: sample type (None: the source's)
-    creation_options: tuple[tuple[str, str], ...] = ()  # GeoTIFF outputs: GDAL COG options (--co)
-    prior: str | None = None  # a decoder-side prior (shipped name or directory), loaded once per process
-    fidelity: float = 0.0
+#: a file's task: (source, output, options) -> the result line's message; raises on failure
+Job = Callable[[Path, Path, Any], str]
+#: the suffix of an image output of each --format
+IMAGE_SUFFIX = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
 
 
 @dataclass
@@ -66,87 +62,51 @@ class FileResult:
         return f"{self.source} -> {self.output}: {status} {self.message} ({self.seconds:.2f} s)"
 
 
-_SUFFIX = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
-
-
-def find_inputs(spec: str | os.PathLike) -> list[Path]:
-    """The ``.cosmic`` files a batch decodes: those directly in a folder, those a glob pattern
-    matches, or one file (sorted); InputError when there are none."""
+def find_inputs(spec: str | os.PathLike, suffixes: tuple[str, ...] = (".cosmic",),
+                what: str = ".cosmic") -> list[Path]:
+    """The files a batch works on: those with one of ``suffixes`` directly in a folder or among
+    a glob pattern's matches, or one file (sorted); InputError ("no ``what`` files") when there
+    are none."""
     text = str(spec)
     path = Path(text)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".cosmic" and p.is_file())
+        found = path.iterdir()
     elif any(c in text for c in "*?["):
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        found = (Path(p) for p in glob.glob(text, recursive=True))
     else:
-        files = [path] if path.is_file() else []
+        found = [path] if path.is_file() else []
+    files = sorted(p for p in found if p.is_file() and (p == path or p.suffix.lower() in suffixes))
     if not files:
-        raise InputError(f"{text}: no .cosmic files found")
+        raise InputError(f"{text}: no {what} files found")
     return files
 
 
-def plan(inputs: list[Path], outdir: Path, fmt: str, skip_existing: bool = False) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: ``OUTDIR/STEM.png`` (``.tif`` / ``.jpg``); InputError when two
-    inputs would write the same output."""
+def plan(inputs: list[Path], outdir: Path, suffix: str, skip_existing: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: ``OUTDIR/STEM`` + ``suffix``; InputError when two inputs would
+    write the same output, or an output would overwrite an input."""
     pairs, seen = [], {}
+    sources = {p.resolve() for p in inputs}
     for src in inputs:
-        out = outdir / (src.stem + _SUFFIX[fmt])
+        out = outdir / (src.stem + suffix)
         if out in seen:
-            raise InputError(f"{src} and {seen[out]} would both be decoded to {out}")
+            raise InputError(f"{src} and {seen[out]} would both be written to {out}")
+        if out.resolve() in sources:
+            raise InputError(f"{out}: the output would overwrite an input; choose another output folder")
         seen[out] = src
         if not (skip_existing and out.exists()):
             pairs.append((src, out))
     return pairs
 
 
-#: the pipelines and priors this process has loaded, by (model, device, precision) and by name:
-#: each is loaded once
-_PIPELINES: dict = {}
-_PRIORS: dict = {}
-
-
-def _prior(options: DecodeOptions):
-    if options.prior is None:
-        return None
-    if options.prior not in _PRIORS:
-        from cosmic.codebook.prior import load_prior
-
-        _PRIORS[options.prior] = load_prior(options.prior)
-    return _PRIORS[options.prior]
-
-
-def _pipeline(container, options: DecodeOptions):
-    from cosmic.pipelines.decode import DecodePipeline, _shipped_model_for
-
-    ref = options.model or _shipped_model_for(container)
-    key = (str(ref), options.device, options.precision)
-    if key not in _PIPELINES:
-        if options.threads > 0:
-            import torch
-
-            torch.set_num_threads(options.threads)
-        _PIPELINES[key] = DecodePipeline.from_pretrained(ref, device=options.device, precision=options.precision)
-    return _PIPELINES[key]
-
-
-def decode_file(source: str | os.PathLike, output: str | os.PathLike, options: DecodeOptions) -> FileResult:
-    """Decode one file to ``output`` (atomically); never raises for a bad file: the result says
-    what went wrong (the exit status its error would have had on its own)."""
+def run_file(job: Job, source: str | os.PathLike, output: str | os.PathLike, options) -> FileResult:
+    """Run ``job`` on one file; never raises for a bad file: the result says what went wrong, with
+    the exit status its error would have had on its own (2 input, 3 bitstream, 4 model, 70 a bug)."""
     from cosmic.errors import first_line
-    from cosmic.io.container import read_container
 
     t0 = time.perf_counter()
     try:
-        container = read_container(source, partial=options.conceal)
-        pipe = _pipeline(container, options)
-        bad = pipe.write(container, output, options.fmt, options.jpeg_quality, options.dtype,
-                         dict(options.creation_options), steps=options.steps, seed=options.seed,
-                         conceal=options.conceal, deblock=options.deblock, prior=_prior(options),
-                         fidelity=options.fidelity)
-        h = container.header
-        note = f", {len(bad)} tile(s) concealed" if bad else ""
-        return FileResult(str(source), str(output), True, f"{h.width}x{h.height} px, {container.bpp:.4f} bpp{note}",
-                          time.perf_counter() - t0)
+        message = job(Path(source), Path(output), options)
+        return FileResult(str(source), str(output), True, message, time.perf_counter() - t0)
     except CosmicError as exc:
         return FileResult(str(source), str(output), False, first_line(exc, 300), time.perf_counter() - t0,
                           exc.exit_code)
@@ -155,21 +115,30 @@ def decode_file(source: str | os.PathLike, output: str | os.PathLike, options: D
                           f"{first_line(exc, 300)}", time.perf_counter() - t0, 70)
 
 
-def _decode_pair(pair: tuple[str, str], options: DecodeOptions) -> dict:
-    return asdict(decode_file(pair[0], pair[1], options))
+def _run_pair(pair: tuple[str, str], job: Job, options, threads: int) -> dict:
+    """One file in a worker (a plain dict crosses process boundaries); ``threads`` > 0 sets
+    torch's thread count first."""
+    if threads > 0:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return asdict(run_file(job, pair[0], pair[1], options))
 
 
-def run_batch(pairs: list[tuple[Path, Path]], options: DecodeOptions, jobs: int = 1,
-              scheduler: str | None = None, on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
-    """Decode every pair; ``on_result`` is called with each result as it comes (in completion
-    order with several workers). Returns the results in that order."""
+def run_batch(job: Job, pairs: list[tuple[Path, Path]], options, jobs: int = 1, scheduler: str | None = None,
+              threads: int = 0, on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+    """Run ``job`` on every pair, in this process (``jobs`` 1), on ``jobs`` processes or on Dask
+    (``scheduler``); ``threads``: torch threads per worker (0: this process's as they are, a
+    process's share of the cores, 1 on Dask). ``on_result`` is called with each result as it
+    comes (in completion order with several workers). Returns the results in that order."""
     work = [(str(a), str(b)) for a, b in pairs]
     if scheduler:
-        stream = _on_dask(work, options, scheduler, jobs)
+        stream = _on_dask(work, job, options, scheduler, jobs, threads or 1)
     elif jobs > 1:
-        stream = _on_processes(work, options, jobs)
+        stream = _on_processes(work, job, options, jobs, threads or max(1, (os.cpu_count() or 1) // jobs))
     else:
-        stream = (_decode_pair(p, options) for p in work)
+        stream = (_run_pair(p, job, options, threads) for p in work)
     results = []
     for row in stream:
         result = FileResult(**row)
@@ -179,19 +148,18 @@ def run_batch(pairs: list[tuple[Path, Path]], options: DecodeOptions, jobs: int 
     return results
 
 
-def _on_processes(work: list[tuple[str, str]], options: DecodeOptions, jobs: int) -> Iterator[dict]:
+def _on_processes(work: list[tuple[str, str]], job: Job, options, jobs: int, threads: int) -> Iterator[dict]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = options.threads or max(1, (os.cpu_count() or 1) // jobs)
-    opts = DecodeOptions(**{**asdict(options), "threads": threads})
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_decode_pair, p, opts) for p in work]
+        futures = [pool.submit(_run_pair, p, job, options, threads) for p in work]
         for fut in as_completed(futures):
             yield fut.result()
 
 
-def _on_dask(work: list[tuple[str, str]], options: DecodeOptions, scheduler: str, jobs: int) -> Iterator[dict]:
+def _on_dask(work: list[tuple[str, str]], job: Job, options, scheduler: str, jobs: int,
+             threads: int) -> Iterator[dict]:
     """One Dask task per file on the cluster at ``scheduler`` (or a local one for "local")."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -211,9 +179,7 @@ def _on_dask(work: list[tuple[str, str]], options: DecodeOptions, scheduler: str
             cluster.close()
         raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc})") from None
     try:
-        threads = options.threads or 1
-        opts = DecodeOptions(**{**asdict(options), "threads": threads})
-        futures = client.map(_decode_pair, work, options=opts, pure=False)
+        futures = client.map(_run_pair, work, job=job, options=options, threads=threads, pure=False)
         for fut in as_completed(futures):
             yield fut.result()
     finally:
@@ -222,13 +188,13 @@ def _on_dask(work: list[tuple[str, str]], options: DecodeOptions, scheduler: str
             cluster.close()
 
 
-def summary_line(results: Iterable[FileResult], seconds: float) -> tuple[str, int]:
-    """(the closing line, the exit status): 0 when every file decoded, else the most severe of
-    the failures' statuses (2 input, 3 bitstream, 4 model, 70 internal)."""
+def summary_line(results: Iterable[FileResult], seconds: float, done: str = "decoded") -> tuple[str, int]:
+    """(the closing line, the exit status): 0 when every file was ``done``, else the most severe
+    of the failures' statuses (2 input, 3 bitstream, 4 model, 70 internal)."""
     results = list(results)
     failed = [r for r in results if not r.ok]
     rate = len(results) / seconds * 60 if seconds > 0 else 0.0
-    line = f"{len(results) - len(failed)} of {len(results)} files decoded in {seconds:.1f} s ({rate:.0f} files/min)"
+    line = f"{len(results) - len(failed)} of {len(results)} files {done} in {seconds:.1f} s ({rate:.0f} files/min)"
     if failed:
         line += f"; {len(failed)} failed"
     return line, max((r.exit_code for r in failed), default=0)

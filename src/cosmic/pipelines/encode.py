@@ -25,10 +25,23 @@ from cosmic.io.container import (
 from cosmic.onboard.scene import DEFAULT_TILE, encode_tiles, scene_header
 from cosmic.pipelines.scene import Scene
 
-__all__ = ["EncodePipeline", "EncodedScene", "RATE_TOLERANCE"]
+__all__ = ["EncodePipeline", "EncodedScene", "RATE_TOLERANCE", "check_rate_target"]
 
 #: rate control: the file lands within this fraction under the byte budget
 RATE_TOLERANCE = 0.03
+
+
+def check_rate_target(quality: float | None = None, bpp: float | None = None, max_bytes: int | None = None) -> None:
+    """``--quality`` / ``--bpp`` / ``--max-bytes`` as given, before any image is read: at most one
+    rate target, a positive one, and no quality beside it (InputError otherwise)."""
+    if quality is not None and (bpp is not None or max_bytes is not None):
+        raise InputError("--quality and a rate target (--bpp / --max-bytes) exclude each other")
+    if bpp is not None and max_bytes is not None:
+        raise InputError("give one rate target: bpp or max_bytes")
+    if bpp is not None and not bpp > 0:
+        raise InputError(f"--bpp {bpp}: must be positive")
+    if max_bytes is not None and max_bytes <= 0:
+        raise InputError(f"--max-bytes {max_bytes}: must be positive")
 
 
 @dataclass
@@ -79,14 +92,22 @@ class EncodePipeline:
 
     @classmethod
     def select(cls, model: str | os.PathLike | None = None, quality: float | None = None,
-               rate_target: bool = False, groups: list[int] | None = None) -> tuple["EncodePipeline", float | None]:
+               rate_target: bool = False, groups: list[int] | None = None,
+               loaded: dict | None = None) -> tuple["EncodePipeline", float | None]:
         """The pipeline and coding quality of ``--quality`` / ``--model`` (default:
         :meth:`default_for` the sizes of the scene's band ``groups``): a variable-rate model
         takes a float quality over its range (default: 3, or its top if lower); a fixed-rate model
-        takes none. With ``rate_target`` the quality is left to rate control."""
+        takes none. With ``rate_target`` the quality is left to rate control. ``loaded``: the
+        pipelines already loaded, by (model, groups), which a new one joins (a batch's worker
+        loads each once)."""
         if rate_target and quality is not None:
             raise InputError("--quality and a rate target (--bpp / --max-bytes) exclude each other")
-        pipe = cls.default_for(groups or [3]) if model is None else cls.from_pretrained(model)
+        key = (None if model is None else str(model), tuple(groups or [3]))
+        pipe = None if loaded is None else loaded.get(key)
+        if pipe is None:
+            pipe = cls.default_for(groups or [3]) if model is None else cls.from_pretrained(model)
+            if loaded is not None:
+                loaded[key] = pipe
         if rate_target:
             return pipe, None
         return pipe, pipe.check_quality(pipe.default_quality if quality is None else quality)
@@ -213,15 +234,10 @@ class EncodePipeline:
     # -- rate control ----------------------------------------------------------------------------
     def budget(self, scene: Scene, bpp: float | None = None, max_bytes: int | None = None) -> int:
         """The byte budget of a ``bpp`` or ``max_bytes`` target (the whole file counts)."""
-        if (bpp is None) == (max_bytes is None):
+        if bpp is None and max_bytes is None:
             raise InputError("give one rate target: bpp or max_bytes")
-        if bpp is not None:
-            if not bpp > 0:
-                raise InputError(f"--bpp {bpp}: must be positive")
-            return int(bpp * scene.width * scene.height / 8)
-        if max_bytes <= 0:
-            raise InputError(f"--max-bytes {max_bytes}: must be positive")
-        return int(max_bytes)
+        check_rate_target(None, bpp, max_bytes)
+        return int(bpp * scene.width * scene.height / 8) if bpp is not None else int(max_bytes)
 
     def encode_to_size(self, scene: Scene, budget: int, tile: int = DEFAULT_TILE,
                        tolerance: float = RATE_TOLERANCE, target: str | None = None) -> EncodedScene:
