@@ -636,7 +636,8 @@ def models() -> None:
             typer.echo(f"{name}: LDM-RSIC enhancer of {cfg.get('source')} decodes ({', '.join(cfg['components'])})")
             continue
         stage2 = " + stage 2" if has_compensator(name) else ""
-        typer.echo(f"{name}: N={cfg.get('N')} M={cfg.get('M')} ground={cfg.get('ground_channels')}{stage2}")
+        wide_e = f" E={cfg['onboard_channels']}" if cfg.get("onboard_channels") else ""
+        typer.echo(f"{name}: N={cfg.get('N')}{wide_e} M={cfg.get('M')} ground={cfg.get('ground_channels')}{stage2}")
 
 
 @export_app.command("onnx")
@@ -726,6 +727,8 @@ _STAGE1 = dict(
         None, help="variable rate: comma-separated ascending λs of qualities 1..K (one model codes them all)"),
     colour_space=typer.Option("rgb", help="rgb or ycbcr (the colour space E codes)"),
     ground_channels=typer.Option(None, help="width of the ground decoder (default: the preset's)"),
+    onboard_channels=typer.Option(None, help="width of the on-board encoder E (default: the preset's N; the "
+                                             "hyperprior keeps N); with --init-from widens it exactly"),
     lr_schedule=typer.Option("step", help="step (10x drop at --lr-drop-at) or cosine (to --final-lr)"),
     lr_drop_at=typer.Option(0.85, help="fraction of --steps where the decay starts"),
     final_lr=typer.Option(0.02, help="cosine: last lr as a fraction of --lr"),
@@ -770,6 +773,7 @@ def train_stage1_cmd(
     extra_data: Optional[list[Path]] = _STAGE1["extra_data"], split: str = _STAGE1["split"],
     rate_lambdas: Optional[str] = _STAGE1["rate_lambdas"], colour_space: str = _STAGE1["colour_space"],
     ground_channels: Optional[int] = _STAGE1["ground_channels"], lr_schedule: str = _STAGE1["lr_schedule"],
+    onboard_channels: Optional[int] = _STAGE1["onboard_channels"],
     lr_drop_at: float = _STAGE1["lr_drop_at"], final_lr: float = _STAGE1["final_lr"],
     warmup_steps: int = _STAGE1["warmup_steps"], ema_decay: float = _STAGE1["ema_decay"],
     gain_lr_scale: float = _STAGE1["gain_lr_scale"], val_images: int = _STAGE1["val_images"],

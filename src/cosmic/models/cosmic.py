@@ -24,6 +24,9 @@ class Cosmic(TwoSidedCodec):
 
     Args:
         N: channels of the on-board encoder and the hyperprior (paper: 192).
+        onboard_channels: channels of the on-board encoder E alone when not None (ours: E can be
+            widened while the hyperprior, z and the entropy models keep N, see
+            :func:`~cosmic.training.widen.widen_onboard_state`).
         M: channels of the latent y (at H/16).
         ground_channels: channels of transconv, Ẽ and D (Table 3: 192).
         latent_channels: channels of the compensation latent z0 at H/4 (Table 3: 4).
@@ -61,6 +64,7 @@ class Cosmic(TwoSidedCodec):
         gain_span: float = 0.0,
         colour_space: str = "rgb",
         in_channels: int = 3,
+        onboard_channels: int | None = None,
         onboard: OnboardCodec | None = None,
         ground: GroundDecoder | None = None,
     ):
@@ -68,7 +72,7 @@ class Cosmic(TwoSidedCodec):
         self.name = name
         if onboard is None:
             onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut,
-                                   rate_levels, gain_span, colour_space, in_channels)
+                                   rate_levels, gain_span, colour_space, in_channels, onboard_channels)
         if ground is None:
             ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space,
                                    in_channels)

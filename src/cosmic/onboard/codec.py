@@ -4,6 +4,8 @@ Paper §4.2 and docs/DESIGN.md §2. Layout of E (Ballé 2018 with every dense 5x
 
     x ─ LCB(C→N, s2, x24/C) ─ GDN ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→N, s2) ─ GDN ─ CAM ─ LCB(N→M, s2) ─ y
 
+(N here is ``onboard_channels`` when a model sets it: E's width apart from the hyperprior's, ours.)
+
 Where the CAMs sit (our choice; the paper leaves it open): after the 2nd and 3rd GDN, i.e. at H/4
 and H/8. At H/2 a CAM would cost four times what it costs at H/4 while the 1-D attention there
 spans only a few dozen pixels; at H/4 and H/8 the 7-tap 1-D convs on a pooled map reach across
@@ -102,6 +104,11 @@ class OnboardCodec(HyperpriorCodec):
 
     ``forward`` is the training path (noisy likelihoods, straight-through rounded ``y_hat``);
     the coding paths are :class:`~cosmic.onboard.coding.HyperpriorCodec`'s.
+
+    ``onboard_channels`` (ours; the paper has one width N for E and the hyperprior): E's internal
+    width, N when None. Only E reads it, so y (M channels), z (N channels), h_a, h_s and both
+    entropy models keep their shapes, and :func:`~cosmic.training.widen.widen_onboard_state` can
+    widen a trained E without changing a single bit of its bitstreams.
     """
 
     part_of = "Cosmic"
@@ -109,12 +116,16 @@ class OnboardCodec(HyperpriorCodec):
     @register_to_config
     def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7,
                  stem_multiplier: int = 8, colour_shortcut: bool = False, rate_levels: int = 0,
-                 gain_span: float = 0.0, colour_space: str = "rgb", in_channels: int = 3):
+                 gain_span: float = 0.0, colour_space: str = "rgb", in_channels: int = 3,
+                 onboard_channels: int | None = None):
         super().__init__()
         check_channels(in_channels, colour_space)
         self.N, self.M = N, M
+        #: E's internal width (ours: None = N, the paper's single width); h_a, h_s and z stay at N
+        self.onboard_channels = N if onboard_channels is None else onboard_channels
         self.colour_space, self.in_channels = colour_space, in_channels
-        self.g_a = LightweightEncoder(N, M, tuple(cam_positions), cam_kernel, stem_multiplier, in_channels)
+        self.g_a = LightweightEncoder(self.onboard_channels, M, tuple(cam_positions), cam_kernel, stem_multiplier,
+                                      in_channels)
         self.colour = ColourShortcut(M, in_channels=in_channels) if colour_shortcut else None
         #: rate_levels 0: a fixed-rate model (one λ); else a variable-rate one (see GainUnits)
         self.gain = GainUnits(rate_levels, M, gain_span) if rate_levels else None

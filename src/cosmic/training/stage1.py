@@ -32,7 +32,7 @@ from cosmic.training.metrics_log import MetricsLog
 from cosmic.utils.device import autocast, grad_scaler
 from cosmic.training.losses import Stage1Loss, psnr
 from cosmic.training.validation import validate_bitstreams
-from cosmic.training.widen import single_band_state, widen_ground_state
+from cosmic.training.widen import single_band_state, widen_ground_state, widen_onboard_state
 
 __all__ = ["Stage1Config", "train_stage1", "evaluate"]
 
@@ -68,6 +68,7 @@ class Stage1Config(CropSource):
     rate_lambdas: list[float] | None = None  # variable rate: λ of quality 1..K (ascending)
     colour_space: str = "rgb"  # "ycbcr": E codes YCbCr (see cosmic.onboard.rate)
     ground_channels: int | None = None  # override the preset's ground width
+    onboard_channels: int | None = None  # override E's width (the preset's N); the hyperprior keeps N
     val_qualities: list[float] | None = None  # variable rate: qualities validated on real files
     pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
     max_minutes: float | None = None  # checkpoint and stop after this much wall time
@@ -125,23 +126,23 @@ def _init_from(model, source: str) -> None:
     variable-rate run: its gain units are new and keep their initialisation (gain 1 at the
     middle quality, so the source's λ should sit near the middle of ``rate_lambdas``), as a new
     colour shortcut keeps its zero initialisation. An RGB model may start a single-band run
-    (``bands=1``): :func:`~cosmic.training.widen.single_band_state` converts it exactly."""
+    (``bands=1``): :func:`~cosmic.training.widen.single_band_state` converts it exactly. A wider
+    ground decoder or E (``ground_channels``, ``onboard_channels``) starts as the source's, exactly
+    (:mod:`cosmic.training.widen`)."""
     from cosmic.utils.pretrained import read_weights
     from cosmic.zoo import model_path, read_model_config
 
     path = model_path(source)
     config = read_model_config(path)
     defaults = {k: p.default for k, p in inspect.signature(type(model)).parameters.items()}
-    added = {"colour_shortcut", "name", "rate_levels", "gain_span", "ground_channels", "in_channels"}
+    added = {"colour_shortcut", "name", "rate_levels", "gain_span", "ground_channels", "in_channels",
+             "onboard_channels"}
     mine = {k: v for k, v in model.config.items() if k not in added}
     theirs = {k: config.get(k, defaults.get(k)) for k in mine}  # older configs lack newer keys
     theirs = {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()}
     if mine != theirs:
         raise ValueError(f"--init-from {source}: its config {theirs} differs from this run's {mine}")
-    state = read_weights(path)  # either layout; float16 / int8 weights too
-    old_n, new_n = config.get("ground_channels"), model.config.get("ground_channels")
-    if old_n != new_n:  # a wider ground decoder starts as the source's, exactly
-        state = widen_ground_state(model, state, old_n, new_n)
+    state = _widened(model, read_weights(path), config, source)  # either layout; float16 / int8 too
     if config.get("in_channels", 3) != model.config.get("in_channels", 3):  # RGB -> one band, exactly
         state = single_band_state(model, state)
     missing = set(model.state_dict()) - set(state)
@@ -150,6 +151,23 @@ def _init_from(model, source: str) -> None:
         raise ValueError(f"--init-from {source}: weights missing for {sorted(missing)[:3]}")
     model.load_state_dict(state, strict=not missing)  # new parts keep their initialisation
     print(f"initialised from {path}")
+
+
+def _widened(model, state: dict, config: dict, source: str) -> dict:
+    """``state`` with a narrower source's ground decoder and E widened to ``model``'s widths;
+    InputError when a width would shrink."""
+    ground = (config.get("ground_channels"), model.config.get("ground_channels"))
+    onboard = [c.get("onboard_channels") or c.get("N") for c in (config, model.config)]
+    for (old_n, new_n), what, flag in ((ground, "ground decoder", "--ground-channels"),
+                                       (onboard, "on-board encoder", "--onboard-channels")):
+        if old_n is not None and new_n is not None and new_n < old_n:
+            raise InputError(f"--init-from {source}: its {what} has {old_n} channels; {flag} {new_n} "
+                             f"would narrow it (a model only widens)")
+    if ground[0] != ground[1]:
+        state = widen_ground_state(model, state, *ground)
+    if onboard[0] != onboard[1]:
+        state = widen_onboard_state(model, state, *onboard)
+    return state
 
 
 def learning_rate(cfg: Stage1Config, step: int) -> float:
@@ -183,7 +201,8 @@ def model_overrides(cfg: Stage1Config) -> dict:
     overrides: dict = {"name": cfg.name} if cfg.name else {}
     cosmic_only = {"colour_shortcut": cfg.colour_shortcut, "cam_positions": () if not cfg.cams else None,
                    "colour_space": None if cfg.colour_space == "rgb" else cfg.colour_space,
-                   "ground_channels": cfg.ground_channels, "in_channels": 1 if cfg.bands == 1 else None}
+                   "ground_channels": cfg.ground_channels, "in_channels": 1 if cfg.bands == 1 else None,
+                   "onboard_channels": cfg.onboard_channels}
     if cfg.rate_lambdas:
         lambdas = sorted(cfg.rate_lambdas)
         cosmic_only["rate_levels"] = len(lambdas)
@@ -221,6 +240,11 @@ def _check(cfg: Stage1Config) -> None:
             raise InputError("--rate-lambdas: at least two positive λs in ascending order")
     if cfg.ground_only and not (cfg.init_from and cfg.arch == "cosmic"):
         raise InputError("--ground-only: needs --init-from, a cosmic model whose on-board codec it keeps")
+    if cfg.onboard_channels is not None and (cfg.onboard_channels <= 0 or cfg.onboard_channels % 2):
+        raise InputError(f"--onboard-channels {cfg.onboard_channels}: a positive even number (E's LCBs "
+                         "make their outputs in two halves)")
+    if cfg.ground_only and cfg.onboard_channels:
+        raise InputError("--ground-only keeps the on-board codec; it cannot widen it (--onboard-channels)")
     if cfg.lr_schedule not in ("step", "cosine"):
         raise InputError(f"--lr-schedule {cfg.lr_schedule}: choose step or cosine")
     if cfg.bands not in (1, 3):
