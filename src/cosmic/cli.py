@@ -471,6 +471,8 @@ def flops(
     preset: str = typer.Option("paper", help="COSMIC preset to count (paper or small)"),
     size: int = typer.Option(256, help="image side in pixels"),
     baselines: bool = typer.Option(True, help="also count CompressAI's baselines"),
+    onboard_channels: Optional[int] = typer.Option(None, help="count COSMIC with E this wide (default: the "
+                                                              "preset's N; the hyperprior keeps N)"),
 ) -> None:
     """On-board MACs / FLOPs (E + h_a + h_s), with the variable-rate additions (YCbCr, colour
     shortcut, gain units), without CAMs, and CompressAI's baselines at the same preset's widths
@@ -485,8 +487,10 @@ def flops(
         raise InputError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
     if size <= 0 or size % 64:
         raise InputError(f"--size {size}: must be a positive multiple of 64")
-    rows = [onboard_cost("cosmic", size, preset), onboard_cost("cosmic", size, preset, variable_rate=True),
-            onboard_cost("cosmic", size, preset, cams=False)]
+    if onboard_channels is not None and (onboard_channels <= 0 or onboard_channels % 2):
+        raise InputError(f"--onboard-channels {onboard_channels}: a positive even number")
+    rows = [onboard_cost("cosmic", size, preset, **kw, onboard_channels=onboard_channels)
+            for kw in ({}, {"variable_rate": True}, {"cams": False})]
     if baselines:
         rows += [onboard_cost(b, size, preset) for b in BASELINES]
     ref = rows[0].macs

@@ -68,3 +68,23 @@ def test_variable_rate_on_board_cost_stays_under_budget():
     # YCbCr (9 MACs/px), colour shortcut (3·M per latent pixel) and gains (M per latent value)
     assert fixed.macs < variable.macs < fixed.macs * 1.001
     assert variable.macs <= 2.5e9  # issue 13's on-board budget for the paper preset
+
+
+def test_wider_onboard_encoder_costs_only_in_e(cli, one_line_error):
+    """--onboard-channels K counts E at K channels; the hyperprior (at N) costs what it did. The
+    small preset's E at 2N (256) stays under the paper preset's 2.5 GMACs budget."""
+    from cosmic.flops import _cosmic_onboard
+
+    x = torch.rand(1, 3, 256, 256)
+    costs, e_only = {}, {}
+    for k in (None, 192, 256):
+        costs[k] = onboard_cost("cosmic", 256, "small", onboard_channels=k)
+        e_only[k] = count_flops(_cosmic_onboard("small", onboard_channels=k).g_a, x) // 2
+    assert costs[192].name == "cosmic (small, E 192)"
+    for k in (192, 256):
+        assert costs[k].macs - e_only[k] == costs[None].macs - e_only[None]  # h_a + h_s unchanged
+    assert costs[None].macs < costs[192].macs < costs[256].macs <= 2.5e9
+    code, out, _ = cli("flops", "--preset", "small", "--no-baselines", "--onboard-channels", "192")
+    assert code == 0 and "E 192" in out
+    code, _, err = cli("flops", "--onboard-channels", "7")
+    one_line_error(code, err, "--onboard-channels 7")
