@@ -178,3 +178,5 @@ def test_stage1_init_from_widens_the_onboard_encoder(tiny_data, tmp_path, monkey
     assert code == 2
     with pytest.raises(InputError, match="positive even"):
         train_stage1(dataclasses.replace(cfg, onboard_channels=23), progress=False)
+    with pytest.raises(InputError, match="--ground-only keeps the on-board codec"):
+        train_stage1(dataclasses.replace(cfg, ground_only=True), progress=False)
