@@ -13,8 +13,8 @@ import torch
 
 from cosmic.errors import InputError
 from cosmic.models.cosmic import Cosmic
-from cosmic.training.stage1 import Stage1Config, train_stage1
 from cosmic.training.losses import Stage1Loss
+from cosmic.training.stage1 import Stage1Config, train_stage1
 from cosmic.training.widen import widen_ground_state, widen_onboard_state
 
 
