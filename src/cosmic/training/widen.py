@@ -40,9 +40,10 @@ The widened E computes the narrow one's y in exact arithmetic. In float32 a 1x1 
 input channels may sum the same products in another order, so y can differ by a few ulps (as it
 does between PyTorch's 1 and 2 threads, or PyTorch and ONNX Runtime; see
 :mod:`cosmic.onboard.export`), and a bitstream then differs where a value sits that close to a
-rounding boundary. Measured on cosmic-small-vr widened to 192 and 256 channels, none of 504 tile
-encodes (42 UC Merced tiles, 3 qualities, PyTorch and ONNX Runtime) differed
-(``benchmarks/onboard_width_bitstreams.py``).
+rounding boundary. Measured on cosmic-small-vr widened to 192 and 256 channels, 2 of 504 tile
+encodes differed (42 UC Merced tiles, 3 qualities, PyTorch and ONNX Runtime; one tile at quality 6
+with E 256, in both; ``benchmarks/onboard_width_bitstreams.py``). No channel layout avoids this:
+the order of a kernel's reduction is the kernel's.
 
 :func:`single_band_state` maps an RGB model's weights onto a single-band model
 (``in_channels=1``) so that, on a grey image g, it computes what the RGB model computes on
