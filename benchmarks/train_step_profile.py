@@ -24,7 +24,7 @@ from cosmic.io.images import load_rgb
 from cosmic.models.registry import build_model
 from cosmic.training.data import ImageFolder, split_files
 from cosmic.training.losses import Stage1Loss
-from cosmic.training.stage1 import _split_parameters
+from cosmic.training.stage1 import _parameter_groups
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucmerced"
 
@@ -69,7 +69,7 @@ def run(cfg, steps: int, datasets: dict, compile_model: bool = False) -> dict:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compile_model else model
-    main, aux = _split_parameters(model)
+    main, aux = _parameter_groups(model)
     opt, aux_opt = torch.optim.Adam(main, lr=1e-4), torch.optim.Adam(aux, lr=1e-3)
     loss_fn = Stage1Loss(0.0026, 2.0)
     key = (in_memory, crop)
