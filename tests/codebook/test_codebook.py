@@ -256,9 +256,10 @@ def test_cli_train_codebook_refuses_bad_input(cli, one_line_error, codebook_data
 
 def test_shipped_prior_floor():
     """The shipped prior on a 256-px crop of the bundled NAIP sample coded at quality 1 by the
-    shipped default (campaign step 17000; measured 26.015 dB plain, 26.171 dB at fidelity 0, 26.156 dB
-    at 0.5): it must keep improving the decode. (It was trained on step-3000 decodes, where it gained
-    0.48 dB: 24.064 -> 24.546; on step 14000's +0.24 dB; the better the codec, the less it adds.)"""
+    shipped default (campaign cycle 4 step 5982, whose quality 1 codes 0.04 bpp; measured 24.798 dB
+    plain, 24.980 dB at fidelity 0, 24.942 dB at 0.5): it must keep improving the decode. (It was
+    trained on step-3000 decodes, where it gained 0.48 dB: 24.064 -> 24.546; on step 14000's +0.24
+    dB, on step 17000's +0.16 dB; the better the codec, the less it adds.)"""
     from importlib import resources
 
     from cosmic.codebook import load_prior
@@ -273,5 +274,5 @@ def test_shipped_prior_floor():
     dec, prior = DecodePipeline(model, "cosmic-small-vr"), load_prior("codebook-ucm")
     plain = psnr(x, dec(data).pixels)
     full, half = (psnr(x, dec(data, prior=prior, fidelity=w).pixels) for w in (0.0, 0.5))
-    assert full >= 25.8 and full > plain + 0.1
+    assert full >= 24.7 and full > plain + 0.1
     assert plain < half < full
