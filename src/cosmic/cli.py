@@ -122,26 +122,21 @@ def compress(
 
     GeoTIFFs are read one tile window at a time (memory does not grow with the scene) and their
     CRS, transform and nodata travel in the file."""
-    from cosmic.io.raster import parse_band_groups, parse_bands, parse_scale
-    from cosmic.pipelines.encode import EncodePipeline
-    from cosmic.pipelines.scene import open_scene
+    from cosmic.pipelines.batch_encode import EncodeOptions, encode_image
 
+    options = EncodeOptions.parse(model, quality, bpp, max_bytes, tile, bands, scale, band_groups, mask, derive)
     if _is_many(str(input), output, jobs, scheduler):
-        return _compress_many(dict(locals()))
+        return _compress_many(dict(locals()), options)
     _threads(threads)
     _check_output(output, input)
     if output.suffix.lower() != ".cosmic":
         raise InputError(f"{output}: a compressed file is named NAME.cosmic")
-    rate_target = bpp is not None or max_bytes is not None
-    with open_scene(input, meta=meta, bands=parse_bands(bands), scale=parse_scale(scale), derive=derive,
-                    groups=parse_band_groups(band_groups), mask=mask) as scene:
-        pipe, quality = EncodePipeline.select(model, quality, rate_target, scene.group_sizes)
-        for n in scene.notes:
-            _note(n)
-        if scene.derived and not quiet:
-            _note(f"{scene.name}: derived {', '.join(scene.derived)} from the GeoTIFF")
-        coded = pipe.to_file(scene, output, tile, quality, bpp, max_bytes, progress=not quiet)
+    coded, notes, derived = encode_image(input, output, options, meta=meta, progress=not quiet)
+    for n in notes:
+        _note(n)
     if not quiet:
+        if derived:
+            _note(f"{Path(input).name}: derived {', '.join(derived)} from the GeoTIFF")
         _echo_encoded(output, coded)
 
 
@@ -327,20 +322,15 @@ def _run_many(job, o: dict, inputs: list, suffix: str, options, done: str) -> No
         raise typer.Exit(rc)
 
 
-def _compress_many(o: dict) -> None:
+def _compress_many(o: dict, options) -> None:
     """`cosmic compress DIR_OR_GLOB -o OUTDIR`: one OUTDIR/STEM.cosmic per image."""
-    from cosmic.io.raster import parse_band_groups, parse_bands, parse_scale
     from cosmic.pipelines.batch import find_inputs
-    from cosmic.pipelines.batch_encode import IMAGE_INPUTS, EncodeOptions, encode_file
+    from cosmic.pipelines.batch_encode import IMAGE_INPUTS, encode_file
     from cosmic.pipelines.encode import check_rate_target
 
     if o["meta"] is not None:
         raise InputError("--meta is one image's metadata; with many inputs each image's NAME.json beside it is read")
     check_rate_target(o["quality"], o["bpp"], o["max_bytes"])
-    bands, groups = parse_bands(o["bands"]), parse_band_groups(o["band_groups"])
-    options = EncodeOptions(o["model"], o["quality"], o["bpp"], o["max_bytes"], o["tile"],
-                            None if bands is None else tuple(bands), parse_scale(o["scale"]),
-                            None if groups is None else tuple(map(tuple, groups)), o["mask"], o["derive"])
     inputs = find_inputs(o["input"], IMAGE_INPUTS, "image (.png, .jpg, .tif)")
     _run_many(encode_file, o, inputs, ".cosmic", options, "encoded")
 
@@ -923,6 +913,8 @@ def train_enhance_cmd(
     init_from: Optional[str] = typer.Option(None, help="start from this enhancer (same preset; a warm start)"),
     limit: Optional[int] = typer.Option(None, help="use only N images, evenly spaced over the split"),
     max_minutes: Optional[float] = typer.Option(None, help="wall-time cap of each phase"),
+    max_bpp: float = typer.Option(0.5, help="JPEG2000 training rates: log-uniform over 0.05..MAX_BPP"),
+    tune_men: bool = typer.Option(False, help="the prior-regressor phase fine-tunes MEN too (joint MSE)"),
     seed: int = typer.Option(0), threads: int = typer.Option(1),
 ) -> None:
     """LDM-RSIC: train an enhancer of JPEG2000 or COSMIC decodes (stage I, prior regressor, stage
@@ -932,11 +924,12 @@ def train_enhance_cmd(
     if not data.is_dir():
         raise InputError(f"--data {data}: not a directory")
     counts = _int_list("--steps", steps, "1500,500,600")
-    if len(counts) != len(PHASES) or crop <= 0 or crop % 8:
-        raise InputError("--steps: three counts; --crop: a positive multiple of 8")
+    if len(counts) != len(PHASES) or crop <= 0 or crop % 8 or not 0.05 < max_bpp <= 8:
+        raise InputError("--steps: three counts; --crop: a positive multiple of 8; --max-bpp: over 0.05, at most 8")
     cfg = EnhanceConfig(data=str(data), out=str(out), preset=preset, split=split, steps=dict(zip(PHASES, counts)),
                         crop=crop, batch_size=batch_size, lr=lr, rates_per_image=rates_per_image, limit=limit,
-                        max_minutes=max_minutes, seed=seed, threads=threads, source=source, init_from=init_from)
+                        max_minutes=max_minutes, seed=seed, threads=threads, source=source, init_from=init_from,
+                        bpp_range=(0.05, max_bpp), tune_men=tune_men)
     typer.echo(f"enhancer: {train_enhancer(cfg)}")
 
 

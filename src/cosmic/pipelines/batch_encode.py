@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EncodeOptions", "encode_file", "IMAGE_INPUTS"]
+__all__ = ["EncodeOptions", "encode_image", "encode_file", "IMAGE_INPUTS"]
 
 #: the files a folder of images contributes (a glob's matches are filtered the same way)
 IMAGE_INPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -38,23 +38,45 @@ class EncodeOptions:
     derive: bool = True
 
 
+    @classmethod
+    def parse(cls, model=None, quality=None, bpp=None, max_bytes=None, tile=256, bands=None, scale=None,
+              band_groups=None, mask=True, derive=True) -> "EncodeOptions":
+        """From ``cosmic compress``'s option strings (``--bands 4,3,2``, ``--scale p2,p98``,
+        ``--band-groups 1,2,3+4``), parsed once for one file or many."""
+        from cosmic.io.raster import parse_band_groups, parse_bands, parse_scale
+
+        bands, groups = parse_bands(bands), parse_band_groups(band_groups)
+        return cls(model, quality, bpp, max_bytes, tile, None if bands is None else tuple(bands), parse_scale(scale),
+                   None if groups is None else tuple(map(tuple, groups)), mask, derive)
+
+
 #: the encode pipelines this process has loaded, by (model, band-group sizes)
 _PIPELINES: dict = {}
 
 
-def encode_file(source: Path, output: Path, options: EncodeOptions) -> str:
-    """Code one image into ``output`` (atomically); the result line's message."""
+def encode_image(source: Path, output: Path, options: EncodeOptions, meta: Path | None = None,
+                 progress: bool = False, loaded: dict | None = None) -> tuple:
+    """Code one image into ``output`` (atomically), the one way both ``cosmic compress`` and every
+    batch worker do: (the coded file's summary, the scene's notes, the bands derived from the
+    GeoTIFF). ``meta``: a sensor-metadata JSON (default: the image's ``NAME.json`` sidecar);
+    ``loaded``: the pipelines already loaded (:meth:`EncodePipeline.select`)."""
     from cosmic.pipelines.encode import EncodePipeline
     from cosmic.pipelines.scene import open_scene
 
     o = options
     groups = None if o.band_groups is None else [list(g) for g in o.band_groups]
-    with open_scene(source, bands=None if o.bands is None else list(o.bands), scale=o.scale, derive=o.derive,
-                    groups=groups, mask=o.mask) as scene:
+    with open_scene(source, meta=meta, bands=None if o.bands is None else list(o.bands), scale=o.scale,
+                    derive=o.derive, groups=groups, mask=o.mask) as scene:
         rate_target = o.bpp is not None or o.max_bytes is not None
-        pipe, quality = EncodePipeline.select(o.model, o.quality, rate_target, scene.group_sizes, _PIPELINES)
-        coded = pipe.to_file(scene, output, o.tile, quality, o.bpp, o.max_bytes)
-        notes = list(scene.notes) + ([f"derived {', '.join(scene.derived)} from the GeoTIFF"] if scene.derived else [])
+        pipe, quality = EncodePipeline.select(o.model, o.quality, rate_target, scene.group_sizes, loaded)
+        coded = pipe.to_file(scene, output, o.tile, quality, o.bpp, o.max_bytes, progress=progress)
+        return coded, list(scene.notes), list(scene.derived)
+
+
+def encode_file(source: Path, output: Path, options: EncodeOptions) -> str:
+    """A batch worker's job: :func:`encode_image`, pipelines kept per process; the result line."""
+    coded, notes, derived = encode_image(source, output, options, loaded=_PIPELINES)
+    notes += [f"derived {', '.join(derived)} from the GeoTIFF"] if derived else []
     h = coded.header
     q = f", quality {h.quality:g}" if h.quality is not None else ""
     return f"{coded.size} bytes, {coded.bpp:.4f} bpp{q}, {h.width}x{h.height} px" + "".join(

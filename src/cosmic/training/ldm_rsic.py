@@ -78,6 +78,10 @@ class EnhanceConfig:
     ema_decay: float = 0.995
     steps: dict = field(default_factory=lambda: {"stage1": 1200, "regressor": 400, "ldm": 500})
     prior_weight: float = 0.01
+    # the regressor phase also fine-tunes MEN on the estimated prior (ours: the paper fine-tunes MEN
+    # on the LDM's generated prior in stage II; with a deterministic estimate the same idea is a
+    # joint MSE through MEN. The stage-I path (self-encoder prior) then no longer matches MEN.)
+    tune_men: bool = False
     max_minutes: float | None = None  # per phase
     checkpoint_every: int = 100
     seed: int = 0
@@ -258,7 +262,7 @@ def _measure_scale(e: Enhancer, pairs, cfg: EnhanceConfig, batches: int = 8) -> 
 
 
 def _phase_setup(model: EnhancerState, phase: str, cfg: EnhanceConfig):
-    names = LOSSES[phase][1]
+    names = LOSSES[phase][1] + (("men",) if phase == "regressor" and cfg.tune_men else ())
     for key, module in model.enhancer.components().items():
         module.requires_grad_(key in names)
     params = [p for p in model.parameters() if p.requires_grad]
