@@ -74,7 +74,7 @@ def main() -> None:
         ship_classifier(args.model, out)
         return
     if kind == "Enhancer":
-        ship_enhancer(args.model, out, args.name)
+        ship_enhancer(args.model, out, args.name, getattr(torch, args.diffusion_dtype))
         return
     model = load_model(args.model)
     model.register_config(name=args.name)
@@ -109,17 +109,20 @@ def ship_classifier(source: Path, out: Path) -> None:
     report(out)
 
 
-def ship_enhancer(source: Path, out: Path, name: str) -> None:
-    """An LDM-RSIC enhancer (``cosmic train enhance``'s ``final``) at float16 under ``name``; its
+def ship_enhancer(source: Path, out: Path, name: str, ldm_dtype: torch.dtype = torch.int8) -> None:
+    """An LDM-RSIC enhancer (``cosmic train enhance``'s ``final``) at float16 under ``name``, its
+    LDM (if any) at ``ldm_dtype`` (``--diffusion-dtype``, like the stage-2 network); its
     ``source`` (the codec whose decodes it enhances) is kept, which is how it is found."""
     from cosmic.enhance.model import Enhancer
 
     enhancer = Enhancer.from_pretrained(source)
     enhancer.name, enhancer.extra = name, _extra_of(source)
     round_parameters(enhancer)
+    if enhancer.ldm is not None:
+        round_parameters(enhancer.ldm, ldm_dtype)
     if out.exists():
         shutil.rmtree(out)
-    enhancer.save_pretrained(out, dtype=torch.float16)
+    enhancer.save_pretrained(out, dtype=torch.float16, dtypes={"ldm": ldm_dtype})
     report(out)
 
 

@@ -62,6 +62,28 @@ def test_save_load_round_trip(tmp_path):
     assert torch.equal(back.enhance(x, rate, 3, [7]), e.enhance(x, rate, 3, [7]))
 
 
+def test_shipping_stores_the_ldm_at_int8_and_loads_back_what_it_rounded(tmp_path):
+    """scripts/ship_model.py on an enhancer: MEN and the priors at float16, the LDM at int8 (as the
+    stage-2 network); the loaded copy enhances exactly as the rounded model it wrote."""
+    from helpers import load_script
+    from safetensors import safe_open
+
+    e = perturbed_enhancer(build_enhancer("small"))
+    e.save_pretrained(tmp_path / "run")
+    load_script(REPO / "scripts" / "ship_model.py").ship_enhancer(tmp_path / "run", tmp_path / "out", "enh-test")
+    with safe_open(str(tmp_path / "out" / "ldm" / "model.safetensors"), "pt") as f:
+        ldm_dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    with safe_open(str(tmp_path / "out" / "men" / "model.safetensors"), "pt") as f:
+        men_dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert torch.int8 in ldm_dtypes and men_dtypes == {torch.float16}
+    shipped = Enhancer.from_pretrained(tmp_path / "out")
+    assert shipped.name == "enh-test"
+    x, rate = torch.rand(1, 3, 64, 64), torch.tensor([0.15])
+    again = Enhancer.from_pretrained(tmp_path / "out")
+    assert torch.equal(shipped.enhance(x, rate, 2, [3]), again.enhance(x, rate, 2, [3]))
+    assert not torch.equal(shipped.enhance(x, rate, 2, [3]), e.enhance(x, rate, 2, [3]))  # rounded: not the float32
+
+
 def test_tiled_enhancement_is_deterministic_and_seamless(tmp_path):
     e = perturbed_enhancer(build_enhancer("small"))
     pipe = EnhancePipeline(e, tile=64, overlap=16)

@@ -69,11 +69,14 @@ class Enhancer(nn.Module):
         parts = {"self_encoder": self.self_encoder, "men": self.men, "prior_regressor": self.prior_regressor}
         return {**parts, "ldm": self.ldm} if self.ldm is not None else parts
 
-    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None,
+                        dtypes: dict | None = None) -> Path:
+        """Each component in its subfolder at ``dtype``, or at ``dtypes[key]`` when given (the
+        shipped LDM at int8, the rest at float16)."""
         directory = Path(directory)
         parts = self.components()
         for key, module in parts.items():
-            module.save_pretrained(directory / key, dtype=dtype)
+            module.save_pretrained(directory / key, dtype=(dtypes or {}).get(key, dtype))
         index = {"_class_name": "Enhancer", "name": self.name, "source": self.source, "preset": self.preset,
                  "components": {k: type(m).__name__ for k, m in parts.items()}, "_extra": self.extra}
         tmp = directory / (CONFIG_NAME + ".tmp")
