@@ -117,12 +117,12 @@ def ship_enhancer(source: Path, out: Path, name: str, ldm_dtype: torch.dtype = t
 
     enhancer = Enhancer.from_pretrained(source)
     enhancer.name, enhancer.extra = name, _extra_of(source)
-    round_parameters(enhancer)
-    if enhancer.ldm is not None:
-        round_parameters(enhancer.ldm, ldm_dtype)
+    dtypes = {"ldm": ldm_dtype}
+    for key, module in enhancer.components().items():
+        round_parameters(module, dtypes.get(key, torch.float16))
     if out.exists():
         shutil.rmtree(out)
-    enhancer.save_pretrained(out, dtype=torch.float16, dtypes={"ldm": ldm_dtype})
+    enhancer.save_pretrained(out, dtype=torch.float16, dtypes=dtypes)
     report(out)
 
 
