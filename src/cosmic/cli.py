@@ -905,6 +905,8 @@ def train_enhance_cmd(
     data: Path = typer.Option(..., help="folder of images (SPLITS.json honoured), e.g. UC Merced"),
     out: Path = typer.Option(Path("runs/enhance")), preset: str = typer.Option("small", help="small or paper"),
     split: str = typer.Option("train+train_extra", help="SPLITS.json lists, joined by '+' (never val)"),
+    extra_data: Optional[list[Path]] = typer.Option(
+        None, help="large scenes (images or folders) cut into overlapping squares that join the training set"),
     steps: str = typer.Option("1500,500,600", help="steps of stage I, the prior regressor and the LDM"),
     crop: int = typer.Option(64), batch_size: int = typer.Option(8), lr: float = typer.Option(5e-4),
     rates_per_image: int = typer.Option(2, help="rates per image (JPEG2000: log-uniform over 0.05-0.5 bpp; "
@@ -929,7 +931,8 @@ def train_enhance_cmd(
     cfg = EnhanceConfig(data=str(data), out=str(out), preset=preset, split=split, steps=dict(zip(PHASES, counts)),
                         crop=crop, batch_size=batch_size, lr=lr, rates_per_image=rates_per_image, limit=limit,
                         max_minutes=max_minutes, seed=seed, threads=threads, source=source, init_from=init_from,
-                        bpp_range=(0.05, max_bpp), tune_men=tune_men)
+                        bpp_range=(0.05, max_bpp), tune_men=tune_men,
+                        extra_data=[str(p) for p in extra_data] if extra_data else None)
     typer.echo(f"enhancer: {train_enhancer(cfg)}")
 
 

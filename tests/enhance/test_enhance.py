@@ -234,6 +234,26 @@ def test_trainer_runs_resumes_and_never_uses_val(tiny_data, tmp_path):
         train_enhancer(EnhanceConfig(data=str(tiny_data), out=str(tmp_path / "c"), split="train+val"))
 
 
+def test_training_squares_add_overlapping_scene_squares_without_fill(tiny_data, tmp_path):
+    from cosmic.io.images import save_image
+    from cosmic.training.ldm_rsic import EnhanceConfig, training_squares
+
+    scene = np.random.default_rng(3).integers(1, 256, (128 + 96, 128 + 32, 3), dtype=np.uint8)
+    scene[:, -32:] = 0  # a fill strip: squares at left 32 are 1/4 fill (kept), none reach half
+    scene[-96:, :] = 0  # fill below row 128: squares at top 64 and 96 are half fill or more
+    save_image(scene, tmp_path / "scene.png")
+    cfg = EnhanceConfig(data=str(tiny_data), out="o", split="train", image_size=128,
+                        extra_data=[str(tmp_path / "scene.png")])
+    squares = list(training_squares(cfg))
+    assert len(squares) == 2 + 2 * 2  # two train images; scene rows 0, 32 x cols 0, 32
+    assert all(s.shape == (128, 128, 3) and s.dtype == np.uint8 for s in squares)
+    np.testing.assert_array_equal(squares[3], scene[0:128, 32:160])
+    np.testing.assert_array_equal(squares[4], scene[32:160, 0:128])
+    with pytest.raises(InputError, match="no such file"):
+        list(training_squares(EnhanceConfig(data=str(tiny_data), out="o", split="train", image_size=128,
+                                            extra_data=[str(tmp_path / "missing.png")])))
+
+
 def test_eval_codec_enhances_jpeg2000_at_the_same_bpp(monkeypatch, tmp_path, tiny_enhancer):
     from cosmic.evaluation.harness import evaluate, parse_codecs
 

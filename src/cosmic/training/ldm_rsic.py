@@ -1,6 +1,7 @@
 """LDM-RSIC training (``cosmic train enhance``): stage I, the prior regressor, stage II.
 
-Data: the ``split`` lists of a folder (UC Merced ``train+train_extra``; never ``val``), every
+Data: the ``split`` lists of a folder (UC Merced ``train+train_extra``; never ``val``) and
+overlapping squares of the ``extra_data`` scenes (:func:`training_squares`), every
 256 x 256 image coded by the source codec at ``rates_per_image`` rates. JPEG2000: Pillow/OpenJPEG
 as :mod:`cosmic.evaluation.classical` configures it, the knob being the compression ratio 24/bpp,
 bpp drawn log-uniformly over ``bpp_range``. A COSMIC model (``source`` = its shipped name or
@@ -34,7 +35,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 from cosmic.enhance.model import Enhancer, build_enhancer
 from cosmic.errors import InputError, first_line
 from cosmic.ground.diffusion.sampler import SCHEDULE
-from cosmic.io.images import load_rgb
+from cosmic.io.images import list_images, load_rgb
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
 from cosmic.training.data import split_files
 from cosmic.training.losses import psnr
@@ -66,6 +67,9 @@ class EnhanceConfig:
     init_from: str | None = None  # an enhancer (directory or shipped name) of the same preset to start from
     preset: str = "small"
     split: str = "train+train_extra"
+    # large scenes (images or folders) cut into overlapping image_size squares that join the split's
+    # images: stride image_size / 4, squares that are half fill or more left out
+    extra_data: list[str] | None = None
     rates_per_image: int = 2
     bpp_range: tuple = (0.05, 0.5)
     limit: int | None = None  # use only N images of the split, evenly spaced over it
@@ -138,21 +142,44 @@ def knob_sampler(cfg: EnhanceConfig, rng: np.random.Generator) -> Callable[[], f
     return lambda: float(rng.uniform(*qualities))
 
 
-def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:
-    """Originals (N, S, S, 3), decodes (N, R, S, S, 3) and measured bpp (N, R); S = image_size."""
+def training_squares(cfg: EnhanceConfig) -> Iterator[np.ndarray]:
+    """The ``image_size`` squares the enhancer trains on: the top-left square of each image of the
+    split (smaller images skipped), then the squares of every ``extra_data`` scene on a grid of
+    stride ``image_size // 4`` (ours: overlapping, so that a few scenes weigh in beside a thousand
+    small images; squares whose pixels are half or more fill, value 0 in every band, left out)."""
     if "val" in cfg.split.split("+"):
         raise InputError("the enhancer never trains on the val split")
     files = split_files(cfg.data, cfg.split)
     if cfg.limit is not None and cfg.limit < len(files):  # evenly spaced: the split is class-ordered
         files = [files[i] for i in np.linspace(0, len(files) - 1, max(cfg.limit, 1)).round().astype(int)]
-    knob = knob_sampler(cfg, np.random.default_rng([cfg.seed, 7]))
-    originals, decoded, bpps = [], [], []
+    s = cfg.image_size
     for f in files:
         img = load_rgb(f).pixels
-        s = cfg.image_size
-        if min(img.shape[:2]) < s:
-            continue
-        img = np.ascontiguousarray(img[:s, :s])
+        if min(img.shape[:2]) >= s:
+            yield np.ascontiguousarray(img[:s, :s])
+    for f in _extra_files(cfg.extra_data or []):
+        img = load_rgb(f).pixels
+        for top in range(0, img.shape[0] - s + 1, s // 4):
+            for left in range(0, img.shape[1] - s + 1, s // 4):
+                square = img[top : top + s, left : left + s]
+                if (square.max(axis=2) == 0).mean() < 0.5:
+                    yield np.ascontiguousarray(square)
+
+
+def _extra_files(items: list[str]) -> list[Path]:
+    files = []
+    for item in map(Path, items):
+        if not item.exists():
+            raise InputError(f"--extra-data {item}: no such file or folder")
+        files += list_images(item) if item.is_dir() else [item]
+    return files
+
+
+def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:
+    """Originals (N, S, S, 3), decodes (N, R, S, S, 3) and measured bpp (N, R); S = image_size."""
+    knob = knob_sampler(cfg, np.random.default_rng([cfg.seed, 7]))
+    originals, decoded, bpps = [], [], []
+    for img in training_squares(cfg):
         coded = [code_image(cfg.source, img, knob()) for _ in range(cfg.rates_per_image)]
         originals.append(img)
         decoded.append(np.stack([d for d, _ in coded]))
