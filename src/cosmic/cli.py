@@ -131,12 +131,10 @@ def compress(
     _check_output(output, input)
     if output.suffix.lower() != ".cosmic":
         raise InputError(f"{output}: a compressed file is named NAME.cosmic")
-    coded, notes, derived = encode_image(input, output, options, meta=meta, progress=not quiet)
+    coded, notes = encode_image(input, output, options, meta=meta, progress=not quiet)
     for n in notes:
         _note(n)
     if not quiet:
-        if derived:
-            _note(f"{Path(input).name}: derived {', '.join(derived)} from the GeoTIFF")
         _echo_encoded(output, coded)
 
 

@@ -57,8 +57,8 @@ _PIPELINES: dict = {}
 def encode_image(source: Path, output: Path, options: EncodeOptions, meta: Path | None = None,
                  progress: bool = False, loaded: dict | None = None) -> tuple:
     """Code one image into ``output`` (atomically), the one way both ``cosmic compress`` and every
-    batch worker do: (the coded file's summary, the scene's notes, the bands derived from the
-    GeoTIFF). ``meta``: a sensor-metadata JSON (default: the image's ``NAME.json`` sidecar);
+    batch worker do: (the coded file's summary, the scene's notes, the metadata derived from the
+    GeoTIFF among them). ``meta``: a sensor-metadata JSON (default: the image's ``NAME.json`` sidecar);
     ``loaded``: the pipelines already loaded (:meth:`EncodePipeline.select`)."""
     from cosmic.pipelines.encode import EncodePipeline
     from cosmic.pipelines.scene import open_scene
@@ -70,13 +70,13 @@ def encode_image(source: Path, output: Path, options: EncodeOptions, meta: Path 
         rate_target = o.bpp is not None or o.max_bytes is not None
         pipe, quality = EncodePipeline.select(o.model, o.quality, rate_target, scene.group_sizes, loaded)
         coded = pipe.to_file(scene, output, o.tile, quality, o.bpp, o.max_bytes, progress=progress)
-        return coded, list(scene.notes), list(scene.derived)
+        derived = [f"derived {', '.join(scene.derived)} from the GeoTIFF"] if scene.derived else []
+        return coded, list(scene.notes) + derived
 
 
 def encode_file(source: Path, output: Path, options: EncodeOptions) -> str:
     """A batch worker's job: :func:`encode_image`, pipelines kept per process; the result line."""
-    coded, notes, derived = encode_image(source, output, options, loaded=_PIPELINES)
-    notes += [f"derived {', '.join(derived)} from the GeoTIFF"] if derived else []
+    coded, notes = encode_image(source, output, options, loaded=_PIPELINES)
     h = coded.header
     q = f", quality {h.quality:g}" if h.quality is not None else ""
     return f"{coded.size} bytes, {coded.bpp:.4f} bpp{q}, {h.width}x{h.height} px" + "".join(
