@@ -380,7 +380,9 @@ def train_enhancer(cfg: EnhanceConfig) -> Path:
                for p in PHASES if (out / p / "final" / "config.json").is_file()}
     enhancer = model.enhancer if cfg.steps.get("ldm", 0) > 0 else _without_ldm(model.enhancer)
     # folder names only: a shipped config names no absolute path
-    enhancer.extra = {"training": {**asdict(cfg), "data": Path(cfg.data).name, "out": Path(cfg.out).name},
+    names = {"data": Path(cfg.data).name, "out": Path(cfg.out).name,
+             "extra_data": [Path(p).name for p in cfg.extra_data] if cfg.extra_data else None}
+    enhancer.extra = {"training": {**asdict(cfg), **names},
                       "history": history}
     return enhancer.save_pretrained(out / "final")
 
