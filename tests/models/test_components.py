@@ -75,9 +75,9 @@ def test_old_layout_loads_and_migrates_byte_identically(tmp_path, capsys):
 
 
 def test_shipped_model_equals_its_campaign_copy():
-    """training/campaign keeps the shipped weights (campaign cycle 5 end, campaign step 27982) (the campaign copy, from which
+    """training/campaign keeps the shipped weights (campaign cycle 6 end, campaign step 33982) (the campaign copy, from which
     `ship_model.py` work continues); the shipped default holds the same tensors."""
-    campaign = ROOT / "training" / "campaign" / "cosmic-small-vr-e192-step5000"
+    campaign = ROOT / "training" / "campaign" / "cosmic-small-vr-e256-step6000"
     if not (campaign / "model_index.json").is_file():
         pytest.skip("no campaign copy in this checkout")
     old, new = load_model(campaign), load_model(DEFAULT_MODEL)

@@ -27,19 +27,19 @@ pytestmark = pytest.mark.slow  # the shipped models on the bundled sample
 # (model, quality): (max bpp, min PSNR dB); measured values in the comments, floors leave a margin
 FLOORS = {
     ("cosmic-small-q3", None): (0.107, 25.4),  # measured 0.1031 bpp, 25.72 dB
-    ("cosmic-small-vr", 1.0): (0.0391, 24.28),  # measured 0.0376 bpp, 24.58 dB
-    ("cosmic-small-vr", 2.0): (0.0837, 26.30),  # measured 0.0804 bpp, 26.60 dB
-    ("cosmic-small-vr", 3.0): (0.1493, 27.62),  # measured 0.1436 bpp, 27.92 dB
-    ("cosmic-small-vr", 4.0): (0.2152, 28.29),  # measured 0.2070 bpp, 28.59 dB
-    ("cosmic-small-vr", 5.0): (0.2788, 28.62),  # measured 0.2680 bpp, 28.92 dB
-    ("cosmic-small-vr", 6.0): (0.3434, 28.75),  # measured 0.3302 bpp, 29.05 dB
+    ("cosmic-small-vr", 1.0): (0.0376, 24.22),  # measured 0.0362 bpp, 24.52 dB
+    ("cosmic-small-vr", 2.0): (0.0828, 26.33),  # measured 0.0796 bpp, 26.63 dB
+    ("cosmic-small-vr", 3.0): (0.1452, 27.79),  # measured 0.1396 bpp, 28.09 dB
+    ("cosmic-small-vr", 4.0): (0.2163, 28.55),  # measured 0.2080 bpp, 28.85 dB
+    ("cosmic-small-vr", 5.0): (0.2826, 28.92),  # measured 0.2717 bpp, 29.22 dB
+    ("cosmic-small-vr", 6.0): (0.3411, 29.06),  # measured 0.3280 bpp, 29.36 dB
 }
 
 # the single-band model on the green band of the sample, through cosmic.compress / decompress:
 # quality: (max bpp, min PSNR dB), measured x 1.04 and - 0.3 dB
 SINGLE_BAND_FLOORS = {
-    1.0: (0.0314, 25.11),  # measured 0.0302 bpp (2551 B), 25.41 dB
-    3.0: (0.1090, 28.53),  # measured 0.1048 bpp (8843 B), 28.83 dB
+    1.0: (0.0301, 24.95),  # measured 0.0289 bpp (2439 B), 25.25 dB
+    3.0: (0.1124, 28.70),  # measured 0.1080 bpp (9119 B), 29.00 dB
 }
 
 # the compensation model's diffusion-compensated decode of the sample (coded with its metadata), 5
