@@ -249,9 +249,30 @@ def test_training_squares_add_overlapping_scene_squares_without_fill(tiny_data, 
     assert all(s.shape == (128, 128, 3) and s.dtype == np.uint8 for s in squares)
     np.testing.assert_array_equal(squares[3], scene[0:128, 32:160])
     np.testing.assert_array_equal(squares[4], scene[32:160, 0:128])
-    with pytest.raises(InputError, match="no such file"):
-        list(training_squares(EnhanceConfig(data=str(tiny_data), out="o", split="train", image_size=128,
-                                            extra_data=[str(tmp_path / "missing.png")])))
+    (tmp_path / "scenes").mkdir()
+    save_image(scene, tmp_path / "scenes" / "a.png")
+    folder = EnhanceConfig(data=str(tiny_data), out="o", split="train", image_size=128,
+                           extra_data=[str(tmp_path / "scenes")])
+    assert len(list(training_squares(folder))) == len(squares)
+    # bad paths are refused when the squares are asked for, before any image is read or coded
+    for bad, needle in ((tmp_path / "missing.png", "no such file"), (tiny_data, "inside the --data folder"),
+                        (tmp_path / "empty", "no images")):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        with pytest.raises(InputError, match=needle):
+            training_squares(EnhanceConfig(data=str(tiny_data), out="o", split="train", extra_data=[str(bad)]))
+
+
+def test_coded_pairs_are_reused_only_for_the_same_data(tiny_data, tmp_path):
+    from cosmic.training.ldm_rsic import EnhanceConfig, train_enhancer
+
+    def cfg(**kw):
+        return EnhanceConfig(data=str(tiny_data), out=str(tmp_path / "run"), split="train", image_size=128,
+                             crop=32, batch_size=2, steps={"stage1": 1, "regressor": 0, "ldm": 0}, **kw)
+
+    train_enhancer(cfg())
+    train_enhancer(cfg())  # the same options: the cached pairs are reused
+    with pytest.raises(InputError, match="other data or rates"):
+        train_enhancer(cfg(rates_per_image=3))
 
 
 def test_eval_codec_enhances_jpeg2000_at_the_same_bpp(monkeypatch, tmp_path, tiny_enhancer):

@@ -57,8 +57,8 @@ _PIPELINES: dict = {}
 def encode_image(source: Path, output: Path, options: EncodeOptions, meta: Path | None = None,
                  progress: bool = False, loaded: dict | None = None) -> tuple:
     """Code one image into ``output`` (atomically), the one way both ``cosmic compress`` and every
-    batch worker do: (the coded file's summary, the scene's notes, the metadata derived from the
-    GeoTIFF among them). ``meta``: a sensor-metadata JSON (default: the image's ``NAME.json`` sidecar);
+    batch worker do: (the coded file's summary, the scene's notes, a "derived ... from the GeoTIFF"
+    line among them). ``meta``: a sensor-metadata JSON (default: the image's ``NAME.json`` sidecar);
     ``loaded``: the pipelines already loaded (:meth:`EncodePipeline.select`)."""
     from cosmic.pipelines.encode import EncodePipeline
     from cosmic.pipelines.scene import open_scene

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from cosmic.errors import InputError
 from cosmic.io.images import list_images, load_rgb
 
-__all__ = ["ImageFolder", "split_files", "single_band", "LUMINANCE"]
+__all__ = ["ImageFolder", "split_files", "extra_files", "single_band", "LUMINANCE"]
 
 #: :func:`single_band`'s index of the luminance (0, 1, 2: the R, G, B bands)
 LUMINANCE = 3
@@ -80,6 +80,23 @@ def split_files(root: str | Path, split: str) -> list[Path]:
     return files
 
 
+def extra_files(items: list[str | Path], data: str | Path) -> list[Path]:
+    """The image files of ``--extra-data`` items (files, or folders searched recursively). An item
+    inside the ``data`` folder is refused (it could hold the val split), as is a missing path or
+    a folder without images."""
+    files, root = [], Path(data).resolve()
+    for item in map(Path, items):
+        if not item.exists():
+            raise InputError(f"--extra-data {item}: no such file or folder")
+        if item.resolve().is_relative_to(root):
+            raise InputError(f"--extra-data {item}: inside the --data folder (its split lists apply there)")
+        found = list_images(item) if item.is_dir() else [item]
+        if not found:
+            raise InputError(f"--extra-data {item}: no images in the folder")
+        files += found
+    return files
+
+
 class ImageFolder(Dataset):
     """Random ``crop`` x ``crop`` patches (with flips) of in-memory images; ``crop=None`` gives
     whole images cropped to a multiple of 64 (for validation). ``bands=1``: one band of each
@@ -96,11 +113,7 @@ class ImageFolder(Dataset):
         files = split_files(root, split)
         if limit:
             files = files[:limit]
-        for item in extra or []:
-            item = Path(item)
-            if not item.exists():
-                raise InputError(f"{item}: no such file or folder")
-            files += list_images(item) if item.is_dir() else [item]
+        files += extra_files(extra or [], root)
         self.crop = crop
         self.images, self.files = [], []
         for f in files:

@@ -47,9 +47,9 @@ from torch.utils.data import DataLoader, Dataset
 from cosmic.enhance.model import Enhancer, build_enhancer
 from cosmic.errors import InputError, first_line
 from cosmic.ground.diffusion.sampler import SCHEDULE
-from cosmic.io.images import list_images, load_rgb
+from cosmic.io.images import load_rgb
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import split_files
+from cosmic.training.data import extra_files, split_files
 from cosmic.training.losses import psnr
 from cosmic.training.stage1 import learning_rate
 from cosmic.utils.pretrained import ConfigMixin
@@ -73,7 +73,7 @@ class EnhanceConfig:
     rates_per_image: int = 2
     bpp_range: tuple = (0.05, 0.5)
     limit: int | None = None  # use only N images of the split, evenly spaced over it
-    image_size: int = 256  # images are coded as their top-left image_size square (smaller: skipped)
+    image_size: int = 256  # images: their top-left image_size square (smaller: skipped); scenes: a grid of squares
     crop: int = 64
     batch_size: int = 8
     lr: float = 5e-4
@@ -146,33 +146,36 @@ def training_squares(cfg: EnhanceConfig) -> Iterator[np.ndarray]:
     """The ``image_size`` squares the enhancer trains on: the top-left square of each image of the
     split (smaller images skipped), then the squares of every ``extra_data`` scene on a grid of
     stride ``image_size // 4`` (ours: overlapping, so that a few scenes weigh in beside a thousand
-    small images; squares whose pixels are half or more fill, value 0 in every band, left out)."""
+    small images; squares whose pixels are half or more fill, value 0 in every band, left out).
+    The split and the scene paths are checked here, before any image is read."""
     if "val" in cfg.split.split("+"):
         raise InputError("the enhancer never trains on the val split")
     files = split_files(cfg.data, cfg.split)
     if cfg.limit is not None and cfg.limit < len(files):  # evenly spaced: the split is class-ordered
         files = [files[i] for i in np.linspace(0, len(files) - 1, max(cfg.limit, 1)).round().astype(int)]
-    s = cfg.image_size
+    return _squares(files, extra_files(cfg.extra_data or [], cfg.data), cfg.image_size)
+
+
+def _squares(files: list[Path], scenes: list[Path], s: int) -> Iterator[np.ndarray]:
     for f in files:
         img = load_rgb(f).pixels
         if min(img.shape[:2]) >= s:
             yield np.ascontiguousarray(img[:s, :s])
-    for f in _extra_files(cfg.extra_data or []):
-        img = load_rgb(f).pixels
+    for f in scenes:
+        img, kept = load_rgb(f).pixels, 0
         for top in range(0, img.shape[0] - s + 1, s // 4):
             for left in range(0, img.shape[1] - s + 1, s // 4):
                 square = img[top : top + s, left : left + s]
                 if (square.max(axis=2) == 0).mean() < 0.5:
+                    kept += 1
                     yield np.ascontiguousarray(square)
+        print(f"{f.name}: {kept} squares of {s} px")
 
 
-def _extra_files(items: list[str]) -> list[Path]:
-    files = []
-    for item in map(Path, items):
-        if not item.exists():
-            raise InputError(f"--extra-data {item}: no such file or folder")
-        files += list_images(item) if item.is_dir() else [item]
-    return files
+def pairs_fingerprint(cfg: EnhanceConfig) -> str:
+    """What the coded pairs depend on: a cached ``pairs.npz`` is reused only when this matches."""
+    keys = ("data", "split", "extra_data", "limit", "image_size", "source", "rates_per_image", "bpp_range", "seed")
+    return json.dumps({k: getattr(cfg, k) for k in keys}, sort_keys=True, default=list)
 
 
 def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:
@@ -363,13 +366,15 @@ def train_enhancer(cfg: EnhanceConfig) -> Path:
     """Run the phases; returns ``out/final``, the enhancer saved diffusers-style (float32)."""
     out = prepare_run(cfg.out, cfg.threads, cfg.seed)
     (out / "enhance_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    cache = out / "pairs.npz"
+    cache, fingerprint = out / "pairs.npz", pairs_fingerprint(cfg)
     if cache.is_file():
         pairs = dict(np.load(cache))
+        if str(pairs.pop("fingerprint", "")) != fingerprint:
+            raise InputError(f"{cache}: coded for other data or rates than these options; use a new --out")
     else:
         started = time.time()
         pairs = make_pairs(cfg)
-        np.savez(cache, **pairs)
+        np.savez(cache, **pairs, fingerprint=np.asarray(fingerprint))
         print(f"coded {pairs['bpp'].size} training images in {time.time() - started:.0f} s; "
               f"bpp {pairs['bpp'].min():.3f}..{pairs['bpp'].max():.3f}")
     model = EnhancerState(_initial_enhancer(cfg))
