@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from cosmic.errors import InputError
 from cosmic.io.images import list_images, load_rgb
 
-__all__ = ["ImageFolder", "split_files", "extra_files", "single_band", "LUMINANCE"]
+__all__ = ["ImageFolder", "split_files", "extra_files", "mostly_fill", "single_band", "LUMINANCE"]
 
 #: :func:`single_band`'s index of the luminance (0, 1, 2: the R, G, B bands)
 LUMINANCE = 3
@@ -78,6 +78,11 @@ def split_files(root: str | Path, split: str) -> list[Path]:
     if not files:
         raise InputError(f"{root}: no PNG/JPEG/TIFF images found")
     return files
+
+
+def mostly_fill(patch: np.ndarray) -> bool:
+    """Whether half or more of an (H, W, C) patch's pixels are fill (0 in every band)."""
+    return bool((patch.max(axis=2) == 0).mean() >= 0.5)
 
 
 def extra_files(items: list[str | Path], data: str | Path) -> list[Path]:
@@ -150,7 +155,7 @@ class ImageFolder(Dataset):
             top = int(rng.integers(0, img.shape[0] - self.crop + 1))
             left = int(rng.integers(0, img.shape[1] - self.crop + 1))
             patch = img[top : top + self.crop, left : left + self.crop]
-            if (patch.max(axis=2) == 0).mean() < 0.5:
+            if not mostly_fill(patch):
                 break
         if rng.random() < 0.5:
             patch = patch[:, ::-1]

@@ -49,7 +49,7 @@ from cosmic.errors import InputError, first_line
 from cosmic.ground.diffusion.sampler import SCHEDULE
 from cosmic.io.images import load_rgb
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import extra_files, split_files
+from cosmic.training.data import extra_files, mostly_fill, split_files
 from cosmic.training.losses import psnr
 from cosmic.training.stage1 import learning_rate
 from cosmic.utils.pretrained import ConfigMixin
@@ -166,7 +166,7 @@ def _squares(files: list[Path], scenes: list[Path], s: int) -> Iterator[np.ndarr
         for top in range(0, img.shape[0] - s + 1, s // 4):
             for left in range(0, img.shape[1] - s + 1, s // 4):
                 square = img[top : top + s, left : left + s]
-                if (square.max(axis=2) == 0).mean() < 0.5:
+                if not mostly_fill(square):
                     kept += 1
                     yield np.ascontiguousarray(square)
         print(f"{f.name}: {kept} squares of {s} px")
@@ -175,7 +175,7 @@ def _squares(files: list[Path], scenes: list[Path], s: int) -> Iterator[np.ndarr
 def pairs_fingerprint(cfg: EnhanceConfig) -> str:
     """What the coded pairs depend on: a cached ``pairs.npz`` is reused only when this matches."""
     keys = ("data", "split", "extra_data", "limit", "image_size", "source", "rates_per_image", "bpp_range", "seed")
-    return json.dumps({k: getattr(cfg, k) for k in keys}, sort_keys=True, default=list)
+    return json.dumps({k: getattr(cfg, k) for k in keys}, sort_keys=True)
 
 
 def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:
