@@ -847,6 +847,7 @@ def train_stage2_cmd(
     checkpoint_every: int = typer.Option(250), threads: int = typer.Option(0), seed: int = typer.Option(0),
     device: str = _STAGE1["device"], config: Optional[Path] = _TRAIN["config"], precision: str = _TRAIN["precision"],
     workers: int = _TRAIN["workers"], stream: bool = _TRAIN["stream"], log_every: int = _TRAIN["log_every"],
+    split: str = _STAGE1["split"],
 ) -> None:
     """Stage 2: train the noise predictor ε_θ(z_t, t, y_hat, metadata) on frozen stage 1 (Eq. 5)."""
     options = dict(locals())

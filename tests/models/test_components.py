@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from cosmic.errors import ModelError
 from cosmic.ground.decoder import GroundDecoder
+from cosmic.ground.diffusion.metadata_encoder import FIELDS
 from cosmic.ground.diffusion.noise_predictor import NoisePredictor
 from cosmic.ground.diffusion.sampler import DiffusionCompensator, ddim_scheduler
 from cosmic.models.cosmic import Cosmic
@@ -142,6 +143,31 @@ def test_stage2_warm_start_reads_both_layouts(tmp_path):
         net = _tiny_net()
         _init_from(net, str(tmp_path / where))
         assert all(torch.equal(v, net.state_dict()[k]) for k, v in source.state_dict().items()), where
+
+
+def test_fixed_rate_stage2_warm_starts_a_quality_conditioned_one_unchanged(tmp_path):
+    """The VR stage 2 starts from the fixed-rate q3 network: every weight is copied and the new
+    quality embedding starts at zero, so at step 0 the network predicts what the source predicts,
+    whatever the quality; a network of another shape is refused in one line."""
+    from cosmic.errors import InputError
+    from cosmic.training.stage2 import _init_from
+
+    torch.manual_seed(0)
+    source = _tiny_net()
+    DiffusionCompensator(source, 1.0).save_pretrained(tmp_path / "fixed")
+    net = NoisePredictor(M=16, latent_channels=4, unet=TINY_UNET, injection_hidden=16,
+                         quality_conditioning=True).eval()
+    _init_from(net, str(tmp_path / "fixed"))
+    z, y = torch.randn(2, 4, 16, 16), torch.randn(2, 16, 4, 4)
+    tokens = source.condition(torch.zeros(2, len(FIELDS)), torch.zeros(2, len(FIELDS)))
+    with torch.no_grad():
+        want = source(z, torch.tensor([10, 500]), y, tokens)
+        for q in (1.0, 6.0):
+            got = net(z, torch.tensor([10, 500]), y, tokens, torch.full((2,), q))
+            assert torch.allclose(got, want, atol=1e-5), q
+    other = NoisePredictor(M=32, latent_channels=4, unet=TINY_UNET, injection_hidden=16, quality_conditioning=True)
+    with pytest.raises(InputError, match="not a noise predictor of this shape"):
+        _init_from(other, str(tmp_path / "fixed"))
 
 
 def test_checkpoint_of_an_older_run_resumes_and_is_rewritten_in_the_new_layout(tmp_path):

@@ -114,3 +114,20 @@ def test_no_cams_ablation_trains_and_codes(tiny_data, tmp_path, monkeypatch):
         train_stage1(dataclasses.replace(cfg, arch="bmshj2018-hyperprior", out=str(tmp_path / "b")),
                      progress=False)
     assert not (tmp_path / "b").exists()  # refused before a run directory is made
+
+
+def test_trainers_refuse_the_val_split_before_writing_anything(tiny_data, tmp_path):
+    """Stage 1 and stage 2 never train on val (nor on a '+'-joined list holding it): one-line
+    error, no run directory."""
+    import dataclasses
+
+    from cosmic.errors import InputError
+    from cosmic.training.stage2 import Stage2Config, train_stage2
+
+    stage1 = dataclasses.replace(_cfg(tiny_data, tmp_path / "s1", 1), split="train+val")
+    with pytest.raises(InputError, match="val split is for evaluation only"):
+        train_stage1(stage1, progress=False)
+    stage2 = Stage2Config(stage1="cosmic-small-vr", data=str(tiny_data), out=str(tmp_path / "s2"), steps=1, split="val")
+    with pytest.raises(InputError, match="val split is for evaluation only"):
+        train_stage2(stage2, progress=False)
+    assert not (tmp_path / "s1").exists() and not (tmp_path / "s2").exists()

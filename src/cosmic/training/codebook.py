@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from cosmic.codebook import HPIN, VQGAN, CodePredictor, PatchDiscriminator, preset
 from cosmic.errors import InputError
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import CropSource
+from cosmic.training.data import CropSource, refuse_val_split
 from cosmic.training.stage1 import learning_rate
 
 __all__ = ["CodebookConfig", "train_codebook", "FeatureLoss", "lq_pairs", "measure_prior", "ms_ssim3"]
@@ -101,8 +101,7 @@ class FeatureLoss(torch.nn.Module):
 def _check(cfg: CodebookConfig) -> None:
     if cfg.stage not in (1, 2, 3):
         raise InputError(f"--stage {cfg.stage}: choose 1, 2 or 3")
-    if "val" in cfg.split.split("+"):
-        raise InputError("--split: the val split is for evaluation only, never for training")
+    refuse_val_split(cfg.split)
     if cfg.crop <= 0 or cfg.crop % 64:
         raise InputError(f"--crop {cfg.crop}: must be a positive multiple of 64")
     preset(cfg.preset)

@@ -80,6 +80,12 @@ def split_files(root: str | Path, split: str) -> list[Path]:
     return files
 
 
+def refuse_val_split(split: str) -> None:
+    """Every trainer's guard: the val split is for evaluation only, never for training."""
+    if "val" in split.split("+"):
+        raise InputError(f"--split {split}: the val split is for evaluation only, never for training")
+
+
 def mostly_fill(patch: np.ndarray) -> bool:
     """Whether half or more of an (H, W, C) patch's pixels are fill (0 in every band)."""
     return bool((patch.max(axis=2) == 0).mean() >= 0.5)

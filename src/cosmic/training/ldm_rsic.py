@@ -49,7 +49,7 @@ from cosmic.errors import InputError, first_line
 from cosmic.ground.diffusion.sampler import SCHEDULE
 from cosmic.io.images import load_rgb
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import extra_files, mostly_fill, split_files
+from cosmic.training.data import extra_files, mostly_fill, refuse_val_split, split_files
 from cosmic.training.losses import psnr
 from cosmic.training.stage1 import learning_rate
 from cosmic.utils.pretrained import ConfigMixin
@@ -148,8 +148,7 @@ def training_squares(cfg: EnhanceConfig) -> Iterator[np.ndarray]:
     stride ``image_size // 4`` (ours: overlapping, so that a few scenes weigh in beside a thousand
     small images; squares whose pixels are half or more fill, value 0 in every band, left out).
     The split and the scene paths are checked here, before any image is read."""
-    if "val" in cfg.split.split("+"):
-        raise InputError("the enhancer never trains on the val split")
+    refuse_val_split(cfg.split)
     files = split_files(cfg.data, cfg.split)
     if cfg.limit is not None and cfg.limit < len(files):  # evenly spaced: the split is class-ordered
         files = [files[i] for i in np.linspace(0, len(files) - 1, max(cfg.limit, 1)).round().astype(int)]

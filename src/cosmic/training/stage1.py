@@ -27,7 +27,7 @@ from cosmic.models.registry import build_model
 from cosmic.onboard.rate import interpolate_levels
 from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import LUMINANCE, CropSource, ImageFolder, single_band
+from cosmic.training.data import LUMINANCE, CropSource, ImageFolder, refuse_val_split, single_band
 from cosmic.training.metrics_log import MetricsLog
 from cosmic.utils.device import autocast, grad_scaler
 from cosmic.training.losses import Stage1Loss, psnr
@@ -232,6 +232,7 @@ def _train_mode(cfg: Stage1Config, run) -> None:
 
 
 def _check(cfg: Stage1Config) -> None:
+    refuse_val_split(cfg.split)
     if not cfg.cams and cfg.arch != "cosmic":
         raise InputError(f"--no-cams: only the cosmic architecture has CAMs, not {cfg.arch}")
     if cfg.rate_lambdas is not None:

@@ -37,7 +37,7 @@ from cosmic.io.product_metadata import sidecar_metadata
 from cosmic.metadata import SensorMetadata, sidecar_for
 from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkpoint
-from cosmic.training.data import ImageFolder
+from cosmic.training.data import ImageFolder, refuse_val_split
 from cosmic.utils.pretrained import component_class, read_model_index
 from cosmic.training.metrics_log import MetricsLog
 from cosmic.utils.device import grad_scaler, move_model
@@ -69,6 +69,7 @@ class Stage2Config:
     workers: int = 0  # DataLoader worker processes
     stream: bool = False  # read training images from disk as needed instead of holding them in RAM
     log_every: int = 10
+    split: str = "train"  # SPLITS.json split(s) of --data, '+'-joined (never val)
 
 
 class MetadataImageFolder(Dataset):
@@ -162,9 +163,24 @@ def _init_from(net: NoisePredictor, source: str) -> None:
     except (OSError, ValueError):
         ours = False
     if ours:
-        net.load_state_dict(DiffusionCompensator.from_pretrained(source).net.state_dict())
+        load_noise_predictor(net, DiffusionCompensator.from_pretrained(source).net.state_dict(), source)
     else:
         net.load_unet(source)
+
+
+def load_noise_predictor(net: NoisePredictor, state: dict, source: str) -> None:
+    """Load ``state`` into ``net``; a network trained without quality conditioning (a fixed-rate
+    stage 1's) warm-starts a quality-conditioned one: only the quality embedding is new, and it
+    starts at zero (see :class:`NoisePredictor`), so the warm start begins as the source network."""
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of another size
+        raise InputError(f"--init-from {source}: not a noise predictor of this shape "
+                         f"({str(exc).splitlines()[-1].strip()})") from None
+    new = [k for k in missing if not k.startswith("unet.class_embedding.")]
+    if new or unexpected:
+        raise InputError(f"--init-from {source}: not a noise predictor of this shape "
+                         f"({len(new)} tensors missing, {len(unexpected)} unexpected)")
 
 
 def _resume(ckpt: Path, net: NoisePredictor, optimizer, ema: EMAModel, cfg: Stage2Config) -> dict:
@@ -217,10 +233,10 @@ def _loader(cfg: Stage2Config, info: ddp.DistInfo, first_step: int) -> DataLoade
     if cfg.stream:
         from cosmic.training.streaming import streamed
 
-        data, sampler = streamed(cfg.data, "train", cfg.crop, cfg.extra_data, cfg.seed, default, info,
+        data, sampler = streamed(cfg.data, cfg.split, cfg.crop, cfg.extra_data, cfg.seed, default, info,
                                  first_step, cfg.batch_size)
     else:
-        data = MetadataImageFolder(cfg.data, "train", crop=cfg.crop, default=default, extra=cfg.extra_data,
+        data = MetadataImageFolder(cfg.data, cfg.split, crop=cfg.crop, default=default, extra=cfg.extra_data,
                                    seed=cfg.seed)
         sampler = ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world)
     return DataLoader(data, batch_size=ddp.check_batch(cfg.batch_size, info), drop_last=True, sampler=sampler,
@@ -229,6 +245,7 @@ def _loader(cfg: Stage2Config, info: ddp.DistInfo, first_step: int) -> DataLoade
 
 
 def _train(cfg: Stage2Config, info: ddp.DistInfo, resume: bool, progress: bool) -> Path:
+    refuse_val_split(cfg.split)
     out = prepare_run(cfg.out, cfg.threads, ddp.rank_seed(cfg.seed, info))
     stage1, net = _models(cfg, info.device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)

@@ -113,6 +113,9 @@ class NoisePredictor(nn.Module, ConfigMixin):
             # an MLP, added to the time embedding: diffusers' class embedding "timestep")
             class_embed_type="timestep" if quality_conditioning else None,
         )
+        if quality_conditioning:  # zero-initialised: a warm start from a network without it is unchanged
+            nn.init.zeros_(self.unet.class_embedding.linear_2.weight)
+            nn.init.zeros_(self.unet.class_embedding.linear_2.bias)
         self.injection = LatentInjection(M, unet_cfg["block_out_channels"], unet_cfg["layers_per_block"],
                                          injection_hidden)
         self.use_metadata = use_metadata
