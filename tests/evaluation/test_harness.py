@@ -274,3 +274,30 @@ def test_a_variable_rate_model_is_one_series_of_its_qualities(tmp_path):
     assert point_label(spec.points[1]) == "vr@2"
     (one,) = parse_codecs(f"model:{ref}@2.5")
     assert one.points == [f"{ref}@2.5"]
+
+
+def test_compensated_variable_rate_model_is_evaluated_at_each_quality(tmp_path):
+    """``model-dc:VR`` stands for the model's integer qualities, like ``model:VR``; ``@Q`` points
+    and '+'-joined models work too; a model without a stage-2 network is refused in one line."""
+    from cosmic.errors import InputError
+    from cosmic.evaluation.harness import parse_codecs
+    from cosmic.ground.diffusion.noise_predictor import NoisePredictor
+    from cosmic.ground.diffusion.sampler import DiffusionCompensator
+    from cosmic.models.cosmic import Cosmic
+
+    vr = Cosmic(N=16, M=16, ground_channels=8, rate_levels=3, gain_span=2.0)
+    vr.save_pretrained(tmp_path / "vr")
+    net = NoisePredictor(M=16, latent_channels=4, injection_hidden=16, quality_conditioning=True, unet={
+        "block_out_channels": [32, 32], "layers_per_block": 1, "cross_attention_dim": 32, "attention_head_dim": 8})
+    DiffusionCompensator(net, 1.0).save_pretrained(tmp_path / "vr" / "diffusion")
+    vr_dir = str(tmp_path / "vr")
+    (spec,) = parse_codecs(f"model-dc:{vr_dir}", steps=10)
+    assert spec.name == "vr-dc10" and spec.steps == 10
+    assert spec.points == [f"{vr_dir}@{q}" for q in (1, 2, 3)]
+    (spec,) = parse_codecs(f"model-dc:{vr_dir}@1.5+{vr_dir}@3", steps=4)
+    assert spec.points == [f"{vr_dir}@1.5", f"{vr_dir}@3"] and spec.steps == 4
+    Cosmic(N=16, M=16, ground_channels=8).save_pretrained(tmp_path / "plain")
+    with pytest.raises(InputError, match="no stage-2"):
+        parse_codecs(f"model-dc:{tmp_path / 'plain'}")
+    with pytest.raises(InputError, match="after 'model-dc:'"):
+        parse_codecs("model-dc:")
