@@ -558,6 +558,8 @@ def eval_cmd(
     report_only: bool = typer.Option(
         False, help="rewrite summary.md, the per-codec JSON and plots from OUT/per_image.json (no coding)"),
     threads: int = typer.Option(0),
+    stitch: bool = typer.Option(True, help="on a tile set, also score the scenes stitched back from the "
+                                           "decoded tiles (stitched.md); --no-stitch skips it"),
     device: str = _DEVICE, precision: str = _PRECISION,
 ) -> None:
     """Rate-distortion of several codecs from real encodings: JSON, markdown table, BD-rate, plots."""
@@ -578,7 +580,7 @@ def eval_cmd(
         with configured(device, precision):  # the learned codecs' decode pipelines
             reports = run_evaluation(data, specs, out, split, limit, seed_list[0], title, command,
                                      SensorMetadata(gsd=gsd) if gsd else None, _load_classifier(classifier),
-                                     classifier)
+                                     classifier, stitch=stitch)
     for report in reports:
         typer.echo(report.read_text())
 

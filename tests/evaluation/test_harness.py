@@ -118,6 +118,12 @@ def test_eval_on_tile_set_stitches_scenes(cli, tmp_path):
     # the stitched PSNR at J2K's highest rate beats its lowest
     j = sorted((s for s in stitched if s["codec"] == "jpeg2000"), key=lambda s: float(s["point"]))
     assert j[0]["psnr"] > j[-1]["psnr"]
+    out2 = tmp_path / "res2"  # --no-stitch: the tiles' table only
+    code, stdout, err = cli("eval", "--data", tmp_path / "tiles", "--codecs", "jpeg2000", "--no-stitch",
+                            "--classifier", "none", "--out", out2)
+    assert code == 0, err
+    assert (out2 / "summary.md").is_file() and not (out2 / "stitched.json").exists()
+    assert "Stitched" not in stdout
 
 
 def test_frechet_distance_known_values():

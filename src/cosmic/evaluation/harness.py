@@ -564,12 +564,12 @@ def eval_files(data: Path, split: str, limit: int = 0) -> list[Path]:
 
 def run_evaluation(data: Path, specs: list[CodecSpec], out: Path, split: str = "val", limit: int = 0,
                    seed: int = 0, title: str | None = None, command: str = "", default_metadata=None,
-                   classifier=None, classifier_name: str | None = None) -> list[Path]:
+                   classifier=None, classifier_name: str | None = None, stitch: bool = True) -> list[Path]:
     """`cosmic eval`: evaluate ``specs`` on a folder or tile set and write the results (for a
-    tile set also the stitched scenes); returns the markdown reports written."""
+    tile set also the stitched scenes, unless ``stitch`` is off); returns the markdown reports written."""
     from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
 
-    tile_set = (data / MANIFEST_NAME).is_file()
+    tile_set = stitch and (data / MANIFEST_NAME).is_file()
     decoded: dict = {}
     keep = (lambda path, codec, point, y: decoded.__setitem__((str(path), codec, point), y)) if tile_set else None
     features: dict = {}
