@@ -558,8 +558,7 @@ def eval_cmd(
     report_only: bool = typer.Option(
         False, help="rewrite summary.md, the per-codec JSON and plots from OUT/per_image.json (no coding)"),
     threads: int = typer.Option(0),
-    stitch: bool = typer.Option(True, help="on a tile set, also score the scenes stitched back from the "
-                                           "decoded tiles (stitched.md); --no-stitch skips it"),
+    stitch: bool = typer.Option(True, help="tile sets: also score the stitched scenes (stitched.md)"),
     device: str = _DEVICE, precision: str = _PRECISION,
 ) -> None:
     """Rate-distortion of several codecs from real encodings: JSON, markdown table, BD-rate, plots."""
