@@ -801,6 +801,11 @@ def _stage1_config(options: dict):
     return Stage1Config(**o)
 
 
+def _path_texts(paths: Optional[list[Path]]) -> Optional[list[str]]:
+    """``--extra-data`` paths as the text a training config stores (None when none are given)."""
+    return [str(p) for p in paths] if paths else None
+
+
 def _with_config(config_class, options: dict) -> dict:
     """A trainer's config arguments: the command's options (paths as text, lists parsed) with a
     --config file under the options given explicitly; --data checked."""
@@ -814,7 +819,7 @@ def _with_config(config_class, options: dict) -> dict:
         explicit |= {"use_metadata"} if "no_metadata" in explicit else set()
     for key in ("data", "out", "init_from"):
         o[key] = str(o[key]) if o.get(key) is not None else o.get(key)
-    o["extra_data"] = [str(p) for p in o["extra_data"]] if o.get("extra_data") else None
+    o["extra_data"] = _path_texts(o.get("extra_data"))
     if isinstance(o.get("rate_lambdas"), str):
         o["rate_lambdas"] = [float(v) for v in o["rate_lambdas"].split(",")]
     if options["config"] is not None:
@@ -932,7 +937,7 @@ def train_enhance_cmd(
                         crop=crop, batch_size=batch_size, lr=lr, rates_per_image=rates_per_image, limit=limit,
                         max_minutes=max_minutes, seed=seed, threads=threads, source=source, init_from=init_from,
                         bpp_range=(0.05, max_bpp), tune_men=tune_men,
-                        extra_data=[str(p) for p in extra_data] if extra_data else None)
+                        extra_data=_path_texts(extra_data))
     typer.echo(f"enhancer: {train_enhancer(cfg)}")
 
 
