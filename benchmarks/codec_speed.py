@@ -1,6 +1,6 @@
 """Encode and decode speed per megapixel, every codec timed in one run and reported as ratios.
 
-    .venv/bin/python benchmarks/codec_speed.py [--model cosmic-small-q3] [--steps 25] [--threads 1]
+    .venv/bin/python benchmarks/codec_speed.py [--model cosmic-small-vr] [--steps 25] [--threads 1]
 
 On a 1024 x 1024 crop of the bundled NAIP scene (16 tiles of 256 px):
 - COSMIC on-board part alone (tiles -> bytes, the satellite's work) and the whole
@@ -34,7 +34,7 @@ from _timing import best_of  # noqa: E402  (benchmarks/ is on sys.path when run 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="cosmic-small-q3")
+    ap.add_argument("--model", default="cosmic-small-vr")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)

@@ -1,6 +1,6 @@
 """Peak memory of compressing and decompressing a large GeoTIFF, window by window.
 
-    .venv/bin/python benchmarks/large_scene_memory.py --size 20000 [--model cosmic-small-q3] [--json]
+    .venv/bin/python benchmarks/large_scene_memory.py --size 20000 [--model cosmic-small-vr] [--json]
 
 Writes a synthetic textured, georeferenced RGB GeoTIFF of SIZE x SIZE pixels (tiled, deflate),
 then runs ``cosmic compress`` and ``cosmic decompress -o out.tif`` each in a fresh process and
@@ -89,7 +89,7 @@ def measure(size: int, model: str, workdir: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, nargs="+", default=[2048, 20000])
-    ap.add_argument("--model", default="cosmic-small-q3")
+    ap.add_argument("--model", default="cosmic-small-vr")
     ap.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

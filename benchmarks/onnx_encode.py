@@ -1,8 +1,8 @@
 """The on-board encoder in ONNX Runtime vs the ground's encoder and PyTorch: identical bitstreams?
 and the time per tile, beside OpenJPEG (JPEG2000, imagecodecs) on the same tiles.
 
-    .venv/bin/python benchmarks/onnx_encode.py [--model cosmic-small-q3] [--quality Q] [--tiles 500]
-        [--threads 1] [--out benchmarks/results/onnx_encode-q3]
+    .venv/bin/python benchmarks/onnx_encode.py [--model cosmic-small-vr] [--quality Q] [--tiles 500]
+        [--threads 1] [--out benchmarks/results/onnx_encode-vr-q3]
 
 Tiles (256 px): every image of UC Merced's val split (``../shared/data/ucmerced``, 420 images,
 padded to 256 like any edge tile), then tiles cut row-major from the scenes in
@@ -123,7 +123,7 @@ def report(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="cosmic-small-q3")
+    ap.add_argument("--model", default="cosmic-small-vr")
     ap.add_argument("--quality", type=float, default=3.0, help="a variable-rate model's quality")
     ap.add_argument("--tiles", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)

@@ -1,6 +1,6 @@
 """Seams between independently coded tiles, and what the border filter buys, per scene.
 
-    .venv/bin/python benchmarks/seams.py [--model cosmic-small-q3] [SCENE.png ...]
+    .venv/bin/python benchmarks/seams.py [--model cosmic-small-vr] [SCENE.png ...]
 
 For each scene (default: the bundled NAIP sample and the held-out shared scenes that exist):
 code it once, decode it with and without ``--deblock``, and report bpp (the filter is ground-only,
@@ -29,7 +29,7 @@ HELD_OUT = ["landsat8_LC80460282016177LGN00_rgb.png", "naip_m_4709963_se_14_1_20
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("scenes", nargs="*", type=Path)
-    ap.add_argument("--model", default="cosmic-small-q3")
+    ap.add_argument("--model", default="cosmic-small-vr")
     args = ap.parse_args()
     scenes = args.scenes or [sample_path(), *[SHARED / n for n in HELD_OUT if (SHARED / n).is_file()]]
     encoder, quality = EncodePipeline.select(args.model)

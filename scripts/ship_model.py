@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write here instead of the package's zoo (e.g. an ablation)")
     ap.add_argument("--migrate", metavar="NAME_OR_DIR", help="rewrite an old-layout model in the component layout")
     args = ap.parse_args()
+    if args.diffusion and args.model is not None and args.name is None:  # `--diffusion DIR NAME`
+        args.model, args.name = None, str(args.model)
     if args.migrate:
         source = Path(args.migrate) if is_model_dir(args.migrate) else ZOO / args.migrate
         migrate(source, args.out or source)

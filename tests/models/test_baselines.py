@@ -100,4 +100,4 @@ def test_eval_codec_specs_for_baselines(tmp_path):
 def test_model_series_spec(tmp_path):
     spec = parse_codecs(f"model:{tmp_path}/x-q1/final+{tmp_path}/x-q3/final")[0]
     assert spec.name == "x" and [p.split("/")[-2] for p in spec.points] == ["x-q1", "x-q3"]
-    assert parse_codecs("model:cosmic-small-q3")[0].name == "cosmic-small-q3"
+    assert parse_codecs("model:cosmic-small-vr-gray")[0].name == "cosmic-small-vr-gray"

@@ -75,6 +75,22 @@ def test_old_layout_loads_and_migrates_byte_identically(tmp_path, capsys):
     assert a == b
 
 
+def test_ship_model_adds_a_stage2_network_to_a_model(tmp_path, monkeypatch, capsys):
+    """``ship_model.py --diffusion STAGE2_DIR NAME --out DIR``: the stage-2 network joins the model
+    at int8 (its one positional is the name, as the usage line says)."""
+    import sys
+
+    _ship_model().migrate(TINY_MODEL, tmp_path / "m")
+    DiffusionCompensator(_tiny_net(), 1.5).save_pretrained(tmp_path / "s2")
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", "--diffusion", str(tmp_path / "s2"), "tiny",
+                                      "--out", str(tmp_path / "m")])
+    _ship_model().main()
+    comp = load_compensator(tmp_path / "m")
+    assert comp is not None and comp.latent_scale == 1.5
+    assert load_file(str(tmp_path / "m" / "diffusion" / "noise_predictor" / "model.safetensors"))[
+        "unet.conv_in.weight"].dtype == torch.int8
+
+
 def test_shipped_model_equals_its_campaign_copy():
     """training/campaign keeps the shipped weights (campaign cycle 6 end, campaign step 33982) (the campaign copy, from which
     `ship_model.py` work continues); the shipped default holds the same tensors."""
@@ -126,7 +142,7 @@ def test_unknown_component_class_is_a_model_error(tmp_path):
 
 
 def test_shipped_stage2_is_in_the_component_layout():
-    comp = load_compensator("cosmic-small-q3")
+    comp = load_compensator(DEFAULT_MODEL)
     assert comp is not None and comp.residual
     assert comp.scheduler.config.steps_offset == 1 and not comp.scheduler.config.set_alpha_to_one
 

@@ -70,10 +70,10 @@ def test_corrupt_z_string_is_deterministic(tiny_model, strings):
 def test_corrupt_tile_of_a_shipped_model_decodes_one_way_20_times():
     """The issue's case: a real model's tile, payload altered behind a valid CRC."""
     from cosmic.onboard.scene import _to_tensor, iter_tiles
-    from cosmic.zoo import COMPENSATION_MODEL as DEFAULT_MODEL, load_onboard  # a fixed-rate shipped model
+    from cosmic.zoo import DEFAULT_MODEL, load_onboard
 
     codec, _ = load_onboard(DEFAULT_MODEL)
-    out = codec.compress(_to_tensor(list(iter_tiles(golden_image(256, 256), 256))))
+    out = codec.compress(_to_tensor(list(iter_tiles(golden_image(256, 256), 256))), 3.0)
     (y,), (z,) = out["strings"]
     rng = np.random.default_rng(3)
     for cut in (len(y), len(y) // 2):

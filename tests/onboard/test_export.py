@@ -17,16 +17,16 @@ def test_onnx_encode_matches_pytorch_on_every_sample_tile(tmp_path):
     from cosmic.data import sample_path
     from cosmic.io.images import load_rgb
     from cosmic.onboard.export import OnnxEncoder, export_onnx
-    from cosmic.zoo import COMPENSATION_MODEL as DEFAULT_MODEL, load_onboard  # a fixed-rate shipped model
+    from cosmic.zoo import DEFAULT_MODEL, load_onboard
 
     codec, _ = load_onboard(DEFAULT_MODEL)
     path = export_onnx(codec, tmp_path / "enc.onnx")
     encoder = OnnxEncoder(codec, path)
     tiles = list(iter_tiles(load_rgb(sample_path()).pixels, 256))
     assert len(tiles) == 12
-    for tile in tiles:
+    for tile, quality in zip(tiles, np.linspace(1.0, 6.0, len(tiles))):  # the shipped model's range
         x = _to_tensor([tile])
-        assert encoder.compress(x)["strings"] == codec.compress(x)["strings"]
+        assert encoder.compress(x, quality)["strings"] == codec.compress(x, quality)["strings"], quality
 
 
 def test_variable_rate_ycbcr_graph_takes_quality(tmp_path):

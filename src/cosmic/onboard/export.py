@@ -16,7 +16,7 @@ What a satellite runs per tile is two parts:
 Which runtime computes y: the bitstream is a discontinuous function of y (``round(y - mean)``),
 so two runtimes that compute y to within an ulp-level error (oneDNN's and MLAS's float32
 convolutions differ by up to ~3e-6 on E's output) write different bitstreams whenever a value lands
-that close to a rounding boundary: 1 tile in 500 for cosmic-small-q3 (a y value at 2.5000009 in
+that close to a rounding boundary: 1 tile in 500 for the former fixed-rate cosmic-small-q3 (a y value at 2.5000009 in
 PyTorch, 2.4999999 in ONNX Runtime). No rounding rule removes this (any quantiser has boundaries),
 float64 graphs are not an option (ONNX Runtime has no float64 Conv on CPU), and PyTorch is not even
 consistent with itself: its y changes by ~4e-6 between 1 and 2 threads. ONNX Runtime's y is

@@ -7,10 +7,10 @@ holds ``model_index.json`` and one subfolder per component (``onboard/``, ``grou
 ``config.json`` + ``model.safetensors`` (still loaded). Classes come from the component registry
 (:data:`cosmic.utils.pretrained.COMPONENTS`).
 
-Shipped: ``cosmic-small-vr``, the variable-rate default (quality 1..6, any value between),
-``cosmic-small-vr-gray``, its single-band counterpart (the default for a one-band source), and
-``cosmic-small-q3``, the fixed-rate model of the first campaign that carries the stage-2
-(diffusion) network, kept for compensated decodes until the variable-rate model has its own.
+Shipped: ``cosmic-small-vr``, the variable-rate default (quality 1..6, any value between) with
+its stage-2 (diffusion) network, conditioned on the quality, for compensated decodes
+(``--steps N``), and ``cosmic-small-vr-gray``, its single-band counterpart (the default for a
+one-band source; no stage 2).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ DEFAULT_MODEL = "cosmic-small-vr"
 #: the default for a one-band source (panchromatic or any single band): the variable-rate model
 #: converted to one channel and fine-tuned on single bands (same qualities 1..6)
 SINGLE_BAND_MODEL = "cosmic-small-vr-gray"
-#: the shipped model with a stage-2 network (fixed rate): ``-m cosmic-small-q3 --steps N``
-COMPENSATION_MODEL = "cosmic-small-q3"
+#: the shipped model with a stage-2 network: the default (``decompress --steps N`` at any quality)
+COMPENSATION_MODEL = DEFAULT_MODEL
 #: the subfolder of a model directory that holds its stage-2 diffusion compensator
 DIFFUSION_DIR = "diffusion"
 #: what a model cannot be loaded for (a missing or broken file, a config that does not fit)
