@@ -144,13 +144,15 @@ def _series_label(refs: list[str]) -> str:
     return os.path.commonprefix(labels).rstrip("-_q") or "model"
 
 
-def _model_refs(token: str) -> list[str]:
-    """The rate points of ``model:A+B`` / ``model-dc:A@Q+...`` (directories or shipped names)."""
+def _model_series(token: str) -> tuple[str, list[str], list[str]]:
+    """``model:A+B`` / ``model-dc:A@Q+...`` (directories or shipped names): the series label, its
+    rate points (a variable-rate model without ``@Q`` expanded) and its distinct models."""
     kind, _, rest = token.partition(":")
     refs = [r for r in rest.split("+") if r]
     if not refs:
         raise InputError(f"--codecs {token}: give a model directory or shipped name after '{kind}:'")
-    return refs
+    models = list(dict.fromkeys(split_point(r)[0] for r in refs))
+    return _series_label([split_point(r)[0] for r in refs]), expand_rate_points(refs), models
 
 
 def _shipped_baselines(arch: str) -> list[str]:
@@ -193,16 +195,14 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
             for name, n, s in _dc_variants("cosmic-dc", step_list, seeds, False):
                 specs.append(CodecSpec(name, "cosmic", models, steps=n, seed=s, note=note))
         elif token.startswith("model:"):
-            refs = _model_refs(token)
-            specs.append(CodecSpec(_series_label([split_point(r)[0] for r in refs]), "cosmic",
-                                   expand_rate_points(refs)))
+            label, points, _ = _model_series(token)
+            specs.append(CodecSpec(label, "cosmic", points))
         elif token.startswith("model-dc:"):
-            refs = _model_refs(token)
-            if any(load_compensator(split_point(r)[0]) is None for r in refs):
+            label, points, models = _model_series(token)
+            if any(load_compensator(m) is None for m in models):  # each model loaded once
                 raise InputError(f"--codecs {token}: that model has no stage-2 (diffusion) network")
-            label = _series_label([split_point(r)[0] for r in refs])
             for name, n, s in _dc_variants(f"{label}-dc", step_list, seeds, True):
-                specs.append(CodecSpec(name, "cosmic", expand_rate_points(refs), steps=n, seed=s))
+                specs.append(CodecSpec(name, "cosmic", points, steps=n, seed=s))
         elif token.split(":", 1)[0] in LEARNED_BASELINES:
             arch, _, refs = token.partition(":")
             points = [r for r in refs.split("+") if r] if refs else _shipped_baselines(arch)
