@@ -256,11 +256,11 @@ def test_cli_train_codebook_refuses_bad_input(cli, one_line_error, codebook_data
 
 def test_shipped_prior_floor():
     """The shipped prior on a 256-px crop of the bundled NAIP sample coded at quality 1 by the
-    shipped default (campaign cycle 6's end, whose quality 1 codes 0.036 bpp on the sample;
-    measured 24.317 dB plain, 24.417 dB at fidelity 0, 24.419 dB at 0.5): it must keep improving
+    shipped default (campaign cycle 7's end, whose quality 1 codes 0.036 bpp on the sample;
+    measured 24.229 dB plain, 24.347 dB at fidelity 0, 24.337 dB at 0.5): it must keep improving
     the decode. (It was trained on step-3000 decodes, where it gained 0.48 dB: 24.064 -> 24.546;
     on step 14000's +0.24 dB, on step 17000's +0.16 dB, on cycle 4's +0.18 dB, on cycle 5's
-    +0.085 dB, on cycle 6's +0.100 dB.)"""
+    +0.085 dB, on cycle 6's +0.100 dB, on cycle 7's +0.118 dB.)"""
     from importlib import resources
 
     from cosmic.codebook import load_prior
@@ -275,5 +275,5 @@ def test_shipped_prior_floor():
     dec, prior = DecodePipeline(model, "cosmic-small-vr"), load_prior("codebook-ucm")
     plain = psnr(x, dec(data).pixels)
     full, half = (psnr(x, dec(data, prior=prior, fidelity=w).pixels) for w in (0.0, 0.5))
-    assert full >= 24.37 and full > plain + 0.05
+    assert full >= 24.25 and full > plain + 0.05
     assert half > plain + 0.05

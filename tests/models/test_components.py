@@ -94,7 +94,7 @@ def test_ship_model_adds_a_stage2_network_to_a_model(tmp_path, monkeypatch, caps
 def test_shipped_model_equals_its_campaign_copy():
     """training/campaign keeps the shipped weights (campaign cycle 6 end, campaign step 33982) (the campaign copy, from which
     `ship_model.py` work continues); the shipped default holds the same tensors."""
-    campaign = ROOT / "training" / "campaign" / "cosmic-small-vr-e256-step6000"
+    campaign = ROOT / "training" / "campaign" / "cosmic-small-vr-e256-7-step6000"
     if not (campaign / "model_index.json").is_file():
         pytest.skip("no campaign copy in this checkout")
     old, new = load_model(campaign), load_model(DEFAULT_MODEL)

@@ -1,0 +1,113 @@
+"""Measure, on the installed package, what the floor tests check (run after shipping new weights).
+
+    python scripts/measure_floors.py [vr] [gray] [enh] [cenh] [codebook] [dc]
+
+Each part prints the measured values and, where the tests use that rule, the floor the tests take
+(bpp x 1.04, PSNR - 0.3 dB). The tests that hold them: tests/zoo/test_shipped.py (vr, gray, dc),
+tests/enhance/test_enhance.py (enh, cenh), tests/codebook/test_codebook.py (codebook).
+"""
+import pathlib
+import sys
+import tempfile
+from importlib import resources
+
+import numpy as np
+
+import cosmic
+from cosmic.data import sample_path
+from cosmic.evaluation.metrics import psnr
+from cosmic.ground.scene import decode_scene
+from cosmic.io.container import read_container, write_container
+from cosmic.io.images import load_rgb
+from cosmic.metadata import load_sidecar, sidecar_for
+from cosmic.onboard.scene import encode_scene
+from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+from cosmic.zoo import COMPENSATION_MODEL, load_model, load_onboard
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TMP = pathlib.Path(tempfile.mkdtemp())
+
+
+def floor(bpp, db):
+    return f"floor ({bpp * 1.04:.4f}, {db - 0.3:.2f})"
+
+
+def measure_vr(sample):
+    model, (codec, name) = load_model("cosmic-small-vr"), load_onboard("cosmic-small-vr")
+    for q in range(1, 7):
+        size = write_container(TMP / "a.cosmic", *encode_scene(codec, sample, name, quality=float(q)))
+        dec = decode_scene(model, read_container(TMP / "a.cosmic")).pixels
+        bpp, db = size * 8 / (sample.shape[0] * sample.shape[1]), psnr(sample, dec)
+        print(f"vr q{q}: {bpp:.4f} bpp {db:.2f} dB  {floor(bpp, db)}")
+
+
+def measure_gray(sample):
+    band = np.ascontiguousarray(sample[..., 1])
+    for q in (1.0, 3.0):
+        data = cosmic.compress(band, quality=q)
+        bpp, db = len(data) * 8 / band.size, psnr(band, cosmic.decompress(data))
+        print(f"gray q{q}: {len(data)} B {bpp:.4f} bpp {db:.2f} dB  {floor(bpp, db)}")
+
+
+def measure_jpeg2000_enhancer(crop):
+    from cosmic.enhance.pipeline import DEFAULT_ENHANCER, EnhancePipeline
+    from cosmic.evaluation.classical import jpeg2000_encode
+
+    pipe = EnhancePipeline.from_pretrained(DEFAULT_ENHANCER)
+    for ratio in (240.0, 80.0):
+        enc = jpeg2000_encode(crop, ratio)
+        base = psnr(crop, enc.decoded)
+        g0 = psnr(crop, pipe.enhance_array(enc.decoded, enc.bpp)) - base
+        g4 = psnr(crop, pipe.enhance_array(enc.decoded, enc.bpp, steps=4, seed=1)) - base
+        print(f"j2k enh ratio {ratio}: {enc.bpp:.3f} bpp, J2K {base:.2f} dB, steps0 {g0:+.3f} dB, ldm4 {g4:+.3f} dB")
+
+
+def measure_cosmic_enhancer(crop):
+    from cosmic.enhance.pipeline import EnhancePipeline
+    from cosmic.training.ldm_rsic import code_image
+
+    pipe = EnhancePipeline.from_pretrained(ROOT / "training" / "enhance" / "ldm-rsic-cosmic-small")
+    for q in (2.0, 5.0):
+        decoded, bpp = code_image("cosmic-small-vr", crop, q)
+        print(f"cosmic enh q{q}: {bpp:.3f} bpp gain {psnr(crop, pipe.enhance_array(decoded, bpp)) - psnr(crop, decoded):+.3f} dB")
+
+
+def measure_codebook(sample):
+    from cosmic.codebook import load_prior
+
+    x = sample[:256, :256].copy()
+    model = load_model("cosmic-small-vr")
+    data = EncodePipeline(model.onboard, model.name).encode(open_scene(x), quality=1.0).to_bytes()
+    dec, prior = DecodePipeline(model, "cosmic-small-vr"), load_prior("codebook-ucm")
+    plain = psnr(x, dec(data).pixels)
+    full, half = (psnr(x, dec(data, prior=prior, fidelity=w).pixels) for w in (0.0, 0.5))
+    print(f"codebook: plain {plain:.3f} full {full:.3f} half {half:.3f}")
+
+
+def measure_compensation(sample):
+    """The default's diffusion-compensated decode (5 DDIM steps) beside steps 0, with metadata."""
+    meta = load_sidecar(sidecar_for(sample_path()))
+    model, (codec, name) = load_model(COMPENSATION_MODEL), load_onboard(COMPENSATION_MODEL)
+    pipe = DecodePipeline(model, COMPENSATION_MODEL)
+    for q in (1.0, 3.0, 6.0):
+        write_container(TMP / "s.cosmic", *encode_scene(codec, sample, name, quality=q, metadata=meta.to_dict()))
+        plain = decode_scene(model, read_container(TMP / "s.cosmic")).pixels
+        for seed in (0, 1):
+            a = pipe(read_container(TMP / "s.cosmic"), steps=5, seed=seed).pixels
+            shift = np.abs(a.reshape(-1, 3).mean(0) - plain.reshape(-1, 3).mean(0)).max()
+            print(f"dc q{q} seed {seed}: {psnr(sample, a):.2f} dB, steps 0 {psnr(sample, plain):.2f} dB, colour shift {shift:.2f}")
+
+
+def main(parts):
+    sample = load_rgb(sample_path()).pixels
+    crop = load_rgb(resources.files("cosmic.data") / "naip_sample.png").pixels[200:456, 300:556]
+    jobs = {"vr": (measure_vr, sample), "gray": (measure_gray, sample), "enh": (measure_jpeg2000_enhancer, crop),
+            "cenh": (measure_cosmic_enhancer, crop), "codebook": (measure_codebook, sample),
+            "dc": (measure_compensation, sample)}
+    for part in parts or list(jobs):
+        fn, arg = jobs[part]
+        fn(arg)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
