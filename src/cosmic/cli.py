@@ -878,6 +878,11 @@ def train_codebook_cmd(
     lq_model: str = typer.Option("cosmic-small-vr", help="stages 2-3: the codec whose steps-0 decodes are the input"),
     lq_qualities: str = typer.Option("1,2", help="stages 2-3: its qualities, comma-separated"),
     lq_images: int = typer.Option(400, help="stages 2-3: training images coded and decoded (cached)"),
+    init_from: Optional[str] = typer.Option(
+        None, help="a prior (directory or shipped name) to continue from: earlier stages copied, this stage warm"),
+    disc_weight: float = typer.Option(0.05, help="stage 1: PatchGAN hinge loss weight"),
+    hpin_disc_weight: float = typer.Option(0.0, help="stage 3: PatchGAN hinge loss weight (0: none)"),
+    disc_start: float = typer.Option(0.6, help="the discriminator starts after this fraction of the steps"),
     max_minutes: Optional[float] = typer.Option(None, help="checkpoint and stop after this much wall time"),
     threads: int = typer.Option(1), seed: int = typer.Option(0),
     resume: bool = typer.Option(True, help="continue from OUT/stageN/last if present"),
@@ -890,7 +895,8 @@ def train_codebook_cmd(
     qualities = _float_list("--lq-qualities", lq_qualities)
     cfg = CodebookConfig(stage=stage, data=str(data), out=str(out), preset=preset, split=split, steps=steps,
                          batch_size=batch_size, crop=crop, lr=lr, feature_weight=feature_weight,
-                         lq_model=lq_model, lq_qualities=qualities, lq_images=lq_images,
+                         lq_model=lq_model, lq_qualities=qualities, lq_images=lq_images, init_from=init_from,
+                         disc_weight=disc_weight, hpin_disc_weight=hpin_disc_weight, disc_start=disc_start,
                          max_minutes=max_minutes, threads=threads, seed=seed)
     typer.echo(f"codebook prior: {train_codebook(cfg, resume=resume)}")
 

@@ -200,6 +200,38 @@ def test_three_stages_build_a_prior(codebook_data, tmp_path, variable_rate_model
     assert 1.0 <= m["perplexity"] <= 512 and 0.0 < m["usage"] <= 1.0
 
 
+def test_init_from_continues_a_prior_with_a_stage3_gan(codebook_data, tmp_path, variable_rate_model):
+    """--init-from: stage 3 in a new run takes the earlier stages and its start from a prior; with
+    no steps it reproduces that prior's HPIN, with steps and --hpin-disc-weight it trains a GAN."""
+    from cosmic.training.codebook import train_codebook
+
+    src, lq = tmp_path / "src", str(variable_rate_model)
+    for stage in (1, 2, 3):
+        train_codebook(_cfg(codebook_data, src, stage, lq_model=lq), progress=False)
+    digest = lambda d: json.loads((d / "config.json").read_text())["_weights_sha256"]  # noqa: E731
+    same = train_codebook(_cfg(codebook_data, tmp_path / "same", 3, lq_model=lq, steps=0, init_from=str(src / "prior")),
+                          progress=False)
+    for name in ("vqgan", "predictor", "hpin"):
+        assert digest(same / name) == digest(src / "prior" / name), name
+    gan = train_codebook(_cfg(codebook_data, tmp_path / "gan", 3, lq_model=lq, init_from=str(src / "prior"),
+                              hpin_disc_weight=0.1), progress=False)
+    assert digest(gan / "hpin") != digest(src / "prior" / "hpin")
+    assert digest(gan / "predictor") == digest(src / "prior" / "predictor")
+    last = tmp_path / "gan" / "stage3" / "last"
+    assert (last / "disc" / "model.safetensors").is_file()
+    assert not (src / "stage3" / "last" / "disc").exists()  # no GAN in stage 3 unless asked
+    with pytest.raises(InputError, match="not a codebook prior"):
+        train_codebook(_cfg(codebook_data, tmp_path / "bad", 3, init_from=str(variable_rate_model)), progress=False)
+
+
+def test_lq_pairs_cache_is_keyed_by_the_codec_weights(variable_rate_model):
+    """New weights shipped under an old name must not reuse decodes of the old weights."""
+    from cosmic.training.codebook import _weights_digest
+
+    assert _weights_digest(str(variable_rate_model)) == _weights_digest(str(variable_rate_model))
+    assert _weights_digest(str(variable_rate_model)) != _weights_digest("cosmic-small-vr")
+
+
 @pytest.fixture()
 def prior_dir(tmp_path):
     return _prior().save_pretrained(tmp_path / "prior")
@@ -239,7 +271,10 @@ def test_eval_codec_names_with_prior():
         ("jpeg2000+codebook@0.5", "classical", "codebook-ucm", 0.5),
         ("cosmic+codebook", "cosmic", "codebook-ucm", 0.0), ("jpeg2000", "classical", None, 0.0)]
     assert specs[0].points == specs[2].points and specs[1].points
-    for bad in ("cosmic+codebook@x", "cosmic+codebook@2"):
+    trained = parse_codecs("jpeg2000+codebook=runs/cb/prior@0.25,jpeg2000+codebook=/tmp/p9")
+    assert [(s.name, s.prior, s.fidelity) for s in trained] == [
+        ("jpeg2000+codebook=cb@0.25", "runs/cb/prior", 0.25), ("jpeg2000+codebook=p9", "/tmp/p9", 0.0)]
+    for bad in ("cosmic+codebook@x", "cosmic+codebook@2", "cosmic+codebook=runs/p@x"):
         with pytest.raises(InputError, match="fidelity"):
             parse_codecs(bad)
 

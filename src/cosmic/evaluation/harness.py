@@ -13,7 +13,8 @@ Codecs:
 - CompressAI's learned baselines trained here: ``bmshj2018-hyperprior:DIR+DIR...``;
 - any of these with Code-RSIC's decoder-side codebook prior after the decode, as
   ``CODEC+codebook`` (fidelity 0) or ``CODEC+codebook@W`` (e.g. ``cosmic+codebook``,
-  ``jpeg2000+codebook@0.5``; :mod:`cosmic.codebook`).
+  ``jpeg2000+codebook@0.5``; :mod:`cosmic.codebook`), and ``CODEC+codebook=PRIOR_DIR[@W]`` for a
+  prior trained by ``cosmic train codebook`` rather than the shipped one.
 
 Outputs (``write_results``): ``per_image.json``, one CompressAI-style ``<codec>.json`` per codec
 (``results.bpp`` / ``psnr-rgb`` / ``ms-ssim-rgb``, averaged per rate point), ``summary.md``
@@ -62,20 +63,25 @@ PRIOR_SUFFIX = "+codebook"
 
 
 def _with_prior(token: str, parse) -> list[CodecSpec] | None:
-    """``CODEC+codebook[@W]``: CODEC's specs with the shipped codebook prior at fidelity W (0 by
-    default) after the decode, named ``CODEC+codebook[@W]``; None for a token without the suffix."""
+    """``CODEC+codebook[=PRIOR_DIR][@W]``: CODEC's specs with a Code-RSIC codebook prior (the
+    shipped one, or the prior directory after ``=``) at fidelity W (0 by default) after the decode,
+    named after the whole token; None for a token without the suffix."""
     base, sep, rest = token.partition(PRIOR_SUFFIX)
-    if not sep or (rest and not rest.startswith("@")):
+    where, at, weight = rest.rpartition("@") if "@" in rest else (rest, "", "")
+    if not sep or (where and not where.startswith("=")):
         return None
     from cosmic.codebook.prior import DEFAULT_PRIOR, check_fidelity
 
     try:
-        fidelity = check_fidelity(float(rest[1:])) if rest else 0.0
+        fidelity = check_fidelity(float(weight)) if at else 0.0
     except ValueError:
         raise InputError(f"--codecs {token}: the fidelity after '@' must be a number in [0, 1]") from None
+    prior = Path(where[1:]) if where else None
+    label = f"={prior.parent.name if prior.name == 'prior' else prior.name}" if prior else ""  # runs/X/prior: X
     specs = parse(base)
     for spec in specs:
-        spec.name, spec.prior, spec.fidelity = f"{spec.name}{PRIOR_SUFFIX}{rest}", DEFAULT_PRIOR, fidelity
+        spec.name = f"{spec.name}{PRIOR_SUFFIX}{label}{at}{weight}"
+        spec.prior, spec.fidelity = str(prior) if prior else DEFAULT_PRIOR, fidelity
     return specs
 
 

@@ -13,8 +13,15 @@
    original's quantised latent). Decoded images: the shipped COSMIC model (``--lq-model``,
    steps 0) at ``--lq-qualities``, coded as real files through the pipelines and cached.
 3. **HPIN** with VQGAN and predictor frozen: L1 + λ_s·(1 - MS-SSIM) + λ_f·feature loss on the
-   output at fidelity 0 (the output is linear in w, so w = 0 trains every w). No GAN term here
-   (time on two shared CPU cores); a departure from the paper.
+   output at fidelity 0 (the output is linear in w, so w = 0 trains every w), plus, with
+   ``hpin_disc_weight`` > 0, the same hinge GAN term as stage 1 (its own PatchGAN, from
+   ``disc_start``). The paper trains this stage adversarially; our default leaves the GAN off
+   (``hpin_disc_weight`` 0) until it is measured to pay on the CPU budget.
+
+``init_from`` (a prior directory or a shipped name) continues from an earlier prior: the components
+of the stages before this one are copied into ``OUT/prior`` where it has none, and this stage's
+network starts from that prior's weights (the optimiser and schedule start afresh), so stages 2-3
+can be retrained on a new codec's decodes without retraining the codebook.
 
 Trainer conventions are stage 1's (:mod:`cosmic.training.stage1`): crops are functions of
 (seed, step), a cosine learning rate after a linear warm-up, an EMA of the weights, checkpoints in
@@ -35,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from cosmic.codebook import HPIN, VQGAN, CodePredictor, PatchDiscriminator, preset
-from cosmic.errors import InputError
+from cosmic.errors import InputError, first_line
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
 from cosmic.training.data import CropSource, refuse_val_split
 from cosmic.training.stage1 import learning_rate
@@ -66,8 +73,10 @@ class CodebookConfig(CropSource):
     ssim_weight: float = 0.2
     feature_weight: float = 0.05  # 0: no classifier feature loss
     classifier: str = "classifier-ucm"
-    disc_start: float = 0.6  # stage 1: the discriminator starts after this fraction of steps
-    disc_weight: float = 0.05
+    disc_start: float = 0.6  # the discriminator (stage 1; stage 3's if any) starts after this fraction of steps
+    disc_weight: float = 0.05  # stage 1's hinge GAN weight
+    hpin_disc_weight: float = 0.0  # stage 3's (0: no GAN, the default)
+    init_from: str | None = None  # a prior (directory or shipped name) this run continues from
     latent_weight: float = 1.0  # stage 2: L2 between E_L's latent and the original's codes
     lq_model: str = "cosmic-small-vr"
     lq_qualities: list = field(default_factory=lambda: [1.0, 2.0])
@@ -105,6 +114,8 @@ def _check(cfg: CodebookConfig) -> None:
     if cfg.crop <= 0 or cfg.crop % 64:
         raise InputError(f"--crop {cfg.crop}: must be a positive multiple of 64")
     preset(cfg.preset)
+    if min(cfg.disc_weight, cfg.hpin_disc_weight) < 0 or not 0 <= cfg.disc_start <= 1:
+        raise InputError("--disc-weight / --hpin-disc-weight must be >= 0 and --disc-start within 0..1")
 
 
 def ms_ssim3(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -138,13 +149,38 @@ def _psnr(y: torch.Tensor, x: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
+class _Adversary:
+    """A PatchGAN with the hinge loss (stage 1, and stage 3 when asked), active from
+    ``disc_start`` of the run; its own optimiser, checkpointed in ``last/disc``."""
+
+    def __init__(self, cfg: CodebookConfig, weight: float):
+        self.cfg, self.weight = cfg, weight
+        self.disc = PatchDiscriminator()
+        self.optimizers = {"disc": torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))}
+
+    def active(self, step: int) -> bool:
+        return step >= self.cfg.disc_start * self.cfg.steps
+
+    def generator_loss(self, y: torch.Tensor) -> torch.Tensor:
+        return -self.disc(y).mean()
+
+    def discriminator_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.relu(1 - self.disc(x)).mean() + F.relu(1 + self.disc(y.detach())).mean()
+
+
 class _Stage:
     """What a stage trains (``model``), how (``step``), and with which frozen networks."""
+
+    adversary: _Adversary | None = None
 
     def __init__(self, cfg: CodebookConfig, out: Path):
         self.cfg, self.out, self.sizes = cfg, out, preset(cfg.preset)
         self.feat = FeatureLoss(cfg.classifier) if cfg.feature_weight > 0 else None
+        if cfg.init_from:
+            _copy_earlier_stages(cfg, out / "prior")
         self.model = self.build()
+        if cfg.init_from:
+            _start_from(self.model, cfg.init_from, self.name)
         self.optimizers = {"main": torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))}
 
     def frozen(self, name: str):
@@ -169,29 +205,64 @@ class _Stage:
         torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
         opt.step()
 
+    def update(self, loss: torch.Tensor, terms: dict, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+        """One step on ``loss`` plus, once the adversary is active, its generator term (into
+        ``terms["g"]``); then one discriminator step (``terms["d"]``)."""
+        adv = self.adversary
+        gan = adv is not None and adv.active(step)
+        if gan:
+            terms["g"] = adv.generator_loss(y)
+            loss = loss + adv.weight * terms["g"]
+        self.optimise(loss, step)
+        if gan:
+            terms["d"] = adv.discriminator_loss(x, y)
+            self.optimise(terms["d"], step, adv.optimizers["disc"])
+
+
+def _prior_dir(name_or_dir: str) -> Path:
+    from cosmic.zoo import model_path
+
+    path = Path(model_path(name_or_dir))
+    if not (path / "vqgan" / "config.json").is_file():
+        raise InputError(f"--init-from {name_or_dir}: not a codebook prior (no vqgan/config.json)")
+    return path
+
+
+def _copy_earlier_stages(cfg: CodebookConfig, prior: Path) -> None:
+    """Copy the components of the stages before ``cfg.stage`` from ``init_from`` where ``prior`` lacks them."""
+    import shutil
+
+    from cosmic.codebook.prior import COMPONENTS
+
+    source = _prior_dir(cfg.init_from)
+    for name in list(COMPONENTS)[: cfg.stage - 1]:
+        if not (prior / name / "config.json").is_file() and (source / name).is_dir():
+            shutil.copytree(source / name, prior / name, dirs_exist_ok=True)
+
+
+def _start_from(model: torch.nn.Module, name_or_dir: str, component: str) -> None:
+    """Load ``component``'s weights of the prior ``name_or_dir`` into ``model`` (same sizes)."""
+    path = _prior_dir(name_or_dir) / component
+    if not (path / "config.json").is_file():
+        raise InputError(f"--init-from {name_or_dir}: it has no {component}")
+    try:
+        model.load_state_dict(type(model).from_pretrained(path).state_dict())
+    except RuntimeError as exc:
+        raise InputError(f"--init-from {name_or_dir}: its {component} does not fit this preset ({first_line(exc)})") from None
+
 
 class _VQGANStage(_Stage):
     name = "vqgan"
 
     def build(self):
-        self.disc = PatchDiscriminator()
-        self.disc_optimizers = {"disc": torch.optim.Adam(self.disc.parameters(), lr=self.cfg.lr, betas=(0.5, 0.9))}
+        self.adversary = _Adversary(self.cfg, self.cfg.disc_weight)
         return VQGAN(**self.sizes["vqgan"])
 
     def step(self, x: torch.Tensor, lq, step: int) -> dict:
         out = self.model(x)
         y = out["x_rec"]
         terms = _recon_terms(self.cfg, y, x, self.feat)
-        loss = terms["loss"] + out["commit"]
-        gan = step >= self.cfg.disc_start * self.cfg.steps
-        if gan:
-            terms["g"] = -self.disc(y).mean()
-            loss = loss + self.cfg.disc_weight * terms["g"]
-        self.optimise(loss, step)
-        if gan:
-            d = F.relu(1 - self.disc(x)).mean() + F.relu(1 + self.disc(y.detach())).mean()
-            self.optimise(d, step, self.disc_optimizers["disc"])
-            terms["d"] = d
+        self.update(terms["loss"] + out["commit"], terms, x, y, step)
         stats = {k: float(v.detach()) for k, v in terms.items()}
         return {**stats, "psnr": _psnr(y.detach(), x), "perplexity": out["perplexity"], "usage": out["usage"]}
 
@@ -222,6 +293,8 @@ class _HPINStage(_Stage):
 
     def build(self):
         self.vqgan, self.predictor = self.frozen("vqgan"), self.frozen("predictor")
+        if self.cfg.hpin_disc_weight > 0:
+            self.adversary = _Adversary(self.cfg, self.cfg.hpin_disc_weight)
         return HPIN(**self.sizes["hpin"])
 
     def step(self, x: torch.Tensor, lq: torch.Tensor, step: int) -> dict:
@@ -230,7 +303,7 @@ class _HPINStage(_Stage):
             _, prior_feats = self.vqgan.decode_indices(logits.argmax(1))
         y = self.model(lq, lq_feats, prior_feats, 0.0)
         terms = _recon_terms(self.cfg, y, x, self.feat)
-        self.optimise(terms["loss"], step)
+        self.update(terms["loss"], terms, x, y, step)
         stats = {k: float(v.detach()) for k, v in terms.items()}
         return {**stats, "psnr": _psnr(y.detach(), x), "psnr_lq": _psnr(lq, x)}
 
@@ -241,13 +314,15 @@ STAGES = {1: _VQGANStage, 2: _PredictorStage, 3: _HPINStage}
 def lq_pairs(cfg: CodebookConfig, out: Path) -> tuple[np.ndarray, np.ndarray]:
     """(originals, decodes): ``lq_images`` images of the training split (spread over it, cut to
     256 x 256), each coded as a real ``.cosmic`` file by ``lq_model`` at one of ``lq_qualities``
-    (in turn) and decoded at steps 0, through the pipelines; cached in ``OUT/lq_pairs.npz``."""
+    (in turn) and decoded at steps 0, through the pipelines; cached in ``OUT/lq_pairs.npz``, keyed
+    by the codec's name and weights, the qualities, the count and the split."""
     from cosmic.io.images import load_rgb
     from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
     from cosmic.training.data import split_files
     from cosmic.zoo import load_model
 
-    cache, key = out / "lq_pairs.npz", json.dumps([cfg.lq_model, cfg.lq_qualities, cfg.lq_images, cfg.split])
+    cache, key = out / "lq_pairs.npz", json.dumps([cfg.lq_model, _weights_digest(cfg.lq_model), cfg.lq_qualities,
+                                                   cfg.lq_images, cfg.split])
     if cache.is_file():
         data = np.load(cache)
         if str(data["key"]) == key:
@@ -269,6 +344,18 @@ def lq_pairs(cfg: CodebookConfig, out: Path) -> tuple[np.ndarray, np.ndarray]:
     np.savez(cache.with_suffix(".partial.npz"), hq=np.stack(hq), lq=np.stack(lq), key=key)
     cache.with_suffix(".partial.npz").replace(cache)
     return np.stack(hq), np.stack(lq)
+
+
+def _weights_digest(name_or_dir: str) -> str:
+    """The digest of a codec's weights (its components' ``_weights_sha256``): a shipped name keeps
+    its name when new weights are shipped under it, so the cache key needs the weights too."""
+    import hashlib
+
+    from cosmic.zoo import model_path
+
+    root = model_path(name_or_dir)
+    configs = sorted(root.glob("*/config.json")) or [root / "config.json"]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in configs if p.is_file())).hexdigest()[:16]
 
 
 def _pair_batch(cfg: CodebookConfig, hq: np.ndarray, lq: np.ndarray, step: int):
@@ -315,15 +402,15 @@ def _resume(stage: _Stage, ckpt: Path, ema, state: dict) -> dict:
     if not (ckpt / "trainer.json").is_file():
         return state
     state = load_checkpoint(ckpt, stage.model, stage.optimizers, ema)
-    if hasattr(stage, "disc"):
-        load_checkpoint(ckpt / "disc", stage.disc, stage.disc_optimizers)  # the same RNG state
+    if stage.adversary is not None:
+        load_checkpoint(ckpt / "disc", stage.adversary.disc, stage.adversary.optimizers)  # the same RNG state
     print(f"resumed from {ckpt} at step {state['step']}")
     return state
 
 
 def _checkpoint(stage: _Stage, ckpt: Path, ema, state: dict) -> None:
-    if hasattr(stage, "disc"):  # first, so that the main trainer.json marks a complete checkpoint
-        save_checkpoint(ckpt / "disc", stage.disc, stage.disc_optimizers, {"step": state["step"]})
+    if stage.adversary is not None:  # first, so that the main trainer.json marks a complete checkpoint
+        save_checkpoint(ckpt / "disc", stage.adversary.disc, stage.adversary.optimizers, {"step": state["step"]})
     save_checkpoint(ckpt, stage.model, stage.optimizers, state, ema)
 
 
