@@ -226,10 +226,14 @@ def test_init_from_continues_a_prior_with_a_stage3_gan(codebook_data, tmp_path, 
 
 def test_lq_pairs_cache_is_keyed_by_the_codec_weights(variable_rate_model):
     """New weights shipped under an old name must not reuse decodes of the old weights."""
-    from cosmic.training.codebook import _weights_digest
+    from cosmic.zoo import weights_identity
 
-    assert _weights_digest(str(variable_rate_model)) == _weights_digest(str(variable_rate_model))
-    assert _weights_digest(str(variable_rate_model)) != _weights_digest("cosmic-small-vr")
+    assert weights_identity(str(variable_rate_model)) == weights_identity(str(variable_rate_model))
+    assert weights_identity(str(variable_rate_model)) != weights_identity("cosmic-small-vr")
+    from cosmic.training.ldm_rsic import EnhanceConfig, pairs_fingerprint  # the enhancer's pairs alike
+
+    keys = [pairs_fingerprint(EnhanceConfig(data="d", out="o", source=s)) for s in (str(variable_rate_model), "cosmic-small-vr")]
+    assert keys[0] != keys[1] and weights_identity("cosmic-small-vr") in keys[1]
 
 
 @pytest.fixture()

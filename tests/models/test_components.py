@@ -92,7 +92,7 @@ def test_ship_model_adds_a_stage2_network_to_a_model(tmp_path, monkeypatch, caps
 
 
 def test_shipped_model_equals_its_campaign_copy():
-    """training/campaign keeps the shipped weights (campaign cycle 6 end, campaign step 33982) (the campaign copy, from which
+    """training/campaign keeps the shipped weights (campaign cycle 7 end, campaign step 39982) (the campaign copy, from which
     `ship_model.py` work continues); the shipped default holds the same tensors."""
     campaign = ROOT / "training" / "campaign" / "cosmic-small-vr-e256-7-step6000"
     if not (campaign / "model_index.json").is_file():

@@ -319,9 +319,9 @@ def lq_pairs(cfg: CodebookConfig, out: Path) -> tuple[np.ndarray, np.ndarray]:
     from cosmic.io.images import load_rgb
     from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
     from cosmic.training.data import split_files
-    from cosmic.zoo import load_model
+    from cosmic.zoo import load_model, weights_identity
 
-    cache, key = out / "lq_pairs.npz", json.dumps([cfg.lq_model, _weights_digest(cfg.lq_model), cfg.lq_qualities,
+    cache, key = out / "lq_pairs.npz", json.dumps([cfg.lq_model, weights_identity(cfg.lq_model), cfg.lq_qualities,
                                                    cfg.lq_images, cfg.split])
     if cache.is_file():
         data = np.load(cache)
@@ -344,18 +344,6 @@ def lq_pairs(cfg: CodebookConfig, out: Path) -> tuple[np.ndarray, np.ndarray]:
     np.savez(cache.with_suffix(".partial.npz"), hq=np.stack(hq), lq=np.stack(lq), key=key)
     cache.with_suffix(".partial.npz").replace(cache)
     return np.stack(hq), np.stack(lq)
-
-
-def _weights_digest(name_or_dir: str) -> str:
-    """The digest of a codec's weights (its components' ``_weights_sha256``): a shipped name keeps
-    its name when new weights are shipped under it, so the cache key needs the weights too."""
-    import hashlib
-
-    from cosmic.zoo import model_path
-
-    root = model_path(name_or_dir)
-    configs = sorted(root.glob("*/config.json")) or [root / "config.json"]
-    return hashlib.sha256(b"".join(p.read_bytes() for p in configs if p.is_file())).hexdigest()[:16]
 
 
 def _pair_batch(cfg: CodebookConfig, hq: np.ndarray, lq: np.ndarray, step: int):

@@ -174,7 +174,12 @@ def _squares(files: list[Path], scenes: list[Path], s: int) -> Iterator[np.ndarr
 def pairs_fingerprint(cfg: EnhanceConfig) -> str:
     """What the coded pairs depend on: a cached ``pairs.npz`` is reused only when this matches."""
     keys = ("data", "split", "extra_data", "limit", "image_size", "source", "rates_per_image", "bpp_range", "seed")
-    return json.dumps({k: getattr(cfg, k) for k in keys}, sort_keys=True)
+    what = {k: getattr(cfg, k) for k in keys}
+    if cfg.source != "jpeg2000":  # a COSMIC model: new weights can be shipped under its name
+        from cosmic.zoo import weights_identity
+
+        what["source_weights"] = weights_identity(cfg.source)
+    return json.dumps(what, sort_keys=True)
 
 
 def make_pairs(cfg: EnhanceConfig) -> dict[str, np.ndarray]:

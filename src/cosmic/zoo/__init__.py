@@ -78,6 +78,17 @@ def model_path(name_or_dir: str | os.PathLike) -> Path:
     raise ModelError(f"model '{name_or_dir}': neither a model directory nor a shipped model ({names})")
 
 
+def weights_identity(name_or_dir: str | os.PathLike) -> str:
+    """A short digest of a model's weights (its components' configs, which carry each one's
+    ``_weights_sha256``): what a cache of its decodes is keyed by, since new weights can be shipped
+    under an old name."""
+    import hashlib
+
+    root = model_path(name_or_dir)
+    configs = sorted(root.glob("*/config.json")) or [root / "config.json"]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in configs if p.is_file())).hexdigest()[:16]
+
+
 def read_model_config(name_or_dir: str | os.PathLike) -> dict:
     """The model's ``model_index.json`` (or, an older or single-component model, its
     ``config.json``): ``_class_name``, its own config, its components, ``_extra``."""
