@@ -15,7 +15,7 @@ import numpy as np
 
 import cosmic
 from cosmic.data import sample_path
-from cosmic.evaluation.metrics import psnr
+from cosmic.evaluation.metrics import detail_energy, psnr
 from cosmic.ground.scene import decode_scene
 from cosmic.io.container import read_container, write_container
 from cosmic.io.images import load_rgb
@@ -79,9 +79,10 @@ def measure_codebook(sample):
     model = load_model("cosmic-small-vr")
     data = EncodePipeline(model.onboard, model.name).encode(open_scene(x), quality=1.0).to_bytes()
     dec, prior = DecodePipeline(model, "cosmic-small-vr"), load_prior("codebook-ucm")
-    plain = psnr(x, dec(data).pixels)
-    full, half = (psnr(x, dec(data, prior=prior, fidelity=w).pixels) for w in (0.0, 0.5))
-    print(f"codebook: plain {plain:.3f} full {full:.3f} half {half:.3f}")
+    decodes = {"plain": dec(data).pixels, **{f"w{w}": dec(data, prior=prior, fidelity=w).pixels for w in (0.0, 0.5, 1.0)},
+               "default": dec(data, prior=prior).pixels}
+    print(f"codebook: original detail {detail_energy(x):.3f}; " + ", ".join(
+        f"{k} {psnr(x, y):.3f} dB detail {detail_energy(y):.3f}" for k, y in decodes.items()))
 
 
 def measure_compensation(sample):

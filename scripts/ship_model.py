@@ -5,6 +5,7 @@
     .venv/bin/python scripts/ship_model.py RUN_DIR/final NAME --diffusion S2/final --out DIR   # an ablation, outside the package
     .venv/bin/python scripts/ship_model.py CLASSIFIER_DIR classifier-ucm   # the scene classifier of `cosmic eval`
     .venv/bin/python scripts/ship_model.py ENHANCE_RUN/final ldm-rsic-cosmic-small   # an LDM-RSIC enhancer
+    .venv/bin/python scripts/ship_model.py CODEBOOK_RUN/prior codebook-ucm --default-fidelity 0.5   # a Code-RSIC prior
     .venv/bin/python scripts/ship_model.py --migrate NAME_OR_DIR [--out DIR]   # old one-file layout -> components
 
 Parameters are rounded to float16 and stored as float16 (entropy-coder tables stay exact), the
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--diffusion-dtype", choices=["int8", "float16"], default="int8")
     ap.add_argument("--out", type=Path, help="write here instead of the package's zoo (e.g. an ablation)")
     ap.add_argument("--migrate", metavar="NAME_OR_DIR", help="rewrite an old-layout model in the component layout")
+    ap.add_argument("--default-fidelity", type=float, help="a codebook prior: the fidelity used when none is given")
     args = ap.parse_args()
     if args.diffusion and args.model is not None and args.name is None:  # `--diffusion DIR NAME`
         args.model, args.name = None, str(args.model)
@@ -77,6 +79,9 @@ def main() -> None:
         return
     if kind == "Enhancer":
         ship_enhancer(args.model, out, args.name, getattr(torch, args.diffusion_dtype))
+        return
+    if kind == "CodebookPrior":
+        ship_prior(args.model, out, args.default_fidelity)
         return
     model = load_model(args.model)
     model.register_config(name=args.name)
@@ -125,6 +130,24 @@ def ship_enhancer(source: Path, out: Path, name: str, ldm_dtype: torch.dtype = t
     if out.exists():
         shutil.rmtree(out)
     enhancer.save_pretrained(out, dtype=torch.float16, dtypes=dtypes)
+    report(out)
+
+
+def ship_prior(source: Path, out: Path, default_fidelity: float | None) -> None:
+    """A Code-RSIC codebook prior (``cosmic train codebook``'s ``OUT/prior``) at float16 (the
+    codebook's buffers keep their dtype), with the fidelity it is used at by default."""
+    from cosmic.codebook.prior import CodebookPrior, check_fidelity
+
+    prior = CodebookPrior.from_pretrained(source)
+    prior.info["shipped_from"] = _portable(str(source))
+    if default_fidelity is not None:
+        prior.info["default_fidelity"] = check_fidelity(default_fidelity)
+    for name in ("vqgan", "predictor", "hpin"):
+        if getattr(prior, name) is not None:
+            round_parameters(getattr(prior, name))
+    if out.exists():
+        shutil.rmtree(out)
+    prior.save_pretrained(out, dtype=torch.float16)
     report(out)
 
 

@@ -151,7 +151,8 @@ def _echo_encoded(output: Path, coded) -> None:
 
 _PRIOR = typer.Option(
     None, help="decoder-side prior after the decode: 'codebook' (Code-RSIC, shipped) or a prior directory")
-_FIDELITY = typer.Option(0.0, help="with --prior: trust in the decode, 1 (plain decode) .. 0 (full prior)")
+_FIDELITY = typer.Option(None, help="with --prior: trust in the decode, 1 (plain decode) .. 0 (full prior); "
+                                    "default: the prior's own (0.5 for the shipped one)")
 _DEVICE = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (the GPU if there is one) for the networks; "
                                    "the entropy decode is exact on either")
 _PRECISION = typer.Option("fp32", help="fp32, bf16 or fp16 (CUDA) autocast of the ground networks")
@@ -184,7 +185,7 @@ def decompress(
         None, "--format", help="png, tiff or jpeg (jpeg only explicitly, with --jpeg-quality: a second lossy step)"),
     jpeg_quality: Optional[int] = typer.Option(None, help="JPEG quality 1..95 of a --format jpeg output"),
     dtype: Optional[str] = _PRODUCT["dtype"], co: Optional[list[str]] = _PRODUCT["co"],
-    prior: Optional[str] = _PRIOR, fidelity: float = _FIDELITY,
+    prior: Optional[str] = _PRIOR, fidelity: Optional[float] = _FIDELITY,
     enhance: bool = _PRODUCT["enhance"], enhance_steps: int = _PRODUCT["enhance_steps"],
     threads: int = _THREADS, quiet: bool = _QUIET, device: str = _DEVICE, precision: str = _PRECISION,
     jobs: int = _MANY["jobs"], scheduler: Optional[str] = _MANY["scheduler"],
@@ -242,17 +243,17 @@ def _echo_decoded(output: Path, container, seconds: float) -> None:
                f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
 
 
-def _prior_name(name: Optional[str], fidelity: float) -> Optional[str]:
+def _prior_name(name: Optional[str], fidelity: Optional[float]) -> Optional[str]:
     """The prior ``--prior`` names ("codebook": the shipped one; None without it); ``--fidelity`` checked."""
     from cosmic.codebook.prior import DEFAULT_PRIOR, check_fidelity
 
     check_fidelity(fidelity)
-    if name is None and fidelity != 0.0:
+    if name is None and fidelity is not None:
         raise InputError("--fidelity goes with --prior (e.g. --prior codebook)")
     return DEFAULT_PRIOR if name == "codebook" else name
 
 
-def _load_prior(name: Optional[str], fidelity: float):
+def _load_prior(name: Optional[str], fidelity: Optional[float]):
     """The decoder-side prior of ``--prior`` (None without it); ``--fidelity`` checked."""
     from cosmic.codebook.prior import load_prior
 
@@ -271,26 +272,40 @@ def enhance(
     bands: Optional[str] = _BANDS, scale: Optional[str] = _SCALE, threads: int = _THREADS, quiet: bool = _QUIET,
     fmt: Optional[str] = typer.Option(None, "--format", help="png or tiff (default: by the output's suffix; "
                                                            "png for many inputs)"),
+    prior: Optional[str] = _PRIOR, fidelity: Optional[float] = _FIDELITY,
     jobs: int = _MANY["jobs"], scheduler: Optional[str] = _MANY["scheduler"],
 ) -> None:
-    """Enhance a JPEG2000 decode on the ground with LDM-RSIC (tiled; a .tif output keeps the
-    georeferencing); or many (a folder or quoted glob) into a folder."""
-    from cosmic.enhance.pipeline import EnhancePipeline
+    """Enhance a JPEG2000 decode on the ground with LDM-RSIC, or with the Code-RSIC codebook prior
+    (--prior codebook) (tiled; a .tif output keeps the georeferencing); or many (a folder or quoted
+    glob) into a folder."""
     from cosmic.io.raster import parse_bands, parse_scale
     from cosmic.pipelines.decode import output_format
 
+    if prior and model:
+        raise InputError("--model names an LDM-RSIC enhancer: not with --prior")
     if _is_many(str(input), output, jobs, scheduler):
         return _enhance_many(dict(locals()))
     _threads(threads)
     _check_output(output, input)
     output_format(output, fmt)
-    pipe = EnhancePipeline.for_source("jpeg2000", model)
+    pipe = _enhance_pipeline(model, prior, fidelity)
     done = pipe.enhance_file(input, output, steps, seed, bpp, parse_bands(bands), parse_scale(scale))
     for n in done.notes:
         _note(n)
     if not quiet:
-        typer.echo(f"{output}: {done.width}x{done.height} px enhanced ({done.bpp:.4f} bpp input, "
-                   f"steps {steps}) in {done.seconds:.2f} s")
+        rate = "" if done.bpp is None else f"{done.bpp:.4f} bpp input, "
+        how = f"prior {prior}" if prior else f"steps {steps}"
+        typer.echo(f"{output}: {done.width}x{done.height} px enhanced ({rate}{how}) in {done.seconds:.2f} s")
+
+
+def _enhance_pipeline(model: Optional[str], prior: Optional[str], fidelity: Optional[float]):
+    """`cosmic enhance`'s pipeline: the JPEG2000 enhancer, or the ``--prior`` in its place."""
+    from cosmic.enhance.pipeline import EnhancePipeline, PriorPipeline
+
+    if prior:
+        return PriorPipeline(_load_prior(prior, fidelity), fidelity)
+    _prior_name(prior, fidelity)  # --fidelity alone is refused
+    return EnhancePipeline.for_source("jpeg2000", model)
 
 
 def _is_many(input: str, output: Path, jobs: int, scheduler: Optional[str]) -> bool:
@@ -363,8 +378,8 @@ def _enhance_many(o: dict) -> None:
         raise InputError(f"--steps {o['steps']}: must be 0 or more")
     bands = parse_bands(o["bands"])
     options = EnhanceOptions(o["model"], o["steps"], o["seed"], o["bpp"], None if bands is None else tuple(bands),
-                             parse_scale(o["scale"]))
-    inputs = find_inputs(o["input"], enhance_inputs(o["bpp"]), "JPEG2000 (.jp2, .j2k)")
+                             parse_scale(o["scale"]), _prior_name(o["prior"], o["fidelity"]), o["fidelity"])
+    inputs = find_inputs(o["input"], enhance_inputs(o["bpp"], options.prior), "JPEG2000 (.jp2, .j2k)")
     _run_many(enhance_file, o, inputs, IMAGE_SUFFIX[fmt], options, "enhanced")
 
 

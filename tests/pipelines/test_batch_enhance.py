@@ -48,6 +48,7 @@ def test_batch_enhance_as_one_file(cli, downlinks, tiny_enhancer, tmp_path, monk
 def test_batch_enhance_inputs_and_bad_options(cli, downlinks, tiny_enhancer, tmp_path, one_line_error):
     assert [p.name for p in batch.find_inputs(downlinks, enhance_inputs(None))] == ["cut.j2k", "pass0.j2k", "pass1.j2k"]
     assert ".tif" in enhance_inputs(0.5) and ".tif" not in enhance_inputs(None)  # a TIFF's rate must be given
+    assert ".tif" in enhance_inputs(None, "codebook-ucm")  # a prior needs no rate
     out = tmp_path / "out"
     for extra, needle in ((["--format", "jpeg"], "--format"), (["--steps", "-1"], "--steps")):
         code, _, err = cli("enhance", downlinks, "-o", out, "-m", tiny_enhancer, *extra)

@@ -33,7 +33,10 @@ DEFAULT_PRIOR = "codebook-ucm"
 COMPONENTS = {"vqgan": VQGAN, "predictor": CodePredictor, "hpin": HPIN}
 
 
-def check_fidelity(fidelity: float) -> float:
+def check_fidelity(fidelity: float | None) -> float | None:
+    """``fidelity`` as a float in [0, 1] (None, "the prior's default", passes through)."""
+    if fidelity is None:
+        return None
     if not 0.0 <= fidelity <= 1.0:
         raise InputError(f"--fidelity {fidelity}: must be in [0, 1] (1: the plain decode, 0: the full prior)")
     return float(fidelity)
@@ -67,14 +70,21 @@ class CodebookPrior:
                    {k: v for k, v in info.items() if not k.startswith("_")})
 
     @property
+    def default_fidelity(self) -> float:
+        """The fidelity used when none is given: the prior's config ``default_fidelity`` (chosen
+        where its measured trade-off is best, see docs/MODEL_CARD.md), 0 (full prior) without it."""
+        return float(self.info.get("default_fidelity", 0.0))
+
+    @property
     def multiple(self) -> int:
         """Tile sides must be multiples of this (code stride)."""
         return self.vqgan.factor
 
     @torch.no_grad()
-    def enhance_tensor(self, x: torch.Tensor, fidelity: float = 0.0) -> torch.Tensor:
+    def enhance_tensor(self, x: torch.Tensor, fidelity: float | None = None) -> torch.Tensor:
         """Decoded images (B, 3, H, W) in [0, 1], H and W multiples of :attr:`multiple` ->
-        the prior-integrated images (clamped to [0, 1])."""
+        the prior-integrated images (clamped to [0, 1]); ``fidelity`` None: :attr:`default_fidelity`."""
+        fidelity = self.default_fidelity if fidelity is None else fidelity
         logits, lq_feats, _ = self.predictor(x)
         prior_img, prior_feats = self.vqgan.decode_indices(logits.argmax(1))
         if self.hpin is None:
@@ -83,10 +93,11 @@ class CodebookPrior:
             out = self.hpin(x, lq_feats, prior_feats, fidelity)
         return out.clamp(0, 1)
 
-    def enhance(self, pixels: np.ndarray, fidelity: float = 0.0, tile: int = 256) -> np.ndarray:
+    def enhance(self, pixels: np.ndarray, fidelity: float | None = None, tile: int = 256) -> np.ndarray:
         """A decoded (H, W, 3) uint8 image -> the same with the prior, one ``tile`` at a time
-        (edge tiles padded by replication to a multiple of the code stride, then cropped)."""
-        check_fidelity(fidelity)
+        (edge tiles padded by replication to a multiple of the code stride, then cropped);
+        ``fidelity`` None: :attr:`default_fidelity`."""
+        fidelity = self.default_fidelity if check_fidelity(fidelity) is None else fidelity
         if fidelity == 1.0:
             return pixels.copy()
         out = np.empty_like(pixels)

@@ -30,7 +30,7 @@ import torch
 from cosmic.enhance.model import TILE_MULTIPLE, Enhancer
 from cosmic.errors import BitstreamError, InputError, ModelError, first_line
 
-__all__ = ["EnhancePipeline", "Enhanced", "codestream_bytes", "DEFAULT_ENHANCER", "shipped_enhancer",
+__all__ = ["EnhancePipeline", "PriorPipeline", "Enhanced", "codestream_bytes", "DEFAULT_ENHANCER", "shipped_enhancer",
            "JPEG2000_SUFFIXES"]
 
 #: the shipped JPEG2000 enhancer (``cosmic enhance``'s default)
@@ -95,7 +95,7 @@ def _ends_with_eoc(f, path: Path, end: int, length: int) -> int:
 class Enhanced:
     width: int
     height: int
-    bpp: float
+    bpp: float | None  # the input's rate (None: a GeoTIFF product through a prior, which needs none)
     seconds: float
     georef: dict | None
     notes: list
@@ -109,6 +109,8 @@ def _pad_to(pixels: np.ndarray, multiple: int) -> np.ndarray:
 
 class EnhancePipeline:
     """An :class:`~cosmic.enhance.model.Enhancer` and the tiling around it."""
+
+    needs_rate = True  # the enhancer is conditioned on the input's bpp
 
     def __init__(self, enhancer: Enhancer, tile: int = 256, overlap: int = 16):
         if tile % TILE_MULTIPLE:
@@ -189,7 +191,7 @@ class EnhancePipeline:
         self._check_steps(steps)
         if not source.is_file():
             raise InputError(f"{source}: no such file")
-        rate = _input_rate(source, bpp)
+        rate = _input_rate(source, bpp) if self.needs_rate or not _is_tiff(source) or bpp is not None else None
         t0 = time.perf_counter()
         with RasterSource.open(source, bands, scale) as src:
             read = _checked_reader(src)
@@ -198,15 +200,45 @@ class EnhancePipeline:
             return Enhanced(src.width, src.height, rate, time.perf_counter() - t0, src.georef, list(src.notes))
 
 
+class PriorPipeline:
+    """A decoder-side prior (Code-RSIC's :class:`cosmic.codebook.CodebookPrior`, or anything with
+    ``enhance(pixels, fidelity, tile)``) in the enhancer's place, for ``cosmic enhance IN.jp2
+    --prior codebook``: the same inputs, tile rows, outputs and failure rules as
+    :class:`EnhancePipeline`; the prior needs no rate (a GeoTIFF product without ``--bpp`` is
+    fine) and has no diffusion steps."""
+
+    needs_rate = False
+
+    def __init__(self, prior, fidelity: float | None = None, tile: int = 256):
+        self.prior, self.fidelity, self.tile = prior, fidelity, tile
+
+    def _check_steps(self, steps: int) -> None:
+        if steps:
+            raise InputError(f"--steps {steps}: the codebook prior has no diffusion; not with --prior")
+
+    def rows(self, read: Callable[[int, int, int, int], np.ndarray], width: int, height: int,
+             bpp: float | None = None, steps: int = 0, seed: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """(top, strip through the prior) for each row of ``tile``-px tiles (each tile on its own,
+        as the codec codes them)."""
+        for top in range(0, height, self.tile):
+            yield top, self.prior.enhance(read(top, 0, min(self.tile, height - top), width), self.fidelity, self.tile)
+
+    enhance_file = EnhancePipeline.enhance_file
+
+
+def _is_tiff(source: Path) -> bool:
+    return source.suffix.lower() in (".tif", ".tiff")
+
+
 def _input_rate(source: Path, bpp: float | None) -> float:
     """bpp given, or read from the JPEG2000 codestream (refused for a TIFF without ``bpp``)."""
     if bpp is not None:
         if not 0.0 < bpp <= 24.0:
             raise InputError(f"--bpp {bpp}: must be in (0, 24]")
-        if source.suffix.lower() not in (".tif", ".tiff"):
+        if not _is_tiff(source):
             codestream_bytes(source)  # still a JPEG2000 file
         return float(bpp)
-    if source.suffix.lower() in (".tif", ".tiff"):
+    if _is_tiff(source):
         raise InputError(f"{source}: a TIFF's size does not give the rate of the JPEG2000 codestream "
                          "it was coded with; give it with --bpp")
     n = codestream_bytes(source)

@@ -12,7 +12,7 @@ Codecs:
   points of one codec as ``model:A+B+C``) or ``model-dc:NAME_OR_DIR`` (with it);
 - CompressAI's learned baselines trained here: ``bmshj2018-hyperprior:DIR+DIR...``;
 - any of these with Code-RSIC's decoder-side codebook prior after the decode, as
-  ``CODEC+codebook`` (fidelity 0) or ``CODEC+codebook@W`` (e.g. ``cosmic+codebook``,
+  ``CODEC+codebook`` (the prior's default fidelity) or ``CODEC+codebook@W`` (e.g. ``cosmic+codebook``,
   ``jpeg2000+codebook@0.5``; :mod:`cosmic.codebook`), and ``CODEC+codebook=PRIOR_DIR[@W]`` for a
   prior trained by ``cosmic train codebook`` rather than the shipped one.
 
@@ -56,7 +56,7 @@ class CodecSpec:
     seed: int | None = None  # diffusion seed of this codec (None: the evaluation's seed)
     note: str | None = None  # why a requested codec is unavailable
     prior: str | None = None  # a decoder-side prior applied after the decode (shipped name or directory)
-    fidelity: float = 0.0  # its fidelity weight
+    fidelity: float | None = None  # its fidelity weight (None: the prior's default)
 
 
 PRIOR_SUFFIX = "+codebook"
@@ -64,7 +64,7 @@ PRIOR_SUFFIX = "+codebook"
 
 def _with_prior(token: str, parse) -> list[CodecSpec] | None:
     """``CODEC+codebook[=PRIOR_DIR][@W]``: CODEC's specs with a Code-RSIC codebook prior (the
-    shipped one, or the prior directory after ``=``) at fidelity W (0 by default) after the decode,
+    shipped one, or the prior directory after ``=``) at fidelity W (by default the prior's own) after the decode,
     named after the whole token; None for a token without the suffix."""
     base, sep, rest = token.partition(PRIOR_SUFFIX)
     where, at, weight = rest.rpartition("@") if "@" in rest else (rest, "", "")
@@ -73,7 +73,7 @@ def _with_prior(token: str, parse) -> list[CodecSpec] | None:
     from cosmic.codebook.prior import DEFAULT_PRIOR, check_fidelity
 
     try:
-        fidelity = check_fidelity(float(weight)) if at else 0.0
+        fidelity = check_fidelity(float(weight)) if at else None
     except ValueError:
         raise InputError(f"--codecs {token}: the fidelity after '@' must be a number in [0, 1]") from None
     prior = Path(where[1:]) if where else None

@@ -32,7 +32,7 @@ class DecodeOptions:
     dtype: str | None = None  # GeoTIFF outputs: sample type (None: the source's)
     creation_options: tuple[tuple[str, str], ...] = ()  # GeoTIFF outputs: GDAL COG options (--co)
     prior: str | None = None  # a decoder-side prior (shipped name or directory), loaded once per process
-    fidelity: float = 0.0
+    fidelity: float | None = None  # None: the prior's default
     enhance: bool = False  # LDM-RSIC after the decode: the shipped enhancer of the file's model
     enhance_steps: int = 0
 

@@ -130,7 +130,7 @@ class DecodePipeline:
 
     def __call__(self, source, steps: int = 0, seed: int = 0, conceal: bool = False,
                  deblock: bool = False, progress: bool = False, group: int = 0, prior=None,
-                 fidelity: float = 0.0) -> DecodedScene:
+                 fidelity: float | None = None) -> DecodedScene:
         """Decode a whole scene into memory: ``DecodedScene(pixels, bad_tiles)``, the 8-bit coded
         picture of band group ``group`` (a file with several groups: see :meth:`write`); with a
         ``prior`` (anything with ``enhance(pixels, fidelity)``) its output instead of the plain decode."""
@@ -147,7 +147,7 @@ class DecodePipeline:
 
     def rows(self, container: Container, steps: int = 0, seed: int = 0, conceal: bool = False,
              deblock: bool = False, bad: list[TileError] | None = None,
-             progress: bool = False, prior=None, fidelity: float = 0.0) -> Iterator[tuple[int, np.ndarray]]:
+             progress: bool = False, prior=None, fidelity: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Decode one tile row at a time (see :func:`~cosmic.ground.scene.decode_rows`), each strip
         through the ``prior`` if one is given."""
         rows = decode_rows(self.model, container, conceal, compensation=self.compensation(container, steps, seed),
