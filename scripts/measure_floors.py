@@ -24,7 +24,6 @@ from cosmic.onboard.scene import encode_scene
 from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
 from cosmic.zoo import COMPENSATION_MODEL, load_model, load_onboard
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 TMP = pathlib.Path(tempfile.mkdtemp())
 
 
@@ -66,7 +65,7 @@ def measure_cosmic_enhancer(crop):
     from cosmic.enhance.pipeline import EnhancePipeline
     from cosmic.training.ldm_rsic import code_image
 
-    pipe = EnhancePipeline.from_pretrained(ROOT / "training" / "enhance" / "ldm-rsic-cosmic-small")
+    pipe = EnhancePipeline.for_source("cosmic-small-vr")
     for q in (2.0, 5.0):
         decoded, bpp = code_image("cosmic-small-vr", crop, q)
         print(f"cosmic enh q{q}: {bpp:.3f} bpp gain {psnr(crop, pipe.enhance_array(decoded, bpp)) - psnr(crop, decoded):+.3f} dB")
