@@ -75,6 +75,10 @@ class CodebookPrior:
         where its measured trade-off is best, see docs/MODEL_CARD.md), 0 (full prior) without it."""
         return float(self.info.get("default_fidelity", 0.0))
 
+    def _fidelity(self, fidelity: float | None) -> float:
+        """``fidelity`` checked, or :attr:`default_fidelity` for None."""
+        return self.default_fidelity if check_fidelity(fidelity) is None else fidelity
+
     @property
     def multiple(self) -> int:
         """Tile sides must be multiples of this (code stride)."""
@@ -84,7 +88,7 @@ class CodebookPrior:
     def enhance_tensor(self, x: torch.Tensor, fidelity: float | None = None) -> torch.Tensor:
         """Decoded images (B, 3, H, W) in [0, 1], H and W multiples of :attr:`multiple` ->
         the prior-integrated images (clamped to [0, 1]); ``fidelity`` None: :attr:`default_fidelity`."""
-        fidelity = self.default_fidelity if fidelity is None else fidelity
+        fidelity = self._fidelity(fidelity)
         logits, lq_feats, _ = self.predictor(x)
         prior_img, prior_feats = self.vqgan.decode_indices(logits.argmax(1))
         if self.hpin is None:
@@ -97,7 +101,7 @@ class CodebookPrior:
         """A decoded (H, W, 3) uint8 image -> the same with the prior, one ``tile`` at a time
         (edge tiles padded by replication to a multiple of the code stride, then cropped);
         ``fidelity`` None: :attr:`default_fidelity`."""
-        fidelity = self.default_fidelity if check_fidelity(fidelity) is None else fidelity
+        fidelity = self._fidelity(fidelity)
         if fidelity == 1.0:
             return pixels.copy()
         out = np.empty_like(pixels)
