@@ -180,3 +180,25 @@ def test_stage1_init_from_widens_the_onboard_encoder(tiny_data, tmp_path, monkey
         train_stage1(dataclasses.replace(cfg, onboard_channels=23), progress=False)
     with pytest.raises(InputError, match="--ground-only keeps the on-board codec"):
         train_stage1(dataclasses.replace(cfg, ground_only=True), progress=False)
+
+
+def test_ground_only_takes_the_source_models_onboard_width(tiny_data, tmp_path, monkeypatch):
+    """`--ground-only` from a model whose E was widened past the preset's N (the shipped default:
+    E 256, small preset N 128): the run keeps that E without being told its width (it used to
+    build E at the preset's N and refuse the source as 'narrowing'); a different
+    ``--onboard-channels`` is still refused."""
+    import cosmic.models.registry as reg
+
+    monkeypatch.setitem(reg.PRESETS, "small", {"N": 16, "M": 16, "ground_channels": 8, "latent_channels": 4})
+    _, wide = _narrow_and_wide()
+    wide.save_pretrained(tmp_path / "wide-e")
+    cfg = Stage1Config(data=str(tiny_data), out=str(tmp_path / "refit"), preset="small", steps=1, batch_size=2,
+                       crop=64, val_every=10**6, channels_last=False, rate_lambdas=[0.001, 0.004, 0.016],
+                       colour_shortcut=True, init_from=str(tmp_path / "wide-e"), ground_only=True,
+                       ground_channels=12, val_images=1)
+    refit = Cosmic.from_pretrained(train_stage1(cfg, progress=False)).eval()
+    assert refit.config["onboard_channels"] == 24 and refit.config["ground_channels"] == 12
+    x = torch.rand(1, 3, 64, 64)
+    assert refit.compress(x, quality=2.0)["strings"] == wide.compress(x, quality=2.0)["strings"]
+    with pytest.raises(InputError, match="E 24 wide"):
+        train_stage1(dataclasses.replace(cfg, onboard_channels=32, out=str(tmp_path / "x")), progress=False)

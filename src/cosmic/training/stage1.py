@@ -202,7 +202,7 @@ def model_overrides(cfg: Stage1Config) -> dict:
     cosmic_only = {"colour_shortcut": cfg.colour_shortcut, "cam_positions": () if not cfg.cams else None,
                    "colour_space": None if cfg.colour_space == "rgb" else cfg.colour_space,
                    "ground_channels": cfg.ground_channels, "in_channels": 1 if cfg.bands == 1 else None,
-                   "onboard_channels": cfg.onboard_channels}
+                   "onboard_channels": _onboard_width(cfg)}
     if cfg.rate_lambdas:
         lambdas = sorted(cfg.rate_lambdas)
         cosmic_only["rate_levels"] = len(lambdas)
@@ -211,6 +211,22 @@ def model_overrides(cfg: Stage1Config) -> dict:
     if chosen and cfg.arch != "cosmic":
         raise InputError(f"{', '.join(chosen)}: only the cosmic architecture has these, not {cfg.arch}")
     return {**overrides, **chosen}
+
+
+def _onboard_width(cfg: Stage1Config) -> int | None:
+    """E's width for the run: ``--onboard-channels``, or with ``--ground-only`` the init model's
+    own (the on-board codec is kept as it is, so its width is the source's, whatever the preset's
+    N; an ``--onboard-channels`` that differs from it is refused)."""
+    if not (cfg.ground_only and cfg.init_from and cfg.arch == "cosmic"):
+        return cfg.onboard_channels
+    from cosmic.zoo import model_path, read_model_config
+
+    source = read_model_config(model_path(cfg.init_from))
+    width = source.get("onboard_channels") or source.get("N")
+    if cfg.onboard_channels not in (None, width):
+        raise InputError(f"--ground-only keeps the on-board codec of {cfg.init_from} (E {width} wide); "
+                         f"it cannot change it (--onboard-channels {cfg.onboard_channels})")
+    return width
 
 
 def _freeze_onboard(model) -> None:
@@ -244,8 +260,6 @@ def _check(cfg: Stage1Config) -> None:
     if cfg.onboard_channels is not None and (cfg.onboard_channels <= 0 or cfg.onboard_channels % 2):
         raise InputError(f"--onboard-channels {cfg.onboard_channels}: a positive even number (E's LCBs "
                          "make their outputs in two halves)")
-    if cfg.ground_only and cfg.onboard_channels:
-        raise InputError("--ground-only keeps the on-board codec; it cannot widen it (--onboard-channels)")
     if cfg.lr_schedule not in ("step", "cosine"):
         raise InputError(f"--lr-schedule {cfg.lr_schedule}: choose step or cosine")
     if cfg.bands not in (1, 3):
