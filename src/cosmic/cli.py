@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 
 from cosmic.errors import CosmicError, InputError
+from cosmic.io.limits import check_tile
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -488,8 +489,7 @@ def flops(
 
     if preset not in PRESETS:
         raise InputError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
-    if size <= 0 or size % 64:
-        raise InputError(f"--size {size}: must be a positive multiple of 64")
+    check_tile(size, "--size")
     if onboard_channels is not None and (onboard_channels <= 0 or onboard_channels % 2):
         raise InputError(f"--onboard-channels {onboard_channels}: a positive even number")
     rows = [onboard_cost("cosmic", size, preset, **kw, onboard_channels=onboard_channels)
@@ -659,6 +659,7 @@ def export_onnx_cmd(
     from cosmic.onboard.export import export_onnx
     from cosmic.zoo import load_onboard
 
+    check_tile(tile)
     _check_output(output)
     codec, name = load_onboard(model)
     export_onnx(codec, output, tile)
@@ -680,8 +681,7 @@ def data_tiles(
     """Cut scenes into whole TILE x TILE tiles with a manifest (the paper's tile test set)."""
     from cosmic.evaluation.tileset import build_tile_set
 
-    if tile <= 0 or tile % 64:
-        raise InputError(f"--tile {tile}: must be a positive multiple of 64")
+    check_tile(tile)
     m = build_tile_set(scenes, out, tile, progress=True, metadata=metadata)
     fill = sum(t["fill"] for t in m["tiles"])
     for s_ in m["scenes"]:
@@ -807,8 +807,7 @@ def _stage1_config(options: dict):
     from cosmic.training.stage1 import Stage1Config
 
     o = _with_config(Stage1Config, options)
-    if o["crop"] <= 0 or o["crop"] % 64:
-        raise InputError(f"--crop {o['crop']}: must be a positive multiple of 64")
+    check_tile(o["crop"], "--crop")
     if not 0.0 <= o["est_weight"] <= 1.0:
         raise InputError(f"--est-weight {o['est_weight']}: must be in [0, 1]")
     if o["arch"] not in MODELS:
@@ -877,6 +876,7 @@ def train_stage2_cmd(
     o = _with_config(Stage2Config, options)
     if not o.get("stage1"):
         raise InputError("--stage1: give the frozen stage-1 model (or a --config file with 'stage1')")
+    check_tile(o["crop"], "--crop")
     final = train_stage2(Stage2Config(**o))
     typer.echo(f"diffusion model: {final} (copy it to MODEL_DIR/diffusion to use it)")
 
@@ -907,6 +907,7 @@ def train_codebook_cmd(
 
     if not data.is_dir():
         raise InputError(f"--data {data}: not a directory")
+    check_tile(crop, "--crop", 8)
     qualities = _float_list("--lq-qualities", lq_qualities)
     cfg = CodebookConfig(stage=stage, data=str(data), out=str(out), preset=preset, split=split, steps=steps,
                          batch_size=batch_size, crop=crop, lr=lr, feature_weight=feature_weight,
@@ -952,7 +953,8 @@ def train_enhance_cmd(
     if not data.is_dir():
         raise InputError(f"--data {data}: not a directory")
     counts = _int_list("--steps", steps, "1500,500,600")
-    if len(counts) != len(PHASES) or crop <= 0 or crop % 8 or not 0.05 < max_bpp <= 8:
+    check_tile(crop, "--crop", 8)
+    if len(counts) != len(PHASES) or not 0.05 < max_bpp <= 8:
         raise InputError("--steps: three counts; --crop: a positive multiple of 8; --max-bpp: over 0.05, at most 8")
     cfg = EnhanceConfig(data=str(data), out=str(out), preset=preset, split=split, steps=dict(zip(PHASES, counts)),
                         crop=crop, batch_size=batch_size, lr=lr, rates_per_image=rates_per_image, limit=limit,

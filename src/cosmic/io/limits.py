@@ -7,6 +7,13 @@
   canvas is refused from its header, before a pixel is decoded.
 * The windowed paths hold at most three tile rows; one row (``tile x padded width x 3`` bytes)
   may take at most :data:`MAX_ROW_BYTES` (512 MiB), whatever the output format.
+* A tile a user chooses to code (``--tile``, the API's ``tile=``, ``--size`` / ``--crop`` of the
+  tools that run the networks on one square) is a multiple of 64 of at most :data:`MAX_TILE`
+  px: the on-board networks need about 1.3 kB per pixel of a batch (measured: 2.45 GB peak for
+  one 1024-px tile, against 1.1 GB at 256; ``--tile 4096`` reached 15.7 GB and an OOM kill), and
+  the encoder's batch shrinks so that one forward holds at most :data:`MAX_BATCH_PIXELS`. The
+  tile row of what is coded obeys the decoder's :data:`MAX_ROW_BYTES`, so every file written
+  can be decoded. (The reader still accepts tiles up to 4096 px, which older files may have.)
 * A ``.cosmic`` file's sides are at most ``container.MAX_SIDE`` and its tile table must be
   present in the file (8 bytes per tile), so the pixels a file can ask for grow with its size.
 
@@ -16,12 +23,19 @@ declares too much a :class:`~cosmic.errors.BitstreamError` (exit 3). Plain Pytho
 
 from __future__ import annotations
 
+from numbers import Integral
+
 from cosmic.errors import BitstreamError, InputError
 
-__all__ = ["MAX_MEMORY_PIXELS", "MAX_ROW_BYTES", "check_memory_image", "check_row", "check_scene"]
+__all__ = ["MAX_MEMORY_PIXELS", "MAX_ROW_BYTES", "MAX_TILE", "MAX_BATCH_PIXELS", "check_memory_image",
+           "check_row", "check_scene", "check_tile", "batch_tiles"]
 
 MAX_MEMORY_PIXELS = 20000 * 20000
 MAX_ROW_BYTES = 512 << 20
+#: the largest tile side a user may choose for coding (one tile's networks: about 1.4 GB)
+MAX_TILE = 1024
+#: the most pixels one encoder forward takes (4 tiles of 256 px, 1 of 1024)
+MAX_BATCH_PIXELS = MAX_TILE * MAX_TILE
 
 
 def check_memory_image(width: int, height: int, what: str, bitstream: bool = False) -> None:
@@ -33,13 +47,34 @@ def check_memory_image(width: int, height: int, what: str, bitstream: bool = Fal
                     "one tile window at a time")
 
 
-def check_row(width: int, tile: int, what: str) -> None:
-    """Refuse a tile grid whose one row of decoded tiles would exceed :data:`MAX_ROW_BYTES`."""
+def check_row(width: int, tile: int, what: str, bitstream: bool = True) -> None:
+    """Refuse a tile grid whose one row of decoded tiles would exceed :data:`MAX_ROW_BYTES`: a
+    :class:`BitstreamError` for a file's grid, an :class:`InputError` (``bitstream=False``) for
+    a grid about to be coded."""
     cols = -(-width // tile)
     need = tile * cols * tile * 3
     if need > MAX_ROW_BYTES:
-        raise BitstreamError(f"{what}: one row of {tile}-px tiles of a {width}-px wide image needs "
-                             f"{need >> 20} MiB, more than the {MAX_ROW_BYTES >> 20} MiB limit")
+        error = BitstreamError if bitstream else InputError
+        hint = "" if bitstream else "; choose a smaller --tile"
+        raise error(f"{what}: one row of {tile}-px tiles of a {width}-px wide image needs "
+                    f"{need >> 20} MiB, more than the {MAX_ROW_BYTES >> 20} MiB limit{hint}")
+
+
+def check_tile(tile: int, what: str = "--tile", factor: int = 64) -> int:
+    """A tile side a user typed: a positive multiple of ``factor`` of at most :data:`MAX_TILE`
+    (InputError otherwise, naming the option ``what``); returned unchanged."""
+    if isinstance(tile, bool) or not isinstance(tile, Integral) or tile <= 0 or tile % factor:
+        raise InputError(f"{what} {tile}: must be a positive multiple of {factor}")
+    if tile > MAX_TILE:
+        raise InputError(f"{what} {tile}: at most {MAX_TILE} px (one {tile}-px tile would need about "
+                         f"{tile * tile * 1400 / 1e9:.0f} GB of memory in the networks)")
+    return tile
+
+
+def batch_tiles(tile: int, batch_size: int) -> int:
+    """How many ``tile``-px tiles one encoder forward takes: ``batch_size``, fewer when their
+    pixels would exceed :data:`MAX_BATCH_PIXELS` (at least one)."""
+    return max(1, min(batch_size, MAX_BATCH_PIXELS // (tile * tile)))
 
 
 def check_scene(width: int, height: int, what: str) -> None:

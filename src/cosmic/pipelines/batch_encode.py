@@ -43,8 +43,10 @@ class EncodeOptions:
               band_groups=None, mask=True, derive=True) -> "EncodeOptions":
         """From ``cosmic compress``'s option strings (``--bands 4,3,2``, ``--scale p2,p98``,
         ``--band-groups 1,2,3+4``), parsed once for one file or many."""
+        from cosmic.io.limits import check_tile
         from cosmic.io.raster import parse_band_groups, parse_bands, parse_scale
 
+        check_tile(tile)  # before any image is read or model loaded
         bands, groups = parse_bands(bands), parse_band_groups(band_groups)
         return cls(model, quality, bpp, max_bytes, tile, None if bands is None else tuple(bands), parse_scale(scale),
                    None if groups is None else tuple(map(tuple, groups)), mask, derive)

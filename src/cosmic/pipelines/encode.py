@@ -166,8 +166,10 @@ class EncodePipeline:
         return quantize_quality(quality)
 
     def header(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None) -> Header:
-        if tile <= 0 or tile % self.codec.downsampling_factor:
-            raise InputError(f"--tile {tile}: must be a positive multiple of {self.codec.downsampling_factor}")
+        from cosmic.io.limits import check_row, check_tile
+
+        check_tile(tile, "--tile", self.codec.downsampling_factor)  # the memory policy of cosmic.io.limits
+        check_row(scene.width, tile, scene.name, bitstream=False)  # what the decoder would refuse
         if getattr(self.codec, "in_channels", 3) == 1 and any(n != 1 for n in scene.group_sizes):
             raise InputError(f"{scene.name}: model '{self.name}' codes one band; this scene has "
                              f"{scene.channels} (choose one with --bands)")
@@ -194,11 +196,13 @@ class EncodePipeline:
         tile of band group 0, then of group 1, ...; with a mask, each tile of group 0 carries its
         validity mask in front (:mod:`cosmic.io.mask`; format version 3); each group coded by
         :meth:`for_group`."""
+        from cosmic.io.limits import batch_tiles
         from cosmic.io.mask import pack_mask
 
+        batch = batch_tiles(header.tile, self.batch_size)  # one forward's memory bounded
         for group, bands in enumerate(header.groups):
             encoder = self.for_group(len(bands)).encoder(header.tile)
-            coded = encode_tiles(encoder, scene.tiles(header.tile, group), self.batch_size, bar, header.quality)
+            coded = encode_tiles(encoder, scene.tiles(header.tile, group), batch, bar, header.quality)
             if group == 0 and header.has_mask:
                 coded = (pack_mask(m) + p for m, p in zip(scene.mask_tiles(header.tile), coded))
             yield from coded
