@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import doctest
 import io
+import warnings
 
 import numpy as np
 import pytest
-from helpers import REPO, TINY_MODEL, golden_image
+from helpers import REPO, TINY_MODEL, golden_image, write_tif
 from PIL import Image
 
 import cosmic
@@ -58,3 +59,88 @@ def test_bad_input_raises_cosmic_errors():
         cosmic.open(b"not a cosmic file at all")
     with pytest.raises(InputError, match="uint8"):
         cosmic.compress(np.zeros((64, 64, 3), np.float32), model=TINY_MODEL)
+
+
+# -- one product contract for the CLI and the API (issue 33) ----------------------------------------
+def _rgba(h=100, w=140):
+    img = golden_image(h, w)
+    alpha = np.full((h, w), 255, np.uint8)
+    alpha[:40, :50] = 0
+    return img, alpha
+
+
+def _input_class(kind: str, d):
+    """One file of each input class the README lists, and the compress options it needs."""
+    from rasterio.enums import ColorInterp as CI
+
+    img = golden_image(130, 200)
+    chw = img.transpose(2, 0, 1)
+    yy, xx = np.mgrid[0:130, 0:200]
+    if kind == "rgb8":
+        Image.fromarray(img).save(d / "rgb8.png")
+        return d / "rgb8.png", []
+    if kind == "uint16_fill":
+        dn = np.rint(6000 + chw * (24000 / 255)).astype(np.uint16)
+        dn[:, xx + yy < 90] = 0  # a Landsat-like fill corner, no nodata declared
+        return write_tif(d / "l8.tif", dn, "uint16", descriptions=["B4", "B3", "B2"]), ["--scale", "auto"]
+    if kind == "four_band":
+        nir = np.clip(255 - chw[0].astype(int) // 2, 1, 255).astype(np.uint8)
+        bands = np.concatenate([chw, nir[None]])
+        bands[:, :20, :30] = 0
+        return write_tif(d / "naip.tif", bands, "uint8", nodata=0,
+                         colorinterp=[CI.red, CI.green, CI.blue, CI.undefined]), []
+    if kind == "single_band":
+        return write_tif(d / "pan.tif", chw[:1], "uint8"), []
+    if kind == "float_nan":
+        refl = chw.astype(np.float32) / 255
+        refl[:, xx > 170] = np.nan
+        return write_tif(d / "refl.tif", refl, "float32"), ["--scale", "auto"]
+    rgba, alpha = _rgba()
+    if kind == "rgba_png":
+        Image.fromarray(np.dstack([rgba, alpha])).save(d / "rgba.png")
+        return d / "rgba.png", []
+    return write_tif(d / "rgba.tif", np.concatenate([rgba.transpose(2, 0, 1), alpha[None]]), "uint8",
+                     colorinterp=[CI.red, CI.green, CI.blue, CI.alpha]), []
+
+
+_API_KEYWORDS = {"--scale": "scale", "--bands": "bands"}
+
+
+@pytest.mark.parametrize("kind", ["rgb8", "uint16_fill", "four_band", "single_band", "float_nan", "rgba_png",
+                                  "rgba_tif"])
+def test_api_and_cli_give_the_same_product(kind, cli, tmp_path):
+    """The same file through `cosmic compress` / `decompress -o .tif` and through cosmic.compress /
+    decompress: the same bytes, and the same array, dtype, bands, mask and georeferencing."""
+    import rasterio
+
+    src, options = _input_class(kind, tmp_path)
+    coded = tmp_path / "c.cosmic"
+    code, _, err = cli("compress", src, "-o", coded, "-m", TINY_MODEL, "-q", *options)
+    assert code == 0, err
+    keywords = {_API_KEYWORDS[k]: v for k, v in zip(options[::2], options[1::2])}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cosmic.compress(src, model=TINY_MODEL, **keywords) == coded.read_bytes()
+    notes = [str(w.message) for w in caught if issubclass(w.category, cosmic.CosmicWarning)]
+    assert ("alpha channel dropped" in " ".join(notes)) == (kind == "rgba_png")  # the CLI's note, as a warning
+    out = tmp_path / "c.tif"
+    assert cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q")[0] == 0
+    pixels, georef = cosmic.decompress(coded, model=TINY_MODEL, return_georef=True)
+    with rasterio.open(out) as ds:
+        cli_pixels, cli_mask = ds.read(), ds.dataset_mask() > 0
+        cli_georef = (ds.crs, ds.transform, ds.nodata)
+    api = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    assert api.dtype == cli_pixels.dtype and api.shape == cli_pixels.shape
+    assert np.array_equal(api, cli_pixels, equal_nan=True)
+    mask = np.ones(api.shape[1:], bool) if georef is None or georef["mask"] is None else georef["mask"]
+    assert np.array_equal(mask, cli_mask)
+    expected = {"rgb8": (3, "uint8", False), "uint16_fill": (3, "uint16", True), "four_band": (4, "uint8", True),
+                "single_band": (1, "uint8", False), "float_nan": (3, "float32", True), "rgba_png": (3, "uint8", False),
+                "rgba_tif": (3, "uint8", True)}[kind]
+    assert (api.shape[0], str(api.dtype), not mask.all()) == expected
+    if georef is None:
+        assert cli_georef[0] is None and cli_georef[2] is None
+        return
+    assert (georef["crs"] and rasterio.crs.CRS.from_user_input(georef["crs"])) == cli_georef[0]
+    assert georef["transform"] == list(cli_georef[1])[:6] and georef["nodata"] == cli_georef[2]
+    assert (georef["scale"] is not None) == ("--scale" in options)

@@ -20,21 +20,26 @@ b'\\x89COSMIC\\n'
 
 from __future__ import annotations
 
+import builtins
 import os
 from typing import IO, Any
 
+from cosmic.errors import CosmicWarning, InputError
 from cosmic.utils.compressai_import import install as _install_compressai_import
 
 __version__ = "0.1.0"
 
 _install_compressai_import()  # the first `import compressai` skips its point-cloud (PyG) imports
 
-__all__ = ["compress", "decompress", "open", "__version__"]
+__all__ = ["compress", "decompress", "open", "CosmicWarning", "__version__"]
 
 
 def compress(image, quality: float | None = None, bpp: float | None = None, max_bytes: int | None = None,
-             metadata=None, model: str | os.PathLike | None = None, tile: int = 256) -> bytes:
-    """Compress an image to the bytes of a ``.cosmic`` file.
+             metadata=None, model: str | os.PathLike | None = None, tile: int = 256, *,
+             bands: list[int] | None = None, band_groups: list[list[int]] | None = None,
+             scale: str | tuple[float, float] | None = None, mask: bool = True, derive: bool = True) -> bytes:
+    """Compress an image to the bytes of a ``.cosmic`` file, exactly the file ``cosmic compress``
+    writes with the same settings (the keywords are its options).
 
     Args:
         image: an (H, W, 3) or (H, W) uint8 array, or the path of a PNG / JPEG / TIFF / GeoTIFF
@@ -48,49 +53,84 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
         model: a shipped model name or a model directory (default: ``cosmic-small-vr``, or for
             an (H, W) array or a one-band file the single-band ``cosmic-small-vr-gray``).
         tile: tile size in pixels (a multiple of 64).
+        bands: a TIFF's bands to code, 1-based (three as R, G, B, one as grey, others as band
+            groups; default: all but alpha), e.g. ``[4, 3, 2]``.
+        band_groups: a TIFF's band groups of one or three bands, e.g. ``[[1, 2, 3], [4]]``.
+        scale: for non-8-bit TIFFs, ``(low, high)`` mapped to 0..255, or ``"auto"`` (a 2-98 %
+            stretch per band); recorded in the file and inverted on decode.
+        mask: code the fill (nodata / alpha / internal mask; 0 in every band of a non-8-bit file
+            without nodata) as a lossless mask.
+        derive: fill the sensor metadata a GeoTIFF implies (UTM zone, GSD, time, sun angles).
 
-    Raises :class:`~cosmic.errors.InputError` for unusable input or an unreachable target.
+    Raises :class:`~cosmic.errors.InputError` for unusable input or an unreachable target. What
+    the command line prints as notes (an RGBA PNG's alpha dropped, a stretch chosen) is issued as
+    a :class:`CosmicWarning`.
     """
-    from cosmic.metadata import SensorMetadata
-    from cosmic.pipelines.encode import EncodePipeline
-    from cosmic.pipelines.scene import open_scene
+    import tempfile
+    import warnings
 
-    if isinstance(metadata, dict):
-        metadata = SensorMetadata.from_dict(metadata)
-    rate_target = bpp is not None or max_bytes is not None
-    with open_scene(image, metadata=metadata) as scene:
-        pipe, quality = EncodePipeline.select(model, quality, rate_target, scene.group_sizes)
-        if rate_target:
-            coded = pipe.encode_to_size(scene, pipe.budget(scene, bpp, max_bytes), tile)
-        else:
-            coded = pipe.encode(scene, tile, quality)
-    return coded.to_bytes()
+    from cosmic.api_args import check_image, encode_options, sensor_metadata
+    from cosmic.pipelines.batch_encode import encode_image
+
+    check_image(image)
+    options = encode_options(model, quality, bpp, max_bytes, tile, bands, band_groups, scale, mask, derive)
+    if not isinstance(image, (str, os.PathLike)) and (bands or band_groups or scale):
+        raise InputError("bands, band_groups and scale apply to TIFF files; an array is coded as "
+                         "(H, W, 3) or (H, W) uint8")
+    with tempfile.TemporaryDirectory(prefix="cosmic-") as tmp:
+        out = os.path.join(tmp, "out.cosmic")
+        _, notes = encode_image(image, out, options, metadata=sensor_metadata(metadata))
+        with builtins.open(out, "rb") as fh:
+            data = fh.read()
+    for note in notes:
+        warnings.warn(note, CosmicWarning, stacklevel=2)
+    return data
 
 
 def decompress(source: bytes | str | os.PathLike | IO[bytes], steps: int = 0, seed: int = 0,
-               model: str | os.PathLike | None = None, return_georef: bool = False):
-    """Decode a ``.cosmic`` file (bytes, a path or a binary file object) to a uint8 array: (H, W, 3),
-    or (H, W) for a grayscale source.
+               model: str | os.PathLike | None = None, return_georef: bool = False, *, dtype: str | None = None,
+               window: tuple[int, int, int, int] | None = None, reduce: int = 0):
+    """Decode a ``.cosmic`` file (bytes, a path or a binary file object) to the array its GeoTIFF
+    product holds (``cosmic decompress F -o F.tif``): (H, W, bands), or (H, W) for one band, every
+    coded band in order, in the source's sample type with the coding stretch inverted (``dtype``:
+    another, e.g. ``"uint8"`` for the coded 8-bit picture), the fill restored (the nodata value
+    where the type holds it).
 
     ``steps`` > 0 adds diffusion compensation with that many DDIM steps (models with a stage-2
     network; ``seed`` fixes the result); the default, 0, decodes without it. ``model``: the
     model directory, for a file not coded by a shipped model. With ``return_georef`` the result
-    is ``(pixels, georef)``, georef being the file's CRS / transform / nodata dict or None.
-    """
-    import numpy as np
+    is ``(pixels, georef)``: georef the dict of ``crs``, ``transform``, ``nodata``, ``scale`` (the
+    per-band ``(low, high)`` stretch, or None) and ``mask`` (the (H, W) bool validity, True =
+    valid, or None without fill), or None when the file has none of them.
 
+    ``window=(col, row, width, height)`` decodes only the tiles that pixel window needs and
+    returns that crop of the full decode, exactly (its georef's transform moved to the window);
+    ``reduce=K`` a 2^K times smaller image (2^K x 2^K block means of the decode, computed tile row
+    by tile row; every tile is still decoded). A window outside the image, empty or negative, or
+    a ``reduce`` outside 0..6, is an :class:`~cosmic.errors.InputError`.
+    """
+    from cosmic.api_args import check_decode_args, check_source
     from cosmic.pipelines.decode import DecodePipeline, open_container
 
-    container = open_container(source)
-    pixels = DecodePipeline.for_container(container, model)(container, steps=steps, seed=seed).pixels
-    if container.header.channels == 1:  # restored as grayscale, as `cosmic decompress` writes it
-        from PIL import Image
+    check_source(source)
+    steps, seed, dtype = check_decode_args(steps, seed, dtype)
+    from cosmic.pipelines.region import open_region
 
-        pixels = np.asarray(Image.fromarray(pixels).convert("L"))
+    container = open_region(open_container(source), window, reduce)
+    decoded = DecodePipeline.for_container(container, model).product(container, dtype, steps=steps, seed=seed)
     if not return_georef:
-        return pixels
-    georef = {k: v for k, v in (container.header.georef or {}).items() if k != "source"}
-    return pixels, georef or None
+        return decoded.pixels
+    return decoded.pixels, _georef(container.header, decoded)
+
+
+def _georef(header, decoded) -> dict | None:
+    """``return_georef``'s dict (see :func:`decompress`), None when the file carries nothing of it."""
+    georef = {k: v for k, v in (header.georef or {}).items() if k != "source"}
+    scale = ((header.georef or {}).get("source") or {}).get("scale")
+    if not georef and scale is None and decoded.valid is None:
+        return None
+    georef = {"crs": None, "transform": None, "nodata": None, **georef}
+    return dict(georef, scale=scale and [tuple(s) for s in scale], mask=decoded.valid)
 
 
 def open(source: bytes | str | os.PathLike | IO[bytes]) -> Any:  # noqa: A001 - cosmic.open, like PIL.Image.open

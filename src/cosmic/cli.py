@@ -1003,7 +1003,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, prog_name="cosmic", standalone_mode=False)
     except CosmicError as exc:
-        typer.echo(f"cosmic: error: {_clean(exc)}", err=True)
+        from cosmic.errors import cli_terms
+
+        typer.echo(f"cosmic: error: {_clean(cli_terms(str(exc)))}", err=True)
         rc = exc.exit_code
     except Terminated:
         typer.echo("cosmic: terminated", err=True)

@@ -46,3 +46,33 @@ class ModelError(CosmicError):
     """A model directory or weights file cannot be used."""
 
     exit_code = 4
+
+
+class CosmicWarning(UserWarning):
+    """What the command line prints as a ``note:`` line (a conversion made, alpha dropped, a
+    stretch chosen), issued by the Python API as a warning."""
+
+
+#: the Python API's parameters that are command-line options too: ``name=`` in a library message
+#: reads ``--name`` on the command line (:func:`cli_terms`)
+API_OPTIONS = ("quality", "bpp", "max_bytes", "tile", "bands", "band_groups", "scale", "steps", "seed",
+               "dtype", "model", "window", "reduce")
+
+
+def cli_terms(message: str) -> str:
+    """A library message in the command line's terms: each ``name=value`` of an API parameter in
+    :data:`API_OPTIONS` becomes ``--name value`` (``scale='auto'`` -> ``--scale auto``,
+    ``scale=(low, high)`` -> ``--scale low,high``, ``max_bytes=0`` -> ``--max-bytes 0``); a bare
+    ``name=`` (no value) becomes ``--name``. The library speaks in parameter names, the CLI in flags."""
+    import re
+
+    def flag(m: re.Match) -> str:
+        option = "--" + m[1].replace("_", "-")
+        if m[2] is not None:
+            return f"{option} {m[2]}"
+        if m[3] is not None:
+            return f"{option} {m[3].replace(', ', ',')}"
+        return option + ("" if m[4] is None else " ")
+
+    names = "|".join(API_OPTIONS)
+    return re.sub(rf"\b({names})=(?:'([^']*)'|\(([^)]*)\)|(?=([^\s,;:.)]))|)", flag, message)

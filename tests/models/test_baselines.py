@@ -81,7 +81,7 @@ def test_trains_with_stage1_loop_and_codes_through_the_cli(tiny_data, tmp_path, 
     code, out, err = cli("compress", golden_png, "-o", tmp_path / "g.cosmic", "-m", final)
     assert code == 0, err
     code, out, err = cli("decompress", tmp_path / "g.cosmic", "-o", tmp_path / "g.png")
-    assert code != 0 and "give its directory with -m" in err  # not a shipped model
+    assert code != 0 and "give its directory with --model" in err  # not a shipped model
     code, out, err = cli("decompress", tmp_path / "g.cosmic", "-o", tmp_path / "g.png", "-m", final)
     assert code == 0, err
     code, out, err = cli("decompress", tmp_path / "g.cosmic", "-o", tmp_path / "h.png", "-m", final,

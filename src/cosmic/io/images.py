@@ -114,9 +114,10 @@ def _is_high_bit(im: Image.Image) -> bool:
 
 
 def save_image(pixels: np.ndarray, path: str | os.PathLike, channels: int = 3,
-               quality: int | None = None) -> None:
-    """Write (H, W, 3) uint8 pixels atomically (temporary file, then rename); ``quality``: a JPEG
-    output's quality (1-95)."""
+               quality: int | None = None, alpha: np.ndarray | None = None) -> None:
+    """Write (H, W, 3) uint8 pixels, or (H, W) grey ones, atomically (temporary file, then
+    rename); ``quality``: a JPEG output's quality (1-95); ``alpha``: an (H, W) validity mask
+    written as the alpha channel (255 valid, 0 fill; PNG), so that fill never reads as valid."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
@@ -124,9 +125,11 @@ def save_image(pixels: np.ndarray, path: str | os.PathLike, channels: int = 3,
     if not path.parent.exists():
         raise InputError(f"{path.parent}: output directory does not exist")
     check_memory_image(pixels.shape[1], pixels.shape[0], str(path))
-    im = Image.fromarray(pixels, "RGB")
-    if channels == 1:
+    im = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))  # (H, W): L, (H, W, 3): RGB
+    if channels == 1 and pixels.ndim == 3:
         im = im.convert("L")
+    if alpha is not None:
+        im.putalpha(Image.fromarray(np.where(alpha, 255, 0).astype(np.uint8)))
     tmp = path.with_name(f".{path.name}.partial")
     fmt = Image.registered_extensions()[suffix]
     try:

@@ -170,7 +170,7 @@ class RasterSource:
         bands, positions = _choose_bands(path, ds, bands, groups)
         for b in bands:
             if b > ds.count:
-                raise InputError(f"{path}: --bands asks for band {b} but the file has {ds.count}")
+                raise InputError(f"{path}: bands= asks for band {b} but the file has {ds.count}")
         dtypes = {ds.dtypes[b - 1] for b in bands}
         if len(dtypes) > 1:
             raise InputError(f"{path}: the chosen bands have different types {sorted(dtypes)}")
@@ -180,7 +180,7 @@ class RasterSource:
         elif scale is None:
             raise InputError(
                 f"{path}: {dtype} samples; the model takes 8-bit - choose a mapping with "
-                "--scale LOW,HIGH or --scale auto"
+                "scale=(low, high) or scale='auto'"
             )
         elif scale == "auto":
             per_band, nonfinite = _auto_stretch(ds, bands)
@@ -277,10 +277,10 @@ def _choose_bands(path, ds, bands, groups) -> tuple[list[int], list[list[int]]]:
     that list). ``groups`` (source band numbers) fixes both: the bands in ascending order."""
     if groups is not None:
         if bands is not None:
-            raise InputError("--bands and --band-groups exclude each other (the groups name the bands)")
+            raise InputError("bands= and band_groups= exclude each other (the groups name the bands)")
         bands = sorted(b for g in groups for b in g)
         if len(set(bands)) != len(bands):
-            raise InputError("--band-groups: a band appears twice")
+            raise InputError("band_groups=: a band appears twice")
         return bands, [[bands.index(b) + 1 for b in g] for g in groups]
     if bands is None:
         from rasterio.enums import ColorInterp

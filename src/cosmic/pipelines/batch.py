@@ -101,14 +101,14 @@ def plan(inputs: list[Path], outdir: Path, suffix: str, skip_existing: bool = Fa
 def run_file(job: Job, source: str | os.PathLike, output: str | os.PathLike, options) -> FileResult:
     """Run ``job`` on one file; never raises for a bad file: the result says what went wrong, with
     the exit status its error would have had on its own (2 input, 3 bitstream, 4 model, 70 a bug)."""
-    from cosmic.errors import first_line
+    from cosmic.errors import cli_terms, first_line
 
     t0 = time.perf_counter()
     try:
         message = job(Path(source), Path(output), options)
         return FileResult(str(source), str(output), True, message, time.perf_counter() - t0)
     except CosmicError as exc:
-        return FileResult(str(source), str(output), False, first_line(exc, 300), time.perf_counter() - t0,
+        return FileResult(str(source), str(output), False, cli_terms(first_line(exc, 300)), time.perf_counter() - t0,
                           exc.exit_code)
     except Exception as exc:  # a model bug on one file must not stop the batch
         return FileResult(str(source), str(output), False, f"internal error: {type(exc).__name__}: "

@@ -56,19 +56,21 @@ class EncodeOptions:
 _PIPELINES: dict = {}
 
 
-def encode_image(source: Path, output: Path, options: EncodeOptions, meta: Path | None = None,
-                 progress: bool = False, loaded: dict | None = None) -> tuple:
-    """Code one image into ``output`` (atomically), the one way both ``cosmic compress`` and every
-    batch worker do: (the coded file's summary, the scene's notes, a "derived ... from the GeoTIFF"
-    line among them). ``meta``: a sensor-metadata JSON (default: the image's ``NAME.json`` sidecar);
-    ``loaded``: the pipelines already loaded (:meth:`EncodePipeline.select`)."""
+def encode_image(source, output: Path, options: EncodeOptions, meta: Path | None = None,
+                 progress: bool = False, loaded: dict | None = None, metadata=None) -> tuple:
+    """Code one image (a path, or for :func:`cosmic.compress` an array) into ``output``
+    (atomically), the one way ``cosmic compress``, every batch worker and :func:`cosmic.compress`
+    do: (the coded file's summary, the scene's notes, a "derived ... from the GeoTIFF" line among
+    them). ``metadata``: a :class:`~cosmic.metadata.SensorMetadata`, else ``meta``, a sensor-metadata
+    JSON, else the image's ``NAME.json`` sidecar; ``loaded``: the pipelines already loaded
+    (:meth:`EncodePipeline.select`)."""
     from cosmic.pipelines.encode import EncodePipeline
     from cosmic.pipelines.scene import open_scene
 
     o = options
     groups = None if o.band_groups is None else [list(g) for g in o.band_groups]
-    with open_scene(source, meta=meta, bands=None if o.bands is None else list(o.bands), scale=o.scale,
-                    derive=o.derive, groups=groups, mask=o.mask) as scene:
+    with open_scene(source, metadata=metadata, meta=meta, bands=None if o.bands is None else list(o.bands),
+                    scale=o.scale, derive=o.derive, groups=groups, mask=o.mask) as scene:
         rate_target = o.bpp is not None or o.max_bytes is not None
         pipe, quality = EncodePipeline.select(o.model, o.quality, rate_target, scene.group_sizes, loaded)
         coded = pipe.to_file(scene, output, o.tile, quality, o.bpp, o.max_bytes, progress=progress)

@@ -17,8 +17,9 @@ steps 0 by every measure we have (docs/RESULTS.md), so compensation is opt-in (`
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -26,8 +27,9 @@ from cosmic.errors import InputError
 from cosmic.ground.scene import DecodedScene, decode_rows, decode_scene
 from cosmic.io.container import Container, TileError, read_container, source_bits
 from cosmic.metadata import SensorMetadata
+from cosmic.pipelines.region import cut_rows, file_tile_indices, output_size
 
-__all__ = ["DecodePipeline", "open_container", "output_format", "OUTPUT_FORMATS"]
+__all__ = ["DecodePipeline", "DecodedProduct", "open_container", "output_format", "OUTPUT_FORMATS"]
 
 #: output formats of :meth:`DecodePipeline.write`, by file suffix
 OUTPUT_FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg"}
@@ -119,14 +121,14 @@ class DecodePipeline:
         """``compensation(tile_indices) -> compensate`` for :func:`~cosmic.ground.scene.decode_rows`
         (``steps`` DDIM steps, the scene's metadata from the header), or None for ``steps=0``."""
         if steps < 0:
-            raise InputError(f"--steps {steps}: must be 0 or more")
+            raise InputError(f"steps={steps}: must be 0 or more")
         if steps == 0:
             return None
         comp = self.compensator
         if comp is None:
-            raise InputError(f"model '{self.model.name}' has no diffusion compensation (stage 2); use --steps 0")
+            raise InputError(f"model '{self.model.name}' has no diffusion compensation (stage 2); use steps=0")
         metadata = SensorMetadata.from_dict(container.header.metadata, source="bitstream metadata")
-        return lambda indices: comp.for_tiles(metadata, steps, seed, indices)
+        return lambda indices: comp.for_tiles(metadata, steps, seed, file_tile_indices(container, indices))
 
     def __call__(self, source, steps: int = 0, seed: int = 0, conceal: bool = False,
                  deblock: bool = False, progress: bool = False, group: int = 0, prior=None,
@@ -156,46 +158,104 @@ class DecodePipeline:
 
     def write(self, container: Container, output: str | os.PathLike, fmt: str | None = None,
               jpeg_quality: int | None = None, dtype: str | None = None,
-              creation_options: dict[str, str] | None = None, **decode) -> list[TileError]:
+              creation_options: dict[str, str] | None = None, group_rows=None, **decode) -> list[TileError]:
         """Decode into the image file ``output`` (PNG, TIFF: a GeoTIFF product written row by row,
         see :meth:`_write_geotiff`, or JPEG at ``jpeg_quality``); returns the concealed tiles.
-        PNG / JPEG hold the 8-bit coded picture of a one-group file only."""
+        PNG / JPEG hold the 8-bit coded picture of a one-group file only, a PNG the fill as its
+        alpha channel; a file with fill is not written as JPEG (no alpha), rather than let the fill
+        read as valid pixels. ``group_rows``: see :meth:`product_rows`."""
         output = Path(output)
         fmt = fmt or OUTPUT_FORMATS.get(output.suffix.lower())
         if fmt == "tiff":
-            return self._write_geotiff(container, output, dtype, creation_options, **decode)
+            return self._write_geotiff(container, output, dtype, creation_options, group_rows, **decode)
         h = container.header
         if h.planes > 1 or dtype not in (None, "uint8") or creation_options:
-            raise InputError(f"{output}: {h.channels} bands, --dtype and --co are written to a GeoTIFF "
-                             "(.tif); a PNG / JPEG holds the 8-bit picture of one band group")
-        scene = self(container, **decode)
+            raise InputError(f"{output}: {h.channels} bands, dtype and creation options are written to a "
+                             "GeoTIFF (.tif); a PNG / JPEG holds the 8-bit picture of one band group")
+        if h.has_mask and fmt == "jpeg":
+            raise InputError(f"{output}: this file has fill (a validity mask) and a JPEG has no alpha "
+                             "channel to carry it; write .png (fill as alpha) or .tif")
         from cosmic.io.images import save_image
+        from cosmic.io.limits import check_memory_image
 
-        save_image(scene.pixels, output, channels=container.header.channels, quality=jpeg_quality)
-        return scene.bad_tiles
+        check_memory_image(*output_size(container), str(output))
+        decoded = self.product(container, "uint8", group_rows, **decode)
+        save_image(decoded.pixels, output, channels=h.channels, quality=jpeg_quality, alpha=decoded.valid)
+        return decoded.bad_tiles
+
+    def product_rows(self, container: Container, product, bad: list[TileError], group_rows=None,
+                     **decode) -> Iterator[tuple[int, int, list[int], np.ndarray, np.ndarray | None]]:
+        """The decoded product one tile row of one band group at a time, as every output path
+        writes it: ``(top, group, bands, pixels, valid)``, pixels (h, W, len(bands)) in
+        ``product.dtype`` (the source's units), the fill restored from the mask (``valid``, (h, W)
+        bool, None without a mask). ``group_rows(group)``: the 8-bit (row, strip) pairs of a group
+        (default: decoded here; ``--enhance`` passes its enhanced strips). Concealed tiles join ``bad``."""
+        from cosmic.io.raster import apply_fill, to_source_units
+
+        h = container.header
+        scale = ((h.georef or {}).get("source") or {}).get("scale")
+        if group_rows is None:
+            group_rows = lambda g: self.for_group(container, g).rows(container.plane(g), bad=bad, **decode)  # noqa: E731
+        for g, bands in enumerate(h.groups):
+            for r, strip in group_rows(g):
+                top = r * h.tile
+                px = strip[: min(h.tile, h.height - top), : h.width]
+                px = px[..., :3] if len(bands) == 3 else np.rint(px.mean(axis=2, keepdims=True)).astype(np.uint8)
+                valid = _row_mask(container, r, bad, decode.get("conceal", False)) if h.has_mask else None
+                if (cut := cut_rows(container, top, px, valid)) is None:
+                    continue  # a row of a region's margin, outside the window
+                top, px, valid = cut
+                px = to_source_units(px, scale and [scale[b - 1] for b in bands], product.dtype)
+                yield top, g, bands, apply_fill(px, valid, product.nodata), valid
+
+    def product(self, container: Container, dtype: str | None = None, group_rows=None,
+                **decode) -> "DecodedProduct":
+        """The whole decoded product in memory (what :func:`cosmic.decompress` returns): the
+        GeoTIFF's pixels, band for band, with its fill and validity mask (:meth:`product_rows`)."""
+        from cosmic.io.limits import check_memory_image
+
+        h = container.header
+        width, height = output_size(container)
+        check_memory_image(width, height, container.path.name)
+        product = geotiff_product(container, dtype)
+        pixels = np.empty((height, width, h.channels), product.dtype)
+        valid = np.ones((height, width), bool) if h.has_mask else None
+        bad: list[TileError] = []
+        for top, g, bands, px, rows_valid in self.product_rows(container, product, bad, group_rows, **decode):
+            pixels[top : top + px.shape[0], :, [b - 1 for b in bands]] = px
+            if g == 0 and rows_valid is not None:
+                valid[top : top + px.shape[0]] = rows_valid
+        return DecodedProduct(pixels[..., 0] if h.channels == 1 else pixels, valid, product,
+                              sorted(bad, key=lambda e: e.index))
 
     def _write_geotiff(self, container: Container, output: Path, dtype: str | None = None,
-                       creation_options: dict[str, str] | None = None, **decode) -> list[TileError]:
+                       creation_options: dict[str, str] | None = None, group_rows=None,
+                       **decode) -> list[TileError]:
         """A GeoTIFF product (:func:`geotiff_product`): every band group decoded one tile row at a
-        time into its bands, in the source's units, fill restored from the mask; then a COG."""
-        from cosmic.io.raster import GeoTiffWriter, apply_fill, to_source_units
+        time into its bands (:meth:`product_rows`), the fill as nodata or a mask band; then a COG."""
+        from cosmic.io.raster import GeoTiffWriter
 
         h, bad = container.header, []
         georef = {k: v for k, v in (h.georef or {}).items() if k != "source"}
         product = geotiff_product(container, dtype, creation_options)
-        scale = ((h.georef or {}).get("source") or {}).get("scale")
-        with GeoTiffWriter(output, h.width, h.height, h.channels, georef or None, h.tile, product) as out:
-            for g, bands in enumerate(h.groups):
-                for r, strip in self.for_group(container, g).rows(container.plane(g), bad=bad, **decode):
-                    top = r * h.tile
-                    px = strip[: min(h.tile, h.height - top), : h.width]
-                    px = px[..., :3] if len(bands) == 3 else np.rint(px.mean(axis=2, keepdims=True)).astype(np.uint8)
-                    valid = _row_mask(container, r, bad, decode.get("conceal", False)) if h.has_mask else None
-                    px = to_source_units(px, scale and [scale[b - 1] for b in bands], product.dtype)
-                    out.write(top, 0, apply_fill(px, valid, product.nodata), bands)
-                    if g == 0 and product.mask and valid is not None:
-                        out.write_mask(top, 0, valid)
+        with GeoTiffWriter(output, *output_size(container), h.channels, georef or None, h.tile, product) as out:
+            for top, g, bands, px, valid in self.product_rows(container, product, bad, group_rows, **decode):
+                out.write(top, 0, px, bands)
+                if g == 0 and product.mask and valid is not None:
+                    out.write_mask(top, 0, valid)
         return sorted(bad, key=lambda e: e.index)
+
+
+@dataclass
+class DecodedProduct:
+    """A decoded scene as its GeoTIFF product holds it: ``pixels`` (H, W, bands), or (H, W) for
+    one band, in ``product.dtype`` with the fill restored (the nodata value where the type holds
+    it); ``valid`` the (H, W) validity mask (True: valid) of a file with fill, else None."""
+
+    pixels: np.ndarray
+    valid: np.ndarray | None
+    product: Any
+    bad_tiles: list[TileError] = field(default_factory=list)
 
 
 def _row_mask(container: Container, r: int, bad: list[TileError], conceal: bool) -> np.ndarray:
@@ -231,7 +291,7 @@ def geotiff_product(container: Container, dtype: str | None = None,
     src = (h.georef or {}).get("source") or {}
     dtype = dtype or (src.get("source_dtype") if src.get("scale") else None) or "uint8"
     if dtype not in PRODUCT_DTYPES:
-        raise InputError(f"--dtype {dtype}: choose one of {', '.join(PRODUCT_DTYPES)}")
+        raise InputError(f"dtype={dtype!r}: choose one of {', '.join(PRODUCT_DTYPES)}")
     nodata = nodata_for(h.georef, dtype) if h.georef else None
     return Product(dtype=dtype, nodata=nodata, mask=h.has_mask and nodata is None,
                    descriptions=src.get("descriptions"), colorinterp=src.get("colorinterp"),
@@ -282,5 +342,5 @@ def _shipped_model_for(container: Container) -> str:
     name = container.header.model
     if name not in shipped_models():
         raise InputError(f"{container.path.name} was coded by '{name}', which is not a shipped model; "
-                         "give its directory with -m")
+                         "give its directory with model=")
     return name

@@ -35,13 +35,13 @@ def check_rate_target(quality: float | None = None, bpp: float | None = None, ma
     """``--quality`` / ``--bpp`` / ``--max-bytes`` as given, before any image is read: at most one
     rate target, a positive one, and no quality beside it (InputError otherwise)."""
     if quality is not None and (bpp is not None or max_bytes is not None):
-        raise InputError("--quality and a rate target (--bpp / --max-bytes) exclude each other")
+        raise InputError("quality= and a rate target (bpp= / max_bytes=) exclude each other")
     if bpp is not None and max_bytes is not None:
         raise InputError("give one rate target: bpp or max_bytes")
     if bpp is not None and not bpp > 0:
-        raise InputError(f"--bpp {bpp}: must be positive")
+        raise InputError(f"bpp={bpp}: must be positive")
     if max_bytes is not None and max_bytes <= 0:
-        raise InputError(f"--max-bytes {max_bytes}: must be positive")
+        raise InputError(f"max_bytes={max_bytes}: must be positive")
 
 
 @dataclass
@@ -101,7 +101,7 @@ class EncodePipeline:
         pipelines already loaded, by (model, groups), which a new one joins (a batch's worker
         loads each once)."""
         if rate_target and quality is not None:
-            raise InputError("--quality and a rate target (--bpp / --max-bytes) exclude each other")
+            raise InputError("quality= and a rate target (bpp= / max_bytes=) exclude each other")
         key = (None if model is None else str(model), tuple(groups or [3]))
         pipe = None if loaded is None else loaded.get(key)
         if pipe is None:
@@ -144,7 +144,7 @@ class EncodePipeline:
         when ``bpp`` or ``max_bytes`` is given."""
         if bpp is None and max_bytes is None:
             return self.write(scene, path, tile, quality, progress)
-        target = f"--bpp {bpp}" if bpp is not None else f"--max-bytes {max_bytes}"
+        target = f"bpp={bpp}" if bpp is not None else f"max_bytes={max_bytes}"
         coded = self.encode_to_size(scene, self.budget(scene, bpp, max_bytes), tile, target=target)
         coded.write(path)
         return coded
@@ -162,7 +162,7 @@ class EncodePipeline:
                 raise InputError(f"model '{self.name}' codes one rate; it takes no quality value")
             return None
         if quality is None or not lo_hi[0] <= float(quality) <= lo_hi[1]:
-            raise InputError(f"quality {quality}: model '{self.name}' codes qualities {lo_hi[0]:g}..{lo_hi[1]:g}")
+            raise InputError(f"quality={quality}: model '{self.name}' codes qualities {lo_hi[0]:g}..{lo_hi[1]:g}")
         return quantize_quality(quality)
 
     def header(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None) -> Header:
@@ -172,7 +172,7 @@ class EncodePipeline:
         check_row(scene.width, tile, scene.name, bitstream=False)  # what the decoder would refuse
         if getattr(self.codec, "in_channels", 3) == 1 and any(n != 1 for n in scene.group_sizes):
             raise InputError(f"{scene.name}: model '{self.name}' codes one band; this scene has "
-                             f"{scene.channels} (choose one with --bands)")
+                             f"{scene.channels} (choose one with bands=)")
         header = scene_header(self.codec, self.name, scene.width, scene.height, tile, scene.channels,
                               scene.metadata.to_dict(), scene.georef, self.check_quality(quality))
         header.layout = scene.layout
@@ -252,7 +252,7 @@ class EncodePipeline:
         target = target or f"{budget} bytes"
         if lo_hi is None:
             raise InputError(f"{target}: rate control needs a variable-rate model; '{self.name}' codes "
-                             "one rate (the shipped rate points: --quality 1..4)")
+                             "one rate (the shipped rate points: quality=1..4)")
         trials: list[tuple[float, int]] = []
 
         def trial(q: float) -> EncodedScene:

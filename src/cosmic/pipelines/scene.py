@@ -121,7 +121,7 @@ def _open_raster(path: Path, bands, scale, groups=None, mask: bool = True):
 
     if not is_geotiff(path):
         if bands or scale or groups:
-            raise InputError(f"{path}: --bands, --band-groups and --scale apply to TIFF inputs only")
+            raise InputError(f"{path}: bands=, band_groups= and scale= apply to TIFF inputs only")
         return None
     if not path.is_file():
         raise InputError(f"{path}: no such file")
