@@ -167,6 +167,15 @@ _PRODUCT = dict(
     enhance=typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on this model's decodes"),
     enhance_steps=typer.Option(0, help="DDIM steps of the enhancer's prior LDM (0: its regressor)"),
 )
+_REGION = dict(
+    window=typer.Option(None, "--window", metavar="COL,ROW,W,H",
+                        help="decode only this pixel window (only the tiles it needs); georeferencing shifted"),
+    bbox=typer.Option(None, "--bbox", metavar="MINX,MINY,MAXX,MAXY",
+                      help="decode only the pixels this box in the file's CRS touches (as --window)"),
+    reduce=typer.Option(0, "--reduce", metavar="K",
+                        help="2^K times smaller output (0..6): 2^K x 2^K block means of the decode, computed "
+                             "row by row (decodes every tile: not faster than a full decode)"),
+)
 
 
 @app.command()
@@ -190,6 +199,7 @@ def decompress(
     enhance: bool = _PRODUCT["enhance"], enhance_steps: int = _PRODUCT["enhance_steps"],
     threads: int = _THREADS, quiet: bool = _QUIET, device: str = _DEVICE, precision: str = _PRECISION,
     jobs: int = _MANY["jobs"], scheduler: Optional[str] = _MANY["scheduler"],
+    window: Optional[str] = _REGION["window"], bbox: Optional[str] = _REGION["bbox"], reduce: int = _REGION["reduce"],
 ) -> None:
     """Decompress a .cosmic file "on the ground" to an image, or many files into a folder.
 
@@ -205,9 +215,33 @@ def decompress(
     check_precision(precision, resolve_device(device))
     if enhance and (prior or dtype or co or fmt == "jpeg"):
         raise InputError("--enhance writes the enhanced 8-bit picture: not with --prior, --dtype, --co or --format jpeg")
+    _check_region(window, bbox, reduce, enhance, _is_many(input, output, jobs, scheduler))
     if _is_many(input, output, jobs, scheduler):
         return _decompress_many(dict(locals()))
     _decompress_one(dict(locals()))
+
+
+def _check_region(window: Optional[str], bbox: Optional[str], reduce: int, enhance: bool, many: bool) -> None:
+    """--window / --bbox / --reduce: one file, not with --enhance, one of --window and --bbox."""
+    from cosmic.pipelines.region import check_reduce
+
+    check_reduce(reduce)
+    if not (window or bbox or reduce):
+        return
+    if window and bbox:
+        raise InputError("--window and --bbox both choose the region: give one")
+    if many or enhance:
+        raise InputError("--window, --bbox and --reduce decode one file, without --enhance")
+
+
+def _region(o: dict, container):
+    """The region of the file that `decompress` decodes (the file itself without --window, --bbox, --reduce)."""
+    from cosmic.pipelines.region import open_region, parse_bbox, parse_window, window_from_bbox
+
+    window = parse_window(o["window"]) if o["window"] else None
+    if o["bbox"]:
+        window = window_from_bbox(container.header, parse_bbox(o["bbox"]))
+    return open_region(container, window, o["reduce"], deblock=o["deblock"])
 
 
 def _decompress_one(o: dict) -> None:
@@ -220,7 +254,7 @@ def _decompress_one(o: dict) -> None:
     input, output = Path(o["input"]), o["output"]
     _check_output(output, input)
     fmt = output_format(output, o["fmt"], o["jpeg_quality"])
-    container = read_container(input, partial=o["conceal"])  # --conceal: a cut-off file keeps its whole tiles
+    container = _region(o, read_container(input, partial=o["conceal"]))  # --conceal: a cut-off file keeps its whole tiles
     pipe = DecodePipeline.for_container(container, o["model"], device=o["device"], precision=o["precision"])
     t0 = time.perf_counter()
     decode = dict(steps=o["steps"], seed=o["seed"], conceal=o["conceal"], deblock=o["deblock"],
@@ -239,8 +273,10 @@ def _decompress_one(o: dict) -> None:
 
 
 def _echo_decoded(output: Path, container, seconds: float) -> None:
-    h = container.header
-    typer.echo(f"{output}: {h.width}x{h.height} px from {container.file_size} bytes "
+    from cosmic.pipelines.region import output_size
+
+    width, height = output_size(container)
+    typer.echo(f"{output}: {width}x{height} px from {container.file_size} bytes "
                f"({container.bpp:.4f} bpp), decoded in {seconds:.2f} s")
 
 
