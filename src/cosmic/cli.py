@@ -164,7 +164,8 @@ _PRODUCT = dict(
     dtype=typer.Option(
         None, help="GeoTIFF sample type (default: the source's, stretch inverted; uint8: the coded picture)"),
     co=typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable)"),
-    enhance=typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on this model's decodes"),
+    enhance=typer.Option(False, help="enhance the decode with the LDM-RSIC model trained on this model's decodes "
+                                     "(written as the plain decode is: fill, band names, source units, tags)"),
     enhance_steps=typer.Option(0, help="DDIM steps of the enhancer's prior LDM (0: its regressor)"),
 )
 _REGION = dict(
@@ -214,7 +215,7 @@ def decompress(
         raise InputError(f"--steps {steps}: must be 0 or more")
     check_precision(precision, resolve_device(device))
     if enhance and (prior or dtype or co or fmt == "jpeg"):
-        raise InputError("--enhance writes the enhanced 8-bit picture: not with --prior, --dtype, --co or --format jpeg")
+        raise InputError("--enhance writes the enhanced picture as the plain decode is: not with --prior, --dtype, --co or --format jpeg")
     _check_region(window, bbox, reduce, enhance, _is_many(input, output, jobs, scheduler))
     if _is_many(input, output, jobs, scheduler):
         return _decompress_many(dict(locals()))

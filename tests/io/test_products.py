@@ -230,3 +230,46 @@ def test_info_checks_masks(cli, coded16, tmp_path):
     code, stdout, _ = cli("info", tmp_path / "m.cosmic")
     assert code == 3 and "tile 1 (row 0, col 1)" in stdout and "mask" in stdout
     assert cli("info", d / "ls.cosmic")[0] == 0
+
+
+def test_png_carries_the_fill_as_alpha_and_jpeg_refuses_it(cli, coded16, one_line_error):
+    """Issue 33 item 2: a PNG of a file with fill has the fill as alpha (it held garbage that read as
+    valid); a JPEG, which has no alpha, is refused in one line, nothing written."""
+    from PIL import Image
+
+    d, _, fill = coded16
+    code, _, err = cli("decompress", d / "ls.cosmic", "-o", d / "fill.png", "-m", TINY_MODEL, "-q")
+    assert code == 0, err
+    with Image.open(d / "fill.png") as im:
+        assert im.mode == "RGBA"
+        png = np.asarray(im)
+    assert np.array_equal(png[..., 3] == 0, fill) and (png[fill, :3] == 0).all() and (png[~fill, :3] > 0).all()
+    code, _, err = cli("decompress", d / "ls.cosmic", "-o", d / "fill.jpg", "-m", TINY_MODEL, "--format", "jpeg",
+                       "--jpeg-quality", "90")
+    one_line_error(code, err, "no alpha")
+    assert code == 2 and not (d / "fill.jpg").exists()
+
+
+def test_enhanced_decode_keeps_fill_names_units_and_tags(coded16, tmp_path):
+    """Issue 33 item 2: `decompress --enhance` writes what a plain decode writes (source dtype, the
+    fill, band names, the scale and the sensor tags); only the pixels differ."""
+    from helpers import perturbed_enhancer
+    from PIL import Image
+
+    from cosmic.enhance.model import build_enhancer
+    from cosmic.enhance.pipeline import enhance_decode
+    from cosmic.pipelines.decode import DecodePipeline
+
+    d, _, fill = coded16
+    enhancer = perturbed_enhancer(build_enhancer("small", source="cosmic")).save_pretrained(tmp_path / "enh")
+    pipe, container = DecodePipeline.from_pretrained(TINY_MODEL), read_container(d / "ls.cosmic")
+    pipe.write(container, tmp_path / "plain.tif")
+    assert enhance_decode(pipe, container, tmp_path / "enh.tif", enhancer) == []
+    with rasterio.open(tmp_path / "plain.tif") as a, rasterio.open(tmp_path / "enh.tif") as b:
+        assert b.dtypes == a.dtypes == ("uint16",) * 3 and b.nodata == a.nodata == 0
+        assert b.descriptions == a.descriptions == ("B4", "B3", "B2") and b.crs == a.crs
+        assert b.tags() == a.tags() and "COSMIC_SCALE" in b.tags() and "ACQUISITIONDATETIME" in b.tags()
+        plain, enhanced = a.read(), b.read()
+    assert np.array_equal((enhanced == 0).all(0), fill) and not np.array_equal(plain, enhanced)
+    assert enhance_decode(pipe, container, tmp_path / "enh.png", enhancer) == []
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "enh.png"))[..., 3] == 0, fill)

@@ -296,15 +296,22 @@ def enhance_decode(decode_pipe, container, output: str | os.PathLike,
     enhance it with the enhancer trained on the decodes of the model that decodes it (the shipped
     one whose ``source`` is that model's name, unless ``model`` is given: a directory or name, or
     an :class:`EnhancePipeline` already loaded, as a batch keeps one per worker; the rate: the
-    file's bpp). The enhancer is loaded (or refused) before anything is decoded. Returns the
-    concealed tiles."""
+    file's bpp). The enhancer is loaded (or refused) before anything is decoded. The enhanced
+    picture is written as a plain decode is (:meth:`DecodePipeline.write`: a GeoTIFF product in the
+    source's units with its fill, band names and tags, or a PNG with the fill as alpha), so nothing
+    the file carries is lost. Returns the concealed tiles."""
     enh = model if isinstance(model, EnhancePipeline) else EnhancePipeline.for_source(decode_pipe.model.name, model)
     enh._check_steps(enhance_steps)
-    scene = decode_pipe(container, seed=seed, **decode)
     h = container.header
+    if h.planes > 1:
+        raise InputError(f"{container.path.name}: --enhance enhances the picture of one band group and this "
+                         f"file has {h.planes}; decode it without --enhance")
+    scene = decode_pipe(container, seed=seed, **decode)
     pixels = scene.pixels[: h.height, : h.width]
     read = lambda top, left, hh, ww: pixels[top : top + hh, left : left + ww]  # noqa: E731
-    georef = {k: v for k, v in (h.georef or {}).items() if k != "source"} or None
-    write_rows(enh.rows(read, h.width, h.height, container.bpp, enhance_steps, seed), Path(output),
-               h.width, h.height, georef, h.channels)
-    return scene.bad_tiles
+    enhanced = np.empty_like(pixels)
+    for top, strip in enh.rows(read, h.width, h.height, container.bpp, enhance_steps, seed):
+        enhanced[top : top + strip.shape[0]] = strip
+    rows = lambda g: ((r, enhanced[r * h.tile : (r + 1) * h.tile]) for r in range(h.rows))  # noqa: E731
+    bad = decode_pipe.write(container, output, group_rows=rows, conceal=decode.get("conceal", False))
+    return sorted({e.index: e for e in scene.bad_tiles + bad}.values(), key=lambda e: e.index)
