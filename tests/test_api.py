@@ -144,3 +144,44 @@ def test_api_and_cli_give_the_same_product(kind, cli, tmp_path):
     assert (georef["crs"] and rasterio.crs.CRS.from_user_input(georef["crs"])) == cli_georef[0]
     assert georef["transform"] == list(cli_georef[1])[:6] and georef["nodata"] == cli_georef[2]
     assert (georef["scale"] is not None) == ("--scale" in options)
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda: cosmic.compress([[1, 2, 3]]), "image: expected a file path or a numpy array, got list"),
+    (lambda: cosmic.compress(None), "image: expected a file path or a numpy array, got NoneType"),
+    (lambda: cosmic.compress(golden_image(), quality="high"), "quality='high': expected a number"),
+    (lambda: cosmic.compress(golden_image(), metadata="foo"), "metadata: expected a dict"),
+    (lambda: cosmic.compress(golden_image(), quality=2, bpp=0.5), "quality= and a rate target (bpp= / max_bytes="),
+    (lambda: cosmic.compress(golden_image(), max_bytes=0), "max_bytes=0: must be positive"),
+    (lambda: cosmic.compress(golden_image(), scale="auto"), "bands, band_groups and scale apply to TIFF files"),
+    (lambda: cosmic.compress(golden_image(), bands=[0]), "bands=0: must be 1 or more"),
+    (lambda: cosmic.compress(golden_image(), band_groups=[[1, 2]]), "each group is one band or three"),
+    (lambda: cosmic.decompress(b"x", steps=1.5), "steps=1.5: expected an integer"),
+    (lambda: cosmic.decompress(b"x", steps=-1), "steps=-1: must be 0 or more"),
+    (lambda: cosmic.decompress(b"x", dtype="nope"), "dtype='nope': not a numpy sample type"),
+    (lambda: cosmic.decompress(None), "source: expected the bytes of a .cosmic file"),
+])
+def test_api_errors_are_input_errors_naming_the_parameter(call, needle):
+    """Issue 33 item 7: wrong types and values are InputErrors in API terms (they were TypeError,
+    ValueError, AttributeError, IndexError after seconds of work), raised before any model loads."""
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(InputError) as err:
+        call()
+    assert needle in str(err.value) and "--" not in str(err.value)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_shared_messages_speak_parameters_in_the_api_and_flags_in_the_cli(cli, tmp_path, one_line_error):
+    """Issue 33 item 7: a refusal raised by the shared pipeline says `scale=` to a Python caller
+    and `--scale` on the command line (it told API users to "choose a mapping with --scale")."""
+    from cosmic.errors import cli_terms
+
+    src = write_tif(tmp_path / "l8.tif", golden_image(64, 64).transpose(2, 0, 1).astype(np.uint16) * 100, "uint16")
+    with pytest.raises(InputError, match=r"scale=\(low, high\) or scale='auto'"):
+        cosmic.compress(src, model=TINY_MODEL)
+    code, _, err = cli("compress", src, "-o", tmp_path / "x.cosmic", "-m", TINY_MODEL)
+    one_line_error(code, err, "choose a mapping with --scale low,high or --scale auto")
+    assert cli_terms("max_bytes=0: must be positive; bands= and band_groups= exclude each other") == (
+        "--max-bytes 0: must be positive; --bands and --band-groups exclude each other")
