@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cosmic.errors import InputError
+from cosmic.training.datapack import resolve_data
 from cosmic.io.images import list_images, load_rgb
 
 __all__ = ["ImageFolder", "split_files", "extra_files", "mostly_fill", "single_band", "LUMINANCE"]
@@ -121,6 +122,7 @@ class ImageFolder(Dataset):
                  samples_per_epoch: int | None = None, extra: list[str | Path] | None = None,
                  seed: int | None = None, bands: int = 3):
         self.seed, self.bands = seed, bands
+        root = resolve_data(root)  # a folder, or a data pack's verified folder
         files = split_files(root, split)
         if limit:
             files = files[:limit]
