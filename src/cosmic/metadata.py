@@ -55,7 +55,7 @@ _IGNORED = {
     "transform", "reflectance_mult", "reflectance_add", "rgb_png_conversion", "original_mtl",
     "width", "height", "pixel_size", "bounds", "crs_wkt", "gsd_dbl", "category", "id",
 }
-_UTM = re.compile(r"^\s*(\d{1,2})\s*([C-HJ-NP-X])?\s*$", re.IGNORECASE)
+_UTM = re.compile(r"^\s*(\d{1,2})\s*(?:([C-HJ-NP-X])|(north|south))?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class SensorMetadata:
         """fMoW-style dict of the known fields only (absent fields are left out)."""
         out: dict[str, Any] = {}
         if self.utm_zone is not None:
-            out["utm"] = f"{self.utm_zone}{'' if self.utm_north is None else ('N' if self.utm_north else 'S')}"
+            out["utm"] = utm_text(self.utm_zone, self.utm_north)
         if self.timestamp is not None:
             out["timestamp"] = self.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
         for key, (attr, _) in _NUMERIC.items():
@@ -148,11 +148,18 @@ def _utm(raw: Any, source: str) -> dict[str, Any]:
         return {}
     m = _UTM.match(str(raw))
     if not m or not 1 <= int(m.group(1)) <= 60:
-        raise InputError(f"{source}: 'utm' = {raw!r} is not a UTM zone like '10N' or '33U'")
-    band = (m.group(2) or "").upper()
-    # MGRS latitude bands C..M are south, N..X north; fMoW writes bands, our sidecars N/S.
-    north = None if not band else band >= "N"
+        raise InputError(f"{source}: 'utm' = {raw!r} is not a UTM zone like '10N', '33U' or '50 south'")
+    band, hemisphere = (m.group(2) or "").upper(), (m.group(3) or "").lower()
+    # MGRS latitude bands C..M are south, N..X north (fMoW writes bands: its '50S' is Beijing);
+    # a hemisphere is written as a word, since 'S' is a northern band
+    north = (hemisphere == "north") if hemisphere else (band >= "N" if band else None)
     return {"utm_zone": int(m.group(1)), "utm_north": north}
+
+
+def utm_text(zone: int, north: bool | None) -> str:
+    """The ``utm`` value of a zone and hemisphere that reads back as itself: ``10N`` (MGRS band N
+    is north of the equator), ``50 south`` (``50S`` would be MGRS band S, in the north), ``33``."""
+    return f"{zone}" if north is None else (f"{zone}N" if north else f"{zone} south")
 
 
 def _timestamp(raw: Any, source: str) -> datetime | None:
@@ -171,17 +178,58 @@ def _timestamp(raw: Any, source: str) -> datetime | None:
 
 
 def load_sidecar(path: str | os.PathLike) -> SensorMetadata:
-    """Read an fMoW-style JSON file; a clear one-line error for unreadable or bad JSON."""
+    """Read an fMoW-style JSON file, or a Landsat MTL (its JSON edition or the standard
+    ``MTL.txt``); a clear one-line error for unreadable or bad input."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such metadata file")
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        d = _parse_landsat_mtl_text(text, path.name) if text.lstrip().startswith("GROUP") else json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
     if isinstance(d, dict) and ("L1_METADATA_FILE" in d or "LANDSAT_METADATA_FILE" in d):
         d = _from_landsat_mtl(d, path.name)
     return SensorMetadata.from_dict(d, source=path.name)
+
+
+def _parse_landsat_mtl_text(text: str, source: str) -> dict[str, Any]:
+    """The standard Landsat ``MTL.txt`` (ODL: ``GROUP = NAME`` ... ``END_GROUP = NAME``, ``KEY =
+    VALUE`` lines, ``END``) as the nested dict of its JSON edition: quoted values as strings,
+    numbers as numbers. A line that is none of these, or an unbalanced group, is an InputError."""
+    root: dict[str, Any] = {}
+    stack = [root]
+    for n, line in enumerate(text.splitlines(), 1):
+        key, eq, value = (part.strip() for part in line.partition("="))
+        if not line.strip() or (key == "END" and not eq):
+            continue
+        if not eq or not key:
+            raise InputError(f"{source}: line {n} of the Landsat MTL is not KEY = VALUE")
+        if key == "GROUP":
+            stack[-1][value] = group = {}
+            stack.append(group)
+        elif key == "END_GROUP":
+            if len(stack) == 1:
+                raise InputError(f"{source}: line {n} of the Landsat MTL closes a group never opened")
+            stack.pop()
+        else:
+            stack[-1][key] = _mtl_value(value)
+    if len(stack) != 1:
+        raise InputError(f"{source}: the Landsat MTL ends inside a group")
+    return root
+
+
+def _mtl_value(text: str) -> Any:
+    """An MTL value: a quoted string without its quotes, else a number if it is one, else the text."""
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
 
 
 def _from_landsat_mtl(d: dict, source: str) -> dict[str, Any]:
@@ -206,7 +254,7 @@ def _from_landsat_mtl(d: dict, source: str) -> dict[str, Any]:
             out[key] = float(v) % 360.0 if mtl_key == "SUN_AZIMUTH" else v
     zone, lat = find("UTM_ZONE"), find("CORNER_UL_LAT_PRODUCT")
     if zone is not None:
-        out["utm"] = f"{int(zone)}{'' if lat is None else ('N' if float(lat) >= 0 else 'S')}"
+        out["utm"] = utm_text(int(zone), None if lat is None else float(lat) >= 0)
     if not out:
         warnings.warn(f"{source}: Landsat MTL without usable metadata", MetadataWarning, stacklevel=3)
     return out

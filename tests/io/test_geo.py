@@ -321,3 +321,56 @@ def test_python_api_carries_georeferencing(cli, tmp_path):
     assert pixels.shape == (200, 300, 3)
     assert georef["crs"] == "EPSG:32633" and georef["nodata"] == 0 and "source" not in georef
     assert cosmic.open(coded).georef["transform"] == georef["transform"]
+
+
+def test_southern_utm_zone_reads_back_south(tmp_path):
+    """Issue 33 item 8: a derived southern zone was written '50S' and read back as MGRS band S
+    (north); it is now written '50 south'. fMoW's band letters keep their meaning."""
+    src = write_geotiff(tmp_path / "s.tif", golden_image(64, 64), crs="EPSG:32750",
+                        transform=from_origin(400000.0, 7000000.0, 10.0, 10.0))
+    with rasterio.open(src) as ds:
+        georef = {"crs": "EPSG:32750", "transform": list(ds.transform)[:6]}
+    derived, _ = derive_metadata(SensorMetadata(), georef, 64, 64, {})
+    assert (derived.utm_zone, derived.utm_north) == (50, False)
+    assert derived.to_dict()["utm"] == "50 south"
+    assert SensorMetadata.from_dict(derived.to_dict()).utm_north is False
+    assert SensorMetadata.from_dict({"utm": "50S"}).utm_north is True  # MGRS band S (Beijing), as fMoW writes it
+    assert SensorMetadata.from_dict({"utm": "10N"}).to_dict() == {"utm": "10N"}
+
+
+def test_web_mercator_gsd_is_the_ground_size():
+    """Issue 33 item 8: an EPSG:3857 pixel of 0.597 m at 37.8 N is 0.47 m on the ground (it was
+    reported as 0.597); a UTM pixel keeps its nominal size."""
+    from cosmic.io.product_metadata import ground_sample_distance, scene_centre_lonlat
+
+    mercator = {"crs": "EPSG:3857", "transform": [0.597, 0.0, -13625000.0, 0.0, -0.597, 4551000.0]}
+    lonlat = scene_centre_lonlat(mercator, 100, 100)
+    assert ground_sample_distance(mercator, lonlat) == pytest.approx(0.597 * math.cos(math.radians(lonlat[1])),
+                                                                     rel=1e-3)
+    utm = {"crs": "EPSG:32610", "transform": [30.0, 0.0, 433785.0, 0.0, -30.0, 5215815.0]}
+    assert ground_sample_distance(utm, scene_centre_lonlat(utm, 100, 100)) == 30.0
+
+
+def _mtl_text(d: dict, indent: str = "") -> str:
+    """A Landsat MTL JSON written back as the standard ODL ``MTL.txt``."""
+    lines = []
+    for key, value in d.items():
+        if isinstance(value, dict):
+            lines += [f"{indent}GROUP = {key}", _mtl_text(value, indent + "  "), f"{indent}END_GROUP = {key}"]
+        else:
+            lines.append(f'{indent}{key} = "{value}"' if isinstance(value, str) else f"{indent}{key} = {value}")
+    return "\n".join(lines)
+
+
+def test_landsat_mtl_txt_is_read_like_its_json(tmp_path):
+    """Issue 33 item 8: the standard `MTL.txt` was refused ("not valid JSON")."""
+    from cosmic.errors import InputError
+    from cosmic.metadata import load_sidecar
+
+    mtl = LANDSAT / "LC80460282016177LGN00_MTL.json"
+    text = tmp_path / "LC80460282016177LGN00_MTL.txt"
+    text.write_text(_mtl_text(json.loads(mtl.read_text())) + "\nEND\n")
+    assert load_sidecar(text) == load_sidecar(mtl) and load_sidecar(text).utm_zone == 10
+    text.write_text("GROUP = L1_METADATA_FILE\n  CLOUD_COVER = 5\n")
+    with pytest.raises(InputError, match="ends inside a group"):
+        load_sidecar(text)

@@ -273,3 +273,15 @@ def test_enhanced_decode_keeps_fill_names_units_and_tags(coded16, tmp_path):
     assert np.array_equal((enhanced == 0).all(0), fill) and not np.array_equal(plain, enhanced)
     assert enhance_decode(pipe, container, tmp_path / "enh.png", enhancer) == []
     assert np.array_equal(np.asarray(Image.open(tmp_path / "enh.png"))[..., 3] == 0, fill)
+
+
+@pytest.mark.parametrize("option, needle", [("COMPRESS=FOO", "unexpected value for COMPRESS"),
+                                            ("NOSUCH=1", "does not support creation option NOSUCH"),
+                                            ("BLOCKSIZE=x", "expected an integer")])
+def test_creation_options_gdal_would_ignore_are_refused(cli, coded16, one_line_error, option, needle):
+    """Issue 33 item 8: `--co COMPRESS=FOO` wrote an uncompressed file without a word (and
+    `--co BLOCKSIZE=x` aborted the process inside GDAL); refused in one line, nothing written."""
+    d, _, _ = coded16
+    code, _, err = cli("decompress", d / "ls.cosmic", "-o", d / "co.tif", "-m", TINY_MODEL, "--co", option)
+    one_line_error(code, err, "--co", needle)
+    assert code == 2 and not (d / "co.tif").exists()

@@ -74,9 +74,28 @@ def ground_sample_distance(georef: dict[str, Any], lonlat: tuple[float, float] |
         sy *= 110_540.0
     else:
         factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-        sx, sy = sx * factor, sy * factor
+        kx, ky = _scale_factors(crs, lonlat)
+        sx, sy = sx * factor / kx, sy * factor / ky
     gsd = math.sqrt(sx * sy)
     return gsd if math.isfinite(gsd) and gsd > 0 else None
+
+
+def _scale_factors(crs, lonlat: tuple[float, float] | None) -> tuple[float, float]:
+    """The projection's scale (x, y) at the scene centre when it distorts distances by more than
+    1 % there (Web Mercator: 1 / cos(latitude), so an EPSG:3857 pixel of 0.597 m is 0.47 m on the
+    ground at 38 degrees); else (1, 1): a UTM pixel keeps its nominal size (30 m for Landsat)."""
+    if lonlat is None:
+        return 1.0, 1.0
+    from pyproj import Proj
+
+    try:
+        f = Proj(crs).get_factors(*lonlat)
+        kx, ky = float(f.parallel_scale), float(f.meridional_scale)
+    except Exception:  # a CRS pyproj cannot evaluate there: the projected size, as before
+        return 1.0, 1.0
+    if not (math.isfinite(kx) and math.isfinite(ky) and kx > 0 and ky > 0):
+        return 1.0, 1.0
+    return (kx, ky) if max(abs(kx - 1.0), abs(ky - 1.0)) > 0.01 else (1.0, 1.0)
 
 
 def acquisition_time(tags: dict[str, str]) -> datetime | None:

@@ -37,7 +37,7 @@ from cosmic.errors import BitstreamError, InputError, first_line
 
 __all__ = [
     "GEOTIFF_SUFFIXES", "RasterSource", "is_georeferenced", "GeoTiffWriter", "parse_bands", "parse_scale", "is_geotiff",
-    "parse_band_groups", "Product", "nodata_for", "parse_creation_options",
+    "parse_band_groups", "Product", "nodata_for", "parse_creation_options", "check_creation_options",
     "GDAL_CACHE_MB",
 ]
 
@@ -397,6 +397,46 @@ def parse_creation_options(items: list[str] | None) -> dict[str, str]:
             raise InputError(f"--co {item!r}: expected KEY=VALUE, e.g. COMPRESS=ZSTD")
         out[key.strip().upper()] = value
     return out
+
+
+#: COG creation options that take an integer (GDAL aborts the process on BLOCKSIZE=x)
+_INTEGER_OPTIONS = ("BLOCKSIZE", "LEVEL", "QUALITY", "OVERVIEW_QUALITY", "OVERVIEW_COUNT", "ZOOM_LEVEL", "NBITS")
+
+
+def check_creation_options(product: Product, block: int) -> None:
+    """Refuse ``--co`` options GDAL's COG driver would ignore or fail on (an unknown option, a
+    value it does not recognise such as ``COMPRESS=FOO``, one that does not fit the sample type),
+    before anything is decoded: integers are checked here, the rest by writing a 16 x 16 COG of
+    the product's type and band count in memory and listening to GDAL's warnings."""
+    import logging
+
+    import rasterio.shutil
+    from rasterio.io import MemoryFile
+
+    user = product.creation_options
+    for key in _INTEGER_OPTIONS:
+        value = user.get(key)
+        if value is not None and not (value.isdigit() and (key != "BLOCKSIZE" or 16 <= int(value) <= 4096)):
+            raise InputError(f"--co {key}={value}: expected an integer{' 16..4096' if key == 'BLOCKSIZE' else ''}")
+    heard: list[str] = []
+    listener = logging.Handler(logging.WARNING)
+    listener.emit = lambda record: heard.append(record.getMessage())
+    logger = logging.getLogger("rasterio._env")
+    logger.addHandler(listener)
+    try:
+        with _env(), warnings.catch_warnings(), MemoryFile() as mem:
+            warnings.simplefilter("ignore")
+            with mem.open(driver="GTiff", width=16, height=16, count=1, dtype=product.dtype) as ds:
+                ds.write(np.zeros((1, 16, 16), product.dtype))
+            rasterio.shutil.copy(mem.name, "/vsimem/cosmic-co-probe.tif", driver="COG", **product.cog_options(block))
+            rasterio.shutil.delete("/vsimem/cosmic-co-probe.tif")
+    except Exception as exc:
+        heard.append(first_line(exc))
+    finally:
+        logger.removeHandler(listener)
+    if heard:
+        given = " ".join(f"{k}={v}" for k, v in user.items())
+        raise InputError(f"--co {given}: GDAL's COG driver refuses it ({heard[0].removeprefix('CPLE_NotSupported in ')})")
 
 
 class GeoTiffWriter:

@@ -284,8 +284,9 @@ def geotiff_product(container: Container, dtype: str | None = None,
     """How a file's GeoTIFF is written (:class:`~cosmic.io.raster.Product`): in the source's
     sample type by default (``dtype="uint8"``: the coded, stretched picture), nodata from the
     header when the type holds it (else an internal mask band), band descriptions and colour
-    interpretation of the source bands, the sensor metadata and coding as GDAL tags."""
-    from cosmic.io.raster import Product, nodata_for
+    interpretation of the source bands, the sensor metadata and coding as GDAL tags. ``--co``
+    options GDAL would ignore or fail on are refused here, before anything is decoded."""
+    from cosmic.io.raster import Product, check_creation_options, nodata_for
 
     h = container.header
     src = (h.georef or {}).get("source") or {}
@@ -293,9 +294,12 @@ def geotiff_product(container: Container, dtype: str | None = None,
     if dtype not in PRODUCT_DTYPES:
         raise InputError(f"dtype={dtype!r}: choose one of {', '.join(PRODUCT_DTYPES)}")
     nodata = nodata_for(h.georef, dtype) if h.georef else None
-    return Product(dtype=dtype, nodata=nodata, mask=h.has_mask and nodata is None,
-                   descriptions=src.get("descriptions"), colorinterp=src.get("colorinterp"),
-                   tags=product_tags(container), creation_options=dict(creation_options or {}))
+    product = Product(dtype=dtype, nodata=nodata, mask=h.has_mask and nodata is None,
+                      descriptions=src.get("descriptions"), colorinterp=src.get("colorinterp"),
+                      tags=product_tags(container), creation_options=dict(creation_options or {}))
+    if creation_options:
+        check_creation_options(product, h.tile)
+    return product
 
 
 def product_tags(container: Container) -> dict[str, str]:
