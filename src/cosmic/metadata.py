@@ -137,9 +137,11 @@ def _number(raw: Any, key: str, lo: float, hi: float, source: str) -> float | No
     try:
         value = float(raw)
     except ValueError:
-        raise InputError(f"{source}: '{key}' must be a number, got {raw!r}") from None
+        raise InputError(f"{source}: '{key}' must be a number, got {raw!r:.40}") from None
+    except OverflowError:  # a JSON integer beyond float's range (> 1.8e308)
+        value = math.inf
     if not math.isfinite(value) or not lo <= value <= hi:
-        raise InputError(f"{source}: '{key}' = {raw!r} is outside [{lo:g}, {hi:g}]")
+        raise InputError(f"{source}: '{key}' = {raw!r:.40} is outside [{lo:g}, {hi:g}]")
     return value
 
 
@@ -171,9 +173,12 @@ def _timestamp(raw: Any, source: str) -> datetime | None:
         raise InputError(f"{source}: 'timestamp' = {raw!r} is not an ISO 8601 time") from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
+    outside = InputError(f"{source}: 'timestamp' = {raw!r:.40} is outside the years 1960..2200")
+    if not 1960 <= ts.year <= 2200:  # checked before the shift to UTC, which overflows at year 1 / 9999
+        raise outside
     ts = ts.astimezone(timezone.utc)
     if not 1960 <= ts.year <= 2200:
-        raise InputError(f"{source}: 'timestamp' = {raw!r} is outside the years 1960..2200")
+        raise outside
     return ts
 
 
@@ -186,7 +191,7 @@ def load_sidecar(path: str | os.PathLike) -> SensorMetadata:
     try:
         text = path.read_text(encoding="utf-8")
         d = _parse_landsat_mtl_text(text, path.name) if text.lstrip().startswith("GROUP") else json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, or an integer of over 4300 digits
         raise InputError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
     if isinstance(d, dict) and ("L1_METADATA_FILE" in d or "LANDSAT_METADATA_FILE" in d):
         d = _from_landsat_mtl(d, path.name)

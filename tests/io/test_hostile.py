@@ -64,6 +64,22 @@ BAD_EXTENSIONS = [
     (b'{"metadata": {"gsd": NaN}}', "'extension'"),
     (b'{"metadata": ' + b" " * MAX_EXTENSION_BYTES + b"{}}", "'extension'"),
     (b"\xff\xfe", "'extension'"),
+    # issue 34 items 2, 3, 4, 6: numbers beyond float's range, dates that overflow in UTC, per-band
+    # lists that do not match the bands, sample types that are not a raster's, inverted stretches
+    (json.dumps({"metadata": {"gsd": 10**400}}).encode(), "'metadata.gsd'"),
+    (json.dumps({"georef": {"nodata": -(10**400)}}).encode(), "'georef.nodata'"),
+    (json.dumps({"georef": {"transform": [10**400, 0, 0, 0, -30, 0]}}).encode(), "'georef.transform'"),
+    (json.dumps({"georef": {"transform": [1e300, 0, 0, 0, 1e300, 0]}}).encode(), "'georef.transform'"),
+    (json.dumps({"georef": {"source": {"scale": [[0, 10**400]] * 3}}}).encode(), "'georef.source.scale'"),
+    (json.dumps({"metadata": {"timestamp": "9999-12-31T23:59:59-23:59"}}).encode(), "'metadata.timestamp'"),
+    (json.dumps({"metadata": {"timestamp": "0001-01-01T00:00:00+23:59"}}).encode(), "'metadata.timestamp'"),
+    (json.dumps({"georef": {"source": {"scale": [[0, 100]]}}}).encode(), "'georef.source.scale'"),
+    (json.dumps({"georef": {"source": {"scale": [[100, 0]] * 3}}}).encode(), "'georef.source.scale'"),
+    (json.dumps({"georef": {"source": {"scale": [[-1e308, 1e308]] * 3}}}).encode(), "'georef.source.scale'"),
+    (json.dumps({"georef": {"source": {"bands": [1, 2]}}}).encode(), "'georef.source.bands'"),
+    (json.dumps({"georef": {"source": {"descriptions": ["a"] * 5}}}).encode(), "'georef.source.descriptions'"),
+    *[(json.dumps({"georef": {"source": {"source_dtype": t}}}).encode(), "'georef.source.source_dtype'")
+      for t in ("object", "V8", "M8", "bool", "str_", "complex64")],
 ]
 
 
@@ -84,6 +100,70 @@ def test_cli_bad_metadata_is_exit_3_at_any_steps(cli, one_line_error, coded, tmp
     code, _, err = cli("decompress", coded, "-o", tmp_path / "o.png", "-m", TINY_MODEL, "--steps", steps, "-q")
     assert code == 3
     one_line_error(code, err, "metadata.cloud_cover")
+
+
+@pytest.mark.parametrize("sidecar", ['{"gsd": 1' + "0" * 400 + "}", '{"gsd": 1' + "0" * 5000 + "}",
+                                     '{"timestamp": "9999-12-31T23:59:59-23:59"}'])
+def test_cli_sidecar_with_huge_number_or_date_is_exit_2(cli, one_line_error, golden_png, tmp_path, sidecar):
+    """Issue 34 items 2, 3: were OverflowError / ValueError, exit 70."""
+    meta = tmp_path / "meta.json"
+    meta.write_text(sidecar)
+    code, _, err = cli("compress", golden_png, "-o", tmp_path / "o.cosmic", "-m", TINY_MODEL, "--meta", meta, "-q")
+    assert code == 2
+    one_line_error(code, err, "meta.json")
+
+
+def _sourced(**source) -> bytes:
+    """An extension whose georef records a float32 source scaled per band, with ``source`` over it."""
+    base = {"bands": [1, 2, 3], "source_dtype": "float32", "scale": [[0, 100], [0, 200], [0, 300]]}
+    return json.dumps({"georef": {"crs": "EPSG:32610", "transform": [30, 0, 0, 0, -30, 0], "nodata": 0,
+                                  "source": {**base, **source}}}).encode()
+
+
+def test_cli_one_scale_pair_for_three_bands_is_exit_3(cli, one_line_error, coded, tmp_path):
+    """Issue 34 item 4: was an IndexError (exit 70) on .tif output."""
+    forge_extension(coded, _sourced(scale=[[0, 100]]))
+    out = tmp_path / "o.tif"
+    code, _, err = cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q")
+    assert code == 3
+    one_line_error(code, err, "georef.source.scale")
+    assert not out.exists() and not list(tmp_path.glob(".o.tif*"))
+
+
+def test_nodata_a_float32_product_cannot_hold_is_left_out(cli, coded, tmp_path):
+    """Issue 34 item 5: nodata 1e39 with a float32 source was exit 2 and left .o.tif.partial.gtiff;
+    like a 16-bit nodata in an 8-bit product it is now left out of the product (no fill to mark here)."""
+    import rasterio
+
+    forge_extension(coded, json.dumps({"georef": {**json.loads(_sourced())["georef"], "nodata": 1e39}}).encode())
+    out = tmp_path / "o.tif"
+    code, _, err = cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q")
+    assert code == 0, err
+    with rasterio.open(out) as ds:
+        assert ds.dtypes == ("float32",) * 3 and ds.nodata is None and ds.read().max() <= 300
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.tif", "scene.cosmic"]
+
+
+def test_geotiff_writer_that_cannot_start_leaves_no_partial_file(tmp_path):
+    """Issue 34 item 5: GDAL creates the staging file before refusing the nodata; it is removed."""
+    from cosmic.errors import InputError
+    from cosmic.io.raster import GeoTiffWriter, Product
+
+    with pytest.raises(InputError, match="cannot write GeoTIFF"):
+        GeoTiffWriter(tmp_path / "o.tif", 64, 64, 3, None, 64, Product(dtype="float32", nodata=1e39))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_header_sample_type_no_product_has_is_not_blamed_on_dtype(cli, one_line_error, coded, tmp_path):
+    """Issue 34 item 6: a float16 source (valid, but not a product type) was reported as
+    '--dtype float16', an option never given; --dtype float32 writes it."""
+    forge_extension(coded, _sourced(source_dtype="float16"))
+    code, _, err = cli("decompress", coded, "-o", tmp_path / "o.tif", "-m", TINY_MODEL, "-q")
+    assert code == 2
+    one_line_error(code, err, "sample type float16 (in the header)", "choose one with --dtype")
+    assert "--dtype float16" not in err
+    code, _, err = cli("decompress", coded, "-o", tmp_path / "o.tif", "-m", TINY_MODEL, "-q", "--dtype", "float32")
+    assert code == 0, err
 
 
 def test_cli_unusable_crs_is_exit_3_for_geotiff_output(cli, one_line_error, coded, tmp_path):

@@ -32,7 +32,7 @@ from typing import Any
 
 from cosmic.errors import BitstreamError, InputError
 
-__all__ = ["MAX_EXTENSION_BYTES", "MAX_JSON_DEPTH", "MAX_BANDS", "parse_extension", "json_depth"]
+__all__ = ["MAX_EXTENSION_BYTES", "MAX_JSON_DEPTH", "MAX_BANDS", "SOURCE_DTYPES", "parse_extension", "json_depth"]
 
 #: the largest extension block accepted (a long CRS WKT is a few KB)
 MAX_EXTENSION_BYTES = 64 * 1024
@@ -41,6 +41,9 @@ MAX_JSON_DEPTH = 8
 _NODATA_WORDS = ("nan", "inf", "-inf")
 #: the most bands a file codes (the header's channel count is one byte)
 MAX_BANDS = 255
+#: the sample types a coded source may have had (GDAL's real-valued band types)
+SOURCE_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
+                 "float16", "float32", "float64")
 
 
 def _fault(field: str, why: str) -> BitstreamError:
@@ -90,7 +93,7 @@ def parse_extension(raw: bytes, channels: int = 3) -> tuple[dict[str, Any], dict
     if unknown:
         raise _fault(unknown[0], "unknown field")
     metadata = _metadata(ext.get("metadata"))
-    georef = _georef(ext["georef"]) if ext.get("georef") is not None else None
+    georef = _georef(ext["georef"], channels) if ext.get("georef") is not None else None
     layout = _layout(ext["layout"], channels) if ext.get("layout") is not None else None
     return metadata, georef, layout
 
@@ -145,8 +148,9 @@ def _metadata(d: Any) -> dict[str, Any]:
     return dict(d)
 
 
-def _georef(g: Any) -> dict[str, Any]:
-    """The georeferencing block: CRS string, affine transform, nodata, source coding."""
+def _georef(g: Any, channels: int) -> dict[str, Any]:
+    """The georeferencing block: CRS string, affine transform, nodata, source coding (of
+    ``channels`` bands)."""
     if not isinstance(g, dict):
         raise _fault("georef", f"expected an object, got {type(g).__name__}")
     unknown = sorted(set(g) - {"crs", "transform", "nodata", "source"})
@@ -157,44 +161,62 @@ def _georef(g: Any) -> dict[str, Any]:
         raise _fault("georef.crs", "expected a printable CRS string (EPSG code or WKT)")
     t = g.get("transform")
     if t is not None and not (isinstance(t, list) and len(t) == 6 and all(map(_finite, t))
-                              and t[0] * t[4] - t[1] * t[3] != 0):
+                              and _finite(t[0] * t[4] - t[1] * t[3]) and t[0] * t[4] - t[1] * t[3] != 0):
         raise _fault("georef.transform", "expected 6 finite numbers of an invertible affine transform")
     nodata = g.get("nodata")
     if nodata is not None and not (_finite(nodata) or nodata in _NODATA_WORDS):
         raise _fault("georef.nodata", f"expected a finite number, 'nan', 'inf' or '-inf', got {nodata!r:.40}")
     if g.get("source") is not None:
-        _source(g["source"])
+        _source(g["source"], channels)
     return dict(g)
 
 
-def _source(s: Any) -> None:
-    """The band / scaling choice recorded beside the georeferencing."""
+def _source(s: Any, channels: int) -> None:
+    """The band / scaling choice recorded beside the georeferencing: per-band lists of exactly
+    ``channels`` entries (the decoder indexes them by output band), a real sample type, and
+    scale pairs ``low < high`` whose span is finite (the inverse stretch multiplies by it)."""
     if not isinstance(s, dict):
         raise _fault("georef.source", f"expected an object, got {type(s).__name__}")
     unknown = sorted(set(s) - {"bands", "source_dtype", "scale", "descriptions", "colorinterp"})
     if unknown:
         raise _fault(f"georef.source.{unknown[0]}", "unknown field")
-    bands = s.get("bands")
-    if bands is not None and not (isinstance(bands, list) and 1 <= len(bands) <= MAX_BANDS
-                                  and all(_int(b, 1, 65535) for b in bands)):
-        raise _fault("georef.source.bands", f"expected 1 to {MAX_BANDS} band numbers")
+    if not _per_band(s.get("bands"), channels, lambda b: _int(b, 1, 65535)):
+        raise _fault("georef.source.bands", f"expected {channels} band numbers")
     dtype = s.get("source_dtype")
-    if dtype is not None and not (isinstance(dtype, str) and dtype.isidentifier() and len(dtype) <= 16):
-        raise _fault("georef.source.source_dtype", "expected a type name such as uint16")
-    scale = s.get("scale")
-    if scale is not None and not (isinstance(scale, list) and 1 <= len(scale) <= MAX_BANDS and all(
-            isinstance(p, list) and len(p) == 2 and all(map(_finite, p)) for p in scale)):
-        raise _fault("georef.source.scale", "expected one [low, high] pair of finite numbers per band")
+    if dtype is not None and dtype not in SOURCE_DTYPES:
+        raise _fault("georef.source.source_dtype", f"expected a sample type ({', '.join(SOURCE_DTYPES)}), "
+                                                   f"got {str(dtype)!r:.40}")
+    if not _per_band(s.get("scale"), channels, _scale_pair):
+        raise _fault("georef.source.scale", f"expected {channels} [low, high] pairs (one per band) of "
+                                            "finite numbers, low < high")
     for key in ("descriptions", "colorinterp"):
-        names = s.get(key)
-        if names is not None and not (isinstance(names, list) and len(names) <= MAX_BANDS and all(
-                n is None or (isinstance(n, str) and len(n) <= 256 and n.isprintable()) for n in names)):
-            raise _fault(f"georef.source.{key}", "expected a list of short printable names (or null)")
+        if not _per_band(s.get(key), channels, _band_name):
+            raise _fault(f"georef.source.{key}", f"expected {channels} short printable names (or null)")
+
+
+def _per_band(values: Any, channels: int, check) -> bool:
+    """Absent (null), or a list of one entry per coded band, each passing ``check``."""
+    return values is None or (isinstance(values, list) and len(values) == channels and all(map(check, values)))
+
+
+def _scale_pair(p: Any) -> bool:
+    """A ``[low, high]`` stretch of finite numbers with ``low < high`` and a finite span."""
+    return isinstance(p, list) and len(p) == 2 and all(map(_finite, p)) and p[0] < p[1] and _finite(p[1] - p[0])
+
+
+def _band_name(n: Any) -> bool:
+    """A band description or colour interpretation: null or a short printable string."""
+    return n is None or (isinstance(n, str) and len(n) <= 256 and n.isprintable())
 
 
 def _finite(v: Any) -> bool:
-    """A finite JSON number (not a bool)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite JSON number (not a bool); an integer beyond float's range (> 1.8e308) is not."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _int(v: Any, lo: int, hi: int) -> bool:

@@ -352,14 +352,17 @@ def _georef_profile(georef: dict[str, Any]) -> dict[str, Any]:
 
 def nodata_for(georef: dict[str, Any] | None, dtype: str) -> float | None:
     """The header's nodata value if a ``dtype`` output can hold it (else None: the fill is then
-    written as a mask band); a 16-bit source's nodata 65535 does not exist in an 8-bit output."""
+    written as a mask band); a 16-bit source's nodata 65535 does not exist in an 8-bit output,
+    nor 1e39 in a float32 one (GDAL refuses to create the file)."""
     value = (georef or {}).get("nodata")
     try:
         nodata = None if value is None else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BitstreamError("header field 'georef.nodata': not a number") from None
-    if nodata is None or np.dtype(dtype).kind == "f":
-        return nodata
+    if nodata is None:
+        return None
+    if np.dtype(dtype).kind == "f":
+        return nodata if not np.isfinite(nodata) or abs(nodata) <= np.finfo(dtype).max else None
     info = np.iinfo(dtype)
     return nodata if np.isfinite(nodata) and nodata == int(nodata) and info.min <= nodata <= info.max else None
 
@@ -475,7 +478,7 @@ class GeoTiffWriter:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self._ds = rasterio.open(self.stage, "w", **profile)
         except Exception as exc:
-            self._env.__exit__(None, None, None)
+            self._cleanup()  # GDAL may have created the staging file before it failed
             raise InputError(f"{self.path}: cannot write GeoTIFF ({first_line(exc)})") from None
 
     def write(self, top: int, left: int, pixels: np.ndarray, bands: list[int] | None = None) -> None:

@@ -290,6 +290,9 @@ def geotiff_product(container: Container, dtype: str | None = None,
 
     h = container.header
     src = (h.georef or {}).get("source") or {}
+    if dtype is None and src.get("scale") and src.get("source_dtype") not in (None, *PRODUCT_DTYPES):
+        raise InputError(f"{container.path.name}: the source's sample type {src['source_dtype']} (in the header) is "
+                         f"not one a product is written in; choose one with dtype= ({', '.join(PRODUCT_DTYPES)})")
     dtype = dtype or (src.get("source_dtype") if src.get("scale") else None) or "uint8"
     if dtype not in PRODUCT_DTYPES:
         raise InputError(f"dtype={dtype!r}: choose one of {', '.join(PRODUCT_DTYPES)}")
