@@ -1,6 +1,6 @@
 """Seams between independently coded tiles, and what the border filter buys, per scene.
 
-    .venv/bin/python benchmarks/seams.py [--model cosmic-small-vr] [SCENE.png ...]
+    .venv/bin/python benchmarks/seams.py [--model cosmic-small-vr] [--quality Q] [SCENE.png ...]
 
 For each scene (default: the bundled NAIP sample and the held-out shared scenes that exist):
 code it once, decode it with and without ``--deblock``, and report bpp (the filter is ground-only,
@@ -30,9 +30,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("scenes", nargs="*", type=Path)
     ap.add_argument("--model", default="cosmic-small-vr")
+    ap.add_argument("--quality", type=float, default=None, help="default: the model's default quality")
     args = ap.parse_args()
     scenes = args.scenes or [sample_path(), *[SHARED / n for n in HELD_OUT if (SHARED / n).is_file()]]
-    encoder, quality = EncodePipeline.select(args.model)
+    encoder, quality = EncodePipeline.select(args.model, args.quality)
     decoder = DecodePipeline.from_pretrained(args.model)
     print("| scene | bpp | decode | PSNR | MS-SSIM | seam | decode s |\n|---|---|---|---|---|---|---|")
     for path in scenes:
@@ -45,7 +46,7 @@ def main() -> None:
             y = decoder(c, deblock=deblock).pixels
             sec = time.perf_counter() - t0
             print(f"| {path.stem} | {size * 8 / (x.shape[0] * x.shape[1]):.4f} | "
-                  f"{'deblock' if deblock else 'plain'} | {psnr(x, y):.2f} | {ms_ssim(x, y):.4f} | "
+                  f"{'deblock' if deblock else 'plain'} | {psnr(x, y):.3f} | {ms_ssim(x, y):.4f} | "
                   f"{seam_score(y, x, c.header.tile):+.3f} | {sec:.2f} |")
 
 

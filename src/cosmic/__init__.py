@@ -89,7 +89,7 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
 
 def decompress(source: bytes | str | os.PathLike | IO[bytes], steps: int = 0, seed: int = 0,
                model: str | os.PathLike | None = None, return_georef: bool = False, *, dtype: str | None = None,
-               window: tuple[int, int, int, int] | None = None, reduce: int = 0):
+               window: tuple[int, int, int, int] | None = None, reduce: int = 0, deblock: bool = True):
     """Decode a ``.cosmic`` file (bytes, a path or a binary file object) to the array its GeoTIFF
     product holds (``cosmic decompress F -o F.tif``): (H, W, bands), or (H, W) for one band, every
     coded band in order, in the source's sample type with the coding stretch inverted (``dtype``:
@@ -108,6 +108,9 @@ def decompress(source: bytes | str | os.PathLike | IO[bytes], steps: int = 0, se
     ``reduce=K`` a 2^K times smaller image (2^K x 2^K block means of the decode, computed tile row
     by tile row; every tile is still decoded). A window outside the image, empty or negative, or
     a ``reduce`` outside 0..6, is an :class:`~cosmic.errors.InputError`.
+
+    ``deblock`` (default True, as ``cosmic decompress``): tile borders are smoothed after
+    stitching (no bits; ``--no-deblock`` / ``deblock=False``: the plain stitched tiles).
     """
     from cosmic.api_args import check_decode_args, check_source
     from cosmic.pipelines.decode import DecodePipeline, open_container
@@ -116,8 +119,11 @@ def decompress(source: bytes | str | os.PathLike | IO[bytes], steps: int = 0, se
     steps, seed, dtype = check_decode_args(steps, seed, dtype)
     from cosmic.pipelines.region import open_region
 
-    container = open_region(open_container(source), window, reduce)
-    decoded = DecodePipeline.for_container(container, model).product(container, dtype, steps=steps, seed=seed)
+    if not isinstance(deblock, bool):
+        raise InputError(f"deblock={deblock!r}: expected True or False")
+    container = open_region(open_container(source), window, reduce, deblock)
+    decoded = DecodePipeline.for_container(container, model).product(container, dtype, steps=steps, seed=seed,
+                                                                      deblock=deblock)
     if not return_georef:
         return decoded.pixels
     return decoded.pixels, _georef(container.header, decoded)

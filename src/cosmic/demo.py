@@ -104,7 +104,7 @@ def run_demo(image_path: Path, out: Path, model: str = DEFAULT_MODEL, echo=print
         j2k = jpeg2000_at_bpp(x, DEMO_BPP)
         t_j2k = time.perf_counter() - t0
     bitstream, coded = _encode(scene, image_path, out, encoder, echo, None if j2k is None else len(j2k.data))
-    echo("[ground] decoding without diffusion compensation (--steps 0)")
+    echo("[ground] decoding without diffusion compensation (--steps 0), tile borders smoothed (--deblock, the default)")
     pipe = DecodePipeline.from_pretrained(model)
     stem = out / image_path.stem
     row, decoded = _decode(pipe, bitstream, x, "COSMIC (no compensation)", 0, seed, Path(f"{stem}.cosmic.png"))

@@ -70,14 +70,14 @@ def test_window_is_the_crop_of_the_full_decode(kind, window, request):
 
 @pytest.mark.parametrize("kind, expected", [("rgb", {6}), ("stack", {6, 26})])
 def test_a_window_reads_only_the_tiles_it_needs(kind, expected, request, monkeypatch):
-    """(70, 70, 20, 20) lies in tile (row 1, col 1) = index 6 of a 4 x 5 grid (and 26 of the
-    second band group's grid)."""
+    """(76, 76, 20, 20) lies in tile (row 1, col 1) = index 6 of a 4 x 5 grid (and 26 of the
+    second band group's grid), beyond the default border filter's 8-px reach of its borders."""
     from cosmic.io.container import Container
 
     read = []
     payload = Container.tile_payload
     monkeypatch.setattr(Container, "tile_payload", lambda self, i: read.append(i) or payload(self, i))
-    part = cosmic.decompress(request.getfixturevalue(f"{kind}_file"), model=TINY_MODEL, window=(70, 70, 20, 20))
+    part = cosmic.decompress(request.getfixturevalue(f"{kind}_file"), model=TINY_MODEL, window=(76, 76, 20, 20))
     assert part.shape[:2] == (20, 20) and set(read) == expected
 
 

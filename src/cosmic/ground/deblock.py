@@ -7,14 +7,20 @@ would have there). It removes that excess with two linear ramps of ``width`` pix
 the border, half on each side. Steps larger than ``threshold`` are taken to be real edges that
 happen to fall on the border and are left alone (as H.264's in-loop deblocking does).
 
-It costs no bits (ground only) and runs on a few tile rows at a time.
+It costs no bits (ground only) and runs on a few tile rows at a time. It is the default decode
+(:data:`DEFAULT_DEBLOCK`; ``--no-deblock`` turns it off): on the 934x723 NAIP scene with the shipped
+``cosmic-small-vr`` it lowers the seam score from 2.72 to 0.61 at quality 3 (PSNR -0.002 dB) and
+from 5.67 to 2.39 at quality 1 (+0.014 dB); docs/RESULTS.md "Seams and the border filter".
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["smooth_border", "DEFAULT_WIDTH", "DEFAULT_THRESHOLD"]
+__all__ = ["smooth_border", "DEFAULT_WIDTH", "DEFAULT_THRESHOLD", "DEFAULT_DEBLOCK"]
+
+#: the decode pipelines, the CLI, the API and the demo filter tile borders unless told not to
+DEFAULT_DEBLOCK = True
 
 DEFAULT_WIDTH = 8
 DEFAULT_THRESHOLD = 24.0  # in 8-bit levels

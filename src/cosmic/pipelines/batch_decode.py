@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cosmic.ground.deblock import DEFAULT_DEBLOCK
+
 __all__ = ["DecodeOptions", "decode_file"]
 
 
@@ -24,7 +26,7 @@ class DecodeOptions:
     steps: int = 0
     seed: int = 0
     conceal: bool = False
-    deblock: bool = False
+    deblock: bool = DEFAULT_DEBLOCK
     fmt: str = "png"
     jpeg_quality: int | None = None
     device: str = "cpu"

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from cosmic.errors import InputError
+from cosmic.ground.deblock import DEFAULT_DEBLOCK
 from cosmic.ground.scene import DecodedScene, decode_rows, decode_scene
 from cosmic.io.container import Container, TileError, read_container, source_bits
 from cosmic.metadata import SensorMetadata
@@ -131,7 +132,7 @@ class DecodePipeline:
         return lambda indices: comp.for_tiles(metadata, steps, seed, file_tile_indices(container, indices))
 
     def __call__(self, source, steps: int = 0, seed: int = 0, conceal: bool = False,
-                 deblock: bool = False, progress: bool = False, group: int = 0, prior=None,
+                 deblock: bool = DEFAULT_DEBLOCK, progress: bool = False, group: int = 0, prior=None,
                  fidelity: float | None = None) -> DecodedScene:
         """Decode a whole scene into memory: ``DecodedScene(pixels, bad_tiles)``, the 8-bit coded
         picture of band group ``group`` (a file with several groups: see :meth:`write`); with a
@@ -148,7 +149,7 @@ class DecodePipeline:
         return scene
 
     def rows(self, container: Container, steps: int = 0, seed: int = 0, conceal: bool = False,
-             deblock: bool = False, bad: list[TileError] | None = None,
+             deblock: bool = DEFAULT_DEBLOCK, bad: list[TileError] | None = None,
              progress: bool = False, prior=None, fidelity: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Decode one tile row at a time (see :func:`~cosmic.ground.scene.decode_rows`), each strip
         through the ``prior`` if one is given."""

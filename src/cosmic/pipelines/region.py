@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from cosmic.errors import InputError
+from cosmic.ground.deblock import DEFAULT_DEBLOCK
 
 __all__ = ["Window", "Region", "parse_window", "parse_bbox", "window_from_bbox", "open_region", "MAX_REDUCE"]
 
@@ -114,7 +115,7 @@ def check_reduce(reduce) -> int:
     return int(reduce)
 
 
-def open_region(container, window=None, reduce: int = 0, deblock: bool = False):
+def open_region(container, window=None, reduce: int = 0, deblock: bool = DEFAULT_DEBLOCK):
     """``container`` itself when neither a window nor a reduction is asked for, else the
     :class:`Region` of ``window`` (default: the whole image) at 2^``reduce`` times less
     resolution; ``deblock``: the decode filters tile borders, so the region takes in the tiles
