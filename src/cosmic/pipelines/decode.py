@@ -25,7 +25,7 @@ import numpy as np
 
 from cosmic.errors import InputError
 from cosmic.ground.deblock import DEFAULT_DEBLOCK
-from cosmic.ground.scene import DecodedScene, decode_rows, decode_scene
+from cosmic.ground.scene import DecodedScene, check_model, decode_rows, decode_scene
 from cosmic.io.container import Container, TileError, read_container, source_bits
 from cosmic.metadata import SensorMetadata
 from cosmic.pipelines.region import cut_rows, file_tile_indices, output_size
@@ -95,14 +95,17 @@ class DecodePipeline:
     def for_group(self, container: Container, group: int) -> "DecodePipeline":
         """The pipeline that decodes band group ``group``: this one, or for a group coded by its
         own model (``layout.models``, e.g. the single-band model's groups of a multispectral
-        file) that model's (``single_band``, else the shipped model of that name), loaded once."""
+        file) that model's (``single_band``, else the shipped model of that name), loaded once.
+        A loaded model whose on-board digest is not the one the group names is a
+        :class:`BitstreamError` (it was loaded again and again before: issue 34)."""
         h = container.header
         own = ((h.layout or {}).get("models") or [None] * h.planes)[group]
         if own is None or own["sha256"] == self.model.onboard.bitstream_id():
             return self
         if own["sha256"] not in self._group_pipes:
-            self._group_pipes[own["sha256"]] = DecodePipeline.for_container(
-                container.plane(group), device=self.device, precision=self.precision)
+            pipe = DecodePipeline.for_container(container.plane(group), device=self.device, precision=self.precision)
+            check_model(pipe.model, container.plane(group))
+            self._group_pipes[own["sha256"]] = pipe
         return self._group_pipes[own["sha256"]]
 
     @property
