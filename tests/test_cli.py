@@ -199,7 +199,7 @@ def test_output_must_not_overwrite_input(cli, one_line_error, golden_png, coded)
 def test_real_process_exit_code_and_single_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "cosmic.cli", "decompress", str(tmp_path / "none.cosmic"),
                         "-o", str(tmp_path / "x.png")], capture_output=True, text=True)
-    assert r.returncode == 3
+    assert r.returncode == 2  # a missing input is bad input, as for images (it exited 3; issue 33 item 11)
     assert r.stderr.strip().splitlines() == [f"cosmic: error: {tmp_path / 'none.cosmic'}: no such file"]
 
 
@@ -298,3 +298,34 @@ def test_output_names_are_checked(cli, one_line_error, golden_png, coded, tmp_pa
     assert code == 0, err
     with Image.open(jpg) as im:
         assert im.format == "JPEG" and im.size == (300, 200)
+
+
+def test_progress_in_a_log_is_plain_lines(cli, golden_png, tmp_path):
+    """Issue 33 item 11: when stderr is not a terminal (here: captured) progress is printed as
+    plain lines, not a bar redrawn with carriage returns."""
+    code, _, err = cli("compress", golden_png, "-o", tmp_path / "g.cosmic", "-m", TINY_MODEL)
+    assert code == 0 and "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("encode: ")]
+    assert lines and lines[-1].startswith("encode: 2/2 tile")
+    code, _, err = cli("decompress", tmp_path / "g.cosmic", "-o", tmp_path / "g.png", "-m", TINY_MODEL)
+    assert code == 0 and "\r" not in err and "decode: 2/2 tile" in err
+
+
+def test_help_shows_no_bool_type_and_the_cluster_extra(cli):
+    """Issue 33 item 11: `--help` printed `<bool>` for every flag and `pip install 'cosmic'` (rich
+    markup ate `[cluster]`)."""
+    code, out, _ = cli("compress", "--help")
+    assert code == 0 and "<bool>" not in out and "--no-mask" in out
+    assert "cosmic[cluster]" in out and "<int>" in out  # options that take a value keep their type
+
+
+def test_enhance_refuses_a_non_jpeg2000_input_before_loading_a_model(cli, golden_png, tmp_path, monkeypatch,
+                                                                      one_line_error):
+    """Issue 33 item 11: a PNG given to `cosmic enhance` was refused only after the enhancer
+    loaded (7.5 s)."""
+    import cosmic.cli
+
+    monkeypatch.setattr(cosmic.cli, "_enhance_pipeline", lambda *a: pytest.fail("a model was loaded"))
+    code, _, err = cli("enhance", golden_png, "-o", tmp_path / "e.png")
+    one_line_error(code, err, "not a JPEG2000 file")
+    assert code == 2 and not (tmp_path / "e.png").exists()

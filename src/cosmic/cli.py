@@ -83,7 +83,7 @@ _MANY = dict(
     jobs=typer.Option(1, help="many inputs: worker processes, each loading the models once"),
     scheduler=typer.Option(
         None, help="many inputs: a Dask scheduler address (tcp://host:8786), or 'local' for a local Dask "
-                   "cluster of --jobs processes (pip install 'cosmic[cluster]')"),
+                   "cluster of --jobs processes (pip install 'cosmic\\[cluster]')"),
 )
 _QUIET = typer.Option(False, "--quiet", "-q")
 _QUALITY = typer.Option(None, help="quality of a variable-rate model, any value over its range (the shipped "
@@ -318,15 +318,18 @@ def enhance(
     """Enhance a JPEG2000 decode on the ground with LDM-RSIC, or with the Code-RSIC codebook prior
     (--prior codebook) (tiled; a .tif output keeps the georeferencing); or many (a folder or quoted
     glob) into a folder."""
-    from cosmic.io.raster import parse_bands, parse_scale
-    from cosmic.pipelines.decode import output_format
+    from cosmic.enhance.codestream import check_enhance_input
 
     if prior and model:
         raise InputError("--model names an LDM-RSIC enhancer: not with --prior")
     if _is_many(str(input), output, jobs, scheduler):
         return _enhance_many(dict(locals()))
-    _threads(threads)
     _check_output(output, input)
+    check_enhance_input(input)  # before torch or a model loads (a PNG was refused only after 7.5 s)
+    from cosmic.io.raster import parse_bands, parse_scale
+    from cosmic.pipelines.decode import output_format
+
+    _threads(threads)
     output_format(output, fmt)
     pipe = _enhance_pipeline(model, prior, fidelity)
     done = pipe.enhance_file(input, output, steps, seed, bpp, parse_bands(bands), parse_scale(scale))
@@ -1028,6 +1031,23 @@ def _internal_error(exc: Exception) -> int:
     return 70
 
 
+def _command():
+    """The click command of :data:`app`, its boolean flags (``--help`` included) shown in ``--help``
+    without the ``<bool>`` type column typer prints for every option (a flag takes no value)."""
+    command = typer.main.get_command(app)
+    _hide_flag_types(command, None)
+    return command
+
+
+def _hide_flag_types(command, parent) -> None:
+    ctx = command.context_class(command, parent=parent, info_name=command.name)
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if param is not None and getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_types(sub, ctx)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point; ``argv`` (without the program name) defaults to ``sys.argv[1:]``. Exit
     statuses: 2 usage or input, 3 bitstream, 4 model, 70 internal error, 130 interrupted, 143
@@ -1040,7 +1060,7 @@ def main(argv: list[str] | None = None) -> None:
     _ARGV = list(sys.argv[1:] if argv is None else argv)
     previous = _on_sigterm()
     try:
-        rc = app(args=argv, prog_name="cosmic", standalone_mode=False)
+        rc = _command()(args=argv, prog_name="cosmic", standalone_mode=False)
     except CosmicError as exc:
         from cosmic.errors import cli_terms
 

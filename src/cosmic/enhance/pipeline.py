@@ -18,7 +18,6 @@ says nothing reliable about the codestream inside it).
 from __future__ import annotations
 
 import os
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from cosmic.enhance.codestream import check_enhance_input, codestream_bytes  # noqa: F401 - re-exported
 from cosmic.enhance.model import TILE_MULTIPLE, Enhancer
 from cosmic.errors import BitstreamError, InputError, ModelError, first_line
 
@@ -36,9 +36,6 @@ __all__ = ["EnhancePipeline", "PriorPipeline", "Enhanced", "codestream_bytes", "
 #: the shipped JPEG2000 enhancer (``cosmic enhance``'s default)
 DEFAULT_ENHANCER = "ldm-rsic-jpeg2000-small"
 JPEG2000_SUFFIXES = (".jp2", ".j2k", ".j2c", ".jpx", ".jpf")
-_SOC_SIZ = b"\xff\x4f\xff\x51"
-_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
-_EOC = b"\xff\xd9"
 
 
 def shipped_enhancer(source: str) -> str | None:
@@ -50,45 +47,6 @@ def shipped_enhancer(source: str) -> str | None:
         if cfg.get("_class_name") == "Enhancer" and cfg.get("source") == source:
             return name
     return None
-
-
-def codestream_bytes(path: str | os.PathLike) -> int:
-    """Bytes of the JPEG2000 codestream in ``path`` (a raw codestream or a JP2 / JPX file);
-    :class:`InputError` if the file is neither, :class:`BitstreamError` if its boxes are cut."""
-    path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if head.startswith(_SOC_SIZ):
-            return _ends_with_eoc(f, path, size, size)
-        if head != _JP2_SIGNATURE:
-            raise InputError(f"{path}: not a JPEG2000 file (no codestream or JP2 signature)")
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            length, kind = struct.unpack(">I4s", f.read(8))
-            header = 8
-            if length == 1:
-                length, header = struct.unpack(">Q", f.read(8))[0], 16
-            elif length == 0:
-                length = size - pos
-            if kind == b"jp2c":
-                if pos + length > size:
-                    raise BitstreamError(f"{path}: the codestream box is cut off ({size - pos} of {length} bytes)")
-                return _ends_with_eoc(f, path, pos + length, length - header)
-            if length < header:
-                break
-            pos += length
-    raise BitstreamError(f"{path}: a JP2 file without a complete codestream box")
-
-
-def _ends_with_eoc(f, path: Path, end: int, length: int) -> int:
-    """``length`` if the codestream ending at byte ``end`` closes with its EOC marker (a cut-off
-    codestream does not: OpenJPEG would decode what is left without a word)."""
-    f.seek(end - 2)
-    if f.read(2) != _EOC:
-        raise BitstreamError(f"{path}: the JPEG2000 codestream is cut off (no end-of-codestream marker)")
-    return length
 
 
 @dataclass

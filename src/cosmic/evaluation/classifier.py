@@ -103,7 +103,7 @@ def train_classifier(data: str | Path, out: str | Path, steps: int = 1500, batch
                      lr: float = 2e-3, seed: int = 0, progress: bool = True) -> tuple[Path, float]:
     """Train on the ``train`` split of ``data`` (class = folder name); returns the saved model's
     directory and its top-1 accuracy on the ``val`` split."""
-    from tqdm import tqdm
+    from cosmic.utils.progress import progress_bar as tqdm
 
     from cosmic.io.images import load_rgb
     from cosmic.training.data import ImageFolder, split_files

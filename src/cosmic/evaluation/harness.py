@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.enhance.evaluation import ENHANCED_CODECS, EnhanceRunner, enhanced_specs
 from cosmic.errors import InputError

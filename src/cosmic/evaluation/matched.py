@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.errors import InputError
 from cosmic.evaluation.classical import jpeg2000_at_bpp

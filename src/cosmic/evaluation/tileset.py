@@ -67,7 +67,7 @@ def build_tile_set(scenes, out: str | os.PathLike, tile: int = 256, progress: bo
                    metadata: bool = True) -> dict:
     """Cut every scene under ``scenes`` (a folder or image, or a list of them) into tiles under
     ``out``; write and return the manifest. ``metadata=False``: no sidecars beside the tiles."""
-    from tqdm import tqdm
+    from cosmic.utils.progress import progress_bar as tqdm
 
     out = Path(out)
     sources = [scenes] if isinstance(scenes, (str, os.PathLike)) else list(scenes)

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.errors import BitstreamError, EntropyDecodeError
 from cosmic.ground.deblock import DEFAULT_WIDTH, smooth_border

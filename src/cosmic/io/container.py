@@ -53,7 +53,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from cosmic.errors import BitstreamError
+from cosmic.errors import BitstreamError, InputError
 from cosmic.io.extension import parse_extension
 from cosmic.io.mask import MaskError, split_mask, unpack_mask
 
@@ -317,10 +317,11 @@ class Container:
             self._parse(fh)
 
     def _check_file(self) -> None:
+        """A missing path or a folder is bad input (exit 2, as for every other input), not a bad bitstream."""
         if not self.path.exists():
-            raise BitstreamError(f"{self.path}: no such file")
+            raise InputError(f"{self.path}: no such file")
         if self.path.is_dir():
-            raise BitstreamError(f"{self.path}: is a directory")
+            raise InputError(f"{self.path}: is a directory")
 
     def _open(self) -> BinaryIO:
         return io.BytesIO(self._data) if self._data is not None else open(self.path, "rb")

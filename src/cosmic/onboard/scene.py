@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.io.container import Header, join_payload, quantize_quality
 from cosmic.onboard.codec import OnboardCodec

@@ -210,7 +210,7 @@ class EncodePipeline:
     def encode(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None,
                progress: bool = False) -> EncodedScene:
         """Code ``scene`` at ``quality`` (None for a fixed-rate model) into memory."""
-        from tqdm import tqdm
+        from cosmic.utils.progress import progress_bar as tqdm
 
         header = self.header(scene, tile, quality)
         t0 = time.perf_counter()
@@ -223,7 +223,7 @@ class EncodePipeline:
               quality: float | None = None, progress: bool = False) -> EncodedScene:
         """Stream ``scene`` into the file ``path`` (payloads are not kept: memory does not grow
         with the scene); the returned scene has the header, no payloads."""
-        from tqdm import tqdm
+        from cosmic.utils.progress import progress_bar as tqdm
 
         header = self.header(scene, tile, quality)
         t0 = time.perf_counter()

@@ -406,7 +406,7 @@ def train_codebook(cfg: CodebookConfig, resume: bool = True, progress: bool = Tr
     """Train stage ``cfg.stage`` until ``cfg.steps`` (or ``max_minutes``; resumable from
     ``OUT/stageN/last``); then write the trained component into ``OUT/prior`` (its EMA weights)
     and return that prior directory."""
-    from tqdm import tqdm
+    from cosmic.utils.progress import progress_bar as tqdm
 
     _check(cfg)
     out = prepare_run(cfg.out, cfg.threads, cfg.seed)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
+from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.errors import InputError
 from cosmic.models.registry import build_model

@@ -27,7 +27,7 @@ from diffusers import DDPMScheduler
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.errors import InputError
 from cosmic.ground.diffusion.metadata_encoder import metadata_to_tensor
