@@ -1,8 +1,10 @@
 """Scene decoding on the ground: read tiles, decode each independently, stitch, crop (docs/DESIGN.md §4).
 
-Tiles are decoded one tile row at a time (bounded memory; see :func:`decode_rows`), each batch
-through the model's own ``decompress``. A tile whose CRC fails or whose rANS string does not
-decode is either fatal (the default: the
+Tiles are decoded one tile row at a time (bounded memory; see :func:`decode_rows`), each tile
+by default as its own batch through the model's own ``decompress``: a tile's pixels then depend on
+its bytes, the model and the decode options only, not on which tiles it was batched with or on
+a neighbour being lost (docs/DESIGN.md §3, "Determinism"; the synthesis also runs in float64).
+A tile whose CRC fails or whose rANS string does not decode is either fatal (the default: the
 error names the tile) or, with ``conceal=True``, filled with the mean colour of its decoded
 neighbours so that the rest of the scene survives.
 """
@@ -123,7 +125,7 @@ class _RowDecoder:
 
 
 @torch.no_grad()
-def decode_rows(model, container: Container, conceal: bool = False, batch_size: int = 4,
+def decode_rows(model, container: Container, conceal: bool = False, batch_size: int = 1,
                 compensation=None, deblock: bool = False, bad: list[TileError] | None = None,
                 progress: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """Decode ``container`` one row of tiles at a time: yields ``(row, pixels)`` in order, each a
@@ -191,7 +193,7 @@ def _deblock_between(upper: np.ndarray, lower: np.ndarray, width: int = DEFAULT_
     upper[-width:], lower[:width] = strip[:width], strip[width:]
 
 
-def decode_scene(model, container: Container, conceal: bool = False, batch_size: int = 4,
+def decode_scene(model, container: Container, conceal: bool = False, batch_size: int = 1,
                  compensation=None, deblock: bool = False, progress: bool = False) -> DecodedScene:
     """Decode a whole scene into memory (see :func:`decode_rows`; for scenes too large for that,
     write the rows to a GeoTIFF as they come, as ``cosmic decompress -o out.tif`` does)."""

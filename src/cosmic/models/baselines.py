@@ -11,6 +11,7 @@ from torch import nn
 
 from cosmic.models.base import TwoSidedCodec
 from cosmic.onboard.baselines import BaselineCodec, compressai_model
+from cosmic.utils.device import exact_synthesis
 from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["LearnedBaseline", "BaselineSynthesis"]
@@ -60,9 +61,12 @@ class LearnedBaseline(TwoSidedCodec):
     @torch.no_grad()
     def decompress(self, strings, shape, z0: torch.Tensor | None = None, quality=None,
                    compensate=None) -> dict:
-        """Decode strings to ``x_hat`` = g_s(y_hat) in [0, 1]; there is no z0 and no quality."""
+        """Decode strings to ``x_hat`` = g_s(y_hat) in [0, 1]; there is no z0 and no quality. g_s
+        runs in float64 as COSMIC's synthesis does (:func:`~cosmic.utils.device.exact_synthesis`)."""
         if compensate is not None:
             raise ValueError(f"{self.name} has no compensation latent")
         y_hat = self.onboard.decompress(strings, shape)["y_hat"]
         self.onboard.quality_tensor(quality, y_hat.shape[0])
-        return {"x_hat": self.ground(y_hat).clamp_(0, 1), "y_hat": y_hat}
+        ground = exact_synthesis(self.ground, y_hat.device)
+        x_hat = ground(y_hat.to(next(ground.parameters()).dtype)).clamp_(0, 1).float()
+        return {"x_hat": x_hat, "y_hat": y_hat}

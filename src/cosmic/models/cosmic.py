@@ -13,6 +13,7 @@ import torch
 from cosmic.ground.decoder import GroundDecoder
 from cosmic.models.base import TwoSidedCodec
 from cosmic.onboard.codec import OnboardCodec
+from cosmic.utils.device import exact_synthesis
 from cosmic.utils.pretrained import register_component, register_to_config
 
 __all__ = ["Cosmic"]
@@ -122,16 +123,21 @@ class Cosmic(TwoSidedCodec):
         latent, see :meth:`~cosmic.ground.decoder.GroundDecoder.dequantise`; see
         :meth:`~cosmic.ground.diffusion.sampler.DiffusionCompensator.for_tiles`) replaces it by a
         sampled z0. transconv(y_hat) and ẑ0 are computed once and shared by both.
-        ``quality``: the bitstream's quality for a variable-rate model."""
+        ``quality``: the bitstream's quality for a variable-rate model.
+
+        The synthesis runs in float64 (:func:`~cosmic.utils.device.exact_synthesis`; float32 only
+        under autocast), its result rounded once to float32: a tile's pixels do not depend on the
+        thread count or on the other tiles of its batch (docs/DESIGN.md §3, "Determinism")."""
         y_hat = self.onboard.decompress(strings, shape)["y_hat"]
         q = self.onboard.quality_tensor(quality, y_hat.shape[0])
-        y = self.ground.dequantise(y_hat, q)
-        features = self.ground.transconv(y)
+        ground, y_hat_exact = self._exact_ground(y_hat)
+        y = ground.dequantise(y_hat_exact, q)
+        features = ground.transconv(y)
         if z0 is None:
-            z0 = self.ground.z0_estimator(features)
-            if compensate is not None:
-                z0 = compensate(y, z0, q)
-        x_hat = self.ground.synthesize(features, z0).clamp_(0, 1)
+            z0 = ground.z0_estimator(features)
+            if compensate is not None:  # the stage-2 network runs in float32, its own precision
+                z0 = compensate(y.float(), z0.float(), q)
+        x_hat = ground.synthesize(features, z0.to(features.dtype)).clamp_(0, 1).float()
         if x_hat.shape[1] == 1:  # a single-band model: the band as R = G = B
             x_hat = x_hat.repeat(1, 3, 1, 1)
         return {"x_hat": x_hat, "y_hat": y_hat}
@@ -147,4 +153,11 @@ class Cosmic(TwoSidedCodec):
         z_hat = on.entropy_bottleneck.quantize(z, "dequantize", on.entropy_bottleneck._get_medians())
         _, means = on.entropy_parameters(z_hat)
         y_hat = (torch.round(y.to(torch.float64) - means) + means).to(torch.float32)
-        return self.ground(y_hat, quality=q).clamp_(0, 1)
+        ground, y_hat = self._exact_ground(y_hat)
+        return ground(y_hat, quality=q).clamp_(0, 1).float()
+
+    def _exact_ground(self, y_hat: torch.Tensor) -> tuple[GroundDecoder, torch.Tensor]:
+        """The ground decoder a decode synthesises with (:func:`~cosmic.utils.device.exact_synthesis`:
+        its float64 copy, or itself under autocast) and ``y_hat`` in that decoder's dtype."""
+        ground = exact_synthesis(self.ground, y_hat.device)
+        return ground, y_hat.to(next(ground.parameters()).dtype)

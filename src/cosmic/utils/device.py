@@ -11,6 +11,9 @@
   rANS coder's inputs) run inside it, so a bitstream does not depend on the precision a command
   was asked for (the paper's coder assumes bit-identical CDF indices on both ends; CompressAI
   issues #279, #309).
+* :func:`exact_synthesis` is the module a decode synthesises pixels with: a frozen float64 copy
+  of the ground decoder (:func:`float64_copy`) unless autocast asks for reduced precision, so that
+  a tile's pixels do not depend on the thread count, the batch or the device (docs/DESIGN.md §3).
 * :func:`configure` sets the defaults the decode pipeline picks up (``cosmic eval`` sets them once
   rather than threading a device through the harness).
 
@@ -21,14 +24,16 @@ that ``Module.to`` would not move.
 from __future__ import annotations
 
 import contextlib
+import copy
+import itertools
 import os
 
 import torch
 
 from cosmic.errors import InputError
 
-__all__ = ["resolve_device", "check_precision", "autocast", "exact", "grad_scaler", "move_model", "configure",
-           "configured", "defaults", "PRECISIONS"]
+__all__ = ["resolve_device", "check_precision", "autocast", "exact", "exact_synthesis", "float64_copy",
+           "grad_scaler", "move_model", "configure", "configured", "defaults", "PRECISIONS"]
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _DEFAULTS = {"device": "cpu", "precision": "fp32"}
@@ -86,6 +91,30 @@ def exact():
         if torch.cuda.is_available():
             stack.enter_context(torch.autocast("cuda", enabled=False))
         yield
+
+
+def float64_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A frozen float64 copy of ``module`` in eval mode, cached on it and made again whenever one of
+    its weights or buffers changed: replaced, moved, or updated in place (each tensor's version
+    counter), so a training loop that decodes between steps never decodes with stale weights."""
+    key = tuple((t.data_ptr(), t._version, t.device) for t in itertools.chain(module.parameters(), module.buffers()))
+    cached = module.__dict__.pop("_float64_copy", None)
+    if cached is None or cached[0] != key:
+        double = copy.deepcopy(module).to(torch.float64).eval()
+        for p in double.parameters():
+            p.requires_grad_(False)
+        cached = (key, double)
+    module.__dict__["_float64_copy"] = cached  # outside _modules: not a submodule, not in state_dict
+    return cached[1]
+
+
+def exact_synthesis(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The module a decode runs its synthesis with on ``device``: :func:`float64_copy` of ``module``,
+    or ``module`` itself (float32 under autocast) when autocast is on there (``--precision bf16 /
+    fp16``: speed asked for over exactness). In float64 the result of a different summation order
+    (threads, batch, CPU kernels, GPU) differs by ~1e-16 relative, so the pixels, rounded once to
+    8 bits, differ only where a value lies within ~1e-12 of a rounding boundary."""
+    return module if torch.is_autocast_enabled(device.type) else float64_copy(module)
 
 
 def grad_scaler(device: torch.device, precision: str) -> "torch.amp.GradScaler":
