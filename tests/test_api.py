@@ -185,3 +185,26 @@ def test_shared_messages_speak_parameters_in_the_api_and_flags_in_the_cli(cli, t
     one_line_error(code, err, "choose a mapping with --scale low,high or --scale auto")
     assert cli_terms("max_bytes=0: must be positive; bands= and band_groups= exclude each other") == (
         "--max-bytes 0: must be positive; --bands and --band-groups exclude each other")
+
+
+# -- issue 34 item 7: every band group's tiles are checked ---------------------------------------
+def test_api_refuses_a_corrupt_tile_of_the_second_band_group(tmp_path):
+    """Two bytes of the NIR group's payload overwritten: cosmic.decompress returned the 3 bands of
+    the first group and no error, where the CLI refused the file; the error names the group."""
+    from cosmic.io.container import read_container
+
+    src, _ = _input_class("four_band", tmp_path)
+    data = bytearray(cosmic.compress(src, model=TINY_MODEL))
+    c = read_container(bytes(data))
+    assert c.header.groups == [[1, 2, 3], [4]] and c.header.grid_tiles == 1
+    data[c.offsets[1] + 10 : c.offsets[1] + 12] = bytes(255 - b for b in data[c.offsets[1] + 10 : c.offsets[1] + 12])
+    with pytest.raises(BitstreamError, match=r"band group 1 \(bands 4\), tile 0 \(row 0, col 0\): CRC mismatch"):
+        cosmic.decompress(bytes(data), model=TINY_MODEL)
+
+
+def test_api_error_messages_are_one_line(tmp_path):
+    """Issue 34 item 9: an API error kept the raw newline and escape of a file name."""
+    with pytest.raises(InputError) as err:
+        cosmic.decompress(tmp_path / "a\nb\x1b[2J.cosmic")
+    assert "\n" not in str(err.value) and "\x1b" not in str(err.value)
+    assert str(err.value).endswith("a\\nb\\x1b[2J.cosmic: no such file")

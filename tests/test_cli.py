@@ -329,3 +329,31 @@ def test_enhance_refuses_a_non_jpeg2000_input_before_loading_a_model(cli, golden
     code, _, err = cli("enhance", golden_png, "-o", tmp_path / "e.png")
     one_line_error(code, err, "not a JPEG2000 file")
     assert code == 2 and not (tmp_path / "e.png").exists()
+
+
+# -- issue 34 items 8, 9 ----------------------------------------------------------------------
+def test_info_escapes_the_file_name(cli, coded):
+    """`cosmic info` printed the file name raw: an escape sequence and a newline reached the terminal."""
+    evil = coded.with_name("evil\x1b[2J\nname.cosmic")
+    evil.write_bytes(coded.read_bytes())
+    code, stdout, _ = cli("info", evil)
+    assert code == 0 and "\x1b" not in stdout
+    assert "/evil\\x1b[2J\\nname.cosmic: COSMIC format v1" in stdout.splitlines()[0]
+
+
+def test_input_name_with_glob_characters_is_one_file(cli, one_line_error, coded, tmp_path):
+    """A name containing '[' switched decompress to glob mode ('no .cosmic files found'), and an
+    output in a missing folder was then created as a folder."""
+    odd = coded.with_name("scene[1].cosmic")
+    odd.write_bytes(coded.read_bytes())
+    code, _, err = cli("decompress", odd, "-o", tmp_path / "nodir" / "o.png", "-m", TINY_MODEL, "-q")
+    assert code == 2
+    one_line_error(code, err, "output directory does not exist")
+    assert not (tmp_path / "nodir").exists()
+    code, _, err = cli("decompress", odd, "-o", tmp_path / "o.png", "-m", TINY_MODEL, "-q")
+    assert code == 0, err
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.size == (300, 200)
+    code, _, err = cli("decompress", odd, "-o", tmp_path / "many", "-m", TINY_MODEL, "-q", "--jobs", "2")
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "many").iterdir()] == ["scene[1].png"]

@@ -350,8 +350,10 @@ def _enhance_pipeline(model: Optional[str], prior: Optional[str], fidelity: Opti
 
 
 def _is_many(input: str, output: Path, jobs: int, scheduler: Optional[str]) -> bool:
-    """Whether a command works on many inputs: a folder or glob, an output folder, or workers asked for."""
-    return Path(input).is_dir() or any(c in input for c in "*?[") or output.is_dir() or jobs > 1 or bool(scheduler)
+    """Whether a command works on many inputs: a folder or glob, an output folder, or workers asked
+    for. A file that exists is one input even if its name has glob characters (``scene[1].cosmic``)."""
+    glob = not Path(input).is_file() and any(c in input for c in "*?[")
+    return Path(input).is_dir() or glob or output.is_dir() or jobs > 1 or bool(scheduler)
 
 
 def _run_many(job, o: dict, inputs: list, suffix: str, options, done: str) -> None:
@@ -498,7 +500,7 @@ def info(
         typer.echo(json.dumps(d, indent=2))
         return
     lengths = d["tile_bytes"]
-    typer.echo(f"{input}: COSMIC format v{c.version}, {c.file_size} bytes, {c.bpp:.4f} bpp")
+    typer.echo(f"{_clean(input)}: COSMIC format v{c.version}, {c.file_size} bytes, {c.bpp:.4f} bpp")
     quality = f", quality {h.quality:g}" if h.quality is not None else ""
     typer.echo(f"  model     {_clean(h.model)} (on-board sha256 {h.model_sha256[:16]}...){quality}")
     typer.echo(f"  image     {_image_line(c)}")

@@ -21,9 +21,14 @@ def sanitize(text: str, limit: int = 1000) -> str:
 
 
 class CosmicError(Exception):
-    """Base class: the message is meant for the user, on one line."""
+    """Base class: the message is meant for the user, on one line, in the API as on the command
+    line: a text argument is :func:`sanitize`-d (a file name or a header field may carry newlines
+    or escape sequences)."""
 
     exit_code = 1
+
+    def __init__(self, *args):
+        super().__init__(*(sanitize(a) if isinstance(a, str) else a for a in args))
 
 
 class InputError(CosmicError):

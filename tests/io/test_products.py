@@ -285,3 +285,31 @@ def test_creation_options_gdal_would_ignore_are_refused(cli, coded16, one_line_e
     code, _, err = cli("decompress", d / "ls.cosmic", "-o", d / "co.tif", "-m", TINY_MODEL, "--co", option)
     one_line_error(code, err, "--co", needle)
     assert code == 2 and not (d / "co.tif").exists()
+
+
+def test_tile_errors_of_a_multi_group_file_name_the_group(cli, tmp_path, tiny_model):
+    """Issue 34 item 9: a bad tile of the second group read as 'tile 1 (row 1, col 0)' of a one-row
+    grid (its tile table index); it is now tile 0 of band group 1, for CRC, mask and rANS faults."""
+    from cosmic.ground.scene import decode_scene
+
+    img = golden_image(130, 200).transpose(2, 0, 1)
+    src = write_tif(tmp_path / "naip.tif", np.concatenate([img, img[:1]]), "uint8",
+                    colorinterp=[ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined])
+    coded = tmp_path / "n.cosmic"
+    assert cli("compress", src, "-o", coded, "-m", TINY_MODEL, "-q")[0] == 0
+    c = read_container(coded)
+    assert c.header.groups == [[1, 2, 3], [4]] and not c.header.has_mask
+    raw = bytearray(coded.read_bytes())
+    start, length = c.offsets[1], c.entries[1][0]
+    raw[start : start + 4] = struct.pack("<I", 2**32 - 1)  # NIR's z length runs past its payload, CRC stale
+    coded.write_bytes(bytes(raw))
+    code, stdout, _ = cli("info", coded)
+    assert code == 3 and "band group 1 (bands 4), tile 0 (row 0, col 0): CRC mismatch" in stdout
+    entries = list(c.entries)
+    entries[1] = (length, zlib.crc32(bytes(raw[start : start + length])))  # CRC made valid: undecodable
+    table = b"".join(struct.pack("<II", *e) for e in entries)
+    table_at = c.payload_start - 4 - len(table)
+    coded.write_bytes(bytes(raw[:table_at]) + table + struct.pack("<I", zlib.crc32(table)) + bytes(raw[c.payload_start:]))
+    scene = decode_scene(tiny_model, read_container(coded).plane(1), conceal=True)
+    assert [str(e) for e in scene.bad_tiles] == [
+        "band group 1 (bands 4), tile 0 (row 0, col 0): undecodable (z string runs past the end of the tile)"]

@@ -65,6 +65,14 @@ def _decode_batch(model, payloads: list[bytes], header, indices: list[int], comp
     return (x_hat.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
+def _tile_error(container, index: int, reason: str) -> TileError:
+    """The error of tile ``index``: the container's own (which names the band group of a file
+    with several), or for a view without one, the tile's number and position."""
+    if hasattr(container, "tile_error"):
+        return container.tile_error(index, reason)
+    return TileError(index, *container.tile_position(index), reason)
+
+
 class _RowDecoder:
     """Decodes one tile row at a time in batches; a batch that fails with a bitstream error is
     retried tile by tile to name (or, with ``conceal``, skip) the culprit(s). Errors that are not
@@ -94,8 +102,7 @@ class _RowDecoder:
                 try:
                     place(item[0], self._decode([item])[0])
                 except BitstreamError as exc:
-                    r, c = self.container.tile_position(item[0])
-                    self._fail(TileError(item[0], r, c, f"undecodable ({exc})"))
+                    self._fail(_tile_error(self.container, item[0], f"undecodable ({exc})"))
         self.bar.update(len(pending))
         pending.clear()
 

@@ -78,11 +78,15 @@ def quantize_quality(quality: float) -> float:
 
 
 class TileError(BitstreamError):
-    """One tile is corrupt; the others may still be decoded."""
+    """One tile is corrupt; the others may still be decoded. ``group``: in a file of several band
+    groups, the group (0-based) whose grid ``index``, ``row`` and ``col`` count in, named in the
+    message with its ``bands`` (each group's tiles are numbered from 0); None otherwise."""
 
-    def __init__(self, index: int, row: int, col: int, reason: str):
-        super().__init__(f"tile {index} (row {row}, col {col}): {reason}")
-        self.index, self.row, self.col = index, row, col
+    def __init__(self, index: int, row: int, col: int, reason: str, group: int | None = None,
+                 bands: list[int] | None = None):
+        where = "" if group is None else f"band group {group} (bands {','.join(map(str, bands or []))}), "
+        super().__init__(f"{where}tile {index} (row {row}, col {col}): {reason}")
+        self.index, self.row, self.col, self.reason, self.group = index, row, col, reason, group
 
 
 class PayloadError(BitstreamError, ValueError):
@@ -382,17 +386,25 @@ class Container:
     def tile_position(self, index: int) -> tuple[int, int]:
         return divmod(index, self.header.cols)
 
+    def tile_error(self, index: int, reason: str) -> TileError:
+        """The error of tile table entry ``index``: in a file of several band groups, numbered
+        within its group's grid and naming the group."""
+        h = self.header
+        group, local = divmod(index, h.grid_tiles)
+        if h.planes == 1:
+            return TileError(index, *self.tile_position(index), reason)
+        return TileError(local, *divmod(local, h.cols), reason, group, h.groups[group])
+
     def tile_payload(self, index: int) -> bytes:
         """The payload of one tile, CRC-checked; raises :class:`TileError` for a bad tile."""
         length, crc = self.entries[index]
         with self._open() as fh:
             fh.seek(self.offsets[index])
             payload = fh.read(length)
-        row, col = self.tile_position(index)
         if len(payload) != length:
-            raise TileError(index, row, col, f"truncated payload ({len(payload)} of {length} bytes present)")
+            raise self.tile_error(index, f"truncated payload ({len(payload)} of {length} bytes present)")
         if zlib.crc32(payload) != crc:
-            raise TileError(index, row, col, "CRC mismatch (corrupt data)")
+            raise self.tile_error(index, "CRC mismatch (corrupt data)")
         return payload
 
     @property
@@ -415,7 +427,7 @@ class Container:
             section, _ = split_mask(self.tile_payload(index))
             return unpack_mask(section, min(h.tile, h.height - row * h.tile), min(h.tile, h.width - col * h.tile))
         except MaskError as exc:
-            raise TileError(index, row, col, str(exc)) from None
+            raise self.tile_error(index, str(exc)) from None
 
 
 class _Plane:
@@ -436,6 +448,10 @@ class _Plane:
     def tile_position(self, index: int) -> tuple[int, int]:
         return divmod(index, self.header.cols)
 
+    def tile_error(self, index: int, reason: str) -> TileError:
+        """The error of this group's tile ``index`` (naming the group when the file has several)."""
+        return self.parent.tile_error(self.group * self.header.grid_tiles + index, reason)
+
     def tile_payload(self, index: int) -> bytes:
         payload = self.parent.tile_payload(self.group * self.header.grid_tiles + index)
         if self.group or not self.parent.header.has_mask:
@@ -443,7 +459,7 @@ class _Plane:
         try:
             return split_mask(payload)[1]
         except MaskError as exc:
-            raise TileError(index, *self.tile_position(index), str(exc)) from None
+            raise self.tile_error(index, str(exc)) from None
 
     @property
     def bpp(self) -> float:

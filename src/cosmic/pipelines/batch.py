@@ -71,7 +71,7 @@ def find_inputs(spec: str | os.PathLike, suffixes: tuple[str, ...] = (".cosmic",
     path = Path(text)
     if path.is_dir():
         found = path.iterdir()
-    elif any(c in text for c in "*?["):
+    elif not path.is_file() and any(c in text for c in "*?["):  # a file named 'a[1].cosmic' is itself
         found = (Path(p) for p in glob.glob(text, recursive=True))
     else:
         found = [path] if path.is_file() else []

@@ -273,7 +273,7 @@ def _row_mask(container: Container, r: int, bad: list[TileError], conceal: bool)
         except TileError as err:
             if not conceal:
                 raise
-            if all(e.index != err.index for e in bad):
+            if all((e.group, e.index) != (err.group, err.index) for e in bad):
                 bad.append(err)
             parts.append(np.zeros((min(h.tile, h.height - r * h.tile), min(h.tile, h.width - c * h.tile)), bool))
     return np.concatenate(parts, axis=1)
