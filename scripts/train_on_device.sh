@@ -1,34 +1,47 @@
 #!/usr/bin/env bash
-# One prepared command for a machine with a CUDA GPU: train the variable-rate COSMIC stage 1 at
-# the paper's widths for at most COSMIC_MINUTES (default 9) with bf16 autocast, and leave
-# resumable weights in OUTDIR (OUTDIR/last: full checkpoint with optimizer, EMA and RNG state;
-# OUTDIR/final: the EMA weights, loadable with `cosmic ... -m OUTDIR/final`).
+# One prepared command for a machine with a CUDA GPU and PyTorch, with or without network (issue 31):
+# continue the stage-1 campaign from its newest committed snapshot for COSMIC_MINUTES, validate, and
+# export float16 EMA weights and a report.
 #
-#   scripts/train_on_device.sh OUTDIR [more `cosmic train stage1` options]
+#   scripts/train_on_device.sh OUTDIR
 #
-# Environment (all optional): COSMIC_DEVICE (cuda), COSMIC_PRESET (paper; `small` for a larger
-# small-preset run), COSMIC_MINUTES (9), COSMIC_STEPS (the schedule's length, 60000),
-# COSMIC_BATCH (16), COSMIC_DATA (../shared/data/ucmerced), PYTHON (.venv/bin/python, made
-# with `make install` when missing). Run it again with the same OUTDIR to continue.
-# Tested on the CPU: COSMIC_DEVICE=cpu COSMIC_PRESET=small COSMIC_STEPS=2 ... (tests/scripts/test_train_on_device.py).
+# Needs, beside the code: the trainer's wheels for what the machine lacks and the data pack, both
+# made here with `make device-kit` (in .device-kit/: wheels/ and ucm-pack.zip). Nothing is ever
+# downloaded: a missing wheelhouse is a one-line error (exit 2). The wheels are installed into a
+# temporary target (never torch or torchvision: the machine's own are kept) and the code runs from
+# PYTHONPATH=src.
+#
+# OUTDIR/last: the full checkpoint (a second call with the same OUTDIR resumes it exactly);
+# OUTDIR/export (or COSMIC_EXPORT): weights/ (float16 EMA, component layout) and report.json.
+#
+# Environment (all optional): PYTHON (python3), COSMIC_KIT (.device-kit), COSMIC_DEVICE (cuda),
+# COSMIC_MINUTES (8), COSMIC_STEPS (the cosine cycle's length, 6000), COSMIC_BATCH (auto: measured),
+# COSMIC_INIT (training/campaign/latest), COSMIC_DATA (the kit's pack), COSMIC_EXPORT.
+# On the lent GPU (see README, "Training on an air-gapped GPU machine"):
+#   bash scripts/train_on_device.sh /tmp/run && cp -r /tmp/run/export/. "$OUT"/
 set -euo pipefail
-OUT=${1:?usage: scripts/train_on_device.sh OUTDIR [cosmic train stage1 options]}
-shift
+OUTDIR=${1:?usage: scripts/train_on_device.sh OUTDIR}
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-.venv/bin/python}
-[ -x "$PYTHON" ] || make install
-DATA=${COSMIC_DATA:-../shared/data/ucmerced}
-SCENES=../shared/data/scenes
-EXTRA=()
-for s in landsat8_LC81070352015122LGN00_rgb landsat8_LC81210442015044LGN00_rgb landsat7_RGB.byte; do
-  [ -f "$SCENES/$s.png" ] && EXTRA+=(--extra-data "$SCENES/$s.png")
-done
-SPLIT=train
-grep -q '"train_extra"' "$DATA/SPLITS.json" 2>/dev/null && SPLIT=train+train_extra
-exec "$PYTHON" -m cosmic.cli train stage1 --data "$DATA" --split "$SPLIT" --out "$OUT" \
-  --preset "${COSMIC_PRESET:-paper}" --device "${COSMIC_DEVICE:-cuda}" --bf16 \
-  --max-minutes "${COSMIC_MINUTES:-9}" --steps "${COSMIC_STEPS:-60000}" --batch-size "${COSMIC_BATCH:-16}" \
-  --rate-lambdas 0.0003,0.00067,0.0015,0.0033,0.0073,0.0162 --colour-space ycbcr --colour-shortcut \
-  --est-weight 0.7 --chroma-weight 4 --kl-weight 2 --lr 2e-4 --lr-schedule cosine --lr-drop-at 0.6 \
-  --final-lr 0.05 --warmup-steps 300 --ema-decay 0.999 --val-every 1000000 --checkpoint-every 500 \
-  --name "cosmic-${COSMIC_PRESET:-paper}-vr" "${EXTRA[@]}" "$@"
+PYTHON=${PYTHON:-python3}
+KIT=${COSMIC_KIT:-.device-kit}
+if ! ls "$KIT"/wheels/*.whl >/dev/null 2>&1; then
+  echo "train_on_device.sh: error: no wheelhouse in $KIT/wheels (run \`make device-kit\` on a machine with network first; this script never downloads)" >&2
+  exit 2
+fi
+export COSMIC_DATA=${COSMIC_DATA:-$KIT/ucm-pack.zip}
+if [ ! -e "$COSMIC_DATA" ]; then
+  echo "train_on_device.sh: error: no data pack at $COSMIC_DATA (run \`make device-kit\` first)" >&2
+  exit 2
+fi
+SITE=$(mktemp -d "${TMPDIR:-/tmp}/cosmic-site.XXXXXX")
+trap 'rm -rf "$SITE"' EXIT
+"$PYTHON" scripts/wheelhouse.py install "$KIT/wheels" "$SITE" --check
+export PYTHONPATH="$PWD/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+EXPORT=${COSMIC_EXPORT:-$OUTDIR/export}
+export COSMIC_EXPORT=$EXPORT
+mkdir -p "$OUTDIR" "$EXPORT"
+status=0
+"$PYTHON" -m cosmic.training.device_run "$OUTDIR" 2>&1 | tee -a "$OUTDIR/train.log" || status=$?
+cp "$OUTDIR/train.log" "$EXPORT/train.log"
+exit $status
