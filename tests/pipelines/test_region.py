@@ -93,6 +93,10 @@ def test_reduce_is_the_block_mean_of_the_full_decode(rgb_file):
     # a window at reduce 1: the 2 x 2 blocks it touches, on the file's block grid
     part = cosmic.decompress(rgb_file, model=TINY_MODEL, window=(11, 6, 50, 31), reduce=1)
     assert np.array_equal(part, _block_mean(full, 2)[3:19, 5:31])
+    # the block (64..95, 64..95) starts on a tile border the window (75..94) is 11 px from: the
+    # deblocked border is in the block mean, so the tiles before it are decoded too
+    corner = cosmic.decompress(rgb_file, model=TINY_MODEL, window=(75, 75, 20, 20), reduce=5)
+    assert np.array_equal(corner, _block_mean(full[64:96, 64:96], 32))
 
 
 def test_reduce_keeps_the_fill_and_scales_the_transform(stack_file):

@@ -143,12 +143,12 @@ class Region:
     def __init__(self, parent, window: Window, reduce: int = 0, margin: int = 0):
         h = parent.header
         self.parent, self.window, self.reduce, self.margin = parent, window, reduce, margin
-        self.col0, col1 = _span(window.col, window.col + window.width, h.width, h.tile, margin)
-        self.row0, row1 = _span(window.row, window.row + window.height, h.height, h.tile, margin)
         f = 1 << reduce  # output pixels: the 2^K blocks of the file's grid the window touches
         self.out_col, self.out_row = window.col // f, window.row // f
         self.size = (math.ceil((window.col + window.width) / f) - self.out_col,
                      math.ceil((window.row + window.height) / f) - self.out_row)
+        self.col0, col1 = _span(self.out_col * f, (self.out_col + self.size[0]) * f, h.width, h.tile, margin)
+        self.row0, row1 = _span(self.out_row * f, (self.out_row + self.size[1]) * f, h.height, h.tile, margin)
         self.header = replace(h, width=min(h.width, col1 * h.tile) - self.col0 * h.tile,
                               height=min(h.height, row1 * h.tile) - self.row0 * h.tile, georef=self._georef())
         self.path, self.partial, self.version = parent.path, parent.partial, getattr(parent, "version", None)
