@@ -187,6 +187,10 @@ def test_apply_fill_nudges_and_fills():
     ({"layout": {"groups": [[1, 2, 3]], "mask": "yes"}}, "'layout.mask'"),
     ({"layout": {"groups": [[1, 2, 3]], "tiles": 9}}, "'layout.tiles'"),
     ({"georef": {"source": {"descriptions": [5]}}}, "'georef.source.descriptions'"),
+    ({"georef": {"source": {"tags": {"A=B": "x"}}}}, "'georef.source.tags'"),
+    ({"georef": {"source": {"tags": {"NOTE": "\x1b[31m"}}}}, "'georef.source.tags'"),
+    ({"georef": {"source": {"tags": ["AREA_OR_POINT"]}}}, "'georef.source.tags'"),
+    ({"georef": {"source": {"band_tags": [{"K": 1}, {}, {}]}}}, "'georef.source.band_tags'"),
 ])
 def test_bad_layout_is_a_bitstream_error_naming_the_field(ext, field):
     import json
@@ -313,3 +317,21 @@ def test_tile_errors_of_a_multi_group_file_name_the_group(cli, tmp_path, tiny_mo
     scene = decode_scene(tiny_model, read_container(coded).plane(1), conceal=True)
     assert [str(e) for e in scene.bad_tiles] == [
         "band group 1 (bands 4), tile 0 (row 0, col 0): undecodable (z string runs past the end of the tile)"]
+
+
+def test_area_or_point_and_gdal_tags_come_back(cli, tmp_path):
+    """Issue 33 item 8: `AREA_OR_POINT=Point` came back as `Area`, and the source's dataset and
+    per-band GDAL tags were dropped; they travel in the header and come back in the product."""
+    dn, fill = landsat_like(80, 120)
+    src = write_tif(tmp_path / "pt.tif", dn, "uint16", tags={"AREA_OR_POINT": "Point", "PRODUCT": "L1T",
+                                                             "HISTORY": "line 1\nline 2"})
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(2, WAVELENGTH="0.56")
+    coded, out = tmp_path / "pt.cosmic", tmp_path / "pt-out.tif"
+    assert cli("compress", src, "-o", coded, "-m", TINY_MODEL, "--scale", "auto", "-q")[0] == 0
+    assert read_container(coded).header.georef["source"]["band_tags"] == [{}, {"WAVELENGTH": "0.56"}, {}]
+    assert cli("decompress", coded, "-o", out, "-m", TINY_MODEL, "-q")[0] == 0
+    with rasterio.open(out) as ds:
+        tags = ds.tags()
+        assert (tags["AREA_OR_POINT"], tags["PRODUCT"], tags["HISTORY"]) == ("Point", "L1T", "line 1\nline 2")
+        assert tags["COSMIC_SOURCE_BITS"] == "16" and ds.tags(2) == {"WAVELENGTH": "0.56"} and ds.tags(1) == {}

@@ -10,7 +10,8 @@ field. Any fault is a :class:`~cosmic.errors.BitstreamError` that names the fiel
                 "nodata": number | "nan" | "inf" | "-inf" | null,
                 "source": {"bands": [n ints], "source_dtype": str,
                            "scale": [[low, high], ...] | null,
-                           "descriptions": [str | null] * n, "colorinterp": [GDAL name] * n}},
+                           "descriptions": [str | null] * n, "colorinterp": [GDAL name] * n,
+                           "tags": {key: str}, "band_tags": [{key: str}] * n}},   # optional
      "layout": {"groups": [[output bands], ...], "mask": bool,       # format version 3 only
                 "models": [null | {"model": str, "sha256": 32 hex digits}, ...]}}   # optional
 
@@ -32,7 +33,8 @@ from typing import Any
 
 from cosmic.errors import BitstreamError, InputError
 
-__all__ = ["MAX_EXTENSION_BYTES", "MAX_JSON_DEPTH", "MAX_BANDS", "SOURCE_DTYPES", "parse_extension", "json_depth"]
+__all__ = ["MAX_EXTENSION_BYTES", "MAX_JSON_DEPTH", "MAX_BANDS", "SOURCE_DTYPES", "parse_extension", "json_depth",
+           "is_tag"]
 
 #: the largest extension block accepted (a long CRS WKT is a few KB)
 MAX_EXTENSION_BYTES = 64 * 1024
@@ -177,7 +179,7 @@ def _source(s: Any, channels: int) -> None:
     scale pairs ``low < high`` whose span is finite (the inverse stretch multiplies by it)."""
     if not isinstance(s, dict):
         raise _fault("georef.source", f"expected an object, got {type(s).__name__}")
-    unknown = sorted(set(s) - {"bands", "source_dtype", "scale", "descriptions", "colorinterp"})
+    unknown = sorted(set(s) - {"bands", "source_dtype", "scale", "descriptions", "colorinterp", "tags", "band_tags"})
     if unknown:
         raise _fault(f"georef.source.{unknown[0]}", "unknown field")
     if not _per_band(s.get("bands"), channels, lambda b: _int(b, 1, 65535)):
@@ -192,6 +194,28 @@ def _source(s: Any, channels: int) -> None:
     for key in ("descriptions", "colorinterp"):
         if not _per_band(s.get(key), channels, _band_name):
             raise _fault(f"georef.source.{key}", f"expected {channels} short printable names (or null)")
+    if s.get("tags") is not None and not _tags(s["tags"]):
+        raise _fault("georef.source.tags", "expected an object of GDAL tags (printable keys and short text values)")
+    if not _per_band(s.get("band_tags"), channels, _tags):
+        raise _fault("georef.source.band_tags", f"expected {channels} objects of GDAL tags")
+
+
+def _tags(t: Any) -> bool:
+    """GDAL tags of the source (the product gets them back): an object of at most 256 tags, each
+    one :func:`is_tag` takes."""
+    return isinstance(t, dict) and len(t) <= 256 and all(is_tag(k, v) for k, v in t.items())
+
+
+#: the longest GDAL tag key and value a header carries
+MAX_TAG_KEY, MAX_TAG_VALUE = 64, 1024
+
+
+def is_tag(key: Any, value: Any) -> bool:
+    """A GDAL tag a header may carry: a printable key of at most :data:`MAX_TAG_KEY` characters
+    without ``=``, a text value of at most :data:`MAX_TAG_VALUE` (printable but for newlines and tabs)."""
+    return (isinstance(key, str) and isinstance(value, str) and 0 < len(key) <= MAX_TAG_KEY
+            and key.isprintable() and "=" not in key and len(value) <= MAX_TAG_VALUE
+            and value.replace("\n", "").replace("\t", "").isprintable())
 
 
 def _per_band(values: Any, channels: int, check) -> bool:

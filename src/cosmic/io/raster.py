@@ -131,6 +131,8 @@ class RasterSource:
     mask: str | None = None  # "gdal" (nodata / alpha / internal mask), "zero" (0 in every band) or None
     descriptions: list[str | None] = field(default_factory=list)
     colorinterp: list[str] = field(default_factory=list)
+    carried_tags: dict[str, str] = field(default_factory=dict)  # dataset tags the file carries (AREA_OR_POINT, ...)
+    band_tags: list[dict[str, str]] = field(default_factory=list)  # per coded band
     _ds: Any = None
 
     @classmethod
@@ -199,6 +201,10 @@ class RasterSource:
                 "nodata": ds.nodata if ds.nodata is None or np.isfinite(ds.nodata) else str(ds.nodata),
             }
         tags = {k: str(v) for k, v in ds.tags().items()}
+        (carried, left_out), of_bands = _carried_tags(tags), [_carried_tags(ds.tags(b)) for b in bands]
+        band_tags = [kept for kept, _ in of_bands]
+        if left_out or any(n for _, n in of_bands):
+            notes.append(f"GDAL tags beyond {MAX_TAG_BYTES} bytes, or not printable, are not carried")
         kind = _mask_kind(ds, dtype) if mask else None
         if kind == "zero":
             notes.append("no nodata declared: pixels 0 in every coded band are fill, kept as nodata 0 "
@@ -209,7 +215,7 @@ class RasterSource:
                                                               for g in positions))
         return cls(path, ds.width, ds.height, len(bands), list(bands), dtype, per_band, georef, tags,
                    notes, positions, kind, [ds.descriptions[b - 1] for b in bands],
-                   [ds.colorinterp[b - 1].name for b in bands])
+                   [ds.colorinterp[b - 1].name for b in bands], carried, band_tags)
 
     @property
     def coding(self) -> dict[str, Any]:
@@ -218,6 +224,10 @@ class RasterSource:
                   "scale": [list(s) for s in self.scale] if self.scale else None, "colorinterp": self.colorinterp}
         if any(self.descriptions):
             coding["descriptions"] = self.descriptions
+        if self.carried_tags:
+            coding["tags"] = self.carried_tags
+        if any(self.band_tags):
+            coding["band_tags"] = self.band_tags
         return coding
 
     @property
@@ -292,6 +302,31 @@ def _choose_bands(path, ds, bands, groups) -> tuple[list[int], list[list[int]]]:
         return list(bands), [list(range(1, len(bands) + 1))]
     head = [[1, 2, 3]] if len(bands) > 3 else []
     return list(bands), head + [[i] for i in range(len(head) * 3 + 1, len(bands) + 1)]
+
+
+#: the GDAL tags (dataset, and each band's) a coded file carries: at most this many bytes of JSON
+MAX_TAG_BYTES = 8192
+
+
+def _carried_tags(tags: dict[str, Any]) -> tuple[dict[str, str], int]:
+    """The GDAL tags of the source that travel in the header and come back in the product, and how
+    many are left out: those the header's schema takes (:func:`cosmic.io.extension.is_tag`: short
+    printable keys, text values), in order while they fit in :data:`MAX_TAG_BYTES`.
+    ``AREA_OR_POINT=Area``, GDAL's default, is not stored (``Point`` is)."""
+    import json
+
+    from cosmic.io.extension import is_tag
+
+    kept: dict[str, str] = {}
+    size = 2
+    for key, value in tags.items():
+        value = str(value)
+        if key == "AREA_OR_POINT" and value == "Area":
+            continue
+        entry = len(json.dumps({key: value})) - 1
+        if is_tag(key, value) and size + entry <= MAX_TAG_BYTES:
+            kept[key], size = value, size + entry
+    return kept, len(tags) - len(kept) - (tags.get("AREA_OR_POINT") == "Area")
 
 
 def _mask_kind(ds, dtype: str) -> str | None:
@@ -378,6 +413,7 @@ class Product:
     descriptions: list[str | None] | None = None
     colorinterp: list[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    band_tags: list[dict[str, str]] | None = None
     cog: bool = True
     creation_options: dict[str, str] = field(default_factory=dict)
 
@@ -503,6 +539,9 @@ class GeoTiffWriter:
         p = self.product
         if p.tags:
             self._ds.update_tags(**p.tags)
+        for i, tags in enumerate(p.band_tags or [], start=1):
+            if tags:
+                self._ds.update_tags(i, **tags)
         for i, text in enumerate(p.descriptions or [], start=1):
             if text:
                 self._ds.set_band_description(i, text)

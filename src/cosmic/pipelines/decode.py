@@ -288,7 +288,8 @@ def geotiff_product(container: Container, dtype: str | None = None,
     """How a file's GeoTIFF is written (:class:`~cosmic.io.raster.Product`): in the source's
     sample type by default (``dtype="uint8"``: the coded, stretched picture), nodata from the
     header when the type holds it (else an internal mask band), band descriptions and colour
-    interpretation of the source bands, the sensor metadata and coding as GDAL tags. ``--co``
+    interpretation of the source bands, the source's own GDAL tags (``AREA_OR_POINT``, dataset and
+    per-band tags) under the sensor metadata and coding as GDAL tags. ``--co``
     options GDAL would ignore or fail on are refused here, before anything is decoded."""
     from cosmic.io.raster import Product, check_creation_options, nodata_for
 
@@ -303,7 +304,8 @@ def geotiff_product(container: Container, dtype: str | None = None,
     nodata = nodata_for(h.georef, dtype) if h.georef else None
     product = Product(dtype=dtype, nodata=nodata, mask=h.has_mask and nodata is None,
                       descriptions=src.get("descriptions"), colorinterp=src.get("colorinterp"),
-                      tags=product_tags(container), creation_options=dict(creation_options or {}))
+                      tags={**(src.get("tags") or {}), **product_tags(container)}, band_tags=src.get("band_tags"),
+                      creation_options=dict(creation_options or {}))
     if creation_options:
         check_creation_options(product, h.tile)
     return product
