@@ -182,7 +182,7 @@ class DecodePipeline:
         from cosmic.io.images import save_image
         from cosmic.io.limits import check_memory_image
 
-        check_memory_image(*output_size(container), str(output))
+        check_memory_image(*output_size(container), str(output), bitstream=True)  # the size the file declares
         decoded = self.product(container, "uint8", group_rows, **decode)
         save_image(decoded.pixels, output, channels=h.channels, quality=jpeg_quality, alpha=decoded.valid)
         return decoded.bad_tiles
@@ -220,7 +220,7 @@ class DecodePipeline:
 
         h = container.header
         width, height = output_size(container)
-        check_memory_image(width, height, container.path.name)
+        check_memory_image(width, height, container.path.name, bitstream=True)
         product = geotiff_product(container, dtype)
         pixels = np.empty((height, width, h.channels), product.dtype)
         valid = np.ones((height, width), bool) if h.has_mask else None
