@@ -336,7 +336,8 @@ def enhance(
     if not quiet:
         rate = "" if done.bpp is None else f"{done.bpp:.4f} bpp input, "
         how = f"prior {prior}" if prior else f"steps {steps}"
-        typer.echo(f"{output}: {done.width}x{done.height} px enhanced ({rate}{how}) in {done.seconds:.2f} s")
+        what = "enhanced" if done.enhanced else "written as decoded"
+        typer.echo(f"{output}: {done.width}x{done.height} px {what} ({rate}{how}) in {done.seconds:.2f} s")
 
 
 def _enhance_pipeline(model: Optional[str], prior: Optional[str], fidelity: Optional[float]):

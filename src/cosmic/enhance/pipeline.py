@@ -57,6 +57,7 @@ class Enhanced:
     seconds: float
     georef: dict | None
     notes: list
+    enhanced: bool = True  # False: the rate was outside the enhancer's range, the decode passed through
 
 
 def _pad_to(pixels: np.ndarray, multiple: int) -> np.ndarray:
@@ -106,11 +107,33 @@ class EnhancePipeline:
         if steps and self.enhancer.ldm is None:
             raise InputError(f"{self.enhancer.name} has no latent diffusion model (stage II); use --steps 0")
 
+    @property
+    def rate_range(self) -> tuple[float, float] | None:
+        """The rates (bpp) this enhancer enhances: its config's ``rate_range`` (where it was
+        measured to help: the shipped JPEG2000 one's), else the ``bpp_range`` a JPEG2000 enhancer
+        was trained on; None when neither is known (a COSMIC enhancer: its rate is the model's
+        quality range, which every file of that model is in)."""
+        extra = self.enhancer.extra
+        span = extra.get("rate_range") or (
+            (extra.get("training") or {}).get("bpp_range") if self.enhancer.source == "jpeg2000" else None)
+        return None if span is None else (float(span[0]), float(span[1]))
+
+    def outside_range(self, bpp: float | None) -> str | None:
+        """Why a decode at ``bpp`` passes through unenhanced (outside :attr:`rate_range`), or None."""
+        span = self.rate_range
+        if span is None or bpp is None or span[0] <= bpp <= span[1]:
+            return None
+        return (f"{bpp:.4g} bpp is outside the {span[0]:g}..{span[1]:g} bpp that {self.enhancer.name} "
+                "enhances (it lowers PSNR there); written as decoded, not enhanced")
+
     def rows(self, read: Callable[[int, int, int, int], np.ndarray], width: int, height: int, bpp: float,
              steps: int = 0, seed: int = 0) -> Iterator[tuple[int, np.ndarray]]:
         """(top, enhanced strip) for each tile row; ``read(top, left, h, w)`` gives uint8 pixels
-        of a window inside the image."""
+        of a window inside the image. A ``bpp`` outside :attr:`rate_range` gives the strips as read."""
         self._check_steps(steps)
+        if self.outside_range(bpp):
+            yield from ((top, read(top, 0, min(self.tile, height - top), width)) for top in range(0, height, self.tile))
+            return
         t, m = self.tile, self.overlap
         cols = -(-width // t)
         rate = torch.tensor([float(bpp)])
@@ -150,12 +173,14 @@ class EnhancePipeline:
         if not source.is_file():
             raise InputError(f"{source}: no such file")
         rate = _input_rate(source, bpp) if self.needs_rate or not _is_tiff(source) or bpp is not None else None
+        passed = self.outside_range(rate)
         t0 = time.perf_counter()
         with RasterSource.open(source, bands, scale) as src:
             read = _checked_reader(src)
             rows = self.rows(read, src.width, src.height, rate, steps, seed)
             write_rows(rows, output, src.width, src.height, src.georef, src.channels)
-            return Enhanced(src.width, src.height, rate, time.perf_counter() - t0, src.georef, list(src.notes))
+            notes = list(src.notes) + ([f"{source.name}: {passed}"] if passed else [])
+            return Enhanced(src.width, src.height, rate, time.perf_counter() - t0, src.georef, notes, passed is None)
 
 
 class PriorPipeline:
@@ -169,6 +194,10 @@ class PriorPipeline:
 
     def __init__(self, prior, fidelity: float | None = None, tile: int = 256):
         self.prior, self.fidelity, self.tile = prior, fidelity, tile
+
+    def outside_range(self, bpp: float | None) -> None:
+        """The prior has no rate range (``fidelity`` bounds what it changes)."""
+        return None
 
     def _check_steps(self, steps: int) -> None:
         if steps:
