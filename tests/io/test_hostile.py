@@ -204,23 +204,48 @@ def test_cli_truncated_file(cli, one_line_error, coded, tmp_path):
 
 
 # -- size policy -----------------------------------------------------------------------------
-def _huge_file(path: Path, tiny_model) -> Path:
-    """A file declaring 1,048,576^2 px in 4096-px tiles: 65,536 empty tiles, a 524 KB table."""
+def _huge_file(path: Path, tiny_model, width: int, height: int, tile: int) -> Path:
+    """A file declaring ``width x height`` px in ``tile``-px tiles, every tile empty."""
     header, _ = encode_scene(tiny_model.onboard, golden_image(64, 64), tiny_model.name)
-    header.width = header.height = 1 << 20
-    header.tile, header.latent = 4096, (64, 64)
+    header.width, header.height = width, height
+    header.tile, header.latent = tile, (tile // 64, tile // 64)
     write_container(path, header, [b""] * header.num_tiles)
     return path
 
 
-@pytest.mark.parametrize("suffix, needle", [(".tif", "MiB"), (".png", "Mpx")])
-def test_huge_declared_scene_refused_for_every_output(cli, one_line_error, tiny_model, tmp_path, suffix, needle):
-    path = _huge_file(tmp_path / "huge.cosmic", tiny_model)
+HUGE = [
+    (".tif", (1 << 20, 1, 4096), "MiB"),  # one 4096-px tile row of a 1,048,576-px wide image: 12 GiB
+    (".png", (20001, 20001, 256), "Mpx"),  # over the 400 Mpx held in memory (a 50 KB tile table)
+    # issue 34 item 9: 273 bytes declaring 20000 x 20000 px in 4096-px tiles took 94 s and 1.38 GB
+    # to conceal into a GeoTIFF; the size policy now bounds the pixels per byte of the file
+    (".tif", (20000, 20000, 4096), "16,384 px per byte"),
+    (".png", (20000, 20000, 4096), "16,384 px per byte"),
+]
+
+
+@pytest.mark.parametrize("suffix, shape, needle", HUGE)
+def test_huge_declared_scene_refused_for_every_output(cli, one_line_error, tiny_model, tmp_path, suffix, shape,
+                                                      needle):
+    path = _huge_file(tmp_path / "huge.cosmic", tiny_model, *shape)
     out = tmp_path / f"o{suffix}"
     code, _, err = cli("decompress", path, "-o", out, "-m", TINY_MODEL, "-q", "--conceal")
     assert code == 3
     one_line_error(code, err, needle)
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_work_per_byte_bound_leaves_real_files_alone(tiny_model, tmp_path):
+    """The flattest files a model writes are far from the bound: a constant image coded whole, and
+    the same file truncated to its first tile (what --conceal opens)."""
+    from cosmic.io.limits import MAX_PIXELS_PER_BYTE
+
+    path = tmp_path / "flat.cosmic"
+    size = write_container(path, *encode_scene(tiny_model.onboard, np.full((512, 512, 3), 128, np.uint8),
+                                               tiny_model.name))
+    assert 512 * 512 / size < MAX_PIXELS_PER_BYTE / 20
+    c = read_container(path)
+    path.write_bytes(path.read_bytes()[: c.offsets[1]])
+    assert read_container(path, partial=True).missing_bytes > 0
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -55,6 +55,7 @@ import numpy as np
 
 from cosmic.errors import BitstreamError, InputError
 from cosmic.io.extension import parse_extension
+from cosmic.io.limits import check_work
 from cosmic.io.mask import MaskError, split_mask, unpack_mask
 
 MAGIC = b"\x89COSMIC\n"
@@ -355,7 +356,9 @@ class Container:
             raise BitstreamError(f"{name}: header CRC mismatch (corrupt header)")
         self.version = version
         self.header = Header.unpack(blob, version)
-        n = self.header.num_tiles
+        h = self.header
+        check_work(h.width, h.height, h.planes, self.file_size, name)  # the size policy (cosmic.io.limits)
+        n = h.num_tiles
         table_at = fh.tell()
         need = n * _ENTRY.size + 4
         if table_at + need > self.file_size:

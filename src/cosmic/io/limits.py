@@ -16,6 +16,12 @@
   can be decoded. (The reader still accepts tiles up to 4096 px, which older files may have.)
 * A ``.cosmic`` file's sides are at most ``container.MAX_SIDE`` and its tile table must be
   present in the file (8 bytes per tile), so the pixels a file can ask for grow with its size.
+* The work a file asks for is bounded by its size too: at most :data:`MAX_PIXELS_PER_BYTE`
+  decoded pixels (summed over its band groups) per byte present, 0.0005 bpp. The flattest real
+  files measured need 0.009 bpp or more (a constant 1024 x 1024 image at quality 1: 1,218 bytes);
+  a forged 273-byte file declaring 20000 x 20000 px in 4096-px tiles took 94 s and 1.38 GB to
+  conceal into a GeoTIFF (issue 34). A truncated file opened with ``--conceal`` counts the bytes
+  it still has.
 
 An input over a limit is an :class:`~cosmic.errors.InputError` (exit 2), a bitstream that
 declares too much a :class:`~cosmic.errors.BitstreamError` (exit 3). Plain Python.
@@ -27,15 +33,28 @@ from numbers import Integral
 
 from cosmic.errors import BitstreamError, InputError
 
-__all__ = ["MAX_MEMORY_PIXELS", "MAX_ROW_BYTES", "MAX_TILE", "MAX_BATCH_PIXELS", "check_memory_image",
-           "check_row", "check_scene", "check_tile", "batch_tiles"]
+__all__ = ["MAX_MEMORY_PIXELS", "MAX_ROW_BYTES", "MAX_TILE", "MAX_BATCH_PIXELS", "MAX_PIXELS_PER_BYTE",
+           "check_memory_image", "check_row", "check_scene", "check_tile", "check_work", "batch_tiles"]
 
 MAX_MEMORY_PIXELS = 20000 * 20000
+#: the most decoded pixels a ``.cosmic`` file may ask for per byte it holds (0.0005 bpp)
+MAX_PIXELS_PER_BYTE = 16384
 MAX_ROW_BYTES = 512 << 20
 #: the largest tile side a user may choose for coding (one tile's networks: about 1.4 GB)
 MAX_TILE = 1024
 #: the most pixels one encoder forward takes (4 tiles of 256 px, 1 of 1024)
 MAX_BATCH_PIXELS = MAX_TILE * MAX_TILE
+
+
+def check_work(width: int, height: int, planes: int, file_bytes: int, what: str) -> None:
+    """Refuse a ``.cosmic`` file whose ``planes`` band groups of ``width x height`` px are more
+    than :data:`MAX_PIXELS_PER_BYTE` decoded pixels per byte it holds, so that the time and memory
+    a decode takes grow with the input's size, not only with what its header declares."""
+    if width * height * planes > MAX_PIXELS_PER_BYTE * file_bytes:
+        groups = f" in {planes} band groups" if planes > 1 else ""
+        raise BitstreamError(f"{what}: declares {width}x{height} px{groups} to decode from {file_bytes:,} bytes, "
+                             f"more than {MAX_PIXELS_PER_BYTE:,} px per byte (0.0005 bpp; no real file is so "
+                             "small): forged, or truncated to almost nothing")
 
 
 def check_memory_image(width: int, height: int, what: str, bitstream: bool = False) -> None:

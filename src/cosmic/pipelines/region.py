@@ -70,15 +70,18 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return tuple(box)
 
 
-def check_window(header, window: Window, what: str = "window") -> Window:
-    """``window`` if it is a non-empty window inside the ``header``'s image; InputError otherwise."""
+def check_window(header, window) -> Window:
+    """``window`` (a :class:`Window` or four integers) if it is a non-empty window inside the
+    ``header``'s image; InputError otherwise (in the API's terms, ``window=(...)``; the CLI's
+    messages say ``--window``, :func:`cosmic.errors.cli_terms`)."""
+    values = (window.col, window.row, window.width, window.height) if isinstance(window, Window) else window
     try:
-        values = (window.col, window.row, window.width, window.height) if isinstance(window, Window) else window
-        window = Window(*(int(v) for v in values if isinstance(v, (int, np.integer)) or v == int(v)))
-    except (TypeError, ValueError):
-        raise InputError(f"{what}={window!r}: expected (col, row, width, height), four integers") from None
-    w = window
-    text = f"{what} {w.col},{w.row},{w.width},{w.height}"
+        if len(values) != 4 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            raise TypeError
+    except TypeError:
+        raise InputError(f"window={window!r}: expected (col, row, width, height), four integers") from None
+    w = Window(*(int(v) for v in values))
+    text = f"window=({w.col}, {w.row}, {w.width}, {w.height})"
     if w.width <= 0 or w.height <= 0:
         raise InputError(f"{text}: width and height must be at least 1")
     if w.col < 0 or w.row < 0 or w.col + w.width > header.width or w.row + w.height > header.height:
