@@ -86,12 +86,13 @@ def closure(roots: list[str], python_version: str, extras: tuple[str, ...] = ())
 
 def _selection(which: str, python_version: str, skip: set[str]) -> set[str]:
     stock = closure(sorted(NEVER), python_version)
-    if which == "all":
-        chosen = closure(["cosmic"], python_version, EXTRAS) - {"cosmic"}
+    build = set()
+    if which == "all":  # with the build backend, for `pip install --no-index --find-links DIR .`
+        chosen, build = closure(["cosmic"], python_version, EXTRAS), {"setuptools", "wheel"}
     else:
         owners = metadata.packages_distributions()
         chosen = {_norm(d) for m in _imported_modules() for d in owners.get(m, [])}
-    return chosen - stock - NEVER - {"cosmic"} - {_norm(s) for s in skip}
+    return (chosen - stock | build) - NEVER - {"cosmic"} - {_norm(s) for s in skip}
 
 
 def _imported_modules() -> list[str]:
