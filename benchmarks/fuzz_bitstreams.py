@@ -12,6 +12,18 @@ tiny test model, so a case takes a fraction of a second) is mutated by one of th
   CRCs, table CRC recomputed; ``payload`` tile bytes changed and the tile's CRC recomputed
   (reaches the rANS decoder); ``regrid`` another width / height / tile size, CRC recomputed.
 
+The kinds of issue 34 (the defects an independent audit found) mutate a second base file, a
+uint16 four-band GeoTIFF product with fill (band groups 1,2,3 : 4, a mask, a stretch per band,
+sensor metadata), decoded to a GeoTIFF, each with the header CRC recomputed:
+
+* ``bignum`` a number of the extension (metadata, nodata, transform, scale) replaced by a huge
+  JSON number (beyond float's range, or thousands of digits); ``date`` the timestamp replaced by
+  an edge date (years 1 and 9999 with UTC offsets, leap days, nonsense);
+* ``groupmodel`` ``layout.models`` naming shipped or made-up models with right or wrong digests;
+  ``groups`` the second band group's payload bytes changed (CRC stale or recomputed);
+* ``dtype`` the source's sample type replaced by a numpy / GDAL type name, or its per-band lists
+  (scale, bands, names) of another length or inverted.
+
 Every case is decoded twice (every other round of kinds with ``--conceal``) by a watchdog worker process that
 runs ``cosmic.cli.main`` in-process; a worker that dies is a *crash*, one that does not answer
 within ``--timeout`` a *hang* (both restart it). Outcomes: ``ok`` (exit 0), ``clean`` (exit
@@ -33,6 +45,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import select
 import struct
 import subprocess
@@ -47,16 +60,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "fixtures" / "tiny-model"
 KINDS = ["bitflip", "overwrite", "truncate", "insert", "delete", "header", "extension", "table",
-         "payload", "regrid"]
-OUTCOMES = ["ok", "clean", "crash", "hang", "internal", "nondet"]
+         "payload", "regrid", "bignum", "date", "groupmodel", "groups", "dtype"]
+#: the kinds that mutate the GeoTIFF product base file (decoded to .tif)
+PRODUCT_KINDS = ("bignum", "date", "groupmodel", "groups", "dtype")
+OUTCOMES = ["ok", "clean", "crash", "hang", "internal", "nondet", "partial"]
+#: the outcomes that fail the run
+BAD = ("crash", "hang", "internal", "nondet", "partial")
 
 
 # -- the worker -------------------------------------------------------------------------------
 def decode_once(path: str, model: str, conceal: bool, out: Path) -> tuple[int, str, str]:
-    """(exit status, digest of the output file, stderr) of one in-process decode."""
+    """(exit status, digest of the output file, stderr) of one in-process decode; a leftover
+    partial output counts as an output (its digest is prefixed ``partial:``)."""
     from cosmic.cli import main
 
     out.unlink(missing_ok=True)
+    for left in out.parent.glob(f".{out.name}.partial*"):
+        left.unlink()
     err, saved = io.StringIO(), (sys.stdout, sys.stderr)
     sys.stdout, sys.stderr = io.StringIO(), err
     code = 0
@@ -68,19 +88,23 @@ def decode_once(path: str, model: str, conceal: bool, out: Path) -> tuple[int, s
     finally:
         sys.stdout, sys.stderr = saved
     digest = hashlib.sha256(out.read_bytes()).hexdigest()[:16] if out.exists() else ""
+    if list(out.parent.glob(f".{out.name}.partial*")):
+        digest = "partial:" + digest
     return code, digest, err.getvalue()
 
 
 def worker(model: str) -> None:
-    """Answer one JSON line per request line ``{"path", "conceal"}``: both decodes' results."""
+    """Answer one JSON line per request line ``{"path", "conceal", "suffix"}``: both decodes' results."""
     import torch
 
     torch.set_num_threads(1)
-    out = Path(tempfile.mkdtemp()) / "out.png"
+    folder = Path(tempfile.mkdtemp())
     for line in sys.stdin:
         req = json.loads(line)
+        out = folder / f"out{req.get('suffix', '.png')}"
         runs = [decode_once(req["path"], model, req["conceal"], out) for _ in range(2)]
-        sys.stdout.write(json.dumps(runs) + "\n")
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this worker's peak so far
+        sys.stdout.write(json.dumps({"runs": runs, "peak_mb": peak_mb}) + "\n")
         sys.stdout.flush()
 
 
@@ -89,6 +113,7 @@ class Watchdog:
 
     def __init__(self, model: str, timeout: float):
         self.model, self.timeout, self.proc = model, timeout, None
+        self.peak_mb, self.slowest_s = 0.0, 0.0  # the largest worker RSS and the slowest case seen
 
     def _start(self) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
@@ -96,16 +121,20 @@ class Watchdog:
         self.proc = subprocess.Popen([sys.executable, __file__, "--worker", self.model], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
-    def decode(self, path: Path, conceal: bool):
-        """Two decodes' results, or ``"crash"`` / ``"hang"``."""
+    def decode(self, path: Path, conceal: bool, suffix: str = ".png"):
+        """Two decodes' results (to an output of ``suffix``), or ``"crash"`` / ``"hang"``."""
         if self.proc is None or self.proc.poll() is not None:
             self._start()
-        self.proc.stdin.write(json.dumps({"path": str(path), "conceal": conceal}) + "\n")
+        self.proc.stdin.write(json.dumps({"path": str(path), "conceal": conceal, "suffix": suffix}) + "\n")
         self.proc.stdin.flush()
+        start = time.monotonic()
         ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
         line = self.proc.stdout.readline() if ready else None
         if line:
-            return json.loads(line)
+            answer = json.loads(line)
+            self.peak_mb = max(self.peak_mb, answer["peak_mb"])
+            self.slowest_s = max(self.slowest_s, time.monotonic() - start)
+            return answer["runs"]
         self.close()
         return "hang" if line is None else "crash"  # no answer in time / the worker died
 
@@ -123,6 +152,8 @@ def classify(result) -> str:
     (code, digest, err), second = result
     if [code, digest, err] != list(second):
         return "nondet"
+    if digest.startswith("partial:"):  # an output left half-written
+        return "partial"
     if code == 0:
         return "ok"
     lines = [line for line in err.splitlines() if line.strip()]
@@ -215,6 +246,8 @@ def mutate(kind: str, lay: Layout, rng) -> bytes:
         data[at:at] = rng.integers(0, 256, int(rng.integers(1, 65)), dtype=np.uint8).tobytes()
     elif kind == "delete":
         del data[at : at + int(rng.integers(1, 65))]
+    elif kind in PRODUCT_MUTATIONS:
+        return PRODUCT_MUTATIONS[kind](lay, rng)
     else:
         return _structured(kind, lay, rng)
     return bytes(data)
@@ -245,6 +278,128 @@ def _structured(kind: str, lay: Layout, rng) -> bytes:
     return _with_table(lay, entries, bytes(data))
 
 
+# -- the kinds of issue 34, on the GeoTIFF product base file -----------------------------------
+_BIG = ["1" + "0" * 308, "-1" + "0" * 309, "2" + "0" * 400, "9" * 5000, "1e308", "-1.7976931348623157e308",
+        "1e309", "4" * 4301, "0.5", "-0"]
+_DATES = ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "2016-02-29T12:00:00Z",
+          "2015-02-29T12:00:00Z", "1960-01-01T00:00:00+00:01", "2200-12-31T23:59:59-00:01", "T", "",
+          "2016-06-25T18:55:50.123456789Z", "+002016-06-25"]
+_DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float16", "float32",
+           "float64", "complex64", "complex128", "object", "V8", "M8", "m8", "bool", "str_", "U3", "float", "", "x"]
+
+
+def _with_extension(lay: Layout, edit, raw: str | None = None) -> bytes:
+    """The base file with its header's metadata / georef / layout changed by ``edit(header)``; a
+    string value ``"@@"`` in them is then replaced by the JSON text ``raw`` (numbers JSON can hold
+    but Python's json would not write)."""
+    import copy
+
+    h = copy.deepcopy(lay.header)
+    edit(h)
+    blob = h.pack()
+    if raw is not None:
+        ext_len = _extension_length(blob)
+        ext = blob[len(blob) - ext_len:].replace(b'"@@"', raw.encode(), 1)
+        blob = blob[: len(blob) - ext_len - 4] + struct.pack("<I", len(ext)) + ext
+    return _with_header(lay, blob)
+
+
+def _extension_length(blob: bytes) -> int:
+    """The length of the JSON extension block that ends a packed header body (the u32 before it)."""
+    return next(n for n in range(len(blob) - 4, -1, -1)
+                if struct.unpack_from("<I", blob, len(blob) - n - 4)[0] == n and blob[len(blob) - n:][:1] == b"{")
+
+
+def _bignum(lay: Layout, rng) -> bytes:
+    """A number of the extension replaced by a huge JSON number."""
+    paths = [("metadata", "gsd"), ("metadata", "cloud_cover"), ("metadata", "sun_elevation_dbl"),
+             ("georef", "nodata"), ("georef", "transform", int(rng.integers(0, 6))),
+             ("georef", "source", "scale", int(rng.integers(0, 4)), int(rng.integers(0, 2)))]
+    path = paths[int(rng.integers(0, len(paths)))]
+
+    def edit(h):
+        node = getattr(h, path[0])
+        for key in path[1:-1]:
+            node = node[key]
+        node[path[-1]] = "@@"
+    return _with_extension(lay, edit, str(rng.choice(_BIG)))
+
+
+def _date(lay: Layout, rng) -> bytes:
+    """The timestamp replaced by an edge date."""
+    def edit(h):
+        h.metadata["timestamp"] = str(rng.choice(_DATES))
+    return _with_extension(lay, edit)
+
+
+def _group_models(lay: Layout, rng) -> bytes:
+    """``layout.models`` naming shipped or made-up models, with right or wrong digests."""
+    names = [lay.header.model, "cosmic-small-vr", "cosmic-small-vr-gray", "no-such-model"]
+    digests = [lay.header.model_sha256[:32], "0" * 32, "f" * 32, "abc"]
+
+    def entry():
+        if rng.random() < 0.25:
+            return None
+        return {"model": str(rng.choice(names)), "sha256": str(rng.choice(digests))}
+
+    def edit(h):
+        h.layout["models"] = [entry() for _ in range(h.planes + int(rng.integers(-1, 2)) * (rng.random() < 0.2))]
+    return _with_extension(lay, edit)
+
+
+def _later_group(lay: Layout, rng) -> bytes:
+    """Bytes of a tile of the second band group changed; its CRC recomputed or left stale."""
+    grid = lay.header.grid_tiles
+    i = grid + int(rng.integers(0, grid))
+    data = bytearray(lay.data)
+    start, length = lay.offsets[i], lay.entries[i][0]
+    for j in rng.integers(0, max(1, length), int(rng.integers(1, 5))):
+        data[start + int(j) % max(1, length)] = int(rng.integers(0, 256))
+    if rng.random() < 0.5:
+        return bytes(data)
+    entries = list(lay.entries)
+    entries[i] = (length, zlib.crc32(bytes(data[start : start + length])))
+    return _with_table(lay, entries, bytes(data))
+
+
+def _dtype(lay: Layout, rng) -> bytes:
+    """The source's sample type renamed, or a per-band list of another length or inverted."""
+    def edit(h):
+        src = h.georef["source"]
+        what = int(rng.integers(0, 4))
+        if what == 0:
+            src["source_dtype"] = str(rng.choice(_DTYPES))
+        elif what == 1:
+            src["scale"] = [[hi, lo] for lo, hi in src["scale"]] if rng.random() < 0.5 else src["scale"][:1]
+        else:
+            key = ["bands", "descriptions", "colorinterp"][int(rng.integers(0, 3))]
+            src[key] = (src.get(key) or [None] * h.channels)[: int(rng.integers(0, h.channels + 2))]
+    return _with_extension(lay, edit)
+
+
+PRODUCT_MUTATIONS = {"bignum": _bignum, "date": _date, "groupmodel": _group_models, "groups": _later_group,
+                     "dtype": _dtype}
+
+
+def product_file(model: str, folder: Path) -> Path:
+    """A uint16 four-band GeoTIFF with fill (200 x 300, band groups 1,2,3 : 4, stretched per band,
+    a timestamp beside it) coded by ``model``: the base of :data:`PRODUCT_KINDS`."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import golden_image, write_tif
+
+    from cosmic.cli import main
+
+    img = golden_image(200, 300).transpose(2, 0, 1).astype(np.float64)
+    dn = np.rint(6000 + np.concatenate([img, img[:1]]) * 90).astype(np.uint16)
+    dn[:, :40, :60] = 0  # a fill corner
+    src = write_tif(folder / "product.tif", dn, "uint16", descriptions=["B4", "B3", "B2", "B5"])
+    (folder / "product.json").write_text(json.dumps({"timestamp": "2016-06-25T18:55:50Z", "cloud_cover": 3.5,
+                                                      "sun_elevation_dbl": 60.1}))
+    path = folder / "product.cosmic"
+    main(["compress", str(src), "-o", str(path), "-m", model, "--scale", "auto", "-q", "--threads", "1"])
+    return path
+
+
 # -- the run ----------------------------------------------------------------------------------
 def base_file(model: str, folder: Path) -> Path:
     """A 300 x 520 test image (2 x 3 tiles, with metadata) coded by ``model``."""
@@ -261,10 +416,11 @@ def base_file(model: str, folder: Path) -> Path:
     return path
 
 
-def run(n: int, seed: int, model: str, timeout: float) -> dict[str, dict[str, int]]:
-    """Fuzz ``n`` cases; returns {kind: {outcome: count}}."""
+def run(n: int, seed: int, model: str, timeout: float, stats: dict | None = None) -> dict[str, dict[str, int]]:
+    """Fuzz ``n`` cases; returns {kind: {outcome: count}}. ``stats``, if given, receives the
+    worker's peak RSS (``peak_mb``) and the slowest case's seconds (``slowest_s``, two decodes)."""
     folder = Path(tempfile.mkdtemp())
-    lay = Layout(base_file(model, folder))
+    plain, product = Layout(base_file(model, folder)), Layout(product_file(model, folder))
     rng = np.random.default_rng(seed)
     table = {k: dict.fromkeys(OUTCOMES, 0) for k in KINDS}
     dog, start = Watchdog(model, timeout), time.monotonic()
@@ -272,13 +428,16 @@ def run(n: int, seed: int, model: str, timeout: float) -> dict[str, dict[str, in
         for case in range(n):
             kind = KINDS[case % len(KINDS)]
             path = folder / "case.cosmic"
-            path.write_bytes(mutate(kind, lay, rng))
+            path.write_bytes(mutate(kind, product if kind in PRODUCT_KINDS else plain, rng))
             conceal = bool(case // len(KINDS) % 2)  # every kind with and without --conceal
-            table[kind][classify(dog.decode(path, conceal))] += 1
+            suffix = ".tif" if kind in PRODUCT_KINDS else ".png"
+            table[kind][classify(dog.decode(path, conceal, suffix))] += 1
             if (case + 1) % 500 == 0:
                 print(f"{case + 1}/{n} cases, {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
     finally:
         dog.close()
+    if stats is not None:
+        stats.update(peak_mb=dog.peak_mb, slowest_s=dog.slowest_s, seconds=time.monotonic() - start)
     return table
 
 
@@ -305,10 +464,13 @@ def main() -> None:
     if args.worker:
         return worker(args.worker)
     sys.path.insert(0, str(ROOT / "src"))
-    table = run(args.n, args.seed, args.model, args.timeout)
+    stats: dict = {}
+    table = run(args.n, args.seed, args.model, args.timeout, stats)
     print(f"fuzz_bitstreams --n {args.n} --seed {args.seed} --model {Path(args.model).name}")
     print(format_table(table))
-    bad = sum(c[o] for c in table.values() for o in ("crash", "hang", "internal", "nondet"))
+    print(f"\n{stats['seconds']:.0f} s; slowest case {stats['slowest_s']:.1f} s (two decodes); "
+          f"worker peak RSS {stats['peak_mb']:.0f} MB")
+    bad = sum(c[o] for c in table.values() for o in BAD)
     sys.exit(1 if bad else 0)
 
 
