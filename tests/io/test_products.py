@@ -279,7 +279,8 @@ def test_enhanced_decode_keeps_fill_names_units_and_tags(coded16, tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "enh.png"))[..., 3] == 0, fill)
 
 
-@pytest.mark.parametrize("option, needle", [("COMPRESS=FOO", "unexpected value for COMPRESS"),
+@pytest.mark.parametrize("option, needle", [("COMPRESS=FOO", "COMPRESS=FOO value not recognised"),
+                                            ("PREDICTOR=FLOATING_POINT", "only supported with Float32"),
                                             ("NOSUCH=1", "does not support creation option NOSUCH"),
                                             ("BLOCKSIZE=x", "expected an integer")])
 def test_creation_options_gdal_would_ignore_are_refused(cli, coded16, one_line_error, option, needle):

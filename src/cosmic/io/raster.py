@@ -442,11 +442,17 @@ def parse_creation_options(items: list[str] | None) -> dict[str, str]:
 _INTEGER_OPTIONS = ("BLOCKSIZE", "LEVEL", "QUALITY", "OVERVIEW_QUALITY", "OVERVIEW_COUNT", "ZOOM_LEVEL", "NBITS")
 
 
+#: what GDAL says of a creation option it ignores or fails on (its other warnings are advice)
+_IGNORED_OPTION_WORDS = ("does not support creation option", "not recognised", "ignoring", "only supported",
+                         "failed", "error", "invalid")
+
+
 def check_creation_options(product: Product, block: int) -> None:
     """Refuse ``--co`` options GDAL's COG driver would ignore or fail on (an unknown option, a
     value it does not recognise such as ``COMPRESS=FOO``, one that does not fit the sample type),
     before anything is decoded: integers are checked here, the rest by writing a 16 x 16 COG of
-    the product's type and band count in memory and listening to GDAL's warnings."""
+    the product's sample type in memory and listening to GDAL's warnings. GDAL's advisory range
+    warnings (``BLOCKSIZE=64`` "should be >= 128", which it applies all the same) are not refusals."""
     import logging
 
     import rasterio.shutil
@@ -459,7 +465,7 @@ def check_creation_options(product: Product, block: int) -> None:
             raise InputError(f"--co {key}={value}: expected an integer{' 16..4096' if key == 'BLOCKSIZE' else ''}")
     heard: list[str] = []
     listener = logging.Handler(logging.WARNING)
-    listener.emit = lambda record: heard.append(record.getMessage())
+    listener.emit = lambda record: heard.append(record.getMessage().split(" in ", 1)[-1])
     logger = logging.getLogger("rasterio._env")
     logger.addHandler(listener)
     try:
@@ -470,12 +476,13 @@ def check_creation_options(product: Product, block: int) -> None:
             rasterio.shutil.copy(mem.name, "/vsimem/cosmic-co-probe.tif", driver="COG", **product.cog_options(block))
             rasterio.shutil.delete("/vsimem/cosmic-co-probe.tif")
     except Exception as exc:
-        heard.append(first_line(exc))
+        heard.append(f"failed: {first_line(exc)}")
     finally:
         logger.removeHandler(listener)
-    if heard:
+    refused = [m for m in heard if any(w in m for w in _IGNORED_OPTION_WORDS)]
+    if refused:
         given = " ".join(f"{k}={v}" for k, v in user.items())
-        raise InputError(f"--co {given}: GDAL's COG driver refuses it ({heard[0].removeprefix('CPLE_NotSupported in ')})")
+        raise InputError(f"--co {given}: GDAL's COG driver refuses it ({refused[0]})")
 
 
 class GeoTiffWriter:
