@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from cosmic.codebook import HPIN, VQGAN, CodePredictor, PatchDiscriminator, preset
 from cosmic.errors import InputError, first_line
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import CropSource, refuse_val_split
+from cosmic.training.config import write_config
+from cosmic.training.data import CropSource, crop_loader, refuse_val_split
 from cosmic.training.stage1 import learning_rate
 
 __all__ = ["CodebookConfig", "train_codebook", "FeatureLoss", "lq_pairs", "measure_prior", "ms_ssim3"]
@@ -367,9 +368,8 @@ def _batches(cfg: CodebookConfig, out: Path, first_step: int):
     stage 1's loader), later stages aligned crops of :func:`lq_pairs`."""
     if cfg.stage == 1:
         from cosmic.training.distributed import DistInfo
-        from cosmic.training.stage1 import _loader
 
-        for x in _loader(cfg, first_step, DistInfo()):  # one process: DDP is stage 1's and 2's
+        for x in crop_loader(cfg, first_step, DistInfo()):  # one process: DDP is stage 1's and 2's
             yield x, None
         return
     hq, lq = lq_pairs(cfg, out)
@@ -448,10 +448,12 @@ def train_codebook(cfg: CodebookConfig, resume: bool = True, progress: bool = Tr
 
 
 def _write_prior_config(prior: Path, cfg: CodebookConfig) -> None:
+    """The prior's config.json, updated with this stage's data and written atomically (a run
+    stopped mid-write leaves the old file, never half a file)."""
     path = prior / "config.json"
     info = json.loads(path.read_text()) if path.is_file() else {"_class_name": "CodebookPrior"}
     info.update(preset=cfg.preset, lq_model=cfg.lq_model, lq_qualities=cfg.lq_qualities, train_split=cfg.split)
-    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    write_config(path, dict(sorted(info.items())))
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from cosmic.errors import InputError
 from cosmic.training.datapack import resolve_data
@@ -39,7 +39,7 @@ LUMINANCE = 3
 @dataclass(kw_only=True)
 class CropSource:
     """Where a trainer's random crops come from: the fields of stage 1's loader
-    (:func:`cosmic.training.stage1._loader`), which the codebook trainer borrows. Both trainers'
+    (:func:`crop_loader`), which the codebook trainer shares. Both trainers'
     configs derive from it, so a field the loader reads exists in each of them."""
 
     data: str
@@ -176,3 +176,28 @@ class ImageFolder(Dataset):
 
 def _to_tensor(patch: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float().div_(255.0)
+
+
+def crop_loader(cfg: CropSource, first_step: int, info) -> DataLoader:
+    """This rank's batches from ``first_step`` on; sample p of global step s is crop number
+    s·batch + p, and each rank takes its positions of every global batch (``StepSampler``).
+    Stage 1's and the codebook trainer's loader (``info``: a
+    :class:`~cosmic.training.distributed.DistInfo`)."""
+    from cosmic.training import distributed as ddp
+
+    local = ddp.check_batch(cfg.batch_size, info)
+    if cfg.stream:
+        from cosmic.training.streaming import streamed
+
+        train_set, sampler = streamed(cfg.data, cfg.split, cfg.crop, cfg.extra_data, cfg.seed, None, info,
+                                      first_step, cfg.batch_size)
+    else:
+        train_set = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=10**12,
+                                extra=cfg.extra_data, seed=cfg.seed, bands=cfg.bands)
+        sampler = ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world)
+    # its own generator: a DataLoader iterator draws a base seed, and from the global RNG that
+    # draw would shift the noise of a resumed run
+    return DataLoader(train_set, batch_size=local, sampler=sampler, num_workers=cfg.workers,
+                      drop_last=True, persistent_workers=cfg.workers > 0,
+                      pin_memory=info.device.type == "cuda",
+                      generator=torch.Generator().manual_seed(cfg.seed))

@@ -32,10 +32,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from cosmic.errors import InputError
+
+if TYPE_CHECKING:
+    from cosmic.training.stage1 import Stage1Config
 
 __all__ = ["campaign_config", "probe_batch", "main"]
 

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.errors import InputError
@@ -27,7 +26,7 @@ from cosmic.models.registry import build_model
 from cosmic.onboard.rate import interpolate_levels
 from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import LUMINANCE, CropSource, ImageFolder, refuse_val_split, single_band
+from cosmic.training.data import LUMINANCE, CropSource, ImageFolder, crop_loader, refuse_val_split, single_band
 from cosmic.training.metrics_log import MetricsLog
 from cosmic.utils.device import autocast, grad_scaler
 from cosmic.training.losses import Stage1Loss, psnr
@@ -280,27 +279,6 @@ def _val_images(cfg: Stage1Config) -> list:
     return val_set
 
 
-def _loader(cfg: CropSource, first_step: int, info: ddp.DistInfo) -> DataLoader:
-    """This rank's batches from ``first_step`` on; sample p of global step s is crop number
-    s·batch + p, and each rank takes its positions of every global batch (``StepSampler``)."""
-    local = ddp.check_batch(cfg.batch_size, info)
-    if cfg.stream:
-        from cosmic.training.streaming import streamed
-
-        train_set, sampler = streamed(cfg.data, cfg.split, cfg.crop, cfg.extra_data, cfg.seed, None, info,
-                                      first_step, cfg.batch_size)
-    else:
-        train_set = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=10**12,
-                                extra=cfg.extra_data, seed=cfg.seed, bands=cfg.bands)
-        sampler = ddp.StepSampler(first_step, cfg.batch_size, info.rank, info.world)
-    # its own generator: a DataLoader iterator draws a base seed, and from the global RNG that
-    # draw would shift the noise of a resumed run
-    return DataLoader(train_set, batch_size=local, sampler=sampler, num_workers=cfg.workers,
-                      drop_last=True, persistent_workers=cfg.workers > 0,
-                      pin_memory=info.device.type == "cuda",
-                      generator=torch.Generator().manual_seed(cfg.seed))
-
-
 def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: float) -> dict:
     """Validation at ``step``: real bitstreams at the validation qualities (variable rate) or the
     forward-pass estimate (fixed rate); the model is in eval mode afterwards."""
@@ -424,7 +402,7 @@ def _train(cfg: Stage1Config, info: ddp.DistInfo, resume: bool, progress: bool) 
         write_config(out / "stage1_config.json", asdict(cfg))
     val_set = _val_images(cfg) if info.main else None
     step = int(run.state["step"])
-    loader = iter(_loader(cfg, step, info))
+    loader = iter(crop_loader(cfg, step, info))
     _train_mode(cfg, run)
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and info.main), dynamic_ncols=True,
                desc="stage1")
