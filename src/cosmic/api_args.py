@@ -121,8 +121,11 @@ def encode_options(model, quality, bpp, max_bytes, tile, bands, band_groups, sca
 
     if model is not None and not isinstance(model, (str, os.PathLike)):
         raise InputError(f"model: expected a shipped model name or a model directory, got {type(model).__name__}")
+    from cosmic.io.limits import check_tile
+
     quality, bpp = _number("quality", quality), _number("bpp", bpp)
     max_bytes, tile = _number("max_bytes", max_bytes, integer=True), _number("tile", tile, integer=True)
+    check_tile(tile, "tile")  # the size policy, in the API's terms (the CLI's check says --tile)
     check_rate_target(quality, bpp, max_bytes)
     return EncodeOptions(None if model is None else str(model), quality, bpp, max_bytes, tile, _bands(bands),
                          _scale(scale), _band_groups(band_groups), _flag("mask", mask), _flag("derive", derive))
