@@ -269,8 +269,24 @@ def _decompress_one(o: dict) -> None:
                          prior=_load_prior(o["prior"], o["fidelity"]), fidelity=o["fidelity"], **decode)
     for err in bad:
         typer.echo(f"warning: {_clean(err)} - concealed", err=True)
+    if fmt != "tiff":
+        _picture_note(output, container)
     if not o["quiet"]:
         _echo_decoded(output, container, time.perf_counter() - t0)
+
+
+def _picture_note(output: Path, container) -> None:
+    """A PNG / JPEG holds the 8-bit picture (and a PNG the fill as alpha): a note names what the
+    file carries that it leaves out, and that a .tif keeps it, so nothing is dropped unsaid."""
+    h = container.header
+    georef = h.georef or {}
+    src = georef.get("source") or {}
+    carried = (("georeferencing", georef.get("crs") or georef.get("transform")),
+               ("the source's units (its stretch)", src.get("scale")), ("band names", any(src.get("descriptions") or [])),
+               ("sensor metadata", h.metadata), ("GDAL tags", src.get("tags") or any(src.get("band_tags") or [])))
+    left_out = [name for name, present in carried if present]
+    if left_out:
+        _note(f"{output.name} holds the 8-bit picture without {', '.join(left_out)}: write .tif to keep them")
 
 
 def _echo_decoded(output: Path, container, seconds: float) -> None:

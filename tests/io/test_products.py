@@ -244,6 +244,8 @@ def test_png_carries_the_fill_as_alpha_and_jpeg_refuses_it(cli, coded16, one_lin
     d, _, fill = coded16
     code, _, err = cli("decompress", d / "ls.cosmic", "-o", d / "fill.png", "-m", TINY_MODEL, "-q")
     assert code == 0, err
+    assert "fill.png holds the 8-bit picture without georeferencing, the source's units" in err  # said, not dropped
+    assert "band names, sensor metadata" in err and "write .tif to keep them" in err
     with Image.open(d / "fill.png") as im:
         assert im.mode == "RGBA"
         png = np.asarray(im)
