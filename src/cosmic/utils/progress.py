@@ -63,8 +63,9 @@ class progress_bar(tqdm):  # noqa: N801 - a drop-in for tqdm, named like it
 
     def _say(self) -> None:
         of = f"/{self._total}" if self._total else ""
-        self._stream.write(f"{self._label}: {self._done}{of} {self._unit} "
-                           f"({time.monotonic() - self._t0:.1f} s)\n")
+        post = f", {self.postfix}" if getattr(self, "postfix", None) else ""  # set_postfix (a loss, a rate)
+        self._stream.write(f"{getattr(self, 'desc', None) or self._label}: {self._done}{of} {self._unit} "
+                           f"({time.monotonic() - self._t0:.1f} s{post})\n")
         self._stream.flush()
 
     def close(self):
