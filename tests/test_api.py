@@ -154,7 +154,8 @@ def test_api_and_cli_give_the_same_product(kind, cli, tmp_path):
     (lambda: cosmic.compress(golden_image(), quality=2, bpp=0.5), "quality= and a rate target (bpp= / max_bytes="),
     (lambda: cosmic.compress(golden_image(), max_bytes=0), "max_bytes=0: must be positive"),
     (lambda: cosmic.compress(golden_image(), tile=4096), "tile 4096: at most 1024 px"),
-    (lambda: cosmic.compress(golden_image(), scale="auto"), "bands, band_groups and scale apply to TIFF files"),
+    (lambda: cosmic.compress(REPO / "README.md", nodata=0), "nodata: applies to arrays"),
+    (lambda: cosmic.compress(np.zeros((4, 4), object)), "expected an (H, W) or (H, W, bands) array of numbers"),
     (lambda: cosmic.compress(golden_image(), bands=[0]), "bands=0: must be 1 or more"),
     (lambda: cosmic.compress(golden_image(), band_groups=[[1, 2]]), "each group is one band or three"),
     (lambda: cosmic.decompress(b"x", steps=1.5), "steps=1.5: expected an integer"),
@@ -209,3 +210,33 @@ def test_api_error_messages_are_one_line(tmp_path):
         cosmic.decompress(tmp_path / "a\nb\x1b[2J.cosmic")
     assert "\n" not in str(err.value) and "\x1b" not in str(err.value)
     assert str(err.value).endswith("a\\nb\\x1b[2J.cosmic: no such file")
+
+
+def test_arrays_of_any_type_and_band_count_are_coded_like_their_tiff(tmp_path):
+    """Issue 33 item 1: 16-bit, float and N-band data could not be coded from Python at all; an
+    array is now coded as a TIFF of it would be (the same bytes), its fill given by nodata= or,
+    for a non-8-bit array, 0 in every band."""
+    import rasterio
+
+    img = golden_image(70, 90)
+    dn = np.rint(6000 + img * (24000 / 255)).astype(np.uint16)
+    fill = np.add.outer(np.arange(70), np.arange(90)) < 40
+    dn[fill] = 0
+    data = cosmic.compress(dn, model=TINY_MODEL, scale="auto")
+    with rasterio.open(tmp_path / "dn.tif", "w", driver="GTiff", width=90, height=70, count=3, dtype="uint16") as ds:
+        ds.write(dn.transpose(2, 0, 1))
+    assert cosmic.compress(tmp_path / "dn.tif", model=TINY_MODEL, scale="auto") == data
+    pixels, georef = cosmic.decompress(data, model=TINY_MODEL, return_georef=True)
+    assert pixels.dtype == np.uint16 and pixels.shape == (70, 90, 3) and np.array_equal(georef["mask"], ~fill)
+    assert (pixels[fill] == 0).all() and (pixels[~fill] > 0).all() and len(georef["scale"]) == 3
+    four = np.dstack([img, np.full((70, 90), 9, np.uint8)])
+    four[:8, :8] = 0
+    pixels, georef = cosmic.decompress(cosmic.compress(four, model=TINY_MODEL, nodata=0), model=TINY_MODEL,
+                                       return_georef=True)
+    assert pixels.shape == (70, 90, 4) and (~georef["mask"]).sum() == 64 and not georef["mask"][:8, :8].any()
+    refl = (img / 255).astype(np.float32)
+    refl[:, 60:] = np.nan
+    pixels, georef = cosmic.decompress(cosmic.compress(refl, model=TINY_MODEL, scale="auto", nodata=float("nan")),
+                                       model=TINY_MODEL, return_georef=True)
+    assert pixels.dtype == np.float32 and np.isnan(pixels[:, 60:]).all() and not np.isnan(pixels[:, :60]).any()
+    assert np.array_equal(georef["mask"][:, :60], np.ones((70, 60), bool)) and not georef["mask"][:, 60:].any()

@@ -37,14 +37,16 @@ __all__ = ["compress", "decompress", "open", "CosmicWarning", "__version__"]
 def compress(image, quality: float | None = None, bpp: float | None = None, max_bytes: int | None = None,
              metadata=None, model: str | os.PathLike | None = None, tile: int = 256, *,
              bands: list[int] | None = None, band_groups: list[list[int]] | None = None,
-             scale: str | tuple[float, float] | None = None, mask: bool = True, derive: bool = True) -> bytes:
+             scale: str | tuple[float, float] | None = None, mask: bool = True, derive: bool = True,
+             nodata: float | None = None) -> bytes:
     """Compress an image to the bytes of a ``.cosmic`` file, exactly the file ``cosmic compress``
     writes with the same settings (the keywords are its options).
 
     Args:
-        image: an (H, W, 3) or (H, W) uint8 array, or the path of a PNG / JPEG / TIFF / GeoTIFF
-            (a GeoTIFF's georeferencing travels in the file; a path's sidecar ``NAME.json`` is
-            read for sensor metadata when ``metadata`` is None).
+        image: the path of a PNG / JPEG / TIFF / GeoTIFF (a GeoTIFF's georeferencing travels in
+            the file; a path's sidecar ``NAME.json`` is read for sensor metadata when ``metadata``
+            is None), or an array: (H, W, 3) or (H, W) uint8 is a picture; any other (H, W, bands)
+            array of numbers (16-bit, float, 4 bands, ...) is coded as a TIFF of it would be.
         quality: the quality of a variable-rate model, any value over its range (the shipped
             default ``cosmic-small-vr``: 1..6, default 3); None for a fixed-rate ``model``.
         bpp, max_bytes: rate control instead of ``quality`` (variable-rate models): the highest
@@ -61,6 +63,8 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
         mask: code the fill (nodata / alpha / internal mask; 0 in every band of a non-8-bit file
             without nodata) as a lossless mask.
         derive: fill the sensor metadata a GeoTIFF implies (UTM zone, GSD, time, sun angles).
+        nodata: an array's fill value (pixels equal to it in every band; NaN for floats), coded as
+            the mask and restored on decode (a file's own nodata is used for a path).
 
     Raises :class:`~cosmic.errors.InputError` for unusable input or an unreachable target. What
     the command line prints as notes (an RGBA PNG's alpha dropped, a stretch chosen) is issued as
@@ -69,17 +73,15 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
     import tempfile
     import warnings
 
-    from cosmic.api_args import check_image, encode_options, sensor_metadata
+    from cosmic.api_args import check_image, encode_options, raster_array, sensor_metadata
     from cosmic.pipelines.batch_encode import encode_image
 
     check_image(image)
     options = encode_options(model, quality, bpp, max_bytes, tile, bands, band_groups, scale, mask, derive)
-    if not isinstance(image, (str, os.PathLike)) and (bands or band_groups or scale):
-        raise InputError("bands, band_groups and scale apply to TIFF files; an array is coded as "
-                         "(H, W, 3) or (H, W) uint8")
     with tempfile.TemporaryDirectory(prefix="cosmic-") as tmp:
+        source, options = raster_array(image, options, nodata, tmp)
         out = os.path.join(tmp, "out.cosmic")
-        _, notes = encode_image(image, out, options, metadata=sensor_metadata(metadata))
+        _, notes = encode_image(source, out, options, metadata=sensor_metadata(metadata))
         with builtins.open(out, "rb") as fh:
             data = fh.read()
     for note in notes:

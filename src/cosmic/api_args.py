@@ -17,7 +17,7 @@ import numpy as np
 
 from cosmic.errors import InputError
 
-__all__ = ["check_image", "check_source", "check_decode_args", "encode_options", "sensor_metadata"]
+__all__ = ["check_image", "check_source", "check_decode_args", "encode_options", "sensor_metadata", "raster_array"]
 
 
 def check_image(image) -> None:
@@ -129,3 +129,46 @@ def encode_options(model, quality, bpp, max_bytes, tile, bands, band_groups, sca
     check_rate_target(quality, bpp, max_bytes)
     return EncodeOptions(None if model is None else str(model), quality, bpp, max_bytes, tile, _bands(bands),
                          _scale(scale), _band_groups(band_groups), _flag("mask", mask), _flag("derive", derive))
+
+
+def raster_array(image, options, nodata, folder: str):
+    """``(source, options)`` to code: an array the 8-bit picture path does not take (another sample
+    type, other than 1 or 3 bands, band or scale options, a ``nodata`` value) written as a GeoTIFF
+    in ``folder`` and read like any TIFF (the CLI's raster path: scale, fill mask, band groups),
+    its bands named so that it is never taken for a picture; anything else as it is."""
+    import dataclasses
+
+    if not isinstance(image, np.ndarray):
+        if nodata is not None:
+            raise InputError("nodata: applies to arrays; a file's own nodata value is used")
+        return image, options
+    picture = image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3))
+    if picture and nodata is None and not (options.bands or options.band_groups or options.scale):
+        return image, options
+    if image.ndim not in (2, 3) or image.dtype.kind not in "uif" or 0 in image.shape:
+        raise InputError(f"image: expected an (H, W) or (H, W, bands) array of numbers, got {image.shape} {image.dtype}")
+    path = _write_array(image[:, :, None] if image.ndim == 2 else image, _number("nodata", nodata), folder)
+    if options.bands is None and options.band_groups is None:
+        options = dataclasses.replace(options, bands=tuple(range(1, (image.shape[2] if image.ndim == 3 else 1) + 1)))
+    return path, options
+
+
+def _write_array(pixels: np.ndarray, nodata: float | None, folder: str):
+    """(H, W, bands) -> ``folder/array.tif`` (no georeferencing), an InputError if GDAL cannot hold it."""
+    from pathlib import Path
+
+    import rasterio
+
+    from cosmic.errors import first_line
+    from cosmic.io.limits import check_scene
+
+    h, w, count = pixels.shape
+    check_scene(w, h, "image")
+    path = Path(folder) / "array.tif"
+    try:
+        with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=count, dtype=pixels.dtype.name,
+                           nodata=nodata, tiled=True) as ds:
+            ds.write(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+    except Exception as exc:
+        raise InputError(f"image: a {pixels.dtype} array with nodata={nodata!r} cannot be coded ({first_line(exc)})") from None
+    return path

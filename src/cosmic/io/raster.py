@@ -210,6 +210,9 @@ class RasterSource:
             notes.append("no nodata declared: pixels 0 in every coded band are fill, kept as nodata 0 "
                          "(--no-mask codes no mask)")
             georef = dict(georef or {"crs": None, "transform": None}, nodata=0)
+        elif kind == "gdal" and georef is None and ds.nodata is not None:  # a plain TIFF's nodata: kept too
+            georef = {"crs": None, "transform": None,
+                      "nodata": ds.nodata if np.isfinite(ds.nodata) else str(ds.nodata)}
         if len(positions) > 1:
             notes.append("coded as band groups " + " : ".join(",".join(str(bands[i - 1]) for i in g)
                                                               for g in positions))
