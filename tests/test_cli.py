@@ -249,7 +249,7 @@ def test_every_entry_point_writes_the_same_file(cli, golden_png, tmp_path):
 
     from helpers import HERE
 
-    from cosmic.evaluation.harness import CodecSpec, _CosmicRunner
+    from cosmic.evaluation.harness import CodecSpec, CosmicRunner
     from cosmic.metadata import SensorMetadata
 
     out = tmp_path / "cli.cosmic"
@@ -257,7 +257,7 @@ def test_every_entry_point_writes_the_same_file(cli, golden_png, tmp_path):
     code, _, err = cli("demo", "--out", tmp_path / "demo", "--image", golden_png, "-m", TINY_MODEL)
     assert code == 0, err
     assert (tmp_path / "demo" / "golden.cosmic").read_bytes() == out.read_bytes()
-    runner = _CosmicRunner(CodecSpec("tiny", "cosmic", [str(TINY_MODEL)]), encoded={})
+    runner = CosmicRunner(CodecSpec("tiny", "cosmic", [str(TINY_MODEL)]), encoded={})
     runner.run(str(TINY_MODEL), golden_image(), SensorMetadata(), key="g")
     assert runner.encoded[(str(TINY_MODEL), "g")][0] == out.read_bytes()
     golden = (HERE / "fixtures" / "golden.txt").read_text().strip()

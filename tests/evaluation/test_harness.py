@@ -178,7 +178,7 @@ def test_bd_rate_is_robust_to_flat_noisy_curves():
 
 def test_one_encode_serves_every_decode_of_an_image(tmp_path, monkeypatch):
     """A steps sweep decodes one file several ways: it is encoded once per (model, image)."""
-    from cosmic.evaluation.harness import CodecSpec, _CosmicRunner
+    from cosmic.evaluation.harness import CodecSpec, CosmicRunner
     from cosmic.metadata import SensorMetadata
     from cosmic.pipelines import EncodePipeline
 
@@ -187,7 +187,7 @@ def test_one_encode_serves_every_decode_of_an_image(tmp_path, monkeypatch):
     monkeypatch.setattr(EncodePipeline, "encode", lambda *a, **k: calls.append(1) or real(*a, **k))
     shared: dict = {}
     spec = CodecSpec("tiny", "cosmic", [str(TINY_MODEL)])
-    a, b = (_CosmicRunner(spec, encoded=shared) for _ in range(2))
+    a, b = (CosmicRunner(spec, encoded=shared) for _ in range(2))
     x = golden_image(128, 128)
     first = a.run(str(TINY_MODEL), x, SensorMetadata(), key="im0")
     second = b.run(str(TINY_MODEL), x, SensorMetadata(), key="im0")

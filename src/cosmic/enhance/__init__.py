@@ -4,7 +4,7 @@
 * :mod:`cosmic.enhance.diffusion`: the stage-II prior LDM (diffusers UNet2DModel + DDIM);
 * :mod:`cosmic.enhance.model`: :class:`Enhancer`, presets, diffusers-style saving;
 * :mod:`cosmic.enhance.pipeline`: :class:`EnhancePipeline`, tiled enhancement of arrays and files;
-* :mod:`cosmic.enhance.evaluation`: the ``jpeg2000+enhance`` codecs of ``cosmic eval``.
+* the ``jpeg2000+enhance`` codecs of ``cosmic eval`` are in :mod:`cosmic.evaluation.enhanced` (evaluation uses enhance, not the other way round).
 
 Names are imported on first use (``cosmic eval`` loads diffusers only if it enhances).
 """

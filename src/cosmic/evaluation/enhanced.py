@@ -36,32 +36,32 @@ def enhanced_specs(token: str, step_list: list[int], seeds: list[int] | None) ->
     """The :class:`~cosmic.evaluation.harness.CodecSpec` s of an enhanced codec token."""
     from cosmic.enhance.pipeline import shipped_enhancer
     from cosmic.evaluation.classical import DEFAULT_KNOBS
-    from cosmic.evaluation.harness import CodecSpec, _cosmic_models, _dc_variants
+    from cosmic.evaluation.harness import CodecSpec, cosmic_models, dc_variants
 
     source = source_of(token)
     missing = shipped_enhancer(source) is None
     note = f"no enhancer is trained for {source} decodes yet" if missing else None
-    knobs = list(DEFAULT_KNOBS["jpeg2000"]) if source == "jpeg2000" else _cosmic_models()
+    knobs = list(DEFAULT_KNOBS["jpeg2000"]) if source == "jpeg2000" else cosmic_models()
     knobs = [] if missing else knobs
     if not token.endswith("-ldm"):
         return [CodecSpec(token, "enhanced", knobs, steps=0, note=note)]
     return [CodecSpec(name, "enhanced", knobs, steps=n, seed=s, note=note)
-            for name, n, s in _dc_variants(token, step_list, seeds, True)]
+            for name, n, s in dc_variants(token, step_list, seeds, True)]
 
 
 class EnhanceRunner:
     """Codes an image with the source codec and enhances the decode (the enhancer loaded once).
-    A COSMIC source codes real files through a steps-0 ``_CosmicRunner``, sharing ``encoded``
+    A COSMIC source codes real files through a steps-0 ``CosmicRunner``, sharing ``encoded``
     (the evaluation's encode cache) with the plain ``cosmic`` codec."""
 
     def __init__(self, spec, seed: int = 0, encoded: dict | None = None):
         from cosmic.enhance.pipeline import EnhancePipeline
-        from cosmic.evaluation.harness import CodecSpec, _CosmicRunner
+        from cosmic.evaluation.harness import CodecSpec, CosmicRunner
 
         self.source = source_of(spec.name)
         self.pipe = EnhancePipeline.for_source(self.source)
         self.steps, self.seed = spec.steps, (seed if spec.seed is None else spec.seed)
-        self.coder = None if self.source == "jpeg2000" else _CosmicRunner(
+        self.coder = None if self.source == "jpeg2000" else CosmicRunner(
             CodecSpec(spec.name, "cosmic", spec.points), seed, encoded)
 
     def run(self, knob, pixels: np.ndarray, metadata=None, key: str | None = None

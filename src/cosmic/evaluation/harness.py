@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from cosmic.utils.progress import progress_bar as tqdm
 
-from cosmic.enhance.evaluation import ENHANCED_CODECS, EnhanceRunner, enhanced_specs
+from cosmic.evaluation.enhanced import ENHANCED_CODECS, EnhanceRunner, enhanced_specs
 from cosmic.errors import InputError
 from cosmic.evaluation.bjontegaard import bd_rate, quality_at_rate
 from cosmic.evaluation.classical import CLASSICAL, DEFAULT_KNOBS, encode
@@ -42,7 +42,7 @@ from cosmic.io.images import load_rgb
 
 __all__ = ["CodecSpec", "parse_codecs", "evaluate", "summarize", "seed_spread", "write_results",
            "eval_files", "run_evaluation", "report_only_results",
-           "stitched_scores", "write_stitched", "ANCHOR"]
+           "stitched_scores", "write_stitched", "ANCHOR", "CosmicRunner", "cosmic_models", "dc_variants"]
 
 ANCHOR = "jpeg2000"
 
@@ -85,7 +85,7 @@ def _with_prior(token: str, parse) -> list[CodecSpec] | None:
     return specs
 
 
-def _cosmic_models() -> list[str]:
+def cosmic_models() -> list[str]:
     """The shipped default's rate points (a variable-rate model: its integer qualities)."""
     from cosmic.zoo import DEFAULT_MODEL
 
@@ -167,7 +167,7 @@ def _shipped_baselines(arch: str) -> list[str]:
     return [n for n in shipped_models() if n.startswith(arch)]
 
 
-def _dc_variants(name: str, step_list: list[int], seeds: list[int] | None, explicit_steps: bool):
+def dc_variants(name: str, step_list: list[int], seeds: list[int] | None, explicit_steps: bool):
     """(name, steps, seed) of each diffusion-compensated codec: one per step count (the paper's
     Fig. 8 sweep) and per seed (Table 4: ``NAME-sK``)."""
     for n in step_list:
@@ -194,11 +194,11 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
         elif token in CLASSICAL:
             specs.append(CodecSpec(token, "classical", list(DEFAULT_KNOBS[token])))
         elif token == "cosmic":
-            specs.append(CodecSpec("cosmic", "cosmic", _cosmic_models()))
+            specs.append(CodecSpec("cosmic", "cosmic", cosmic_models()))
         elif token == "cosmic-dc":
             models = _compensated_models()
             note = None if models else "no shipped model has a stage-2 (diffusion) network"
-            for name, n, s in _dc_variants("cosmic-dc", step_list, seeds, False):
+            for name, n, s in dc_variants("cosmic-dc", step_list, seeds, False):
                 specs.append(CodecSpec(name, "cosmic", models, steps=n, seed=s, note=note))
         elif token.startswith("model:"):
             label, points, _ = _model_series(token)
@@ -207,7 +207,7 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
             label, points, models = _model_series(token)
             if any(load_compensator(m) is None for m in models):  # each model loaded once
                 raise InputError(f"--codecs {token}: that model has no stage-2 (diffusion) network")
-            for name, n, s in _dc_variants(f"{label}-dc", step_list, seeds, True):
+            for name, n, s in dc_variants(f"{label}-dc", step_list, seeds, True):
                 specs.append(CodecSpec(name, "cosmic", points, steps=n, seed=s))
         elif token.split(":", 1)[0] in LEARNED_BASELINES:
             arch, _, refs = token.partition(":")
@@ -231,7 +231,7 @@ def parse_codecs(text: str, steps: int | list[int] = 25, seeds: list[int] | None
     return specs
 
 
-class _CosmicRunner:
+class CosmicRunner:
     """Encodes and decodes real ``.cosmic`` files (in memory) through the pipelines, per
     rate-point model (loaded once)."""
 
@@ -291,7 +291,7 @@ def evaluate(files: list[Path], specs: list[CodecSpec], progress: bool = True, s
     lpips_fn = lpips_metric()  # None unless the package and its AlexNet weights are cached
     rows: list[dict] = []
     encoded: dict = {}
-    runners = {s.name: _CosmicRunner(s, seed, encoded) for s in specs if s.kind == "cosmic" and s.points}
+    runners = {s.name: CosmicRunner(s, seed, encoded) for s in specs if s.kind == "cosmic" and s.points}
     runners.update({s.name: EnhanceRunner(s, seed, encoded) for s in specs if s.kind == "enhanced" and s.points})
     for path in tqdm(files, desc="images", disable=not progress):
         x = load_rgb(path).pixels
