@@ -57,8 +57,8 @@ def test_metadata_and_rate_control(variable_rate_model):
 def test_bad_input_raises_cosmic_errors():
     with pytest.raises(BitstreamError, match="bad magic"):
         cosmic.open(b"not a cosmic file at all")
-    with pytest.raises(InputError, match="uint8"):
-        cosmic.compress(np.zeros((64, 64, 3), np.float32), model=TINY_MODEL)
+    with pytest.raises(InputError, match=r"^image: float32 samples; the model takes 8-bit - choose a mapping with scale="):
+        cosmic.compress(np.zeros((64, 64, 3), np.float32), model=TINY_MODEL)  # named as the caller knows it
 
 
 # -- one product contract for the CLI and the API (issue 33) ----------------------------------------
@@ -185,6 +185,10 @@ def test_shared_messages_speak_parameters_in_the_api_and_flags_in_the_cli(cli, t
         cosmic.compress(src, model=TINY_MODEL)
     code, _, err = cli("compress", src, "-o", tmp_path / "x.cosmic", "-m", TINY_MODEL)
     one_line_error(code, err, "choose a mapping with --scale low,high or --scale auto")
+    with pytest.warns(cosmic.CosmicWarning, match=r"\(mask=False codes no mask\)"):
+        cosmic.compress(src, model=TINY_MODEL, scale="auto")
+    code, _, err = cli("compress", src, "-o", tmp_path / "x.cosmic", "-m", TINY_MODEL, "--scale", "auto", "-q")
+    assert code == 0 and "(--no-mask codes no mask)" in err  # notes too are in the CLI's terms
     assert cli_terms("max_bytes=0: must be positive; bands= and band_groups= exclude each other") == (
         "--max-bytes 0: must be positive; --bands and --band-groups exclude each other")
 

@@ -73,19 +73,19 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
     import tempfile
     import warnings
 
-    from cosmic.api_args import check_image, encode_options, raster_array, sensor_metadata
+    from cosmic.api_args import array_terms, check_image, encode_options, raster_array, sensor_metadata
     from cosmic.pipelines.batch_encode import encode_image
 
     check_image(image)
     options = encode_options(model, quality, bpp, max_bytes, tile, bands, band_groups, scale, mask, derive)
-    with tempfile.TemporaryDirectory(prefix="cosmic-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cosmic-") as tmp, array_terms(image, tmp) as say:
         source, options = raster_array(image, options, nodata, tmp)
         out = os.path.join(tmp, "out.cosmic")
         _, notes = encode_image(source, out, options, metadata=sensor_metadata(metadata))
         with builtins.open(out, "rb") as fh:
             data = fh.read()
     for note in notes:
-        warnings.warn(note, CosmicWarning, stacklevel=2)
+        warnings.warn(say(note), CosmicWarning, stacklevel=2)
     return data
 
 

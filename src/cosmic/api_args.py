@@ -10,14 +10,17 @@ so both code a file the same way. Plain Python + numpy.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
+import warnings
 
 import numpy as np
 
 from cosmic.errors import InputError
 
-__all__ = ["check_image", "check_source", "check_decode_args", "encode_options", "sensor_metadata", "raster_array"]
+__all__ = ["check_image", "check_source", "check_decode_args", "encode_options", "sensor_metadata", "raster_array",
+           "array_terms"]
 
 
 def check_image(image) -> None:
@@ -153,11 +156,32 @@ def raster_array(image, options, nodata, folder: str):
     return path, options
 
 
+@contextlib.contextmanager
+def array_terms(image, folder: str):
+    """While an array is coded through its TIFF in ``folder`` (:func:`raster_array`), messages and
+    notes name it ``image``, not the temporary file: yields ``say(text)``, and an error raised
+    inside is raised again in those terms."""
+    from cosmic.errors import CosmicError
+
+    def say(text: str) -> str:
+        if not isinstance(image, np.ndarray):
+            return text
+        return text.replace(os.path.join(folder, "array.tif"), "image").replace("array.tif", "image")
+
+    try:
+        yield say
+    except CosmicError as exc:
+        if say(str(exc)) == str(exc):
+            raise
+        raise type(exc)(say(str(exc))) from None
+
+
 def _write_array(pixels: np.ndarray, nodata: float | None, folder: str):
     """(H, W, bands) -> ``folder/array.tif`` (no georeferencing), an InputError if GDAL cannot hold it."""
     from pathlib import Path
 
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
     from cosmic.errors import first_line
     from cosmic.io.limits import check_scene
@@ -166,9 +190,11 @@ def _write_array(pixels: np.ndarray, nodata: float | None, folder: str):
     check_scene(w, h, "image")
     path = Path(folder) / "array.tif"
     try:
-        with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=count, dtype=pixels.dtype.name,
-                           nodata=nodata, tiled=True) as ds:
-            ds.write(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # an array has no georeferencing
+            with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=count, dtype=pixels.dtype.name,
+                               nodata=nodata, tiled=True) as ds:
+                ds.write(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
     except Exception as exc:
         raise InputError(f"image: a {pixels.dtype} array with nodata={nodata!r} cannot be coded ({first_line(exc)})") from None
     return path

@@ -65,7 +65,9 @@ def _threads(n: int) -> None:
 
 
 def _note(msg: str) -> None:
-    typer.echo(f"note: {_clean(msg)}", err=True)
+    from cosmic.errors import cli_terms
+
+    typer.echo(f"note: {_clean(cli_terms(msg))}", err=True)
 
 
 def _check_output(path: Path, source: Path | None = None) -> None:

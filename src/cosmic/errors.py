@@ -68,8 +68,11 @@ def cli_terms(message: str) -> str:
     """A library message in the command line's terms: each ``name=value`` of an API parameter in
     :data:`API_OPTIONS` becomes ``--name value`` (``scale='auto'`` -> ``--scale auto``,
     ``scale=(low, high)`` -> ``--scale low,high``, ``max_bytes=0`` -> ``--max-bytes 0``); a bare
-    ``name=`` (no value) becomes ``--name``. The library speaks in parameter names, the CLI in flags."""
+    ``name=`` (no value) becomes ``--name``; ``mask=False`` / ``derive=False`` become ``--no-mask`` /
+    ``--no-derive``. The library speaks in parameter names, the CLI in flags."""
     import re
+
+    message = re.sub(r"\b(mask|derive)=False\b", r"--no-\1", message)
 
     def flag(m: re.Match) -> str:
         option = "--" + m[1].replace("_", "-")

@@ -208,7 +208,7 @@ class RasterSource:
         kind = _mask_kind(ds, dtype) if mask else None
         if kind == "zero":
             notes.append("no nodata declared: pixels 0 in every coded band are fill, kept as nodata 0 "
-                         "(--no-mask codes no mask)")
+                         "(mask=False codes no mask)")
             georef = dict(georef or {"crs": None, "transform": None}, nodata=0)
         elif kind == "gdal" and georef is None and ds.nodata is not None:  # a plain TIFF's nodata: kept too
             georef = {"crs": None, "transform": None,
