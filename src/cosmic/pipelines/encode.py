@@ -6,9 +6,10 @@ the same input and settings give the same bytes everywhere. y and z are computed
 on-board graph in ONNX Runtime when it is installed (bit-identical for any thread count and batch
 size, and to what the satellite's runtime writes; :mod:`cosmic.onboard.export`), else by PyTorch.
 
-Rate control (:meth:`EncodePipeline.encode_to_size`): for a variable-rate model the quality is
-searched by bisection over the model's quality range on the real container size, so that the
-file lands at most ``tolerance`` (3 %) under the byte budget and never over it.
+Rate control (:meth:`EncodePipeline.encode_to_size`, :mod:`cosmic.pipelines.rate`): for a
+variable-rate model the quality is searched on a sample of tiles, then verified on the whole
+scene's real container size, so that the file lands at most ``tolerance`` (3 %) under the byte
+budget and never over it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from dataclasses import dataclass, field
 
 from cosmic.errors import InputError
 from cosmic.io.container import (
-    QUALITY_STEP, ContainerWriter, Header, bits_per_pixel, container_bytes, container_size,
-    quantize_quality,
+    ContainerWriter, Header, bits_per_pixel, container_bytes, container_size, quantize_quality,
 )
 from cosmic.onboard.scene import DEFAULT_TILE, encode_tiles, scene_header
 from cosmic.pipelines.scene import Scene
@@ -47,7 +47,7 @@ def check_rate_target(quality: float | None = None, bpp: float | None = None, ma
 @dataclass
 class EncodedScene:
     """A coded scene: its header and one payload per tile, with the file size and the seconds
-    the on-board coding took (the last search step's, under rate control)."""
+    the on-board coding took (under rate control: the whole search's, and the write's)."""
 
     header: Header
     payloads: list[bytes]  # empty for a scene streamed into a file (EncodePipeline.write)
@@ -145,8 +145,11 @@ class EncodePipeline:
         if bpp is None and max_bytes is None:
             return self.write(scene, path, tile, quality, progress)
         target = f"bpp={bpp}" if bpp is not None else f"max_bytes={max_bytes}"
-        coded = self.encode_to_size(scene, self.budget(scene, bpp, max_bytes), tile, target=target)
+        t0 = time.perf_counter()
+        coded = self.encode_to_size(scene, self.budget(scene, bpp, max_bytes), tile, target=target,
+                                    progress=progress)
         coded.write(path)
+        coded.seconds = time.perf_counter() - t0  # the whole search and the write: what the user waited
         return coded
 
     @property
@@ -244,40 +247,16 @@ class EncodePipeline:
         return int(bpp * scene.width * scene.height / 8) if bpp is not None else int(max_bytes)
 
     def encode_to_size(self, scene: Scene, budget: int, tile: int = DEFAULT_TILE,
-                       tolerance: float = RATE_TOLERANCE, target: str | None = None) -> EncodedScene:
-        """The highest quality whose file fits in ``budget`` bytes, by bisection on the real
-        container size; stops as soon as a file lands within ``tolerance`` under the budget.
-        InputError (naming the reachable range) when the budget is out of the model's reach."""
-        lo_hi = self.quality_range
+                       tolerance: float = RATE_TOLERANCE, target: str | None = None,
+                       progress: bool = False) -> EncodedScene:
+        """The highest quality whose file fits in ``budget`` bytes, landing within ``tolerance``
+        under it and never over (:mod:`cosmic.pipelines.rate`: a search on a sample of tiles,
+        verified on the whole scene; ``seconds`` is the whole search's). InputError (naming the
+        reachable range) when the budget is out of the model's reach."""
+        from cosmic.pipelines.rate import search_quality
+
         target = target or f"{budget} bytes"
-        if lo_hi is None:
+        if self.quality_range is None:
             raise InputError(f"{target}: rate control needs a variable-rate model; '{self.name}' codes "
                              "one rate (the shipped rate points: quality=1..4)")
-        trials: list[tuple[float, int]] = []
-
-        def trial(q: float) -> EncodedScene:
-            coded = self.encode(scene, tile, q)
-            trials.append((coded.header.quality, coded.size))
-            return coded
-
-        best = self._bisect(trial, lo_hi, budget, tolerance, scene, target)
-        best.trials = trials
-        return best
-
-    def _bisect(self, trial, lo_hi, budget: int, tolerance: float, scene: Scene, target: str) -> EncodedScene:
-        low, high = trial(lo_hi[0]), trial(lo_hi[1])
-        if low.size > budget or high.size < (1 - tolerance) * budget:
-            px = scene.width * scene.height
-            raise InputError(
-                f"{target}: out of reach for this image with '{self.name}': "
-                f"{low.size}..{high.size} bytes ({low.size * 8 / px:.4f}..{high.size * 8 / px:.4f} bpp)")
-        if high.size <= budget:
-            return high
-        best, lo, hi = low, lo_hi[0], lo_hi[1]
-        while hi - lo > 1.5 / QUALITY_STEP and best.size < (1 - tolerance) * budget:
-            coded = trial((lo + hi) / 2)
-            if coded.size <= budget:
-                best, lo = coded, coded.header.quality
-            else:
-                hi = coded.header.quality
-        return best
+        return search_quality(self, scene, budget, tile, tolerance, target, progress)
