@@ -602,7 +602,7 @@ def compare_cmd(
     JPEG2000 rate search misses COSMIC's bpp by more than 5 % are flagged and left out of the means)."""
     from cosmic.evaluation.matched import compare_with_jpeg2000, write_report
     from cosmic.metadata import SensorMetadata
-    from cosmic.training.data import split_files
+    from cosmic.io.images import split_files
 
     _threads(threads)
     files = split_files(data, split)
@@ -759,7 +759,7 @@ def train_classifier_cmd(
     threads: int = typer.Option(0),
 ) -> None:
     """Train the scene classifier used for downstream accuracy and FD-UCM in `cosmic eval`."""
-    from cosmic.evaluation.classifier import train_classifier
+    from cosmic.training.classifier import train_classifier
 
     _threads(threads)
     if not data.is_dir():

@@ -140,7 +140,8 @@ def test_frechet_distance_known_values():
 
 @pytest.mark.slow
 def test_classifier_learns_a_tiny_set_and_feeds_eval(cli, tmp_path):
-    from cosmic.evaluation.classifier import SceneClassifier, train_classifier
+    from cosmic.evaluation.classifier import SceneClassifier
+    from cosmic.training.classifier import train_classifier
 
     data = tmp_path / "set"
     rng = np.random.default_rng(0)

@@ -557,7 +557,7 @@ def eval_files(data: Path, split: str, limit: int = 0) -> list[Path]:
     """Images of a folder (SPLITS.json honoured), or the non-fill tiles of a tile set; with
     ``limit``, that many spread evenly over the set."""
     from cosmic.evaluation.tileset import MANIFEST_NAME, load_manifest
-    from cosmic.training.data import split_files
+    from cosmic.io.images import split_files
 
     if (data / MANIFEST_NAME).is_file():
         files = [data / t["file"] for t in load_manifest(data)["tiles"] if not t["fill"]]

@@ -5,6 +5,7 @@ Every failure is a :class:`cosmic.errors.InputError` with a one-line message.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from cosmic.io.limits import MAX_MEMORY_PIXELS, check_memory_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
-__all__ = ["LoadedImage", "load_rgb", "save_image", "list_images", "IMAGE_SUFFIXES"]
+__all__ = ["LoadedImage", "load_rgb", "save_image", "list_images", "split_files", "IMAGE_SUFFIXES"]
 
 # The decompression-bomb guard is the size policy of cosmic.io.limits (20000 x 20000): an image
 # over it is refused from its header, before a pixel is decoded.
@@ -146,3 +147,23 @@ def list_images(directory: str | os.PathLike) -> list[Path]:
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory")
     return sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def split_files(root: str | Path, split: str) -> list[Path]:
+    """Files of ``split`` ("train", "val", "all", or lists joined by '+', e.g.
+    "train+train_extra") under ``root`` (its SPLITS.json; every image without one). Here, not in
+    training, because evaluation reads the same splits."""
+    root = Path(root)
+    splits = root / "SPLITS.json"
+    if split != "all" and splits.is_file():
+        lists = json.loads(splits.read_text())
+        names = []
+        for part in split.split("+"):
+            if part not in lists:
+                raise InputError(f"{splits}: no '{part}' list")
+            names += lists[part]
+        return [root / name for name in names]
+    files = list_images(root)
+    if not files:
+        raise InputError(f"{root}: no PNG/JPEG/TIFF images found")
+    return files

@@ -18,7 +18,6 @@ images (``crop=None``) are the luminance (:func:`single_band`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cosmic.errors import InputError
 from cosmic.training.datapack import resolve_data
-from cosmic.io.images import list_images, load_rgb
+from cosmic.io.images import list_images, load_rgb, split_files  # split_files: re-exported
 
 __all__ = ["ImageFolder", "split_files", "extra_files", "mostly_fill", "single_band", "LUMINANCE"]
 
@@ -60,25 +59,6 @@ def single_band(pixels: np.ndarray, which: int) -> np.ndarray:
         return pixels[..., which : which + 1]
     luma = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
-
-
-def split_files(root: str | Path, split: str) -> list[Path]:
-    """Files of ``split`` ("train", "val", "all", or lists joined by '+', e.g.
-    "train+train_extra") under ``root``."""
-    root = Path(root)
-    splits = root / "SPLITS.json"
-    if split != "all" and splits.is_file():
-        lists = json.loads(splits.read_text())
-        names = []
-        for part in split.split("+"):
-            if part not in lists:
-                raise InputError(f"{splits}: no '{part}' list")
-            names += lists[part]
-        return [root / name for name in names]
-    files = list_images(root)
-    if not files:
-        raise InputError(f"{root}: no PNG/JPEG/TIFF images found")
-    return files
 
 
 def refuse_val_split(split: str) -> None:
