@@ -93,7 +93,7 @@ def test_unmasked_keeps_the_product_dtype_and_nodata(stack_file):
 
 
 def test_the_engine_is_found_by_suffix_and_by_magic(stack_file, tmp_path):
-    from cosmic.io.xarray_backend import CosmicBackendEntrypoint
+    from cosmic.pipelines.xarray_backend import CosmicBackendEntrypoint
 
     renamed = tmp_path / "scene.bin"
     renamed.write_bytes(stack_file.read_bytes())
