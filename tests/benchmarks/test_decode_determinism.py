@@ -27,20 +27,24 @@ def test_every_other_tile_is_lost_and_the_rest_intact(tmp_path):
 def test_tile_mask_leaves_out_the_lost_tiles():
     keep = bench.tile_mask((3, 5), 2, 3, [1, 3])
     assert keep.astype(int).tolist() == [[1, 1, 0, 0, 1], [1, 1, 0, 0, 1], [0, 0, 1, 1, 1]]
+    keep = bench.tile_mask((4, 6), 2, 3, [4], margin=1)
+    assert keep.astype(int).tolist() == [[1] * 6, [1, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 1]]
 
 
 def test_count_differences_counts_samples_and_files(tmp_path):
+    """Two PNGs per side, one sample changed in a lost tile and one in an intact one; with the lost
+    tiles named, the lost tile and the border filter's 8 px around it are not compared."""
     from PIL import Image
 
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
-    x = golden_image(4, 4)
+    x = golden_image(24, 24)
     y = x.copy()
-    y[0, 0] += 1
-    y[3, 3, 2] += 1
+    y[0, 0, 0] += 1  # in tile 0
+    y[23, 23, 2] += 1  # in tile 3, beyond tile 0's 8 px
     for name, other in (("f0", x), ("f1", y)):
         Image.fromarray(x).save(a / f"{name}.png")
         Image.fromarray(other).save(b / f"{name}.png")
-    assert bench.count_differences(a, b) == (4, 96, 1)
-    lost = {"f0": ([], 2, 2), "f1": ([0], 2, 2)}
-    assert bench.count_differences(a, b, lost) == (1, 84, 1)
+    assert bench.count_differences(a, b) == (2, 2 * 24 * 24 * 3, 1)
+    lost = {"f0": ([], 12, 2), "f1": ([0], 12, 2)}
+    assert bench.count_differences(a, b, lost) == (1, (24 * 24 + 24 * 24 - 20 * 20) * 3, 1)
