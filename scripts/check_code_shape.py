@@ -7,7 +7,10 @@
 * the scene coding functions (tiling + codec + container: :data:`PIPELINE_ONLY`) are called only
   in the modules that implement them and in ``pipelines/``, so every entry point (CLI, demo,
   Python API, evaluation, benchmarks) encodes and decodes through the pipelines;
-* the tree under ``tests/`` mirrors ``src/cosmic/`` (:func:`unmirrored_tests`).
+* the tree under ``tests/`` mirrors ``src/cosmic/`` (:func:`unmirrored_tests`);
+* the packages of ``cosmic`` (its sub-packages and top-level modules) import each other without a
+  circle (:func:`import_cycles`), and no private name (``_x``) is imported from another package
+  (:func:`private_imports`); imports inside functions count too.
 
 Prints one line per finding and exits 1 if there is any.
 """
@@ -78,11 +81,81 @@ def unmirrored_tests(tests: Path, package: Path) -> list[Path]:
     return found
 
 
+def _package(module: str) -> str:
+    """``cosmic.io.raster`` -> ``io``; ``cosmic`` itself -> ``cosmic``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _module_of(path: Path, root: Path) -> str:
+    parts = (root.name, *path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_edges(root: Path) -> tuple[dict[str, set[str]], list[tuple[str, str, str]]]:
+    """({package: packages it imports}, [(module, imported module, private name)]) of the
+    package at ``root``, from every ``import`` / ``from ... import`` in it."""
+    edges: dict[str, set[str]] = {}
+    private = []
+    for path in sorted(root.rglob("*.py")):
+        module = _module_of(path, root)
+        here = _package(module)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(root.name):
+                targets = [(node.module, [a.name for a in node.names])]
+            elif isinstance(node, ast.Import):
+                targets = [(a.name, []) for a in node.names if a.name.startswith(root.name + ".")]
+            else:
+                continue
+            for target, names in targets:
+                if _package(target) == here:
+                    continue
+                edges.setdefault(here, set()).add(_package(target))
+                private += [(module, target, n) for n in names if n.startswith("_") and not n.startswith("__")]
+    return edges, private
+
+
+def import_cycles(root: Path) -> list[list[str]]:
+    """The circles among the packages' imports: each strongly connected group of two or more."""
+    edges = import_edges(root)[0]
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def private_imports(root: Path) -> list[tuple[str, str, str]]:
+    return import_edges(root)[1]
+
+
 def main(argv: list[str]) -> int:
     root = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / "src" / "cosmic"
     findings = [f"{p}: {name}() is {n} lines" for p, name, n in long_functions(root)]
     findings += [f"{p}:{line}: calls {name}() (use cosmic.pipelines)" for p, name, line in pipeline_bypasses(root)]
     findings += [f"{p}: not where the module it tests is" for p in unmirrored_tests(root.parents[1] / "tests", root)]
+    findings += [f"import circle between packages: {' -> '.join(g)}" for g in import_cycles(root)]
+    findings += [f"{m} imports the private {name} of {t}" for m, t, name in private_imports(root)]
     print("\n".join(findings) or "ok")
     return 1 if findings else 0
 

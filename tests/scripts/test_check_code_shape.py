@@ -46,3 +46,23 @@ def test_the_checker_finds_a_long_function_and_a_bypass(tmp_path):
                                  "    return encode_scene(c, x, 'm')\n")
     assert sorted(name for _, name, _ in shape.long_functions(pkg)) == ["cmd", "f"]
     assert [(p.name, call) for p, call, _ in shape.pipeline_bypasses(pkg)] == [("demo.py", "encode_scene")]
+
+
+def test_packages_import_each_other_without_a_circle():
+    """Issue 32: no import circle between cosmic's packages (imports inside functions included)."""
+    assert shape.import_cycles(ROOT / "src" / "cosmic") == []
+
+
+def test_no_private_name_is_imported_across_packages():
+    assert shape.private_imports(ROOT / "src" / "cosmic") == []
+
+
+def test_the_checker_finds_an_import_circle_and_a_private_import(tmp_path):
+    pkg = tmp_path / "cosmic"
+    for sub in ("io", "ground", "utils"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "io" / "a.py").write_text("from cosmic.utils import x\n\n\ndef f():\n    from cosmic.ground.b import _g\n")
+    (pkg / "ground" / "b.py").write_text("import cosmic.io.a\n")
+    assert shape.import_cycles(pkg) == [["ground", "io"]]
+    assert shape.private_imports(pkg) == [("cosmic.io.a", "cosmic.ground.b", "_g")]
