@@ -29,8 +29,10 @@ runs ``cosmic.cli.main`` in-process; a worker that dies is a *crash*, one that d
 within ``--timeout`` a *hang* (both restart it). Outcomes: ``ok`` (exit 0), ``clean`` (exit
 2/3/4 with one line on stderr), ``crash``, ``hang``, ``internal`` (exit 70 or any other exit, or
 an error that is not one line), ``nondet`` (the two decodes differ in exit status, pixels or
-message). Exit status 1 when any case is crash / hang / internal / nondet. Progress goes to
-stderr every 500 cases.
+message), ``partial`` (a ``.partial`` output left behind), ``api`` (the issue 34 kinds without
+``--conceal`` are also decoded by :func:`cosmic.decompress`: it succeeded where the CLI failed,
+or the reverse; an exception that is not a CosmicError is ``internal``). Exit status 1 when any
+case is crash / hang / internal / nondet / partial / api. Progress goes to stderr every 500 cases.
 
 Throughput: the worker stays up between cases (one import of torch and one model load, not one per
 decode), so a case (two decodes of a 6-tile file) costs about 0.25 s of one core; ``--n 10000``
@@ -63,9 +65,9 @@ KINDS = ["bitflip", "overwrite", "truncate", "insert", "delete", "header", "exte
          "payload", "regrid", "bignum", "date", "groupmodel", "groups", "dtype"]
 #: the kinds that mutate the GeoTIFF product base file (decoded to .tif)
 PRODUCT_KINDS = ("bignum", "date", "groupmodel", "groups", "dtype")
-OUTCOMES = ["ok", "clean", "crash", "hang", "internal", "nondet", "partial"]
+OUTCOMES = ["ok", "clean", "crash", "hang", "internal", "nondet", "partial", "api"]
 #: the outcomes that fail the run
-BAD = ("crash", "hang", "internal", "nondet", "partial")
+BAD = ("crash", "hang", "internal", "nondet", "partial", "api")
 
 
 # -- the worker -------------------------------------------------------------------------------
@@ -93,8 +95,24 @@ def decode_once(path: str, model: str, conceal: bool, out: Path) -> tuple[int, s
     return code, digest, err.getvalue()
 
 
+def api_once(path: str, model: str) -> tuple[int, str, str]:
+    """(exit status the CLI would give, digest of the array, one-line message) of one
+    :func:`cosmic.decompress` of the file (the API's product: every band group)."""
+    import cosmic
+    from cosmic.errors import CosmicError
+
+    try:
+        pixels = cosmic.decompress(path, model=model)
+    except CosmicError as exc:
+        return exc.exit_code, "", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any other exception is an internal error
+        return 70, "", f"{type(exc).__name__}: {exc}"
+    return 0, hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()[:16], ""
+
+
 def worker(model: str) -> None:
-    """Answer one JSON line per request line ``{"path", "conceal", "suffix"}``: both decodes' results."""
+    """Answer one JSON line per request line ``{"path", "conceal", "suffix", "api"}``: both CLI
+    decodes' results, then with ``api`` the result of a decode through the Python API."""
     import torch
 
     torch.set_num_threads(1)
@@ -103,6 +121,8 @@ def worker(model: str) -> None:
         req = json.loads(line)
         out = folder / f"out{req.get('suffix', '.png')}"
         runs = [decode_once(req["path"], model, req["conceal"], out) for _ in range(2)]
+        if req.get("api"):
+            runs.append(api_once(req["path"], model))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this worker's peak so far
         sys.stdout.write(json.dumps({"runs": runs, "peak_mb": peak_mb}) + "\n")
         sys.stdout.flush()
@@ -121,11 +141,13 @@ class Watchdog:
         self.proc = subprocess.Popen([sys.executable, __file__, "--worker", self.model], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
-    def decode(self, path: Path, conceal: bool, suffix: str = ".png"):
-        """Two decodes' results (to an output of ``suffix``), or ``"crash"`` / ``"hang"``."""
+    def decode(self, path: Path, conceal: bool, suffix: str = ".png", api: bool = False):
+        """Two decodes' results (to an output of ``suffix``; with ``api`` then one through the
+        Python API), or ``"crash"`` / ``"hang"``."""
         if self.proc is None or self.proc.poll() is not None:
             self._start()
-        self.proc.stdin.write(json.dumps({"path": str(path), "conceal": conceal, "suffix": suffix}) + "\n")
+        request = {"path": str(path), "conceal": conceal, "suffix": suffix, "api": api}
+        self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         start = time.monotonic()
         ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
@@ -146,12 +168,18 @@ class Watchdog:
 
 
 def classify(result) -> str:
-    """One of :data:`OUTCOMES` for a watchdog result (two decodes, or "crash" / "hang")."""
+    """One of :data:`OUTCOMES` for a watchdog result (two CLI decodes and perhaps an API decode,
+    or "crash" / "hang"). ``api``: the API decoded a file the CLI refused, or the reverse (asked
+    only without --conceal, which the API does not have)."""
     if isinstance(result, str):
         return result
-    (code, digest, err), second = result
+    (code, digest, err), second, *api = result
     if [code, digest, err] != list(second):
         return "nondet"
+    if api and api[0][0] == 70:
+        return "internal"
+    if api and (api[0][0] == 0) != (code == 0):
+        return "api"
     if digest.startswith("partial:"):  # an output left half-written
         return "partial"
     if code == 0:
@@ -310,6 +338,27 @@ def _extension_length(blob: bytes) -> int:
                 if struct.unpack_from("<I", blob, len(blob) - n - 4)[0] == n and blob[len(blob) - n:][:1] == b"{")
 
 
+def _big_number(rng) -> str:
+    """JSON number text: mostly an integer around float's limit (10^305..10^420), else an
+    exponent literal near it, or a listed edge case (thousands of digits, small ones)."""
+    pick = rng.random()
+    if pick < 0.6:
+        return ("-" if rng.random() < 0.3 else "") + str(int(rng.integers(1, 10))) + "0" * int(rng.integers(305, 420))
+    if pick < 0.8:
+        return f"{int(rng.integers(1, 10))}e{int(rng.integers(300, 330))}"
+    return str(rng.choice(_BIG))
+
+
+def _edge_date(rng) -> str:
+    """An ISO 8601 time: mostly at the ends of datetime's range or of ours, with a UTC offset."""
+    if rng.random() < 0.3:
+        return str(rng.choice(_DATES))
+    year = int(rng.choice([1, 2, 1959, 1960, 2200, 2201, 9998, 9999]))
+    offset = f"{'+-'[int(rng.integers(0, 2))]}{int(rng.integers(0, 24)):02d}:{int(rng.integers(0, 60)):02d}"
+    day = "01-01T00:00:00" if rng.random() < 0.5 else "12-31T23:59:59"
+    return f"{year:04d}-{day}{offset}"
+
+
 def _bignum(lay: Layout, rng) -> bytes:
     """A number of the extension replaced by a huge JSON number."""
     paths = [("metadata", "gsd"), ("metadata", "cloud_cover"), ("metadata", "sun_elevation_dbl"),
@@ -322,13 +371,13 @@ def _bignum(lay: Layout, rng) -> bytes:
         for key in path[1:-1]:
             node = node[key]
         node[path[-1]] = "@@"
-    return _with_extension(lay, edit, str(rng.choice(_BIG)))
+    return _with_extension(lay, edit, _big_number(rng))
 
 
 def _date(lay: Layout, rng) -> bytes:
     """The timestamp replaced by an edge date."""
     def edit(h):
-        h.metadata["timestamp"] = str(rng.choice(_DATES))
+        h.metadata["timestamp"] = _edge_date(rng)
     return _with_extension(lay, edit)
 
 
@@ -431,7 +480,8 @@ def run(n: int, seed: int, model: str, timeout: float, stats: dict | None = None
             path.write_bytes(mutate(kind, product if kind in PRODUCT_KINDS else plain, rng))
             conceal = bool(case // len(KINDS) % 2)  # every kind with and without --conceal
             suffix = ".tif" if kind in PRODUCT_KINDS else ".png"
-            table[kind][classify(dog.decode(path, conceal, suffix))] += 1
+            api = kind in PRODUCT_KINDS and not conceal  # the API has no --conceal
+            table[kind][classify(dog.decode(path, conceal, suffix, api))] += 1
             if (case + 1) % 500 == 0:
                 print(f"{case + 1}/{n} cases, {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
     finally:

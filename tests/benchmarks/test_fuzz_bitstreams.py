@@ -44,3 +44,6 @@ def test_classify(fuzz):
     assert fuzz.classify([[0, "ab", ""]] * 2) == "ok"
     assert fuzz.classify("hang") == "hang"
     assert fuzz.classify([[3, "partial:", "cosmic: error: x\n"]] * 2) == "partial"
+    assert fuzz.classify([one, one, [0, "ab", ""]]) == "api"  # the API decoded what the CLI refused
+    assert fuzz.classify([one, one, [3, "", "BitstreamError: bad"]]) == "clean"
+    assert fuzz.classify([one, one, [70, "", "OverflowError: x"]]) == "internal"
