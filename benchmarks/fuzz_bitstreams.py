@@ -451,17 +451,18 @@ def product_file(model: str, folder: Path) -> Path:
 
 # -- the run ----------------------------------------------------------------------------------
 def base_file(model: str, folder: Path) -> Path:
-    """A 300 x 520 test image (2 x 3 tiles, with metadata) coded by ``model``."""
+    """A 300 x 520 test image (2 x 3 tiles, with metadata) coded by ``model`` (through the CLI's
+    pipeline, as every entry point codes)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from helpers import golden_image
+    from PIL import Image
 
-    from cosmic.io.container import write_container
-    from cosmic.onboard.scene import encode_scene
-    from cosmic.zoo import load_onboard
+    from cosmic.cli import main
 
-    codec, name = load_onboard(model)
+    Image.fromarray(golden_image(300, 520)).save(folder / "base.png")
+    (folder / "base.json").write_text(json.dumps({"gsd": 0.3}))
     path = folder / "base.cosmic"
-    write_container(path, *encode_scene(codec, golden_image(300, 520), name, metadata={"gsd": 0.3}))
+    main(["compress", str(folder / "base.png"), "-o", str(path), "-m", model, "-q", "--threads", "1"])
     return path
 
 
