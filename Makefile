@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' -c constraints.txt
+	$(PY) -m pip install --quiet -e '.[dev,train]' -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -903,6 +903,10 @@ def _with_config(config_class, options: dict) -> dict:
         raise InputError("--data: give the training images (or a --config file with 'data')")
     if not Path(o["data"]).exists():
         raise InputError(f"--data {o['data']}: no such directory")
+    from cosmic.training.validation import held_out_note
+
+    if (note := held_out_note(o["data"])) is not None:
+        _note(note)
     return o
 
 
@@ -1081,10 +1085,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = _command()(args=argv, prog_name="cosmic", standalone_mode=False)
     except CosmicError as exc:
-        from cosmic.errors import cli_terms
-
-        typer.echo(f"cosmic: error: {_clean(cli_terms(str(exc)))}", err=True)
-        rc = exc.exit_code
+        rc = _report_error(exc)
     except Terminated:
         typer.echo("cosmic: terminated", err=True)
         rc = 143
@@ -1101,6 +1102,17 @@ def main(argv: list[str] | None = None) -> None:
         _restore_sigterm(previous)
     if isinstance(rc, int) and rc:
         sys.exit(rc)
+
+
+def _report_error(exc: CosmicError) -> int:
+    """A library error as the CLI's one line; its exit status. Under torchrun (``RANK`` set) only
+    rank 0 reports bad input: every rank parses the same options (a bad ``--config`` gave one
+    error per process above torchrun's own failure report); the others exit with the same status."""
+    from cosmic.errors import cli_terms
+
+    if not isinstance(exc, InputError) or os.environ.get("RANK", "0") == "0":
+        typer.echo(f"cosmic: error: {_clean(cli_terms(str(exc)))}", err=True)
+    return exc.exit_code
 
 
 class Terminated(BaseException):

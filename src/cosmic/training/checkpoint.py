@@ -26,9 +26,14 @@ from safetensors.torch import load_file, save_file
 
 from cosmic.utils.pretrained import is_model_dir, read_weights
 
-__all__ = ["prepare_run", "save_checkpoint", "load_checkpoint", "make_ema"]
+__all__ = ["prepare_run", "save_checkpoint", "load_checkpoint", "make_ema", "check_resume", "RUN_CONTROL"]
 
 EMA_DIR = "ema"
+#: options a resumed run may change: how long, where and how fast it runs, not what it trains
+RUN_CONTROL = frozenset({
+    "out", "steps", "val_every", "val_images", "val_qualities", "checkpoint_every", "log_every", "threads",
+    "pause_at", "max_minutes", "device", "precision", "bf16", "channels_last", "workers", "stream",
+    "batch_size", "init_from", "start_step", "resume"})
 
 
 class WeightEMA:
@@ -143,3 +148,30 @@ def load_checkpoint(directory, model, optimizers: dict, ema=None) -> dict:
                     "exp_avg_sq": tensors[f"{key}/{name}/exp_avg_sq"].to(p.device),
                 }
     return state
+
+
+def _as_json(value):
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def check_resume(directory, config: dict) -> None:
+    """Refuse, in one line (InputError), to resume the checkpoint in ``directory`` with options
+    that change what the run trains (anything outside :data:`RUN_CONTROL`): another ``--preset``
+    failed inside the weights' loading (exit 70), another ``--lmbda`` resumed silently under the
+    old run's state. Nothing to check without a checkpoint, or for options it does not record."""
+    path = Path(directory) / "trainer.json"
+    if not path.is_file():
+        return
+    from cosmic.errors import InputError
+
+    try:
+        saved = json.loads(path.read_text()).get("config") or {}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path}: not a readable checkpoint state ({exc}); choose a new --out") from None
+    now = _as_json(config)
+    changed = [k for k in sorted(now) if k in saved and k not in RUN_CONTROL and saved[k] != now[k]]
+    if changed:
+        shown = ", ".join(f"--{k.replace('_', '-')} {saved[k]} (now {now[k]})" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise InputError(f"{Path(directory).parent}: its checkpoint was trained with {shown}{more}; resume "
+                         "with the same options, or choose a new --out (or --no-resume to start over there)")

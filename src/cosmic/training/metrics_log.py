@@ -34,8 +34,11 @@ class MetricsLog:
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard not installed: the CSV is the log
-                pass
+            except ImportError:  # tensorboard not installed: the CSV is the log, and the user is told
+                import sys
+
+                print(f"note: no TensorBoard log without the tensorboard package (make install, or pip install "
+                      f"'cosmic[train]'); the metrics are in {self.path}", file=sys.stderr)
             else:
                 self._tb = SummaryWriter(str(Path(out) / "tensorboard"), purge_step=start_step or None)
 

@@ -25,7 +25,7 @@ from cosmic.errors import InputError
 from cosmic.models.registry import build_model
 from cosmic.onboard.rate import interpolate_levels
 from cosmic.training import distributed as ddp
-from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
+from cosmic.training.checkpoint import check_resume, load_checkpoint, make_ema, prepare_run, save_checkpoint
 from cosmic.training.data import LUMINANCE, CropSource, ImageFolder, crop_loader, refuse_val_split, single_band
 from cosmic.training.metrics_log import MetricsLog
 from cosmic.utils.device import autocast, grad_scaler
@@ -390,6 +390,8 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     Under torchrun each process trains its share of every batch (see
     :mod:`cosmic.training.distributed`); rank 0 alone validates and writes."""
     _check(cfg)
+    if resume:
+        check_resume(Path(cfg.out) / "last", asdict(cfg))  # before any weights are loaded
     return ddp.launch(_train, cfg, resume, progress)
 
 

@@ -36,7 +36,7 @@ from cosmic.ground.diffusion.sampler import SCHEDULE, DiffusionCompensator
 from cosmic.io.product_metadata import sidecar_metadata
 from cosmic.metadata import SensorMetadata, sidecar_for
 from cosmic.training import distributed as ddp
-from cosmic.training.checkpoint import load_checkpoint, prepare_run, save_checkpoint
+from cosmic.training.checkpoint import check_resume, load_checkpoint, prepare_run, save_checkpoint
 from cosmic.training.data import ImageFolder, refuse_val_split
 from cosmic.utils.pretrained import component_class, read_model_index
 from cosmic.training.metrics_log import MetricsLog
@@ -207,6 +207,8 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
     """Train the noise predictor until ``cfg.steps``, resuming from ``out/last``; returns
     ``out/final`` (the EMA weights). Under torchrun each process trains its share of every batch;
     rank 0 alone writes."""
+    if resume:
+        check_resume(Path(cfg.out) / "last", asdict(cfg))  # before any weights are loaded
     return ddp.launch(_train, cfg, resume, progress)
 
 

@@ -14,10 +14,22 @@ import torch
 
 from cosmic.evaluation.metrics import ms_ssim, psnr
 
-__all__ = ["validate_bitstreams", "jpeg2000_reference", "JPEG2000_RATIOS", "code_with_model"]
+__all__ = ["validate_bitstreams", "jpeg2000_reference", "JPEG2000_RATIOS", "code_with_model", "held_out_note"]
 
 #: compression ratios of the JPEG2000 anchor curve on the validation subset (1.0 to 0.06 bpp)
 JPEG2000_RATIOS = (24, 32, 48, 64, 96, 128, 192, 256, 400)
+
+
+def held_out_note(data) -> str | None:
+    """The note a trainer gives when ``data`` is a folder without a SPLITS.json: every split is
+    then every image, so validation scores the training images (None otherwise)."""
+    from pathlib import Path
+
+    root = Path(data)
+    if not root.is_dir() or (root / "SPLITS.json").is_file():
+        return None
+    return (f"{root} has no SPLITS.json: validation uses the training images (its scores are not held "
+            "out); add a SPLITS.json with 'train' and 'val' lists to hold images out")
 
 
 @torch.no_grad()
