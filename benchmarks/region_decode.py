@@ -36,19 +36,28 @@ def _original() -> np.ndarray:
     return np.tile(crop, (SIDE // CROP, SIDE // CROP, 1))
 
 
+def repeat_tiles(data: bytes, k: int) -> bytes:
+    """The ``.cosmic`` file ``data`` (sides multiples of its tile) repeated k x k times: its tile
+    payloads laid out again in a grid k times wider and higher (tiles are coded independently)."""
+    from cosmic.io.container import container_bytes, read_container
+
+    small = read_container(data)
+    h = small.header
+    if h.width % h.tile or h.height % h.tile or h.planes != 1:
+        raise ValueError("repeat_tiles: one band group, sides multiples of the tile")
+    cols, rows = h.width // h.tile, h.height // h.tile
+    payloads = [small.tile_payload((r % rows) * cols + c % cols) for r in range(k * rows) for c in range(k * cols)]
+    return container_bytes(replace(h, width=k * h.width, height=k * h.height), payloads)
+
+
 def build_scene(cache: Path) -> Path:
     """The 4096 x 4096 file (built once): the crop's 16 tiles repeated into a 16 x 16 grid."""
     import cosmic
-    from cosmic.io.container import container_bytes, read_container
 
     path = cache / f"scene{SIDE}.cosmic"
-    if path.is_file():
-        return path
-    cache.mkdir(parents=True, exist_ok=True)
-    small = read_container(cosmic.compress(_original()[:CROP, :CROP], quality=3))
-    k, per = SIDE // CROP, CROP // small.header.tile
-    payloads = [small.tile_payload((r % per) * per + c % per) for r in range(k * per) for c in range(k * per)]
-    path.write_bytes(container_bytes(replace(small.header, width=SIDE, height=SIDE), payloads))
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(repeat_tiles(cosmic.compress(_original()[:CROP, :CROP], quality=3), SIDE // CROP))
     return path
 
 
