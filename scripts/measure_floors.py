@@ -6,9 +6,7 @@ Each part prints the measured values and, where the tests use that rule, the flo
 (bpp x 1.04, PSNR - 0.3 dB). The tests that hold them: tests/zoo/test_shipped.py (vr, gray, dc),
 tests/enhance/test_enhance.py (enh, cenh), tests/codebook/test_codebook.py (codebook).
 """
-import pathlib
 import sys
-import tempfile
 from importlib import resources
 
 import numpy as np
@@ -16,27 +14,26 @@ import numpy as np
 import cosmic
 from cosmic.data import sample_path
 from cosmic.evaluation.metrics import detail_energy, psnr
-from cosmic.ground.scene import decode_scene
-from cosmic.io.container import read_container, write_container
 from cosmic.io.images import load_rgb
 from cosmic.metadata import load_sidecar, sidecar_for
-from cosmic.onboard.scene import encode_scene
 from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
 from cosmic.zoo import COMPENSATION_MODEL, load_model, load_onboard
-
-TMP = pathlib.Path(tempfile.mkdtemp())
-
 
 def floor(bpp, db):
     return f"floor ({bpp * 1.04:.4f}, {db - 0.3:.2f})"
 
 
+def _code(name, scene, quality):
+    """(file bytes, steps-0 decode) of ``scene`` through the encode and decode pipelines."""
+    (codec, model_name), model = load_onboard(name), load_model(name)
+    data = EncodePipeline(codec, model_name).encode(scene, quality=quality).to_bytes()
+    return data, DecodePipeline(model, name)(data)
+
+
 def measure_vr(sample):
-    model, (codec, name) = load_model("cosmic-small-vr"), load_onboard("cosmic-small-vr")
     for q in range(1, 7):
-        size = write_container(TMP / "a.cosmic", *encode_scene(codec, sample, name, quality=float(q)))
-        dec = decode_scene(model, read_container(TMP / "a.cosmic")).pixels
-        bpp, db = size * 8 / (sample.shape[0] * sample.shape[1]), psnr(sample, dec)
+        data, dec = _code("cosmic-small-vr", open_scene(sample), float(q))
+        bpp, db = len(data) * 8 / (sample.shape[0] * sample.shape[1]), psnr(sample, dec.pixels)
         print(f"vr q{q}: {bpp:.4f} bpp {db:.2f} dB  {floor(bpp, db)}")
 
 
@@ -87,13 +84,12 @@ def measure_codebook(sample):
 def measure_compensation(sample):
     """The default's diffusion-compensated decode (5 DDIM steps) beside steps 0, with metadata."""
     meta = load_sidecar(sidecar_for(sample_path()))
-    model, (codec, name) = load_model(COMPENSATION_MODEL), load_onboard(COMPENSATION_MODEL)
-    pipe = DecodePipeline(model, COMPENSATION_MODEL)
+    pipe = DecodePipeline(load_model(COMPENSATION_MODEL), COMPENSATION_MODEL)
     for q in (1.0, 3.0, 6.0):
-        write_container(TMP / "s.cosmic", *encode_scene(codec, sample, name, quality=q, metadata=meta.to_dict()))
-        plain = decode_scene(model, read_container(TMP / "s.cosmic")).pixels
+        data, plain = _code(COMPENSATION_MODEL, open_scene(sample, metadata=meta), q)
+        plain = plain.pixels
         for seed in (0, 1):
-            a = pipe(read_container(TMP / "s.cosmic"), steps=5, seed=seed).pixels
+            a = pipe(data, steps=5, seed=seed).pixels
             shift = np.abs(a.reshape(-1, 3).mean(0) - plain.reshape(-1, 3).mean(0)).max()
             print(f"dc q{q} seed {seed}: {psnr(sample, a):.2f} dB, steps 0 {psnr(sample, plain):.2f} dB, colour shift {shift:.2f}")
 
