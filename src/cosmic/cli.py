@@ -903,10 +903,6 @@ def _with_config(config_class, options: dict) -> dict:
         raise InputError("--data: give the training images (or a --config file with 'data')")
     if not Path(o["data"]).exists():
         raise InputError(f"--data {o['data']}: no such directory")
-    from cosmic.training.validation import held_out_note
-
-    if (note := held_out_note(o["data"])) is not None:
-        _note(note)
     return o
 
 

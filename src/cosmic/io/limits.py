@@ -74,18 +74,20 @@ def check_row(width: int, tile: int, what: str, bitstream: bool = True) -> None:
     need = tile * cols * tile * 3
     if need > MAX_ROW_BYTES:
         error = BitstreamError if bitstream else InputError
-        hint = "" if bitstream else "; choose a smaller --tile"
+        hint = "" if bitstream else "; choose a smaller tile size (tile=)"
         raise error(f"{what}: one row of {tile}-px tiles of a {width}-px wide image needs "
                     f"{need >> 20} MiB, more than the {MAX_ROW_BYTES >> 20} MiB limit{hint}")
 
 
-def check_tile(tile: int, what: str = "--tile", factor: int = 64) -> int:
+def check_tile(tile: int, what: str = "tile", factor: int = 64) -> int:
     """A tile side a user typed: a positive multiple of ``factor`` of at most :data:`MAX_TILE`
-    (InputError otherwise, naming the option ``what``); returned unchanged."""
+    (InputError otherwise, naming ``what``: an API parameter, ``tile=256``, which the CLI shows
+    as ``--tile 256``, or a CLI-only option such as ``--crop``); returned unchanged."""
+    given = f"{what} {tile!r}" if what.startswith("--") else f"{what}={tile!r}"
     if isinstance(tile, bool) or not isinstance(tile, Integral) or tile <= 0 or tile % factor:
-        raise InputError(f"{what} {tile}: must be a positive multiple of {factor}")
+        raise InputError(f"{given}: must be a positive multiple of {factor}")
     if tile > MAX_TILE:
-        raise InputError(f"{what} {tile}: at most {MAX_TILE} px (one {tile}-px tile would need about "
+        raise InputError(f"{given}: at most {MAX_TILE} px (one {tile}-px tile would need about "
                          f"{tile * tile * 1400 / 1e9:.0f} GB of memory in the networks)")
     return tile
 

@@ -171,7 +171,7 @@ class EncodePipeline:
     def header(self, scene: Scene, tile: int = DEFAULT_TILE, quality: float | None = None) -> Header:
         from cosmic.io.limits import check_row, check_tile
 
-        check_tile(tile, "--tile", self.codec.downsampling_factor)  # the memory policy of cosmic.io.limits
+        check_tile(tile, "tile", self.codec.downsampling_factor)  # the memory policy of cosmic.io.limits
         check_row(scene.width, tile, scene.name, bitstream=False)  # what the decoder would refuse
         if getattr(self.codec, "in_channels", 3) == 1 and any(n != 1 for n in scene.group_sizes):
             raise InputError(f"{scene.name}: model '{self.name}' codes one band; this scene has "

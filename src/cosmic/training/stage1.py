@@ -30,7 +30,7 @@ from cosmic.training.data import LUMINANCE, CropSource, ImageFolder, crop_loader
 from cosmic.training.metrics_log import MetricsLog
 from cosmic.utils.device import autocast, grad_scaler
 from cosmic.training.losses import Stage1Loss, psnr
-from cosmic.training.validation import validate_bitstreams
+from cosmic.training.validation import say_held_out, validate_bitstreams
 from cosmic.training.widen import single_band_state, widen_ground_state, widen_onboard_state
 
 __all__ = ["Stage1Config", "train_stage1", "evaluate"]
@@ -392,6 +392,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     _check(cfg)
     if resume:
         check_resume(Path(cfg.out) / "last", asdict(cfg))  # before any weights are loaded
+    say_held_out(cfg.data)
     return ddp.launch(_train, cfg, resume, progress)
 
 

@@ -37,6 +37,7 @@ from cosmic.io.product_metadata import sidecar_metadata
 from cosmic.metadata import SensorMetadata, sidecar_for
 from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import check_resume, load_checkpoint, prepare_run, save_checkpoint
+from cosmic.training.validation import say_held_out
 from cosmic.training.data import ImageFolder, refuse_val_split
 from cosmic.utils.pretrained import component_class, read_model_index
 from cosmic.training.metrics_log import MetricsLog
@@ -209,6 +210,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) 
     rank 0 alone writes."""
     if resume:
         check_resume(Path(cfg.out) / "last", asdict(cfg))  # before any weights are loaded
+    say_held_out(cfg.data)
     return ddp.launch(_train, cfg, resume, progress)
 
 

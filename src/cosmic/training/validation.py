@@ -14,7 +14,8 @@ import torch
 
 from cosmic.evaluation.metrics import ms_ssim, psnr
 
-__all__ = ["validate_bitstreams", "jpeg2000_reference", "JPEG2000_RATIOS", "code_with_model", "held_out_note"]
+__all__ = ["validate_bitstreams", "jpeg2000_reference", "JPEG2000_RATIOS", "code_with_model", "held_out_note",
+           "say_held_out"]
 
 #: compression ratios of the JPEG2000 anchor curve on the validation subset (1.0 to 0.06 bpp)
 JPEG2000_RATIOS = (24, 32, 48, 64, 96, 128, 192, 256, 400)
@@ -30,6 +31,17 @@ def held_out_note(data) -> str | None:
         return None
     return (f"{root} has no SPLITS.json: validation uses the training images (its scores are not held "
             "out); add a SPLITS.json with 'train' and 'val' lists to hold images out")
+
+
+def say_held_out(data) -> None:
+    """Print :func:`held_out_note` as a note on stderr, once (rank 0 under torchrun), when it applies:
+    what a trainer does once its options are checked, before it starts."""
+    import os
+    import sys
+
+    note = held_out_note(data)
+    if note is not None and os.environ.get("RANK", "0") == "0":
+        print(f"note: {note}", file=sys.stderr)
 
 
 @torch.no_grad()
