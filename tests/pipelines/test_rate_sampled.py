@@ -102,3 +102,24 @@ def test_cli_shows_progress_and_the_true_time(cli, setting, variable_rate_model,
     assert code == 0, err
     assert "rate control: sampling 8 tiles" in err and "encode: 49/49 tile" in err
     assert out.stat().st_size <= (low + high) // 2 and "encoded in" in stdout
+
+
+def test_a_band_group_stack_with_fill_is_sampled_in_every_group(tmp_path):
+    """The issue's case: a 16-bit 4-band stack with fill (RGB + NIR groups, a mask), 49 tiles of 64."""
+    from helpers import write_tif
+
+    from cosmic.io.container import read_container
+    from cosmic.io.raster import parse_scale
+
+    img = golden_image(448, 448).astype(np.uint16) * 40 + 100
+    bands = np.concatenate([img.transpose(2, 0, 1), img[None, :, :, 0] // 2])
+    bands[:, :70, :90] = 0
+    write_tif(tmp_path / "stack.tif", bands, "uint16", nodata=0)
+    scene = open_scene(tmp_path / "stack.tif", scale=parse_scale("auto"))
+    pipe = EncodePipeline.default_for(scene.group_sizes)
+    low, high = (pipe.encode(scene, TILE, q).size for q in pipe.quality_range)
+    budget = (low + high) // 2
+    out = pipe.encode_to_size(scene, budget, TILE)
+    assert 0.97 * budget <= out.size <= budget and len(out.trials) <= MAX_WHOLE_ENCODES + 3
+    c = read_container(out.to_bytes())
+    assert c.header.planes == 2 and c.header.has_mask  # measured: 3 whole encodes
