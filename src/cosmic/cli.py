@@ -193,7 +193,7 @@ def decompress(
     seed: int = typer.Option(0, help="seed of the diffusion sampler (same seed, same image)"),
     conceal: bool = typer.Option(
         False, help="decode the intact tiles of a damaged file and fill the bad ones, instead of failing"),
-    deblock: bool = typer.Option(True, help="smooth tile borders after stitching (default: no bits, seams 4x lower)"),
+    deblock: bool = typer.Option(True, help="smooth tile borders after stitching (default: no bits, seams 2-4x lower)"),
     fmt: Optional[str] = typer.Option(
         None, "--format", help="png, tiff or jpeg (jpeg only explicitly, with --jpeg-quality: a second lossy step)"),
     jpeg_quality: Optional[int] = typer.Option(None, help="JPEG quality 1..95 of a --format jpeg output"),
