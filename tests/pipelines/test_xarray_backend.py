@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import TINY_MODEL, golden_image, write_tif
+from helpers import golden_image, write_tif
 
 import cosmic
 
 xr = pytest.importorskip("xarray")
 pytest.importorskip("dask.array")
 pytestmark = pytest.mark.filterwarnings("ignore::cosmic.CosmicWarning")
+#: the shipped default (None: the models the file names, cosmic-small-vr-gray for the one-band
+#: group); the tiny test model codes every tile of this image to the same strings
+MODEL = None
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +27,13 @@ def stack_file(tmp_path_factory):
     bands = np.concatenate([img.transpose(2, 0, 1), img[None, :, :, 0] // 2])
     bands[:, :70, :90] = 0
     write_tif(d / "stack.tif", bands, "uint16", nodata=0, descriptions=["red", "green", "blue", "nir"])
-    (d / "stack.cosmic").write_bytes(cosmic.compress(d / "stack.tif", model=TINY_MODEL, tile=64, scale="auto"))
+    (d / "stack.cosmic").write_bytes(cosmic.compress(d / "stack.tif", model=MODEL, tile=64, scale="auto"))
     return d / "stack.cosmic"
 
 
 def _eager(path, window=None, deblock=True) -> np.ndarray:
     """cosmic.decompress as (band, y, x) float32, the fill as NaN."""
-    pixels, georef = cosmic.decompress(path, model=TINY_MODEL, return_georef=True, window=window, deblock=deblock)
+    pixels, georef = cosmic.decompress(path, model=MODEL, return_georef=True, window=window, deblock=deblock)
     values = pixels.transpose(2, 0, 1).astype(np.float32)
     values[:, ~georef["mask"]] = np.nan
     return values
@@ -51,7 +54,7 @@ def test_opening_reads_only_the_header_and_gives_rioxarray_conventions(stack_fil
     from rasterio.crs import CRS
     from rasterio.transform import Affine
 
-    ds = xr.open_dataset(stack_file, engine="cosmic", model=TINY_MODEL)
+    ds = xr.open_dataset(stack_file, engine="cosmic", model=MODEL)
     assert tiles_read == []  # lazy: nothing decoded
     da = ds["band_data"]
     assert da.dims == ("band", "y", "x") and da.shape == (4, 200, 300) and da.dtype == np.float32
@@ -67,7 +70,7 @@ def test_opening_reads_only_the_header_and_gives_rioxarray_conventions(stack_fil
 
 
 def test_a_selection_decodes_its_tiles_and_equals_the_eager_window(stack_file, tiles_read):
-    ds = xr.open_dataset(stack_file, engine="cosmic", model=TINY_MODEL, deblock=False)
+    ds = xr.open_dataset(stack_file, engine="cosmic", model=MODEL, deblock=False)
     part = ds["band_data"][:, 60:80, 70:95].values  # in tile (row 0, col 1) and (row 1, col 1)
     assert np.array_equal(part, _eager(stack_file, (70, 60, 25, 20), deblock=False), equal_nan=True)
     assert sorted(set(tiles_read)) == [1, 6, 21, 26]  # those two tiles of each band group's grid
@@ -77,17 +80,50 @@ def test_a_selection_decodes_its_tiles_and_equals_the_eager_window(stack_file, t
     assert np.array_equal(picked, full[[3, 0], 199:0:-37, 7], equal_nan=True)
 
 
-def test_dask_chunks_are_the_tiles_and_compute_to_the_eager_decode(stack_file, tiles_read):
-    ds = xr.open_dataset(stack_file, engine="cosmic", model=TINY_MODEL, chunks={})
+def test_dask_chunks_are_the_tiles_and_compute_to_the_eager_decode(stack_file, tiles_read, monkeypatch):
+    """Deblocked (the default, as the API), each chunk reads the ring of tiles around it, but the
+    backend keeps decoded tiles: each of the 2 x 20 tiles (the second group's by the one-band
+    model) goes through the networks once."""
+    from cosmic.models.cosmic import Cosmic
+
+    expected = _eager(stack_file)
+    tiles_read.clear()
+    decoded = []
+    decompress = Cosmic.decompress
+    monkeypatch.setattr(Cosmic, "decompress", lambda self, s, *a, **k: decoded.append(len(s[0])) or decompress(
+        self, s, *a, **k))
+    ds = xr.open_dataset(stack_file, engine="cosmic", model=MODEL, chunks={})
     da = ds["band_data"]
     assert da.chunks == ((4,), (64, 64, 64, 8), (64, 64, 64, 64, 44)) and tiles_read == []
-    assert np.array_equal(da.values, _eager(stack_file), equal_nan=True)  # the default: deblocked, as the API
+    assert np.array_equal(da.values, expected, equal_nan=True)
+    assert sum(decoded) == 40
+
+
+def test_kept_tiles_are_dropped_beyond_the_limit():
+    import torch
+
+    from cosmic.pipelines.xarray_backend import DecodedTiles
+
+    class Model:
+        calls = 0
+
+        def decompress(self, strings, shape, **kwargs):
+            Model.calls += len(strings[0])
+            return {"x_hat": torch.stack([torch.full((3, 2, 2), float(y[0])) for y in strings[0]])}
+
+    tiles = DecodedTiles(Model(), limit=2 * 48)  # room for two 3x2x2 float32 tiles
+    first = tiles.decompress([[b"\x01", b"\x02"], [b"z", b"z"]], (1, 1), quality=1.0)["x_hat"]
+    again = tiles.decompress([[b"\x02", b"\x03", b"\x01"], [b"z", b"z", b"z"]], (1, 1), quality=1.0)["x_hat"]
+    assert torch.equal(again[[0, 2]], first[[1, 0]]) and float(again[1, 0, 0, 0]) == 3
+    assert Model.calls == 3  # 1 and 2 kept; then kept in use order 2, 3, 1: 2 is dropped
+    assert float(tiles.decompress([[b"\x02"], [b"z"]], (1, 1), quality=1.0)["x_hat"][0, 0, 0, 0]) == 2
+    assert Model.calls == 4 and len(tiles._tiles) == 2
 
 
 def test_unmasked_keeps_the_product_dtype_and_nodata(stack_file):
-    ds = xr.open_dataset(stack_file, engine="cosmic", model=TINY_MODEL, masked=False)
+    ds = xr.open_dataset(stack_file, engine="cosmic", model=MODEL, masked=False)
     da = ds["band_data"]
-    pixels = cosmic.decompress(stack_file, model=TINY_MODEL, window=(80, 60, 20, 20))
+    pixels = cosmic.decompress(stack_file, model=MODEL, window=(80, 60, 20, 20))
     assert da.dtype == np.uint16 and da.attrs["_FillValue"] == 0
     assert np.array_equal(da[:, 60:80, 80:100].values, pixels.transpose(2, 0, 1))
 
@@ -100,4 +136,4 @@ def test_the_engine_is_found_by_suffix_and_by_magic(stack_file, tmp_path):
     entry = CosmicBackendEntrypoint()
     assert entry.guess_can_open(stack_file) and entry.guess_can_open(renamed)
     assert not entry.guess_can_open(tmp_path / "missing.nc")
-    assert xr.open_dataset(renamed, model=TINY_MODEL)["band_data"].shape == (4, 200, 300)  # engine guessed
+    assert xr.open_dataset(renamed, model=MODEL)["band_data"].shape == (4, 200, 300)  # engine guessed

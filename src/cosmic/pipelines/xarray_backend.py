@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,9 @@ class CosmicBackendArray(BackendArray):
             container = open_container(self.path)
             if self._pipe is None:
                 self._pipe = DecodePipeline.for_container(container, self.model)
+                for group in range(container.header.planes):  # its own pipeline, or a group model's
+                    pipe = self._pipe.for_group(container, group)
+                    pipe.model = pipe.model if isinstance(pipe.model, DecodedTiles) else DecodedTiles(pipe.model)
             region = open_region(container, window, deblock=self.decode["deblock"])
             decoded = self._pipe.product(region, **self.decode)
         pixels = decoded.pixels[..., None] if decoded.pixels.ndim == 2 else decoded.pixels
@@ -91,6 +95,46 @@ class CosmicBackendArray(BackendArray):
             pixels[:, ~decoded.valid] = np.nan
         return pixels
 
+
+
+
+class DecodedTiles:
+    """A decode pipeline's model that keeps the tiles it decoded (the least recently used dropped
+    beyond ``limit`` bytes, 256 MiB: over 300 tiles of 256 px), so that chunks of one tile, which
+    with the border filter each read the ring of 8 tiles around them, decode every tile once.
+    Only uncompensated decodes (``steps=0``) are kept: a tile's pixels are then a function of
+    its strings and the quality alone, whatever the batch (docs/DESIGN.md §3)."""
+
+    def __init__(self, model, limit: int = 256 << 20):
+        self.__dict__.update(_model=model, _tiles=OrderedDict(), _limit=limit, _bytes=0)
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def decompress(self, strings, shape, **kwargs) -> dict:
+        import torch
+
+        if kwargs.get("compensate") is not None:
+            return self._model.decompress(strings, shape, **kwargs)
+        keys = [(y, z, kwargs.get("quality")) for y, z in zip(*strings)]
+        missing = [i for i, key in enumerate(keys) if key not in self._tiles]
+        tiles = {}
+        if missing:
+            some = [[strings[0][i] for i in missing], [strings[1][i] for i in missing]]
+            tiles = dict(zip(missing, self._model.decompress(some, shape, **kwargs)["x_hat"]))
+        x_hat = [tiles[i] if i in tiles else self._tiles[key] for i, key in enumerate(keys)]
+        for i, key in enumerate(keys):
+            self._keep(key, x_hat[i])
+        return {"x_hat": torch.stack(x_hat)}
+
+    def _keep(self, key, tile) -> None:
+        if key not in self._tiles:
+            self._bytes += tile.numel() * tile.element_size()
+        self._tiles[key] = tile
+        self._tiles.move_to_end(key)
+        while self._bytes > self._limit and len(self._tiles) > 1:
+            _, old = self._tiles.popitem(last=False)
+            self._bytes -= old.numel() * old.element_size()
 
 
 def _coords(header) -> dict:
