@@ -187,8 +187,8 @@ class CosmicBackendEntrypoint(BackendEntrypoint):
     """``xr.open_dataset(path, engine="cosmic", model=None, steps=0, seed=0, deblock=True,
     masked=True)``: see the module docstring. ``model``: the model directory of a file not coded
     by a shipped model; ``steps`` / ``seed`` / ``deblock`` as for ``cosmic decompress`` (the
-    border filter needs a tile's neighbours: with it, a chunk of one tile decodes the ring of
-    tiles around it too, nine tiles' work; ``deblock=False`` decodes one tile per chunk)."""
+    border filter needs a tile's neighbours: a chunk of one tile reads the ring of tiles around
+    it, which :class:`DecodedTiles` keeps, so a whole-scene compute decodes each tile once)."""
 
     description = "Decode COSMIC .cosmic satellite image files lazily, tile by tile"
     url = "https://github.com/cosmic/cosmic"
