@@ -123,3 +123,19 @@ def test_a_band_group_stack_with_fill_is_sampled_in_every_group(tmp_path):
     assert 0.97 * budget <= out.size <= budget and len(out.trials) <= MAX_WHOLE_ENCODES + 3
     c = read_container(out.to_bytes())
     assert c.header.planes == 2 and c.header.has_mask  # measured: 3 whole encodes
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_a_small_scene_shows_bars_on_a_terminal_only(variable_rate_model, monkeypatch, terminal):
+    import sys
+
+    pipe = EncodePipeline.from_pretrained(variable_rate_model)
+    scene = open_scene(golden_image())  # 2 tiles: searched whole
+    flags = []
+    encode = type(pipe).encode
+    monkeypatch.setattr(type(pipe), "encode", lambda self, sc, tile=256, quality=None, progress=False: (
+        flags.append(progress) or encode(self, sc, tile, quality, False)))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    low, high = (encode(pipe, scene, 256, q).size for q in pipe.quality_range)
+    pipe.encode_to_size(scene, (low + high) // 2, progress=True)
+    assert flags and set(flags) == {terminal}

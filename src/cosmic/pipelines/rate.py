@@ -15,9 +15,10 @@ A bisection on the whole scene costs one full encode per step: issue 33 measured
    whole encodes, bisection on real sizes finishes. Only a real encode that fits is ever
    returned, so the budget is never exceeded.
 
-A smaller scene is searched by bisection on real sizes, as before, without progress bars (it
-is quick, and an out-of-reach target stays a one-line error). A sampled search shows progress (a
-bar per whole encode, one for the sample steps). The returned scene's ``seconds`` is the whole
+A smaller scene is searched by bisection on real sizes, as before, with a bar per encode on a
+terminal only (a bar there vanishes when done; in a log, lines would precede the one-line error of
+an out-of-reach target). A sampled search shows progress (a bar per whole encode, one for the
+sample steps). The returned scene's ``seconds`` is the whole
 search's time; ``trials`` lists its whole encodes as (quality, bytes).
 """
 
@@ -224,8 +225,11 @@ def search_quality(pipe, scene, budget: int, tile: int, tolerance: float, target
     """The highest quality of ``pipe``'s range whose file of ``scene`` fits in ``budget`` bytes
     (module doc): an :class:`~cosmic.pipelines.encode.EncodedScene` whose ``seconds`` is the whole
     search's; InputError, naming the reachable range, when the budget is out of reach."""
+    import sys
+
     count = sample_count(-(-scene.width // tile) * -(-scene.height // tile))
-    search = _Search(pipe, scene, tile, budget, tolerance, target, progress and count is not None)
+    bars = progress and (count is not None or sys.stderr.isatty())  # a small scene: a terminal's bar only
+    search = _Search(pipe, scene, tile, budget, tolerance, target, bars)
     t0 = time.perf_counter()
     best = search.exact() if count is None else search.guided(count)
     best.seconds, best.trials = time.perf_counter() - t0, search.trials
