@@ -32,52 +32,50 @@ from _timing import best_of  # noqa: E402  (benchmarks/ is on sys.path when run 
 
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="cosmic-small-vr")
-    ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=2)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-
-    import compressai.models as cm
-    from PIL import Image
-
+def _sample_crop() -> np.ndarray:
+    """The bundled NAIP sample as a 1024 x 1024 crop (edge-padded where it is shorter)."""
     from cosmic.data import sample_path
-    from cosmic.evaluation.classical import encode_at_bpp
-    from cosmic.io.container import read_container
     from cosmic.io.images import load_rgb
-    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
 
     full = load_rgb(sample_path()).pixels
-    x = np.ascontiguousarray(np.pad(full, ((0, 1024 - full.shape[0]), (0, 0), (0, 0)), mode="edge")[:1024, :1024]
-                             if full.shape[0] < 1024 else full[:1024, :1024])
-    mpx = x.shape[0] * x.shape[1] / 1e6
+    return np.ascontiguousarray(np.pad(full, ((0, 1024 - full.shape[0]), (0, 0), (0, 0)), mode="edge")[:1024, :1024]
+                                if full.shape[0] < 1024 else full[:1024, :1024])
+
+
+def cosmic_rows(args, x: np.ndarray) -> tuple[dict[str, float], float]:
+    """Seconds of COSMIC's encode, the whole `cosmic compress` command and its decodes; the bpp."""
+    from PIL import Image
+
+    from cosmic.io.container import read_container
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+
     encoder, quality = EncodePipeline.select(args.model)
     decoder = DecodePipeline.from_pretrained(args.model)
     tmp = Path(tempfile.mkdtemp())
-    png = tmp / "x.png"
-    Image.fromarray(x).save(png)
+    Image.fromarray(x).save(tmp / "x.png")
     coded = encoder.encode(open_scene(x), quality=quality)
-    bpp = coded.bpp
     container = read_container(coded.to_bytes())
-
-    rows: dict[str, float] = {}
-    rows["COSMIC on-board encode (tiles -> bytes)"] = best_of(
-        lambda: encoder.encode(open_scene(x), quality=quality), args.repeats)
-    cmd = [str(Path(sys.executable).parent / "cosmic"), "compress", str(png), "-o", str(tmp / "y.cosmic"), "-m", args.model,
-           "-q", "--threads", str(args.threads)]
+    rows = {"COSMIC on-board encode (tiles -> bytes)": best_of(
+        lambda: encoder.encode(open_scene(x), quality=quality), args.repeats)}
+    cmd = [str(Path(sys.executable).parent / "cosmic"), "compress", str(tmp / "x.png"), "-o", str(tmp / "y.cosmic"),
+           "-m", args.model, "-q", "--threads", str(args.threads)]
     rows["`cosmic compress` whole command"] = best_of(lambda: subprocess.run(cmd, check=True), args.repeats)
     rows["COSMIC decode, --steps 0"] = best_of(lambda: decoder(container), args.repeats)
     if decoder.compensator is not None and args.steps:
         rows[f"COSMIC decode, --steps {args.steps} (diffusion)"] = best_of(
             lambda: decoder(container, steps=args.steps), 1)
-    j2k = encode_at_bpp("jpeg2000", x, bpp)
-    rows["JPEG2000 encode (OpenJPEG)"] = best_of(lambda: encode_at_bpp("jpeg2000", x, bpp, iterations=1), args.repeats)
-    from cosmic.evaluation.classical import CLASSICAL
+    return rows, coded.bpp
 
-    rows["JPEG2000 decode (OpenJPEG)"] = best_of(lambda: CLASSICAL["jpeg2000"].decode_bytes(j2k.data), args.repeats)
+
+def baseline_rows(args, x: np.ndarray, bpp: float) -> dict[str, float]:
+    """Seconds of OpenJPEG's JPEG2000 at ``bpp`` and of an untrained bmshj2018-hyperprior."""
+    import compressai.models as cm
+
+    from cosmic.evaluation.classical import CLASSICAL, encode_at_bpp
+
+    j2k = encode_at_bpp("jpeg2000", x, bpp)
+    rows = {"JPEG2000 encode (OpenJPEG)": best_of(lambda: encode_at_bpp("jpeg2000", x, bpp, iterations=1), args.repeats),
+            "JPEG2000 decode (OpenJPEG)": best_of(lambda: CLASSICAL["jpeg2000"].decode_bytes(j2k.data), args.repeats)}
     bmshj = cm.ScaleHyperprior(N=192, M=320).eval()
     bmshj.update(force=True)
     t = torch.from_numpy(x).permute(2, 0, 1).float().div(255).unsqueeze(0)
@@ -87,16 +85,29 @@ def main() -> None:
         with torch.no_grad():
             return [bmshj.compress(tiles[i : i + 4]) for i in range(0, len(tiles), 4)]
 
-    enc = bmshj_encode()
-    rows["bmshj2018-hyperprior encode (untrained)"] = best_of(bmshj_encode, args.repeats)
-
     def bmshj_decode():
         with torch.no_grad():
             for e in enc:
                 bmshj.decompress(e["strings"], e["shape"])
 
+    enc = bmshj_encode()
+    rows["bmshj2018-hyperprior encode (untrained)"] = best_of(bmshj_encode, args.repeats)
     rows["bmshj2018-hyperprior decode (untrained)"] = best_of(bmshj_decode, args.repeats)
+    return rows
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="cosmic-small-vr")
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    x = _sample_crop()
+    mpx = x.shape[0] * x.shape[1] / 1e6
+    rows, bpp = cosmic_rows(args, x)
+    rows.update(baseline_rows(args, x, bpp))
     ref = rows["JPEG2000 encode (OpenJPEG)"]
     print(f"{args.model} on a {x.shape[1]}x{x.shape[0]} crop ({bpp:.3f} bpp), threads={args.threads}, best of {args.repeats}")
     print(f"{'what':48s} {'s/Mpx':>8s} {'x JPEG2000 encode':>18s}")
