@@ -77,3 +77,37 @@ def write_tif(path, bands, dtype, nodata=None, descriptions=None, colorinterp=No
         if tags:
             ds.update_tags(**tags)
     return path
+
+
+def encode_parts(codec, pixels: np.ndarray, name: str, quality: float | None = None,
+                 metadata: dict | None = None, runtime: str = "torch"):
+    """(header, payloads) of ``pixels`` coded through the product's one encode path
+    (:class:`cosmic.pipelines.EncodePipeline`; PyTorch computes y unless ``runtime`` says
+    otherwise), for tests that take a file apart or forge one."""
+    from cosmic.metadata import SensorMetadata
+    from cosmic.pipelines import EncodePipeline, open_scene
+
+    scene = open_scene(pixels, metadata=SensorMetadata.from_dict(metadata) if metadata else None)
+    coded = EncodePipeline(codec, name, runtime=runtime).encode(scene, quality=quality)
+    return coded.header, coded.payloads
+
+
+def write_file(path, header, payloads) -> int:
+    """Write a container of ``header`` and ``payloads`` (forged or real); returns its size."""
+    from cosmic.io.container import container_bytes
+
+    data = container_bytes(header, payloads)
+    Path(path).write_bytes(data)
+    return len(data)
+
+
+def encode_file(codec, pixels: np.ndarray, name: str, path=None, quality: float | None = None,
+                metadata: dict | None = None, runtime: str = "torch") -> bytes:
+    """A ``.cosmic`` file of ``pixels`` through the encode pipeline (see :func:`encode_parts`);
+    returns its bytes and writes them to ``path`` when given."""
+    from cosmic.io.container import container_bytes
+
+    data = container_bytes(*encode_parts(codec, pixels, name, quality, metadata, runtime))
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data

@@ -18,11 +18,9 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from helpers import TINY_MODEL, golden_image  # noqa: E402
+from helpers import TINY_MODEL, encode_file, golden_image  # noqa: E402
 
-from cosmic.io.container import write_container  # noqa: E402
 from cosmic.models.cosmic import Cosmic  # noqa: E402
-from cosmic.onboard.scene import encode_scene  # noqa: E402
 
 
 def main() -> None:
@@ -31,11 +29,7 @@ def main() -> None:
     model.update(force=True)
     model.save_pretrained(TINY_MODEL)
     model = Cosmic.from_pretrained(TINY_MODEL)
-    header, payloads = encode_scene(model.onboard, golden_image(), model.name)
-    out = HERE / "fixtures" / "golden.cosmic"
-    write_container(out, header, payloads)
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    out.unlink()
+    digest = hashlib.sha256(encode_file(model.onboard, golden_image(), model.name)).hexdigest()
     (HERE / "fixtures" / "golden.txt").write_text(digest + "\n")
     print(digest)
 

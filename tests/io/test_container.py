@@ -7,24 +7,22 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers import golden_image
+from helpers import encode_parts, golden_image, write_file
 
 from cosmic.errors import BitstreamError
 from cosmic.ground.scene import decode_scene
 from cosmic.io.container import (
     FORMAT_VERSION, MAGIC, Container, Header, TileError, bits_per_pixel, join_payload,
-    read_container, split_payload, write_container,
+    read_container, split_payload,
 )
-from cosmic.onboard.scene import encode_scene
 
 
 @pytest.fixture()
 def coded(tiny_model, tmp_path):
     x = golden_image(300, 520)  # 2 x 3 tiles
-    header, payloads = encode_scene(tiny_model.onboard, x, tiny_model.name,
-                                    metadata={"gsd": 0.3, "cloud_cover": 11.3})
+    header, payloads = encode_parts(tiny_model.onboard, x, tiny_model.name, metadata={"gsd": 0.3, "cloud_cover": 11.3})
     path = tmp_path / "scene.cosmic"
-    size = write_container(path, header, payloads)
+    size = write_file(path, header, payloads)
     return path, size, header, payloads
 
 
@@ -134,7 +132,7 @@ def test_corrupt_tile_named_and_concealed(tiny_model, coded):
     assert (tile == tile[0, 0]).all()  # filled with one colour
     # the intact tiles decode exactly as in an undamaged file
     header2, payloads2 = header, payloads
-    write_container(path.with_name("ok.cosmic"), header2, payloads2)
+    write_file(path.with_name("ok.cosmic"), header2, payloads2)
     ok = decode_scene(tiny_model, read_container(path.with_name("ok.cosmic"))).pixels
     assert np.array_equal(ok[:256], scene.pixels[:256])
 
@@ -191,7 +189,7 @@ def test_crc_valid_garbage_payloads_never_crash(tiny_model, coded):
             q[i][int(rng.integers(0, len(q[i])))] = int(rng.integers(0, 256))
         if rng.random() < 0.3:
             q[i] = q[i][: int(rng.integers(1, len(q[i]) + 1))]
-        write_container(path, header, [bytes(p) for p in q])
+        write_file(path, header, [bytes(p) for p in q])
         scene = decode_scene(tiny_model, read_container(path), conceal=True)
         assert scene.pixels.shape == (300, 520, 3)
         assert all(e.index == i for e in scene.bad_tiles)

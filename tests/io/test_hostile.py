@@ -14,23 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, TINY_MODEL, golden_image
+from helpers import REPO, TINY_MODEL, encode_parts, golden_image, write_file
 
 from cosmic.errors import BitstreamError, sanitize
 from cosmic.ground.scene import decode_scene
-from cosmic.io.container import MAGIC, Container, read_container, write_container
+from cosmic.io.container import MAGIC, Container, read_container
 from cosmic.io.extension import MAX_EXTENSION_BYTES, json_depth
-from cosmic.onboard.scene import encode_scene
 
 SRC = REPO / "src"
 
 
 @pytest.fixture()
 def coded(tiny_model, tmp_path):
-    header, payloads = encode_scene(tiny_model.onboard, golden_image(300, 520), tiny_model.name,
+    header, payloads = encode_parts(tiny_model.onboard, golden_image(300, 520), tiny_model.name,
                                     metadata={"gsd": 0.3})
     path = tmp_path / "scene.cosmic"
-    write_container(path, header, payloads)
+    write_file(path, header, payloads)
     return path
 
 
@@ -206,10 +205,10 @@ def test_cli_truncated_file(cli, one_line_error, coded, tmp_path):
 # -- size policy -----------------------------------------------------------------------------
 def _huge_file(path: Path, tiny_model, width: int, height: int, tile: int) -> Path:
     """A file declaring ``width x height`` px in ``tile``-px tiles, every tile empty."""
-    header, _ = encode_scene(tiny_model.onboard, golden_image(64, 64), tiny_model.name)
+    header, _ = encode_parts(tiny_model.onboard, golden_image(64, 64), tiny_model.name)
     header.width, header.height = width, height
     header.tile, header.latent = tile, (tile // 64, tile // 64)
-    write_container(path, header, [b""] * header.num_tiles)
+    write_file(path, header, [b""] * header.num_tiles)
     return path
 
 
@@ -240,8 +239,8 @@ def test_work_per_byte_bound_leaves_real_files_alone(tiny_model, tmp_path):
     from cosmic.io.limits import MAX_PIXELS_PER_BYTE
 
     path = tmp_path / "flat.cosmic"
-    size = write_container(path, *encode_scene(tiny_model.onboard, np.full((512, 512, 3), 128, np.uint8),
-                                               tiny_model.name))
+    size = write_file(path, *encode_parts(tiny_model.onboard, np.full((512, 512, 3), 128, np.uint8),
+                                          tiny_model.name))
     assert 512 * 512 / size < MAX_PIXELS_PER_BYTE / 20
     c = read_container(path)
     path.write_bytes(path.read_bytes()[: c.offsets[1]])

@@ -10,19 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from helpers import HERE, TINY_MODEL, golden_image
+from helpers import HERE, TINY_MODEL, encode_file, golden_image
 
 from cosmic.ground.scene import decode_scene
-from cosmic.io.container import read_container, write_container
+from cosmic.io.container import read_container
 from cosmic.models.cosmic import Cosmic
 from cosmic.models.registry import build_model
-from cosmic.onboard.scene import encode_scene, iter_tiles
+from cosmic.onboard.scene import iter_tiles
 
 
 def _encode_file(model, pixels, path: Path) -> bytes:
-    header, payloads = encode_scene(model.onboard, pixels, model.name)
-    write_container(path, header, payloads)
-    return path.read_bytes()
+    return encode_file(model.onboard, pixels, model.name, path)
 
 
 def test_decompress_equals_quantized_reconstruction(tiny_model, tmp_path):
@@ -66,13 +64,10 @@ _ENCODE_SCRIPT = textwrap.dedent(
     import torch
     torch.set_num_threads(int(sys.argv[2]))
     sys.path.insert(0, sys.argv[3])
-    from helpers import golden_image
+    from helpers import encode_file, golden_image
     from cosmic.models.cosmic import Cosmic
-    from cosmic.onboard.scene import encode_scene
-    from cosmic.io.container import write_container
     model = Cosmic.from_pretrained(sys.argv[1])
-    header, payloads = encode_scene(model.onboard, golden_image(400, 520), model.name)
-    write_container(sys.argv[4], header, payloads)
+    encode_file(model.onboard, golden_image(400, 520), model.name, sys.argv[4])
     """
 )
 
@@ -117,9 +112,7 @@ def test_onboard_only_load_matches_full_model(tmp_path):
     assert name == full.name
     assert codec.digest() == full.onboard.digest()
     x = golden_image()
-    h1, p1 = encode_scene(codec, x, name)
-    h2, p2 = encode_scene(full.onboard, x, name)
-    assert p1 == p2 and h1.pack() == h2.pack()
+    assert encode_file(codec, x, name) == encode_file(full.onboard, x, name)
 
 
 def test_onboard_package_does_not_import_ground():
@@ -136,10 +129,9 @@ def test_onboard_package_does_not_import_ground():
 def test_padding_and_crop_for_odd_sizes(tiny_model, tmp_path):
     for h, w in ((1, 1), (64, 300), (257, 255)):
         x = golden_image(h, w)
-        header, payloads = encode_scene(tiny_model.onboard, x, tiny_model.name)
-        assert (header.rows, header.cols) == (-(-h // 256), -(-w // 256))
-        write_container(tmp_path / "o.cosmic", header, payloads)
-        out = decode_scene(tiny_model, read_container(tmp_path / "o.cosmic")).pixels
+        container = read_container(encode_file(tiny_model.onboard, x, tiny_model.name))
+        assert (container.header.rows, container.header.cols) == (-(-h // 256), -(-w // 256))
+        out = decode_scene(tiny_model, container).pixels
         assert out.shape == (h, w, 3) and out.dtype == np.uint8
 
 

@@ -6,16 +6,15 @@ from cosmic.errors import EntropyDecodeError
 
 import numpy as np
 import pytest
-from helpers import golden_image
+from helpers import encode_parts, golden_image
 
 from cosmic.io.container import split_payload
 from cosmic.onboard.entropy import CheckedDecoder, guard_entropy_coders
-from cosmic.onboard.scene import encode_scene
 
 
 @pytest.fixture()
 def strings(tiny_model):
-    header, payloads = encode_scene(tiny_model.onboard, golden_image(256, 256), tiny_model.name)
+    header, payloads = encode_parts(tiny_model.onboard, golden_image(256, 256), tiny_model.name)
     y, z = split_payload(payloads[0])
     return header, y, z
 

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import golden_image
+from helpers import golden_image, write_file
 from PIL import Image
 
-from cosmic.io.container import Container, Header, quantize_quality, write_container
+from cosmic.io.container import Container, Header, quantize_quality
 from cosmic.models.cosmic import Cosmic
 from cosmic.onboard.rate import GainUnits, rgb_to_ycbcr, ycbcr_to_rgb
 from cosmic.training.stage1 import Stage1Config, learning_rate, sample_rates, train_stage1
@@ -65,10 +65,10 @@ def test_container_version_2_records_quality(tmp_path):
     q = quantize_quality(2.3456)
     assert q * 1024 == round(q * 1024)
     var = dataclasses.replace(fixed, quality=q)
-    size = write_container(tmp_path / "v.cosmic", var, [b"\0\0\0\0abc"])
+    size = write_file(tmp_path / "v.cosmic", var, [b"\0\0\0\0abc"])
     c = Container(tmp_path / "v.cosmic")
     assert c.version == 2 and c.header.quality == q and c.file_size == size
-    write_container(tmp_path / "f.cosmic", fixed, [b"\0\0\0\0abc"])
+    write_file(tmp_path / "f.cosmic", fixed, [b"\0\0\0\0abc"])
     c = Container(tmp_path / "f.cosmic")
     assert c.version == 1 and c.header.quality is None and c.file_size == size - 2
 

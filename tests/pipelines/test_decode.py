@@ -7,11 +7,10 @@ import struct
 import zlib
 
 import pytest
-from helpers import golden_image
+from helpers import encode_file, golden_image
 
 from cosmic.errors import BitstreamError
-from cosmic.io.container import MAGIC, Container, read_container, write_container
-from cosmic.onboard.scene import encode_scene
+from cosmic.io.container import MAGIC, Container, read_container
 from cosmic.pipelines.decode import DecodePipeline
 
 
@@ -30,7 +29,7 @@ def test_group_model_with_a_wrong_digest_is_loaded_once_and_refused(tiny_model, 
     """Issue 34 item 1: band group 0 named a shipped model with a wrong digest; for_group loaded
     that model again and again until the recursion limit (70-180 s, 8.3 GB), then blamed the model."""
     path = tmp_path / "g.cosmic"
-    write_container(path, *encode_scene(tiny_model.onboard, golden_image(64, 64), tiny_model.name))
+    encode_file(tiny_model.onboard, golden_image(64, 64), tiny_model.name, path)
     wrong = {"model": "cosmic-small-vr-gray", "sha256": "0" * 32}
     _with_layout(path, {"groups": [[1, 2, 3]], "mask": False, "models": [wrong]})
     loads = []

@@ -5,6 +5,7 @@ coding functions are called only by the pipelines (every entry point encodes and
 
 from __future__ import annotations
 
+import pytest
 from helpers import REPO, load_script
 
 ROOT = REPO
@@ -17,6 +18,13 @@ def test_no_function_in_src_is_too_long():
 
 def test_scene_coding_is_called_only_by_the_pipelines():
     assert shape.pipeline_bypasses(ROOT / "src" / "cosmic") == []
+
+
+@pytest.mark.parametrize("folder", ["scripts", "benchmarks"])
+def test_scripts_and_benchmarks_follow_the_same_rules(folder):
+    """Issue 32 item 7: the entry points beside the package are held to the package's rules."""
+    assert shape.long_functions(ROOT / folder) == []
+    assert shape.pipeline_bypasses(ROOT / folder) == []
 
 
 def test_the_test_tree_mirrors_the_source_tree():
@@ -36,16 +44,16 @@ def test_the_checker_finds_a_misplaced_test(tmp_path):
 
 def test_the_checker_finds_a_long_function_and_a_bypass(tmp_path):
     """The checks can fail: a 61-line function, a 41-line CLI command and a direct
-    ``encode_scene`` call in an entry point are all reported."""
+    ``encode_tiles`` call in an entry point are all reported."""
     pkg = tmp_path / "cosmic"
     pkg.mkdir()
     body = "\n".join(f"    x{i} = {i}" for i in range(59))
     (pkg / "long.py").write_text(f"def f():\n{body}\n    return 0\n")  # 61 lines
     (pkg / "cli.py").write_text("def cmd():\n" + "\n".join(f"    y{i} = {i}" for i in range(40)) + "\n")
-    (pkg / "demo.py").write_text("from cosmic.onboard.scene import encode_scene\n\n\ndef run(c, x):\n"
-                                 "    return encode_scene(c, x, 'm')\n")
+    (pkg / "demo.py").write_text("from cosmic.onboard.scene import encode_tiles\n\n\ndef run(c, x):\n"
+                                 "    return encode_tiles(c, x)\n")
     assert sorted(name for _, name, _ in shape.long_functions(pkg)) == ["cmd", "f"]
-    assert [(p.name, call) for p, call, _ in shape.pipeline_bypasses(pkg)] == [("demo.py", "encode_scene")]
+    assert [(p.name, call) for p, call, _ in shape.pipeline_bypasses(pkg)] == [("demo.py", "encode_tiles")]
 
 
 def test_packages_import_each_other_without_a_circle():

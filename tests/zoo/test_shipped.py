@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, encode_file
 
 from cosmic.data import sample_path
 from cosmic.evaluation.metrics import psnr
 from cosmic.ground.scene import decode_scene
-from cosmic.io.container import read_container, write_container
+from cosmic.io.container import read_container
 from cosmic.io.images import load_rgb
-from cosmic.onboard.scene import encode_scene
 from cosmic.pipelines import DecodePipeline
 from cosmic.zoo import (
     COMPENSATION_MODEL, DEFAULT_MODEL, SINGLE_BAND_MODEL, default_model, load_model, load_onboard, shipped_models,
@@ -64,7 +63,7 @@ def _round_trip(name, x, tmp_path, quality=None):
     codec, model_name = load_onboard(name)
     assert model_name == name  # the name written into bitstreams is the shipped name
     path = tmp_path / f"{name}-{quality}.cosmic"
-    size = write_container(path, *encode_scene(codec, x, model_name, quality=quality))
+    size = len(encode_file(codec, x, model_name, path, quality=quality))
     decoded = decode_scene(load_model(name), read_container(path)).pixels
     return size * 8 / (x.shape[0] * x.shape[1]), decoded
 
@@ -130,7 +129,7 @@ def test_diffusion_compensation_of_the_shipped_stage2(sample, tmp_path):
     model = load_model(COMPENSATION_MODEL)
     codec, name = load_onboard(COMPENSATION_MODEL)
     path = tmp_path / "s.cosmic"
-    write_container(path, *encode_scene(codec, sample, name, quality=DC_QUALITY, metadata=meta.to_dict()))
+    encode_file(codec, sample, name, path, quality=DC_QUALITY, metadata=meta.to_dict())
     plain = decode_scene(model, read_container(path)).pixels
 
     pipe = DecodePipeline(model, COMPENSATION_MODEL)

@@ -68,7 +68,7 @@ _CORE = struct.Struct("<IIHBBBB16sB")
 
 __all__ = [
     "MAGIC", "FORMAT_VERSION", "Header", "Container", "TileError",
-    "ContainerWriter", "write_container", "container_bytes", "PayloadError", "quantize_quality", "container_size", "read_container", "bits_per_pixel", "split_payload", "join_payload", "source_bits",
+    "ContainerWriter", "container_bytes", "PayloadError", "quantize_quality", "container_size", "read_container", "bits_per_pixel", "split_payload", "join_payload", "source_bits",
 ]
 
 
@@ -288,14 +288,6 @@ class ContainerWriter:
     def __exit__(self, exc_type, *rest) -> None:
         if exc_type is not None:
             self.abort()
-
-
-def write_container(path: str | os.PathLike, header: Header, payloads) -> int:
-    """Write ``payloads`` (any iterable, consumed once) atomically; return the file size."""
-    with ContainerWriter(path, header) as writer:
-        for p in payloads:
-            writer.add(p)
-        return writer.close()
 
 
 class Container:

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from cosmic.utils.progress import progress_bar as tqdm
 
-from cosmic.io.container import Header, join_payload, quantize_quality
+from cosmic.io.container import Header, join_payload
 from cosmic.onboard.codec import OnboardCodec
 
-__all__ = ["iter_tiles", "iter_windows", "pad_tile", "scene_header", "encode_tiles", "encode_scene", "DEFAULT_TILE"]
+__all__ = ["iter_tiles", "iter_windows", "pad_tile", "scene_header", "encode_tiles", "DEFAULT_TILE"]
 
 DEFAULT_TILE = 256
 
@@ -86,28 +86,3 @@ def encode_tiles(codec: OnboardCodec, tiles: Iterable[np.ndarray], batch_size: i
             yield from flush()
     if batch:
         yield from flush()
-
-
-def encode_scene(
-    codec: OnboardCodec,
-    pixels: np.ndarray,
-    model_name: str,
-    tile: int = DEFAULT_TILE,
-    channels: int = 3,
-    metadata: dict[str, Any] | None = None,
-    georef: dict[str, Any] | None = None,
-    batch_size: int = 4,
-    progress: bool = False,
-    quality: float | None = None,
-) -> tuple[Header, list[bytes]]:
-    """Code an in-memory (H, W, 3) uint8 scene; returns the container header and one payload per
-    tile. (Large GeoTIFFs go through :func:`iter_windows` and :func:`encode_tiles` instead.)"""
-    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-        raise ValueError(f"expected (H, W, 3) uint8 pixels, got {pixels.shape} {pixels.dtype}")
-    h, w = pixels.shape[:2]
-    if quality is not None:
-        quality = quantize_quality(quality)
-    header = scene_header(codec, model_name, w, h, tile, channels, metadata, georef, quality)
-    with tqdm(total=header.num_tiles, desc="encode", unit="tile", disable=not progress, leave=False) as bar:
-        payloads = list(encode_tiles(codec, iter_tiles(pixels, tile), batch_size, bar, quality))
-    return header, payloads
