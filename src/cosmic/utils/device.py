@@ -112,8 +112,8 @@ def exact_synthesis(module: torch.nn.Module, device: torch.device) -> torch.nn.M
     """The module a decode runs its synthesis with on ``device``: :func:`float64_copy` of ``module``,
     or ``module`` itself (float32 under autocast) when autocast is on there (``--precision bf16 /
     fp16``: speed asked for over exactness). In float64 the result of a different summation order
-    (threads, batch, CPU kernels, GPU) differs by ~1e-16 relative, so the pixels, rounded once to
-    8 bits, differ only where a value lies within ~1e-12 of a rounding boundary."""
+    (threads, batch, CPU kernels, GPU) differs by ~1e-16 relative, so the 8-bit pixels differ only
+    where a value lies within ~1e-12 of a rounding boundary."""
     return module if torch.is_autocast_enabled(device.type) else float64_copy(module)
 
 
