@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_MODEL
 
 import cosmic
 from cosmic.data import sample_path
@@ -78,3 +79,20 @@ def test_a_lost_neighbour_leaves_the_intact_tiles_unchanged(model, coded):
     lost = np.zeros(clean.shape[:2], bool)
     lost[TILE:, TILE:] = True
     assert np.array_equal(clean[~lost], concealed.pixels[~lost])
+
+
+def test_the_float64_copy_follows_the_weights():
+    """The decode's float64 copy of the ground decoder is made once, and again after any weight
+    changes in place (a training step, an EMA swap), so a decode never uses stale weights."""
+    from cosmic.models.cosmic import Cosmic
+    from cosmic.utils.device import float64_copy
+
+    model = Cosmic.from_pretrained(TINY_MODEL)
+    first = float64_copy(model.ground)
+    assert float64_copy(model.ground) is first and first.decoder[0].weight.dtype == torch.float64
+    assert not first.decoder[0].weight.requires_grad and "_float64_copy" not in str(model.state_dict().keys())
+    with torch.no_grad():
+        model.ground.decoder[0].weight.add_(0.5)
+    second = float64_copy(model.ground)
+    assert second is not first
+    assert torch.equal(second.decoder[0].weight, model.ground.decoder[0].weight.double())
