@@ -153,7 +153,7 @@ def test_api_and_cli_give_the_same_product(kind, cli, tmp_path):
     (lambda: cosmic.compress(golden_image(), metadata="foo"), "metadata: expected a dict"),
     (lambda: cosmic.compress(golden_image(), quality=2, bpp=0.5), "quality= and a rate target (bpp= / max_bytes="),
     (lambda: cosmic.compress(golden_image(), max_bytes=0), "max_bytes=0: must be positive"),
-    (lambda: cosmic.compress(golden_image(), tile=4096), "tile 4096: at most 1024 px"),
+    (lambda: cosmic.compress(golden_image(), tile=4096), "tile=4096: at most 1024 px"),
     (lambda: cosmic.compress(REPO / "README.md", nodata=0), "nodata: applies to arrays"),
     (lambda: cosmic.compress(np.zeros((4, 4), object)), "expected an (H, W) or (H, W, bands) array of numbers"),
     (lambda: cosmic.compress(golden_image(), bands=[0]), "bands=0: must be 1 or more"),

@@ -360,7 +360,8 @@ def test_int8_storage_round_trip(tmp_path):
 
 def test_compensated_decode_runs_transconv_once_per_batch(tiny_model, tmp_path):
     """The decode pipeline goes through Cosmic.decompress, which shares transconv(y_hat) and ẑ0
-    between the residual anchor and D: one transconv per batch of tiles, compensated or not."""
+    between the residual anchor and D: one transconv per batch of tiles, compensated or not (a
+    batch is one tile since decodes became batch-invariant, issue 34 §1)."""
     from helpers import golden_image
 
     from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
@@ -372,9 +373,9 @@ def test_compensated_decode_runs_transconv_once_per_batch(tiny_model, tmp_path):
     hook = tiny_model.ground.transconv.register_forward_hook(lambda *a: calls.append(1))
     try:
         plain = pipe(data).pixels
-        assert len(calls) == 1  # two tiles, one batch
+        assert len(calls) == 2  # two tiles, a batch each
         compensated = pipe(data, steps=2, seed=3).pixels
-        assert len(calls) == 2
+        assert len(calls) == 4
     finally:
         hook.remove()
     assert plain.shape == compensated.shape == (200, 300, 3) and not np.array_equal(plain, compensated)
