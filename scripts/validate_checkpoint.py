@@ -14,7 +14,7 @@ import json
 import torch
 
 from cosmic.models.cosmic import Cosmic
-from cosmic.training.stage1 import Stage1Config, _val_images
+from cosmic.training.stage1 import Stage1Config, _val_images, crop_to_stride
 from cosmic.training.validation import jpeg2000_reference, validate_bitstreams
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = Stage1Config(data=args.data, out="-", val_images=args.val_images)
-    images = [img[: img.shape[0] // 64 * 64, : img.shape[1] // 64 * 64] for img in _val_images(cfg).images]
+    images = [crop_to_stride(img) for img in _val_images(cfg).images]
     if args.model == "jpeg2000":
         print(json.dumps({"model": "jpeg2000", "rates": jpeg2000_reference(images)}))
         return

@@ -107,11 +107,11 @@ def _run_config(out: Path) -> "Stage1Config":
     root = open_pack(data) if data.is_file() else None
     extra = os.environ.get("COSMIC_EXTRA")
     extra_files = extra.split(":") if extra else sorted(map(str, (root / "extra").glob("*"))) if root else []
-    device = _env("COSMIC_DEVICE", "cuda")
+    device, init = _env("COSMIC_DEVICE", "cuda"), _env("COSMIC_INIT", "training/campaign/latest")
     cuda = device.startswith("cuda")
     return campaign_config(
-        _env("COSMIC_INIT", "training/campaign/latest"), data=str(root / "data" if root else data),
-        extra_data=extra_files or None, out=str(out), init_from=_env("COSMIC_INIT", "training/campaign/latest"),
+        init, data=str(root / "data" if root else data),
+        extra_data=extra_files or None, out=str(out), init_from=init,
         steps=int(_env("COSMIC_STEPS", "6000")), max_minutes=float(_env("COSMIC_MINUTES", "8")), device=device,
         precision="bf16" if cuda else "fp32", threads=0 if cuda else 1, batch_size=8, val_every=10**9,
         checkpoint_every=500, val_images=int(_env("COSMIC_VAL_IMAGES", "42")))
@@ -120,10 +120,10 @@ def _run_config(out: Path) -> "Stage1Config":
 def _validate(cfg, model_dir: Path) -> list[dict]:
     """Real-bitstream figures of ``model_dir`` on the validation subset (the trainer's own)."""
     from cosmic.models.cosmic import Cosmic
-    from cosmic.training.stage1 import _val_images
+    from cosmic.training.stage1 import _val_images, crop_to_stride
     from cosmic.training.validation import validate_bitstreams
 
-    images = [img[: img.shape[0] // 64 * 64, : img.shape[1] // 64 * 64] for img in _val_images(cfg).images]
+    images = [crop_to_stride(img) for img in _val_images(cfg).images]
     return validate_bitstreams(Cosmic.from_pretrained(model_dir), images, [1.0, 3.5, 6.0])
 
 

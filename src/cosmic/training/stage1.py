@@ -271,6 +271,11 @@ def _check(cfg: Stage1Config) -> None:
     model_overrides(cfg)
 
 
+def crop_to_stride(img):
+    """An (H, W, C) array cut to whole multiples of the codec's stride (64 px): what validation codes."""
+    return img[: img.shape[0] // 64 * 64, : img.shape[1] // 64 * 64]
+
+
 def _val_images(cfg: Stage1Config) -> list:
     val_set = ImageFolder(cfg.data, "val", crop=None, limit=None, bands=cfg.bands)
     if len(val_set.images) > cfg.val_images:  # a spread-out, fixed subset
@@ -288,8 +293,7 @@ def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: fl
         k = len(cfg.rate_lambdas)
         qualities = cfg.val_qualities or [1.0, (1.0 + k) / 2, float(k)]
         images = [img if cfg.bands == 3 else single_band(img, LUMINANCE) for img in val_set.images]
-        val = {"rates": validate_bitstreams(model, [img[: img.shape[0] // 64 * 64, : img.shape[1] // 64 * 64]
-                                                    for img in images], qualities)}
+        val = {"rates": validate_bitstreams(model, [crop_to_stride(img) for img in images], qualities)}
         line = "  ".join(f"q{r['quality']:g}: {r['bpp']:.4f} bpp {r['psnr']:.2f} dB MS-SSIM {r['ms_ssim']}"
                          for r in val["rates"])
     else:
