@@ -2,8 +2,10 @@
 
     .venv/bin/python scripts/check_code_shape.py [SRC_DIR]      # default: src/cosmic
 
-* no function over 60 lines, none in ``cli.py`` over 40 (``def`` line to last line, docstring
-  included), in ``src/cosmic`` and in ``scripts/`` and ``benchmarks/`` too;
+* no function over 60 lines (``def`` line to last line, docstring included), in ``src/cosmic`` and
+  in ``scripts/`` and ``benchmarks/`` too; in the command line (the ``cli`` package, or a
+  ``cli.py``) none whose body is over 25 lines (the body: after the signature, which lists a
+  command's options, and the docstring), since the CLI only parses and prints;
 * the scene coding functions (tiling + codec + container: :data:`PIPELINE_ONLY`) are called only
   in the modules that implement them and in ``pipelines/``, so every entry point (CLI, demo,
   Python API, evaluation, scripts, benchmarks) encodes and decodes through the pipelines;
@@ -21,7 +23,7 @@ import ast
 import sys
 from pathlib import Path
 
-LIMIT, CLI_LIMIT = 60, 40
+LIMIT, CLI_LIMIT = 60, 25
 #: called only by the pipelines and the modules that define them
 PIPELINE_ONLY = {"encode_tiles", "decode_scene", "decode_rows"}
 #: where those may be called (relative to the package root)
@@ -32,15 +34,30 @@ def _functions(tree: ast.AST):
     return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
+def _in_cli(path: Path, root: Path) -> bool:
+    """Whether ``path`` is part of the command line: ``cli.py`` or a module of the ``cli`` package."""
+    parts = path.relative_to(root).parts
+    return path.name == "cli.py" or parts[0] == "cli"
+
+
+def _body_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function after its signature and docstring."""
+    body = fn.body
+    if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    return body[-1].end_lineno - body[0].lineno + 1
+
+
 def long_functions(root: Path) -> list[tuple[Path, str, int]]:
-    """(file, function, lines) of every function over its limit."""
+    """(file, function, lines) of every function over its limit (for the CLI: its body's lines)."""
     found = []
     for path in sorted(root.rglob("*.py")):
-        limit = CLI_LIMIT if path.name == "cli.py" else LIMIT
+        cli = _in_cli(path, root)
         for fn in _functions(ast.parse(path.read_text(), str(path))):
             lines = fn.end_lineno - fn.lineno + 1
-            if lines > limit:
-                found.append((path, fn.name, lines))
+            if lines > LIMIT or (cli and _body_lines(fn) > CLI_LIMIT):
+                found.append((path, fn.name, _body_lines(fn) if cli and lines <= LIMIT else lines))
     return found
 
 

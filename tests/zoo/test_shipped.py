@@ -108,7 +108,7 @@ def test_rate_control_with_the_shipped_model(sample, tmp_path):
 
 
 def test_cli_default_model_is_the_zoo_default():
-    """cli.py spells the default out (to keep `cosmic --help` free of the zoo import); they must agree."""
+    """cosmic.cli.app spells the default out (to keep `cosmic --help` free of the zoo import); they must agree."""
     from cosmic.cli import DEFAULT_MODEL_NAME
 
     assert DEFAULT_MODEL_NAME == DEFAULT_MODEL
