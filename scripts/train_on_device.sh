@@ -17,7 +17,7 @@
 # Environment (all optional): PYTHON (python3), COSMIC_KIT (.device-kit), COSMIC_DEVICE (cuda),
 # COSMIC_MINUTES (8), COSMIC_STEPS (the cosine cycle's length, 6000), COSMIC_BATCH (auto: measured),
 # COSMIC_INIT (training/campaign/latest), COSMIC_DATA (the kit's pack), COSMIC_EXPORT.
-# On the lent GPU (see README, "Training on an air-gapped GPU machine"):
+# On the lent GPU (see docs/guide/air-gapped.md, "Training on an air-gapped GPU machine"):
 #   bash scripts/train_on_device.sh /tmp/run && cp -r /tmp/run/export/. "$OUT"/
 set -euo pipefail
 OUTDIR=${1:?usage: scripts/train_on_device.sh OUTDIR}

@@ -70,7 +70,7 @@ def _rgba(h=100, w=140):
 
 
 def _input_class(kind: str, d):
-    """One file of each input class the README lists, and the compress options it needs."""
+    """One file of each input class the Python API guide lists (docs/guide/python-api.md), and the compress options it needs."""
     from rasterio.enums import ColorInterp as CI
 
     img = golden_image(130, 200)
