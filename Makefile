@@ -4,13 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast flops clean wheelhouse device-kit device-tree home-tree
+.PHONY: install demo test test-fast docs flops clean wheelhouse device-kit device-tree home-tree
 
 # constraints.txt: the torch / torchvision / compressai versions tested here (pyproject.toml has ranges)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,train]' -c constraints.txt
+	$(PY) -m pip install --quiet -e '.[dev,train,docs]' -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,10 +24,15 @@ test: install
 test-fast: install
 	$(PY) -m pytest -n 2 -m "not slow" tests
 
+# The documentation site (mkdocs.yml, pages under docs/, the API reference from the docstrings):
+# strict, so a broken link, anchor or docstring fails the build; .ci/run runs it after the tests.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 flops: install
 	$(VENV)/bin/cosmic flops --preset paper
 
-# Offline installs (issue 31; README "Air-gapped machines"). `make wheelhouse`: every runtime dependency
+# Offline installs (issue 31; docs/guide/air-gapped.md). `make wheelhouse`: every runtime dependency
 # a stock PyTorch machine lacks, pinned to the versions installed here, for this Python, or for
 # another with WHEEL_PYTHON=3.12 (manylinux x86-64); install there with
 # `pip install --no-index --find-links wheelhouse/pyX.Y .` (the machine's torch is kept).
@@ -55,4 +60,4 @@ home-tree:
 	git sparse-checkout disable
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache site
