@@ -4,7 +4,12 @@
 
 * ``fixtures/tiny-model``: a tiny, untrained, seeded COSMIC (N=16, M=16) with built entropy tables,
   for golden bitstreams that do not depend on the shipped weights.
-* ``fixtures/golden.txt``: SHA-256 of the .cosmic file that model writes for ``golden_image()``.
+* ``fixtures/golden.txt``: SHA-256 of the .cosmic file that model writes for ``golden_image()``
+  (format version 4 since issue 33 item 10: its right-hand tile is coded 256x64, not 256x256).
+* ``fixtures/golden-v1.cosmic`` and ``golden-v1.txt`` (not regenerated here: they pin the old
+  format): the version 1 file the same model wrote for ``golden_image()`` before version 4
+  existed (edge tiles padded to the tile), its SHA-256 and those of its decodes; every later
+  decoder must decode it to the same pixels.
 """
 
 from __future__ import annotations

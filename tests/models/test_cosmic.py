@@ -26,16 +26,18 @@ def _encode_file(model, pixels, path: Path) -> bytes:
 def test_decompress_equals_quantized_reconstruction(tiny_model, tmp_path):
     x = golden_image()
     _encode_file(tiny_model, x, tmp_path / "a.cosmic")
-    decoded = decode_scene(tiny_model, read_container(tmp_path / "a.cosmic")).pixels
+    container = read_container(tmp_path / "a.cosmic")
+    decoded = decode_scene(tiny_model, container).pixels
     assert decoded.shape == x.shape
-    # the model's own quantised reconstruction of every padded tile, stitched and cropped
-    tiles = np.stack(list(iter_tiles(x, 256))).astype(np.float32) / 255.0
-    t = torch.from_numpy(tiles).permute(0, 3, 1, 2)
-    rec = tiny_model.quantized_reconstruction(t).permute(0, 2, 3, 1).numpy()
-    rec = (rec * 255.0 + 0.5).astype(np.uint8)
-    stitched = np.concatenate(list(rec), axis=1)  # one row of two tiles
-    expected = stitched[: x.shape[0], : x.shape[1]]
-    # exactly: both synthesise in float64, the decode one tile at a time, this in a batch of two
+    # the model's own quantised reconstruction of every padded tile (the right-hand one 256x64:
+    # format version 4 pads an edge tile to the stride), stitched and cropped
+    rec = []
+    for tile in iter_tiles(x, 256, container.header.edge_stride):
+        t = torch.from_numpy(tile.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        rec.append((tiny_model.quantized_reconstruction(t)[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8))
+    assert [r.shape for r in rec] == [(256, 256, 3), (256, 64, 3)]
+    expected = np.concatenate(rec, axis=1)[: x.shape[0], : x.shape[1]]  # one row of two tiles
+    # exactly: both synthesise in float64
     assert np.array_equal(decoded, expected)
 
 

@@ -15,12 +15,13 @@ from cosmic.pipelines.decode import DecodePipeline
 
 
 def _with_layout(path, layout: dict) -> None:
-    """Rewrite the file at ``path`` as format version 3 with ``layout`` (payloads unchanged)."""
+    """Rewrite the file at ``path`` with ``layout`` (format version 3, or 4 for a file whose edge
+    tiles are padded to the stride; payloads unchanged)."""
     c = Container(path)
     h = c.header
     h.layout = layout
     blob = h.pack()
-    head = struct.pack("<HI", 3, len(blob)) + blob
+    head = struct.pack("<HI", h.format_version, len(blob)) + blob
     rest = path.read_bytes()[c.payload_start - 4 - len(c.entries) * 8:]
     path.write_bytes(MAGIC + head + struct.pack("<I", zlib.crc32(head)) + rest)
 

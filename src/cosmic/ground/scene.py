@@ -55,11 +55,13 @@ def check_model(model, container: Container) -> None:
 
 
 def _decode_batch(model, payloads: list[bytes], header, indices: list[int], compensation=None) -> np.ndarray:
-    """Decode one batch of tile payloads through ``model.decompress``: (B, tile, tile, 3) uint8."""
+    """Decode one batch of tile payloads, all of one shape (:meth:`Header.tile_latent`), through
+    ``model.decompress``: (B, h, w, 3) uint8, (h, w) the tiles' coded extent."""
     split = [split_payload(p) for p in payloads]
     strings = [[y for y, _ in split], [z for _, z in split]]
     compensate = compensation(indices) if compensation is not None else None
-    x_hat = model.decompress(strings, header.latent, quality=header.quality, compensate=compensate)["x_hat"]
+    latent = header.tile_latent(indices[0])
+    x_hat = model.decompress(strings, latent, quality=header.quality, compensate=compensate)["x_hat"]
     if not torch.isfinite(x_hat).all():  # only corrupt symbols get here: treat as undecodable
         raise EntropyDecodeError("non-finite reconstruction")
     return (x_hat.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
@@ -107,18 +109,21 @@ class _RowDecoder:
         pending.clear()
 
     def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
-        """Tile row ``r``: its (tile, cols * tile, 3) pixels and which of its tiles decoded."""
+        """Tile row ``r``: its (tile, cols * tile, 3) pixels and which of its tiles decoded (a
+        version 4 edge tile fills only its coded extent; the rest lies outside the image)."""
         t, cols = self.h.tile, self.h.cols
         pixels = np.zeros((t, cols * t, 3), dtype=np.uint8)
         ok = np.zeros(cols, dtype=bool)
 
         def place(index: int, tile_pixels: np.ndarray) -> None:
             c = index - r * cols
-            pixels[:, c * t : (c + 1) * t] = tile_pixels
+            pixels[: tile_pixels.shape[0], c * t : c * t + tile_pixels.shape[1]] = tile_pixels
             ok[c] = True
 
         pending: list[tuple[int, bytes]] = []
         for index in range(r * cols, (r + 1) * cols):
+            if pending and self.h.tile_extent(index) != self.h.tile_extent(pending[0][0]):
+                self._flush(pending, place)  # a batch holds tiles of one shape
             try:
                 pending.append((index, self.container.tile_payload(index)))
             except TileError as err:
@@ -158,33 +163,34 @@ def decode_rows(model, container: Container, conceal: bool = False, batch_size: 
                 rows[r] = decoder.row(r)
             k = r - 1  # row k now has both vertical neighbours decoded: finish it
             if k >= 0:
-                _finish_row(k, rows, h.tile, h.cols, deblock)
+                _finish_row(k, rows, h, deblock)
                 if k - 1 in rows:  # row k-1 is final once its border with row k is filtered
                     yield k - 1, rows.pop(k - 1)[0]
         if h.rows - 1 in rows:
             yield h.rows - 1, rows.pop(h.rows - 1)[0]
 
 
-def _finish_row(k: int, rows: dict, t: int, cols: int, deblock: bool) -> None:
+def _finish_row(k: int, rows: dict, header, deblock: bool) -> None:
     """Conceal row ``k``'s bad tiles, then (``deblock``) smooth its inner borders and its border
     with row ``k - 1``."""
-    _conceal_row(k, rows, t)
+    _conceal_row(k, rows, header)
     if deblock:
-        _deblock_row(rows[k][0], t, cols)
+        _deblock_row(rows[k][0], header.tile, header.cols)
         if k - 1 in rows:
             _deblock_between(rows[k - 1][0], rows[k][0])
 
 
-def _conceal_row(k: int, rows: dict, t: int) -> None:
+def _conceal_row(k: int, rows: dict, header) -> None:
     """Fill each undecoded tile of row ``k`` with the mean colour of its decoded 4-neighbours
-    (grey if none)."""
+    (grey if none), each neighbour's mean taken over its coded extent."""
     pixels, ok = rows[k]
-    cols = ok.size
+    t, cols = header.tile, ok.size
     for c in np.flatnonzero(~ok):
         colours = []
         for rr, cc in ((k - 1, c), (k + 1, c), (k, c - 1), (k, c + 1)):
             if rr in rows and 0 <= cc < cols and rows[rr][1][cc]:
-                colours.append(rows[rr][0][:, cc * t : (cc + 1) * t].reshape(-1, 3).mean(0))
+                eh, ew = header.tile_extent(rr * cols + cc)
+                colours.append(rows[rr][0][:eh, cc * t : cc * t + ew].reshape(-1, 3).mean(0))
         fill = np.mean(colours, axis=0) if colours else np.full(3, 128.0)
         pixels[:, c * t : (c + 1) * t] = fill.round().astype(np.uint8)
 

@@ -8,7 +8,8 @@ Layout, all integers little-endian::
     header         binary    width u32, height u32, tile u16, z shape per tile (u8, u8),
                              channels u8, bit depth u8, on-board model digest (16 bytes),
                              [version 2: quality u16, in 1/1024 steps, of a variable-rate model;
-                              version 3: the same field, 0 for a fixed-rate model]
+                              versions 3, 4: the same field, 0 for a fixed-rate model]
+                             [version 4: edge stride u16 (see below)]
                              model name (u8 length + UTF-8), extension (u32 length + JSON:
                              sensor metadata and georeferencing; empty when absent)
     header_crc     u32       CRC32 of version + header_len + header
@@ -25,6 +26,14 @@ as R, G, B). With ``layout.mask`` each tile payload of group 0 starts with the t
 mask (:mod:`cosmic.io.mask`: 1 byte for an all-valid or all-fill tile), covered by its CRC.
 :meth:`Container.plane` gives one group as a version-2-like container the decoder reads
 unchanged. An older reader refuses a version 3 file with "upgrade cosmic".
+
+Version 4 (only a file with a partial edge tile, written by an encoder that pads edge tiles to
+the codec's stride; every other file keeps its version 1-3 bytes) adds ``edge stride`` s: an edge
+tile that holds h x w pixels of the image is coded at ceil(h/s)*s x ceil(w/s)*s pixels instead of
+tile x tile (:meth:`Header.tile_extent`), so a 260x260 image costs about what a 320x320 one
+does, not what 512x512 does (issue 33 item 10). Its ``layout`` is optional (as in versions 1-2).
+The decoder derives every tile's latent shape from the header (:meth:`Header.tile_latent`): no
+per-tile shape is stored, so a forged file cannot ask for more work than its image size allows.
 
 The sensor metadata and georeferencing travel in the header; they are not image data, and the
 paper leaves them out of its rates, but :func:`bits_per_pixel` takes the whole file size, so they
@@ -59,7 +68,7 @@ from cosmic.io.limits import check_work
 from cosmic.io.mask import MaskError, split_mask, unpack_mask
 
 MAGIC = b"\x89COSMIC\n"
-FORMAT_VERSION = 3  # the newest this module reads; a fixed-rate file is still written as version 1
+FORMAT_VERSION = 4  # the newest this module reads; a fixed-rate file is still written as version 1
 QUALITY_STEP = 1024  # a variable-rate model's quality is coded as round(quality * QUALITY_STEP)
 MAX_SIDE = 1 << 20  # 1,048,576 px: larger sides are refused outright
 _ENTRY = struct.Struct("<II")
@@ -108,14 +117,34 @@ class Header:
     georef: dict[str, Any] | None = None
     quality: float | None = None  # a variable-rate model's quality (format version 2)
     layout: dict[str, Any] | None = None  # band groups and mask (format version 3)
+    edge_stride: int = 0  # edge tiles padded to a multiple of this (format version 4); 0: to ``tile``
 
     @property
     def format_version(self) -> int:
         """1 for a fixed-rate model's file (byte-identical to before version 2 existed), 2 for a
-        variable-rate one, 3 for a file with band groups or a mask."""
+        variable-rate one, 3 for a file with band groups or a mask, 4 for one whose edge tiles are
+        padded to ``edge_stride`` (any of the others' contents)."""
+        if self.edge_stride:
+            return 4
         if self.layout:
             return 3
         return 1 if self.quality is None else 2
+
+    def tile_extent(self, index: int) -> tuple[int, int]:
+        """(height, width) in pixels at which tile ``index`` of the grid is coded: ``tile`` x
+        ``tile``, or for an edge tile of a version 4 file its part of the image padded up to a
+        multiple of ``edge_stride``."""
+        if not self.edge_stride:
+            return self.tile, self.tile
+        row, col = divmod(index, self.cols)
+        s = self.edge_stride
+        return tuple(min(self.tile, -(-min(self.tile, side - k * self.tile) // s) * s)
+                     for side, k in ((self.height, row), (self.width, col)))
+
+    def tile_latent(self, index: int) -> tuple[int, int]:
+        """The rANS shape (z per tile) of tile ``index``: :attr:`latent` scaled to its extent."""
+        (eh, ew), (lh, lw) = self.tile_extent(index), self.latent
+        return eh * lh // self.tile, ew * lw // self.tile
 
     @property
     def groups(self) -> list[list[int]]:
@@ -164,6 +193,8 @@ class Header:
             ext["layout"] = self.layout
         ext_raw = json.dumps(ext, sort_keys=True, separators=(",", ":")).encode() if ext else b""
         quality = b"" if self.format_version == 1 else struct.pack("<H", round((self.quality or 0) * QUALITY_STEP))
+        if self.edge_stride:
+            quality += struct.pack("<H", self.edge_stride)
         return (
             _CORE.pack(self.width, self.height, self.tile, self.latent[0], self.latent[1],
                        self.channels, self.bit_depth, digest, len(name))
@@ -172,7 +203,7 @@ class Header:
 
     @classmethod
     def unpack(cls, raw: bytes, version: int = 1) -> "Header":
-        quality = None
+        quality, edge_stride = None, 0
         try:
             width, height, tile, lh, lw, channels, bit_depth, digest, name_len = _CORE.unpack_from(raw, 0)
             at = _CORE.size
@@ -182,6 +213,9 @@ class Header:
                 if code == 0 and version == 2:
                     raise ValueError("quality 0")
                 quality = code / QUALITY_STEP if code else None
+            if version >= 4:
+                (edge_stride,) = struct.unpack_from("<H", raw, at)
+                at += 2
             name = raw[at : at + name_len].decode("utf-8")
             at += name_len
             (ext_len,) = struct.unpack_from("<I", raw, at)
@@ -191,14 +225,15 @@ class Header:
         except (struct.error, UnicodeDecodeError, ValueError) as exc:
             raise BitstreamError(f"malformed header ({exc})") from None
         metadata, georef, layout = parse_extension(raw[at:], channels)
-        if (version >= 3) != (layout is not None):
+        if version < 4 and (version >= 3) != (layout is not None):
             state = "missing" if layout is None else "present"
             raise BitstreamError(f"malformed header: header field 'layout': {state} in a version {version} file")
         header = cls(
             model=name, model_sha256=digest.hex(), width=width, height=height, tile=tile,
             latent=(lh, lw), channels=channels, bit_depth=bit_depth,
-            metadata=metadata, georef=georef, quality=quality, layout=layout,
+            metadata=metadata, georef=georef, quality=quality, layout=layout, edge_stride=edge_stride,
         )
+        _check_edge_stride(header, version)
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
             raise BitstreamError(f"header declares a {width}x{height} image; sides must be 1..{MAX_SIDE}")
         if tile <= 0 or tile % 64 or tile > 4096:
@@ -459,6 +494,18 @@ class _Plane:
     @property
     def bpp(self) -> float:
         return self.parent.bpp
+
+
+def _check_edge_stride(header: Header, version: int) -> None:
+    """A version 4 header's edge stride: a divisor of the tile that the latent grid divides
+    (the codec's stride, 64 for every COSMIC model); and a version 4 file needs it."""
+    s, t = header.edge_stride, header.tile
+    if version < 4:
+        return
+    step = t // header.latent[0] if header.latent[0] and t % header.latent[0] == 0 else 0
+    if not (0 < s <= t and t % s == 0 and step and s % step == 0):
+        raise BitstreamError(f"malformed header: header field 'edge_stride' = {s} does not fit tile {t} "
+                             f"and latent {header.latent[0]}")
 
 
 def read_container(source: str | os.PathLike | bytes | BinaryIO, partial: bool = False) -> Container:

@@ -56,8 +56,8 @@ OPSET = 17
 #: who computes y and z on the ground: the exported graph in ONNX Runtime when it is installed and
 #: the model is on the CPU ("auto"), always ("onnx"), or PyTorch ("torch")
 RUNTIMES = ("auto", "onnx", "torch")
-_SESSIONS: OrderedDict = OrderedDict()  # (model digest, config, tile) -> ONNX Runtime session
-_MAX_SESSIONS = 4
+_SESSIONS: OrderedDict = OrderedDict()  # (model digest, config, (h, w)) -> ONNX Runtime session
+_MAX_SESSIONS = 8  # a tile size's four shapes (full, right edge, bottom edge, corner) for two models
 
 
 class AnalysisGraph(nn.Module):
@@ -73,14 +73,17 @@ class AnalysisGraph(nn.Module):
         return y, self.codec.h_a(self.codec.hyper_input(y))
 
 
-def _export(codec: nn.Module, f, tile: int, opset: int) -> None:
-    """Trace the analysis graph of ``codec`` into ``f`` (a path or a binary file object)."""
-    if tile <= 0 or tile % codec.downsampling_factor:
-        raise InputError(f"--tile {tile}: must be a positive multiple of {codec.downsampling_factor}")
+def _export(codec: nn.Module, f, tile: int | tuple[int, int], opset: int) -> None:
+    """Trace the analysis graph of ``codec`` for ``tile`` x ``tile`` (or (h, w)) tiles into ``f``
+    (a path or a binary file object)."""
+    h, w = (tile, tile) if isinstance(tile, int) else tile
+    for side in (h, w):
+        if side <= 0 or side % codec.downsampling_factor:
+            raise InputError(f"--tile {side}: must be a positive multiple of {codec.downsampling_factor}")
     graph = AnalysisGraph(codec.eval()).eval()
     # batch 2: quality is traced as one value per tile; a private generator, so that exporting
     # (as the encode pipeline does inside a training run's validation) leaves torch's RNG alone
-    x = torch.rand(2, getattr(codec, "in_channels", 3), tile, tile, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, getattr(codec, "in_channels", 3), h, w, generator=torch.Generator().manual_seed(0))
     args, names = (x,), ["x"]
     if graph.variable_rate:
         args, names = (x, torch.ones(2)), ["x", "quality"]
@@ -91,8 +94,10 @@ def _export(codec: nn.Module, f, tile: int, opset: int) -> None:
                           dynamic_axes=axes, opset_version=opset, dynamo=False)
 
 
-def export_onnx(codec: nn.Module, path: str | os.PathLike, tile: int = 256, opset: int = OPSET) -> Path:
-    """Write the analysis graph of ``codec`` to ``path`` (batch dimension dynamic, tile fixed)."""
+def export_onnx(codec: nn.Module, path: str | os.PathLike, tile: int | tuple[int, int] = 256,
+                opset: int = OPSET) -> Path:
+    """Write the analysis graph of ``codec`` to ``path`` (batch dimension dynamic, tile shape
+    fixed: ``tile`` x ``tile``, or (h, w) for the edge tiles a scene of a known size has)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
     try:
@@ -103,9 +108,9 @@ def export_onnx(codec: nn.Module, path: str | os.PathLike, tile: int = 256, opse
     return path
 
 
-def export_bytes(codec: nn.Module, tile: int = 256, opset: int = OPSET) -> bytes:
-    """The analysis graph of ``codec`` as the bytes of an ``.onnx`` file (what :func:`export_onnx`
-    writes), for a session in this process."""
+def export_bytes(codec: nn.Module, tile: int | tuple[int, int] = 256, opset: int = OPSET) -> bytes:
+    """The analysis graph of ``codec`` for ``tile`` x ``tile`` (or (h, w)) tiles as the bytes of
+    an ``.onnx`` file (what :func:`export_onnx` writes), for a session in this process."""
     buf = io.BytesIO()
     _export(codec, buf, tile, opset)
     return buf.getvalue()
@@ -137,13 +142,25 @@ def _session(model, threads: int):
 class OnnxEncoder:
     """An exported analysis graph run by ONNX Runtime, followed by the rANS coder of ``codec``;
     ``compress`` has the contract of ``codec.compress``. ``onnx_path``: the ``.onnx`` file (what
-    a satellite loads), or an ONNX Runtime session of it."""
+    a satellite loads), or an ONNX Runtime session of it. The graph takes one tile shape;
+    ``session_for((h, w))``, when given, supplies the session of another (an edge tile padded to
+    the codec's stride, format version 4); without it such a tile is an InputError."""
 
-    def __init__(self, codec: nn.Module, onnx_path, threads: int = 1):
+    def __init__(self, codec: nn.Module, onnx_path, threads: int = 1, session_for=None):
         is_path = isinstance(onnx_path, (str, os.PathLike, bytes))
         self.session = _session(onnx_path, threads) if is_path else onnx_path
         self.codec = codec.eval()
         self.inputs = [i.name for i in self.session.get_inputs()]
+        self.shape = tuple(self.session.get_inputs()[0].shape[-2:])
+        self.session_for = session_for
+
+    def _session_of(self, shape: tuple[int, int]):
+        """The session whose graph takes (h, w) tiles."""
+        if shape == self.shape:
+            return self.session
+        if self.session_for is None:
+            raise InputError(f"the ONNX graph takes {self.shape[0]}x{self.shape[1]} tiles, not {shape[0]}x{shape[1]}")
+        return self.session_for(shape)
 
     @property
     def in_channels(self) -> int:
@@ -160,7 +177,7 @@ class OnnxEncoder:
         feed = {"x": x.numpy().astype(np.float32)}
         if "quality" in self.inputs:
             feed["quality"] = self.codec.quality_tensor(quality, x.shape[0]).numpy().astype(np.float32)
-        y, z = self.session.run(["y", "z"], feed)
+        y, z = self._session_of(tuple(x.shape[-2:])).run(["y", "z"], feed)
         return torch.from_numpy(y), torch.from_numpy(z)
 
     def compress(self, x: torch.Tensor, quality=None) -> dict:
@@ -171,7 +188,7 @@ class OnnxEncoder:
 def select_encoder(codec: nn.Module, tile: int, runtime: str = "auto"):
     """What computes y and z for ``tile``-px tiles (see the module docstring): an
     :class:`OnnxEncoder` of the exported graph (exported once per model, configuration and tile
-    size in this process), or ``codec`` itself for PyTorch."""
+    shape in this process; an edge tile's smaller shape on first use), or ``codec`` itself for PyTorch."""
     if runtime not in RUNTIMES:
         raise InputError(f"runtime '{runtime}': choose one of {', '.join(RUNTIMES)}")
     on_cpu = all(p.device.type == "cpu" for p in codec.parameters())
@@ -179,10 +196,16 @@ def select_encoder(codec: nn.Module, tile: int, runtime: str = "auto"):
         return codec
     if not on_cpu:
         raise InputError("runtime 'onnx' runs on the CPU; move the model there or use runtime 'torch'")
-    key = (codec.digest(), repr(sorted(getattr(codec, "config", {}).items())), tile)
+    return OnnxEncoder(codec, _cached_session(codec, (tile, tile)), session_for=lambda s: _cached_session(codec, s))
+
+
+def _cached_session(codec: nn.Module, shape: tuple[int, int]):
+    """The ONNX Runtime session of ``codec``'s graph for (h, w) tiles, exported once per model,
+    configuration and shape in this process (the newest :data:`_MAX_SESSIONS` kept)."""
+    key = (codec.digest(), repr(sorted(getattr(codec, "config", {}).items())), tuple(shape))
     if key not in _SESSIONS:
-        _SESSIONS[key] = _session(export_bytes(codec, tile), torch.get_num_threads())
+        _SESSIONS[key] = _session(export_bytes(codec, tuple(shape)), torch.get_num_threads())
         while len(_SESSIONS) > _MAX_SESSIONS:
             _SESSIONS.popitem(last=False)
     _SESSIONS.move_to_end(key)
-    return OnnxEncoder(codec, _SESSIONS[key])
+    return _SESSIONS[key]

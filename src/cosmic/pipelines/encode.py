@@ -75,12 +75,14 @@ class EncodePipeline:
     a learned baseline's) and the model name written into every file. ``single_band``: the
     pipeline that codes the one-band groups of a multi-group scene (e.g. the NIR of
     ``--band-groups 1,2,3:4``), named per group in the file's ``layout.models``; None: this
-    pipeline codes them too (a band as R = G = B)."""
+    pipeline codes them too (a band as R = G = B). ``pad_edges``: edge tiles padded only to the
+    codec's stride (format version 4, the default), or False: to the whole tile, as an encoder
+    with one fixed-shape graph does (versions 1-3; :func:`~cosmic.onboard.scene.edge_stride`)."""
 
     def __init__(self, codec, name: str, batch_size: int = 4, runtime: str = "auto",
-                 single_band: "EncodePipeline | None" = None):
+                 single_band: "EncodePipeline | None" = None, pad_edges: bool = True):
         self.codec, self.name, self.batch_size = codec.eval(), name, batch_size
-        self.runtime, self.single_band = runtime, single_band
+        self.runtime, self.single_band, self.pad_edges = runtime, single_band, pad_edges
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **kwargs) -> "EncodePipeline":
@@ -177,7 +179,7 @@ class EncodePipeline:
             raise InputError(f"{scene.name}: model '{self.name}' codes one band; this scene has "
                              f"{scene.channels} (choose one with bands=)")
         header = scene_header(self.codec, self.name, scene.width, scene.height, tile, scene.channels,
-                              scene.metadata.to_dict(), scene.georef, self.check_quality(quality))
+                              scene.metadata.to_dict(), scene.georef, self.check_quality(quality), self.pad_edges)
         header.layout = scene.layout
         own = [self.for_group(n) for n in scene.group_sizes]
         if any(p is not self for p in own):  # one-band groups coded by the single-band model
@@ -205,7 +207,7 @@ class EncodePipeline:
         batch = batch_tiles(header.tile, self.batch_size)  # one forward's memory bounded
         for group, bands in enumerate(header.groups):
             encoder = self.for_group(len(bands)).encoder(header.tile)
-            coded = encode_tiles(encoder, scene.tiles(header.tile, group), batch, bar, header.quality)
+            coded = encode_tiles(encoder, scene.tiles(header.tile, group, header.edge_stride), batch, bar, header.quality)
             if group == 0 and header.has_mask:
                 coded = (pack_mask(m) + p for m, p in zip(scene.mask_tiles(header.tile), coded))
             yield from coded

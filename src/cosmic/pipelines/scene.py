@@ -46,12 +46,13 @@ class Scene:
         """The number of bands of each band group (one group of ``channels`` without a layout)."""
         return [len(g) for g in (self.layout or {}).get("groups") or [range(self.channels)]]
 
-    def tiles(self, tile: int, group: int = 0) -> Iterator[np.ndarray]:
-        """Row-major ``tile`` x ``tile`` tiles of band group ``group``, edge tiles padded."""
+    def tiles(self, tile: int, group: int = 0, stride: int = 0) -> Iterator[np.ndarray]:
+        """Row-major ``tile`` x ``tile`` tiles of band group ``group``, edge tiles padded (to a
+        multiple of ``stride`` when given: format version 4)."""
         from cosmic.onboard.scene import iter_windows
 
         read = self.read if group == 0 else (lambda t, l, h, w: self.read_group(t, l, h, w, group))
-        return iter_windows(read, self.width, self.height, tile)
+        return iter_windows(read, self.width, self.height, tile, stride)
 
     def mask_tiles(self, tile: int) -> Iterator[np.ndarray]:
         """Row-major validity masks of the tiles, cut to the image (not padded)."""
