@@ -1,62 +1,70 @@
-"""What padding edge tiles to the codec's stride (64 px) instead of the tile size would save
-(issue 33 item 10, not implemented: the measurement that motivates it).
+"""Edge tiles padded to the codec's stride (format version 4) against padded to the tile (the
+old layout): real files and their decodes (issue 33 item 10).
 
-    .venv/bin/python benchmarks/edge_tiles.py [--quality 3] SCENE.png ...
+    .venv/bin/python benchmarks/edge_tiles.py [--quality 3] SCENE.png[:WxH] ...
 
-Each scene is cut into 256-px tiles; every edge tile (one whose window the image cuts) is coded
-by the on-board codec in PyTorch twice: padded by replication to 256x256, as the container codes
-it today, and to the next multiple of 64 of its own size. Printed: the scene's payload bytes
-today, the edge tiles' share and the bytes the stride padding would save (payload = z + y
-strings + their 4-byte length; the container's header and table are the same either way).
+Each scene (``:WxH``: its top-left W x H crop) is coded twice by the encode pipeline with the
+shipped model, ``EncodePipeline(pad_edges=True)`` (the default: an edge tile is coded at its own
+size rounded up to 64 px) and ``pad_edges=False`` (every tile 256x256, as before version 4), and
+both files are decoded by the decode pipeline (steps 0, the default border filter). Printed: file
+bytes (bpp = file bytes x 8 / pixels), PSNR of each decode against the source, and the bytes saved.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cosmic.onboard.scene import pad_tile
-from cosmic.pipelines import EncodePipeline, open_scene
-
-TILE, STRIDE = 256, 64
+from cosmic.evaluation.metrics import psnr
+from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
 
 
-def _payload(codec, block: np.ndarray, height: int, width: int, quality) -> int:
-    padded = np.pad(block, ((0, height - block.shape[0]), (0, width - block.shape[1]), (0, 0)), mode="edge")
-    x = torch.from_numpy(padded.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-    with torch.no_grad():
-        y, z = codec.compress(x, quality)["strings"]
-    return len(y[0]) + len(z[0]) + 4
+def _source(spec: str) -> tuple[str, np.ndarray]:
+    """(name, pixels) of ``PATH`` or ``PATH:WxH`` (the top-left crop)."""
+    path, _, crop = spec.partition(":")
+    with open_scene(Path(path)) as scene:
+        pixels = scene.read(0, 0, scene.height, scene.width)
+    if crop:
+        w, h = (int(v) for v in crop.split("x"))
+        pixels = pixels[:h, :w]
+    return Path(path).stem + (f" ({crop} crop)" if crop else ""), np.ascontiguousarray(pixels)
+
+
+def _code(encoder: EncodePipeline, decoder: DecodePipeline, pixels: np.ndarray, quality: float,
+          path: Path) -> tuple[int, int, float]:
+    """(format version, file bytes, PSNR) of ``pixels`` coded by ``encoder`` and decoded."""
+    from cosmic.io.container import read_container
+
+    encoder.to_file(open_scene(pixels), path, quality=quality)
+    decoded = decoder(path).pixels
+    return read_container(path).version, path.stat().st_size, psnr(pixels, decoded)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenes", nargs="+", type=Path)
+    ap.add_argument("scenes", nargs="+")
     ap.add_argument("--model", default="cosmic-small-vr")
     ap.add_argument("--quality", type=float, default=3.0)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    codec = EncodePipeline.from_pretrained(args.model).codec.eval()
-    print("| scene | size | tiles (edge) | payload bytes now | edge tiles' bytes | saved with 64-px padding |")
-    print("|---|---|---|---|---|---|")
-    for path in args.scenes:
-        scene = open_scene(path)
-        total = edge_now = edge_stride = count = 0
-        for top in range(0, scene.height, TILE):
-            for left in range(0, scene.width, TILE):
-                block = scene.read(top, left, TILE, TILE)
-                now = _payload(codec, pad_tile(block, TILE), TILE, TILE, args.quality)
-                total += now
-                if block.shape[:2] != (TILE, TILE):
-                    h, w = (-(-s // STRIDE) * STRIDE for s in block.shape[:2])
-                    edge_now, edge_stride, count = edge_now + now, edge_stride + _payload(
-                        codec, block, h, w, args.quality), count + 1
-        grid = (-(-scene.height // TILE)) * (-(-scene.width // TILE))
-        print(f"| {path.stem} | {scene.width}x{scene.height} | {grid} ({count}) | {total} | {edge_now} | "
-              f"{edge_now - edge_stride} ({(edge_now - edge_stride) / total:.1%}) |", flush=True)
+    stride = EncodePipeline.from_pretrained(args.model)
+    padded = EncodePipeline(stride.codec, stride.name, pad_edges=False)
+    decoder = DecodePipeline.from_pretrained(args.model)
+    print("| scene | size | tile-padded: bytes, bpp, PSNR | stride-padded: version, bytes, bpp, PSNR | saved |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in args.scenes:
+            name, pixels = _source(spec)
+            px = pixels.shape[0] * pixels.shape[1]
+            _, old, old_db = _code(padded, decoder, pixels, args.quality, Path(tmp) / "old.cosmic")
+            version, new, new_db = _code(stride, decoder, pixels, args.quality, Path(tmp) / "new.cosmic")
+            print(f"| {name} | {pixels.shape[1]}x{pixels.shape[0]} | {old}, {old * 8 / px:.4f}, {old_db:.2f} dB | "
+                  f"v{version}, {new}, {new * 8 / px:.4f}, {new_db:.2f} dB | {old - new} ({(old - new) / old:.1%}) |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,15 @@ def test_the_onnx_encoder_codes_edge_tiles_with_a_graph_of_their_shape(tmp_path,
     fixed = OnnxEncoder(codec, export_onnx(codec, tmp_path / "g.onnx", 128))
     with pytest.raises(InputError, match="takes 128x128 tiles, not 64x128"):
         fixed.compress(torch.rand(1, 3, 64, 128))
+
+
+def test_info_names_the_edge_stride(cli, tmp_path):
+    import json
+
+    path = tmp_path / "e.cosmic"
+    _tiny_encode(golden_image(), path)
+    code, out, _ = cli("info", path, "--json")
+    assert code == 0 and json.loads(out)["edge_stride"] == 64 and json.loads(out)["format_version"] == 4
+    code, out, _ = cli("info", GOLDEN_V1)
+    assert code == 0 and "COSMIC format v1" in out and "multiple of" not in out
+    assert "edge tiles coded to a multiple of 64px" in cli("info", path)[1]

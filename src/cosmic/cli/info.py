@@ -88,7 +88,7 @@ def _info_dict(c, input: Path, bad: list[str]) -> dict:
         "file": str(input), "format_version": c.version, "bytes": c.file_size, "bpp": c.bpp,
         "model": h.model, "model_sha256": h.model_sha256, "width": h.width, "height": h.height,
         "channels": h.channels, "bit_depth": h.bit_depth, "tile": h.tile, "quality": h.quality,
-        "grid": [h.rows, h.cols], "tile_bytes": [length for length, _ in c.entries],
+        "grid": [h.rows, h.cols], "edge_stride": h.edge_stride, "tile_bytes": [length for length, _ in c.entries],
         "metadata": h.metadata, "georef": h.georef, "corrupt_tiles": bad,
         "groups": h.groups, "mask": h.has_mask, "source_bits": source_bits(h),
         "group_models": [c.plane(g).header.model for g in range(h.planes)],
@@ -102,7 +102,8 @@ def _echo_info(c, input: Path, bad: list[str]) -> None:
     quality = f", quality {h.quality:g}" if h.quality is not None else ""
     typer.echo(f"  model     {clean(h.model)} (on-board sha256 {h.model_sha256[:16]}...){quality}")
     typer.echo(f"  image     {_image_line(c)}")
-    typer.echo(f"  tiles     {h.rows}x{h.cols} of {h.tile}px, {min(lengths)}..{max(lengths)} bytes each")
+    edges = f" (edge tiles coded to a multiple of {h.edge_stride}px)" if h.edge_stride else ""
+    typer.echo(f"  tiles     {h.rows}x{h.cols} of {h.tile}px{edges}, {min(lengths)}..{max(lengths)} bytes each")
     typer.echo(f"  metadata  {json.dumps(h.metadata) if h.metadata else '(none)'}")
     typer.echo(f"  georef    {clean(_describe_georef(h.georef))}")
     typer.echo(f"  integrity {'all tiles OK' if not bad else '; '.join(bad)}")
