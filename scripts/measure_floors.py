@@ -70,13 +70,15 @@ def measure_cosmic_enhancer(crop):
 
 def measure_codebook(sample):
     from cosmic.codebook import load_prior
+    from cosmic.ground.postprocess import PostContext
 
     x = sample[:256, :256].copy()
     model = load_model("cosmic-small-vr")
     data = EncodePipeline(model.onboard, model.name).encode(open_scene(x), quality=1.0).to_bytes()
     dec, prior = DecodePipeline(model, "cosmic-small-vr"), load_prior("codebook-ucm")
-    decodes = {"plain": dec(data).pixels, **{f"w{w}": dec(data, prior=prior, fidelity=w).pixels for w in (0.0, 0.5, 1.0)},
-               "default": dec(data, prior=prior).pixels}
+    decodes = {"plain": dec(data).pixels, **{f"w{w}": dec(data, post=prior, context=PostContext(fidelity=w)).pixels
+                                             for w in (0.0, 0.5, 1.0)},
+               "default": dec(data, post=prior).pixels}
     print(f"codebook: original detail {detail_energy(x):.3f}; " + ", ".join(
         f"{k} {psnr(x, y):.3f} dB detail {detail_energy(y):.3f}" for k, y in decodes.items()))
 

@@ -70,21 +70,23 @@ def compress(image, quality: float | None = None, bpp: float | None = None, max_
     the command line prints as notes (an RGBA PNG's alpha dropped, a stretch chosen) is issued as
     a :class:`CosmicWarning`.
     """
+    import dataclasses
     import tempfile
     import warnings
 
-    from cosmic.api_args import array_terms, check_image, encode_options, raster_array, sensor_metadata
-    from cosmic.pipelines.batch_encode import encode_image
+    from cosmic.api_args import array_terms, check_image, encode_request, raster_array, sensor_metadata
+    from cosmic.pipelines.encode_job import encode_file
 
     check_image(image)
-    options = encode_options(model, quality, bpp, max_bytes, tile, bands, band_groups, scale, mask, derive)
+    request = encode_request(model, quality, bpp, max_bytes, tile, bands, band_groups, scale, mask, derive)
     with tempfile.TemporaryDirectory(prefix="cosmic-") as tmp, array_terms(image, tmp) as say:
-        source, options = raster_array(image, options, nodata, tmp)
+        source, request = raster_array(image, request, nodata, tmp)
         out = os.path.join(tmp, "out.cosmic")
-        _, notes = encode_image(source, out, options, metadata=sensor_metadata(metadata))
+        result = encode_file(dataclasses.replace(request, source=source, output=out,
+                                                 metadata=sensor_metadata(metadata)))
         with builtins.open(out, "rb") as fh:
             data = fh.read()
-    for note in notes:
+    for note in result.notes:
         warnings.warn(say(note), CosmicWarning, stacklevel=2)
     return data
 
@@ -115,20 +117,18 @@ def decompress(source: bytes | str | os.PathLike | IO[bytes], steps: int = 0, se
     stitching (no bits; ``--no-deblock`` / ``deblock=False``: the plain stitched tiles).
     """
     from cosmic.api_args import check_decode_args, check_source
-    from cosmic.pipelines.decode import DecodePipeline, open_container
+    from cosmic.pipelines.decode_job import DecodeRequest, decode_file
 
     check_source(source)
     steps, seed, dtype = check_decode_args(steps, seed, dtype)
-    from cosmic.pipelines.region import open_region
-
     if not isinstance(deblock, bool):
         raise InputError(f"deblock={deblock!r}: expected True or False")
-    container = open_region(open_container(source), window, reduce, deblock)
-    decoded = DecodePipeline.for_container(container, model).product(container, dtype, steps=steps, seed=seed,
-                                                                      deblock=deblock)
+    result = decode_file(DecodeRequest(source, None, None if model is None else str(model), steps, seed,
+                                       deblock=deblock, dtype=dtype, window=window, reduce=reduce))
+    decoded = result.product
     if not return_georef:
         return decoded.pixels
-    return decoded.pixels, _georef(container.header, decoded)
+    return decoded.pixels, _georef(result.container.header, decoded)
 
 
 def _georef(header, decoded) -> dict | None:

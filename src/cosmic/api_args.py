@@ -4,8 +4,8 @@
 takes option strings; a value of the wrong type or range is an :class:`~cosmic.errors.InputError`
 that names the parameter (``quality='high': expected a number``), never a ``TypeError``,
 ``ValueError``, ``AttributeError`` or ``IndexError`` from deep inside a pipeline after seconds of
-work. The encode options become the CLI's :class:`~cosmic.pipelines.batch_encode.EncodeOptions`,
-so both code a file the same way. Plain Python + numpy.
+work. The encode options become the CLI's :class:`~cosmic.pipelines.encode_job.EncodeRequest`,
+so both code a file the same way (:func:`~cosmic.pipelines.encode_job.encode_file`). Plain Python + numpy.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from cosmic.errors import InputError
 
-__all__ = ["check_image", "check_source", "check_decode_args", "encode_options", "sensor_metadata", "raster_array",
+__all__ = ["check_image", "check_source", "check_decode_args", "encode_request", "sensor_metadata", "raster_array",
            "array_terms"]
 
 
@@ -116,10 +116,11 @@ def _scale(scale):
     return (low, high)
 
 
-def encode_options(model, quality, bpp, max_bytes, tile, bands, band_groups, scale, mask, derive):
+def encode_request(model, quality, bpp, max_bytes, tile, bands, band_groups, scale, mask, derive):
     """:func:`cosmic.compress`'s arguments as the CLI's
-    :class:`~cosmic.pipelines.batch_encode.EncodeOptions` (the rate target checked here too)."""
-    from cosmic.pipelines.batch_encode import EncodeOptions
+    :class:`~cosmic.pipelines.encode_job.EncodeRequest` (the rate target checked here too; the
+    source and output are set by the caller)."""
+    from cosmic.pipelines.encode_job import EncodeRequest
     from cosmic.pipelines.encode import check_rate_target
 
     if model is not None and not isinstance(model, (str, os.PathLike)):
@@ -130,8 +131,9 @@ def encode_options(model, quality, bpp, max_bytes, tile, bands, band_groups, sca
     max_bytes, tile = _number("max_bytes", max_bytes, integer=True), _number("tile", tile, integer=True)
     check_tile(tile, "tile")  # the size policy, in the API's terms (the CLI's check says --tile)
     check_rate_target(quality, bpp, max_bytes)
-    return EncodeOptions(None if model is None else str(model), quality, bpp, max_bytes, tile, _bands(bands),
-                         _scale(scale), _band_groups(band_groups), _flag("mask", mask), _flag("derive", derive))
+    return EncodeRequest(None, None, None if model is None else str(model), quality, bpp, max_bytes, tile,
+                         _bands(bands), _scale(scale), _band_groups(band_groups), _flag("mask", mask),
+                         _flag("derive", derive))
 
 
 def raster_array(image, options, nodata, folder: str):

@@ -312,22 +312,6 @@ def test_cli_enhance_jpeg2000_with_prior(cli, tmp_path, prior_dir, one_line_erro
     assert np.array_equal(np.asarray(Image.open(batch / "scene.png")), plain.transpose(1, 2, 0))
 
 
-def test_eval_codec_names_with_prior():
-    from cosmic.evaluation.harness import parse_codecs
-
-    specs = parse_codecs("jpeg2000+codebook@0.5,cosmic+codebook,jpeg2000")
-    assert [(s.name, s.kind, s.prior, s.fidelity) for s in specs] == [
-        ("jpeg2000+codebook@0.5", "classical", "codebook-ucm", 0.5),
-        ("cosmic+codebook", "cosmic", "codebook-ucm", None), ("jpeg2000", "classical", None, None)]
-    assert specs[0].points == specs[2].points and specs[1].points
-    trained = parse_codecs("jpeg2000+codebook=runs/cb/prior@0.25,jpeg2000+codebook=/tmp/p9")
-    assert [(s.name, s.prior, s.fidelity) for s in trained] == [
-        ("jpeg2000+codebook=cb@0.25", "runs/cb/prior", 0.25), ("jpeg2000+codebook=p9", "/tmp/p9", None)]
-    for bad in ("cosmic+codebook@x", "cosmic+codebook@2", "cosmic+codebook=runs/p@x"):
-        with pytest.raises(InputError, match="fidelity"):
-            parse_codecs(bad)
-
-
 def test_cli_train_codebook_refuses_bad_input(cli, one_line_error, codebook_data, tmp_path):
     for args, needle in ((["--stage", "4"], "stage"), (["--stage", "1", "--lq-qualities", "x"], "lq-qualities"),
                          (["--stage", "1", "--split", "train+val"], "val"), (["--stage", "1", "--crop", "48"], "crop")):
@@ -349,6 +333,7 @@ def test_shipped_prior_floor():
     from importlib import resources
 
     from cosmic.codebook import load_prior
+    from cosmic.ground.postprocess import PostContext
     from cosmic.evaluation.metrics import detail_energy, psnr
     from cosmic.io.images import load_rgb
     from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
@@ -359,9 +344,9 @@ def test_shipped_prior_floor():
     data = EncodePipeline(model.onboard, model.name).encode(open_scene(x), quality=1.0).to_bytes()
     dec, prior = DecodePipeline(model, "cosmic-small-vr"), load_prior("codebook-ucm")
     assert prior.default_fidelity == 0.5
-    plain, default = dec(data).pixels, dec(data, prior=prior).pixels
-    np.testing.assert_array_equal(default, dec(data, prior=prior, fidelity=0.5).pixels)
+    plain, default = dec(data).pixels, dec(data, post=prior).pixels
+    np.testing.assert_array_equal(default, dec(data, post=prior, context=PostContext(fidelity=0.5)).pixels)
     assert psnr(x, default) >= 24.11 and psnr(x, default) > psnr(x, plain) - 0.5
-    detail = [detail_energy(dec(data, prior=prior, fidelity=w).pixels) for w in (0.0, 0.5, 1.0)]
+    detail = [detail_energy(dec(data, post=prior, context=PostContext(fidelity=w)).pixels) for w in (0.0, 0.5, 1.0)]
     assert detail[0] > detail[1] > detail[2] == detail_energy(plain)
     assert 3.5 <= detail[1] < detail_energy(x)  # closer to the original's detail than the plain decode

@@ -13,7 +13,8 @@ from PIL import Image
 
 from cosmic.enhance.model import Enhancer, build_enhancer
 from cosmic.enhance.modules import MEN, PriorEncoder
-from cosmic.enhance.pipeline import DEFAULT_ENHANCER, EnhancePipeline, codestream_bytes
+from cosmic.enhance.pipeline import DEFAULT_ENHANCER, EnhancePipeline
+from cosmic.io.jpeg2000 import codestream_bytes
 from cosmic.errors import BitstreamError, InputError
 from cosmic.evaluation.classical import jpeg2000_encode
 from cosmic.evaluation.metrics import psnr
@@ -190,17 +191,14 @@ def test_decompress_enhance_without_cosmic_enhancer(cli, golden_png, tmp_path, o
 def test_decompress_enhance_with_a_cosmic_enhancer(cli, golden_png, tmp_path):
     from helpers import TINY_MODEL
 
-    from cosmic.enhance.pipeline import enhance_decode
-    from cosmic.io.container import read_container
-    from cosmic.pipelines.decode import DecodePipeline
+    from cosmic.pipelines.decode_job import DecodeRequest, decode_file
 
     model = perturbed_enhancer(build_enhancer("small", source="cosmic")).save_pretrained(tmp_path / "cosmic-enh")
     coded = tmp_path / "g.cosmic"
     assert cli("compress", golden_png, "-o", coded, "-m", TINY_MODEL, "-q")[0] == 0
     plain, enhanced = tmp_path / "plain.png", tmp_path / "enh.png"
     assert cli("decompress", coded, "-o", plain, "-m", TINY_MODEL, "-q")[0] == 0
-    container = read_container(coded)
-    assert enhance_decode(DecodePipeline.from_pretrained(TINY_MODEL), container, enhanced, model) == []
+    assert decode_file(DecodeRequest(coded, enhanced, str(TINY_MODEL), post=str(model))).bad_tiles == ()
     a, b = np.asarray(Image.open(plain)), np.asarray(Image.open(enhanced))
     assert a.shape == b.shape == (200, 300, 3) and not np.array_equal(a, b)
     with pytest.raises(InputError, match="enhances cosmic decodes, not jpeg2000"):
@@ -284,22 +282,6 @@ def test_coded_pairs_are_reused_only_for_the_same_data(tiny_data, tmp_path):
     train_enhancer(cfg())  # the same options: the cached pairs are reused
     with pytest.raises(InputError, match="other data or rates"):
         train_enhancer(cfg(rates_per_image=3))
-
-
-def test_eval_codec_enhances_jpeg2000_at_the_same_bpp(monkeypatch, tmp_path, tiny_enhancer):
-    from cosmic.evaluation.harness import evaluate, parse_codecs
-
-    monkeypatch.setattr("cosmic.zoo.shipped_models", lambda: [str(tiny_enhancer)])
-    specs = parse_codecs("jpeg2000,jpeg2000+enhance,cosmic+enhance")
-    assert [s.name for s in specs] == ["jpeg2000", "jpeg2000+enhance", "cosmic+enhance"]
-    assert specs[2].note and not specs[2].points
-    for s in specs[:2]:
-        s.points = [96.0]
-    Image.fromarray(golden_image(64, 64)).save(tmp_path / "a.png")
-    rows = evaluate([tmp_path / "a.png"], specs[:2], progress=False)
-    plain, enhanced = rows
-    assert enhanced["codec"] == "jpeg2000+enhance" and enhanced["bpp"] == plain["bpp"]
-    assert enhanced["psnr"] != plain["psnr"]
 
 
 #: measured on the shipped enhancer (docs/MODEL_CARD.md): PSNR gain over plain JPEG2000 on a

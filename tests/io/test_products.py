@@ -263,21 +263,22 @@ def test_enhanced_decode_keeps_fill_names_units_and_tags(coded16, tmp_path):
     from PIL import Image
 
     from cosmic.enhance.model import build_enhancer
-    from cosmic.enhance.pipeline import enhance_decode
+    from cosmic.zoo import load_postprocessor
     from cosmic.pipelines.decode import DecodePipeline
 
     d, _, fill = coded16
     enhancer = perturbed_enhancer(build_enhancer("small", source="cosmic")).save_pretrained(tmp_path / "enh")
     pipe, container = DecodePipeline.from_pretrained(TINY_MODEL), read_container(d / "ls.cosmic")
     pipe.write(container, tmp_path / "plain.tif")
-    assert enhance_decode(pipe, container, tmp_path / "enh.tif", enhancer) == []
+    post = load_postprocessor(enhancer)
+    assert pipe.write(container, tmp_path / "enh.tif", post=post) == []
     with rasterio.open(tmp_path / "plain.tif") as a, rasterio.open(tmp_path / "enh.tif") as b:
         assert b.dtypes == a.dtypes == ("uint16",) * 3 and b.nodata == a.nodata == 0
         assert b.descriptions == a.descriptions == ("B4", "B3", "B2") and b.crs == a.crs
         assert b.tags() == a.tags() and "COSMIC_SCALE" in b.tags() and "ACQUISITIONDATETIME" in b.tags()
         plain, enhanced = a.read(), b.read()
     assert np.array_equal((enhanced == 0).all(0), fill) and not np.array_equal(plain, enhanced)
-    assert enhance_decode(pipe, container, tmp_path / "enh.png", enhancer) == []
+    assert pipe.write(container, tmp_path / "enh.png", post=post) == []
     assert np.array_equal(np.asarray(Image.open(tmp_path / "enh.png"))[..., 3] == 0, fill)
 
 

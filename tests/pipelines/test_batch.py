@@ -1,6 +1,6 @@
 """`cosmic decompress DIR_OR_GLOB -o OUTDIR`: many files, models loaded once per worker, a corrupt
 file reported and skipped, outputs written whole; the same work on local processes and Dask
-(the runner, cosmic.pipelines.batch, with the decode task of cosmic.pipelines.batch_decode)."""
+(the runner, cosmic.pipelines.batch, with the decode job of cosmic.pipelines.decode_job)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from helpers import TINY_MODEL, golden_image
 from PIL import Image
 
-from cosmic.pipelines import batch, batch_decode
-from cosmic.pipelines.batch_decode import DecodeOptions, decode_file
+from cosmic.pipelines import batch
+from cosmic.pipelines.decode_job import DecodeRequest, decode_file
 
 
 @pytest.fixture()
@@ -50,11 +50,11 @@ def test_batch_glob_and_models_loaded_once(downlinks, tmp_path, monkeypatch):
     loads = []
     real = cosmic.zoo.load_model
     monkeypatch.setattr(cosmic.zoo, "load_model", lambda ref: loads.append(ref) or real(ref))
-    monkeypatch.setattr(batch_decode, "_PIPELINES", {})
+    monkeypatch.setattr(batch, "LOADED", {})
     inputs = batch.find_inputs(str(downlinks / "pass*.cosmic"))
     assert [p.name for p in inputs] == ["pass0.cosmic", "pass1.cosmic", "pass2.cosmic"]
     assert batch.find_inputs(str(downlinks / "*")) == batch.find_inputs(downlinks)  # notes.txt is no downlink
-    results = batch.run_batch(decode_file, batch.plan(inputs, tmp_path, ".png"), DecodeOptions(model=str(TINY_MODEL)))
+    results = batch.run_batch(decode_file, batch.plan(inputs, tmp_path, ".png"), DecodeRequest(model=str(TINY_MODEL)))
     assert all(r.ok for r in results) and len(loads) == 1
     with pytest.raises(Exception, match="no .cosmic files"):
         batch.find_inputs(str(tmp_path / "nothing-*.cosmic"))
@@ -90,12 +90,12 @@ def test_batch_with_a_prior_as_one_file(cli, downlinks, tmp_path, monkeypatch):
     """--prior / --fidelity: the prior is loaded once per worker and applied to every file."""
     import cosmic
 
-    monkeypatch.setattr(batch_decode, "_PRIORS", {})
+    monkeypatch.setattr(batch, "LOADED", {})
     out, single = tmp_path / "out", tmp_path / "single.png"
     prior = ["--prior", "codebook", "--fidelity", "0.5"]
     code, _, err = cli("decompress", f"{downlinks}/pass*.cosmic", "-o", out, "-m", TINY_MODEL, *prior, "-q")
     assert code == 0, err
-    assert len(batch_decode._PRIORS) == 1  # one prior loaded for the three files
+    assert sum(k[0] == "post" for k in batch.LOADED) == 1  # one prior loaded for the three files
     code, _, err = cli("decompress", downlinks / "pass2.cosmic", "-o", single, "-m", TINY_MODEL, *prior, "-q")
     assert code == 0, err
     batched = np.asarray(Image.open(out / "pass2.png"))
@@ -116,11 +116,11 @@ def test_batch_enhance_as_one_file(cli, downlinks, tmp_path, monkeypatch):
     name = cosmic.open(downlinks / "pass0.cosmic").model  # a shipped enhancer names its source model
     enhancer = perturbed_enhancer(build_enhancer("small", source=name)).save_pretrained(tmp_path / "enh")
     monkeypatch.setattr("cosmic.zoo.shipped_models", lambda: [str(enhancer)])  # as if it shipped
-    monkeypatch.setattr(batch_decode, "_ENHANCERS", {})
+    monkeypatch.setattr(batch, "LOADED", {})
     out, single, plain = tmp_path / "out", tmp_path / "single.png", tmp_path / "plain.png"
     code, stdout, err = cli("decompress", f"{downlinks}/pass*.cosmic", "-o", out, "-m", TINY_MODEL, "--enhance")
     assert code == 0, err
-    assert stdout.count(", enhanced") == 3 and len(batch_decode._ENHANCERS) == 1
+    assert stdout.count(", enhanced") == 3 and sum(k[0] == "post" for k in batch.LOADED) == 1
     for name in ("pass0", "pass2"):
         code, _, err = cli("decompress", downlinks / f"{name}.cosmic", "-o", single, "-m", TINY_MODEL, "--enhance", "-q")
         assert code == 0, err
@@ -144,7 +144,7 @@ def test_batch_on_a_dask_local_cluster(downlinks, tmp_path):
     """One task per file on a 1-process LocalCluster; the broken file fails alone."""
     pairs = batch.plan(batch.find_inputs(downlinks), tmp_path / "out", ".png")
     (tmp_path / "out").mkdir()
-    results = batch.run_batch(decode_file, pairs, DecodeOptions(model=str(TINY_MODEL)), jobs=1, scheduler="local")
+    results = batch.run_batch(decode_file, pairs, DecodeRequest(model=str(TINY_MODEL)), jobs=1, scheduler="local")
     assert sorted(r.ok for r in results) == [False, True, True, True]
     assert [r.exit_code for r in results if not r.ok] == [3]
     assert len(list((tmp_path / "out").glob("*.png"))) == 3

@@ -14,8 +14,8 @@ import pytest
 from helpers import TINY_MODEL, golden_image
 from PIL import Image
 
-from cosmic.pipelines import batch, batch_encode
-from cosmic.pipelines.batch_encode import EncodeOptions, encode_file
+from cosmic.pipelines import batch, encode_job
+from cosmic.pipelines.encode_job import EncodeRequest, encode_file
 
 
 @pytest.fixture()
@@ -83,10 +83,10 @@ def test_batch_compress_loads_each_model_once(frames, tmp_path, monkeypatch):
     loads = []
     real = cosmic.zoo.load_onboard
     monkeypatch.setattr(cosmic.zoo, "load_onboard", lambda ref: loads.append(ref) or real(ref))
-    monkeypatch.setattr(batch_encode, "_PIPELINES", {})
-    inputs = batch.find_inputs(f"{frames}/frame*", batch_encode.IMAGE_INPUTS)
+    monkeypatch.setattr(batch, "LOADED", {})
+    inputs = batch.find_inputs(f"{frames}/frame*", encode_job.IMAGE_INPUTS)
     assert [p.name for p in inputs] == ["frame0.png", "frame1.png", "frame2.png"]  # not frame1.json
-    results = batch.run_batch(encode_file, batch.plan(inputs, tmp_path, ".cosmic"), EncodeOptions(str(TINY_MODEL)))
+    results = batch.run_batch(encode_file, batch.plan(inputs, tmp_path, ".cosmic"), EncodeRequest(model=str(TINY_MODEL)))
     assert [r.ok for r in results] == [True] * 3 and len(loads) == 1
 
 
@@ -97,7 +97,7 @@ def test_batch_compress_imports_nothing_of_the_ground(frames, tmp_path):
         "try: main(['compress', sys.argv[1], '-o', sys.argv[2], '-m', sys.argv[3], '-q'])\n"
         "except SystemExit as e: print('exit', e.code)\n"
         "print([m for m in sys.modules if m.startswith(('cosmic.ground', 'cosmic.models', 'cosmic.enhance', "
-        "'cosmic.pipelines.decode', 'cosmic.pipelines.batch_decode', 'diffusers'))])"
+        "'cosmic.pipelines.decode', 'cosmic.pipelines.decode_job', 'diffusers'))])"
     )
     r = subprocess.run([sys.executable, "-c", code, f"{frames}/frame*.png", str(tmp_path / "out"), str(TINY_MODEL)],
                        capture_output=True, text=True)
@@ -111,8 +111,8 @@ def test_batch_compress_on_a_dask_local_cluster(cli, frames, tmp_path):
     """One task per image on a 1-process LocalCluster: the same bytes; the broken image fails alone."""
     out = tmp_path / "out"
     out.mkdir()
-    pairs = batch.plan(batch.find_inputs(frames, batch_encode.IMAGE_INPUTS), out, ".cosmic")
-    results = batch.run_batch(encode_file, pairs, EncodeOptions(str(TINY_MODEL)), jobs=1, scheduler="local")
+    pairs = batch.plan(batch.find_inputs(frames, encode_job.IMAGE_INPUTS), out, ".cosmic")
+    results = batch.run_batch(encode_file, pairs, EncodeRequest(model=str(TINY_MODEL)), jobs=1, scheduler="local")
     assert sorted(r.ok for r in results) == [False, True, True, True, True]
     assert [r.exit_code for r in results if not r.ok] == [2]
     assert cli("compress", frames / "frame2.png", "-o", tmp_path / "one.cosmic", "-m", TINY_MODEL, "-q")[0] == 0

@@ -11,8 +11,8 @@ from helpers import golden_image
 from PIL import Image
 
 from cosmic.evaluation.classical import jpeg2000_encode
-from cosmic.pipelines import batch, batch_enhance
-from cosmic.pipelines.batch_enhance import EnhanceOptions, enhance_file, enhance_inputs
+from cosmic.pipelines import batch
+from cosmic.pipelines.enhance_job import EnhanceRequest, enhance_file, enhance_inputs
 
 
 @pytest.fixture()
@@ -30,12 +30,12 @@ def downlinks(tmp_path):
 
 
 def test_batch_enhance_as_one_file(cli, downlinks, tiny_enhancer, tmp_path, monkeypatch):
-    monkeypatch.setattr(batch_enhance, "_ENHANCERS", {})
+    monkeypatch.setattr(batch, "LOADED", {})
     out, single = tmp_path / "out", tmp_path / "single.png"
     code, stdout, err = cli("enhance", downlinks, "-o", out, "-m", tiny_enhancer, "--steps", "2", "--seed", "3")
     assert code == 3  # the cut-off codestream, as on its own
     assert stdout.count(": ok ") == 2 and err.count("FAILED") == 1 and "cut.j2k" in err
-    assert "2 of 3 files enhanced" in err and len(batch_enhance._ENHANCERS) == 1
+    assert "2 of 3 files enhanced" in err and len(batch.LOADED) == 1
     assert sorted(p.name for p in out.iterdir()) == ["pass0.png", "pass1.png"]  # no partials
     for i in range(2):
         code, _, err = cli("enhance", downlinks / f"pass{i}.j2k", "-o", single, "-m", tiny_enhancer, "--steps", "2",
@@ -63,10 +63,10 @@ def test_batch_enhance_on_a_dask_local_cluster(downlinks, tiny_enhancer, tmp_pat
     out = tmp_path / "out"
     out.mkdir()
     pairs = batch.plan(batch.find_inputs(f"{downlinks}/pass*.j2k", enhance_inputs(None)), out, ".tif")
-    results = batch.run_batch(enhance_file, pairs, EnhanceOptions(str(tiny_enhancer)), jobs=1, scheduler="local")
+    results = batch.run_batch(enhance_file, pairs, EnhanceRequest(model=str(tiny_enhancer)), jobs=1, scheduler="local")
     assert [r.ok for r in results] == [True, True]
     single = tmp_path / "single.tif"
-    batch_enhance.enhance_file(downlinks / "pass1.j2k", single, EnhanceOptions(str(tiny_enhancer)))
+    enhance_file(EnhanceRequest(downlinks / "pass1.j2k", single, str(tiny_enhancer)))
     import rasterio
 
     with rasterio.open(out / "pass1.tif") as a, rasterio.open(single) as b:

@@ -76,6 +76,6 @@ def test_demo_shows_the_default_decode(coded, tmp_path):
 
 
 def test_batch_decode_options_default_to_deblock():
-    from cosmic.pipelines.batch_decode import DecodeOptions
+    from cosmic.pipelines.decode_job import DecodeRequest
 
-    assert DecodeOptions().deblock is True
+    assert DecodeRequest().deblock is True

@@ -32,20 +32,21 @@ def compress(
 
     GeoTIFFs are read one tile window at a time (memory does not grow with the scene) and their
     CRS, transform and nodata travel in the file."""
-    from cosmic.pipelines.batch_encode import EncodeOptions, encode_image
+    from cosmic.pipelines.encode_job import EncodeRequest, encode_file
 
-    options = EncodeOptions.parse(model, quality, bpp, max_bytes, tile, bands, scale, band_groups, mask, derive)
+    request = EncodeRequest.parse(input, output, model, quality, bpp, max_bytes, tile, bands, scale, band_groups,
+                                  mask, derive, meta, progress=not quiet)
     if _is_many(str(input), output, jobs, scheduler):
-        return _compress_many(dict(locals()), options)
+        return _compress_many(dict(locals()), request)
     set_threads(threads)
     check_output(output, input)
     if output.suffix.lower() != ".cosmic":
         raise InputError(f"{output}: a compressed file is named NAME.cosmic")
-    coded, notes = encode_image(input, output, options, meta=meta, progress=not quiet)
-    for n in notes:
+    result = encode_file(request)
+    for n in result.notes:
         note(n)
     if not quiet:
-        _echo_encoded(output, coded)
+        _echo_encoded(output, result.coded)
 
 
 def _echo_encoded(output: Path, coded) -> None:
@@ -98,9 +99,10 @@ def decompress(
     if enhance and (prior or dtype or co or fmt == "jpeg"):
         raise InputError("--enhance writes the enhanced picture as the plain decode is: not with --prior, --dtype, --co or --format jpeg")
     _check_region(window, bbox, reduce, enhance, _is_many(input, output, jobs, scheduler))
+    request = _decode_request(dict(locals()))
     if _is_many(input, output, jobs, scheduler):
-        return _decompress_many(dict(locals()))
-    _decompress_one(dict(locals()))
+        return _decompress_many(dict(locals()), request)
+    _decompress_one(dict(locals()), request)
 
 
 def _check_region(window: Optional[str], bbox: Optional[str], reduce: int, enhance: bool, many: bool) -> None:
@@ -116,43 +118,34 @@ def _check_region(window: Optional[str], bbox: Optional[str], reduce: int, enhan
         raise InputError("--window, --bbox and --reduce decode one file, without --enhance")
 
 
-def _region(o: dict, container):
-    """The region of the file that `decompress` decodes (the file itself without --window, --bbox, --reduce)."""
-    from cosmic.pipelines.region import open_region, parse_bbox, parse_window, window_from_bbox
-
-    window = parse_window(o["window"]) if o["window"] else None
-    if o["bbox"]:
-        window = window_from_bbox(container.header, parse_bbox(o["bbox"]))
-    return open_region(container, window, o["reduce"], deblock=o["deblock"])
-
-
-def _decompress_one(o: dict) -> None:
-    """`cosmic decompress FILE -o IMAGE`."""
-    from cosmic.io.container import read_container
+def _decode_request(o: dict):
+    """`decompress`'s options as a :class:`~cosmic.pipelines.decode_job.DecodeRequest`."""
     from cosmic.io.raster import parse_creation_options
-    from cosmic.pipelines.decode import DecodePipeline, output_format
+    from cosmic.pipelines.decode_job import FOR_MODEL, DecodeRequest
+    from cosmic.pipelines.region import parse_bbox, parse_window
+
+    post = FOR_MODEL if o["enhance"] else _prior_name(o["prior"], o["fidelity"])
+    return DecodeRequest(
+        Path(o["input"]), o["output"], o["model"], o["steps"], o["seed"], o["conceal"], o["deblock"], o["fmt"],
+        o["jpeg_quality"], o["device"], o["precision"], o["dtype"], tuple(parse_creation_options(o["co"]).items()),
+        post, o["fidelity"], o["enhance_steps"] if o["enhance"] else 0,
+        window=parse_window(o["window"]) if o["window"] else None, bbox=parse_bbox(o["bbox"]) if o["bbox"] else None,
+        reduce=o["reduce"], progress=not o["quiet"])
+
+
+def _decompress_one(o: dict, request) -> None:
+    """`cosmic decompress FILE -o IMAGE`."""
+    from cosmic.pipelines.decode_job import decode_file
 
     set_threads(o["threads"])
-    input, output = Path(o["input"]), o["output"]
-    check_output(output, input)
-    fmt = output_format(output, o["fmt"], o["jpeg_quality"])
-    container = _region(o, read_container(input, partial=o["conceal"]))  # --conceal: a cut-off file keeps its whole tiles
-    pipe = DecodePipeline.for_container(container, o["model"], device=o["device"], precision=o["precision"])
-    t0 = time.perf_counter()
-    decode = {k: o[k] for k in ("steps", "seed", "conceal", "deblock")} | {"progress": not o["quiet"]}
-    if o["enhance"]:
-        from cosmic.enhance.pipeline import enhance_decode
-
-        bad = enhance_decode(pipe, container, output, None, o["enhance_steps"], **decode)
-    else:
-        bad = pipe.write(container, output, fmt, o["jpeg_quality"], o["dtype"], parse_creation_options(o["co"]),
-                         prior=_load_prior(o["prior"], o["fidelity"]), fidelity=o["fidelity"], **decode)
-    for err in bad:
+    check_output(request.output, request.source)
+    result = decode_file(request)
+    for err in result.bad_tiles:
         typer.echo(f"warning: {clean(err)} - concealed", err=True)
-    if fmt != "tiff":
-        _picture_note(output, container)
+    if request.output.suffix.lower() not in (".tif", ".tiff"):
+        _picture_note(request.output, result.container)
     if not o["quiet"]:
-        _echo_decoded(output, container, time.perf_counter() - t0)
+        _echo_decoded(request.output, result.container, result.seconds)
 
 
 def _picture_note(output: Path, container) -> None:
@@ -187,14 +180,6 @@ def _prior_name(name: Optional[str], fidelity: Optional[float]) -> Optional[str]
     return DEFAULT_PRIOR if name == "codebook" else name
 
 
-def _load_prior(name: Optional[str], fidelity: Optional[float]):
-    """The decoder-side prior of ``--prior`` (None without it); ``--fidelity`` checked."""
-    from cosmic.codebook.prior import load_prior
-
-    name = _prior_name(name, fidelity)
-    return None if name is None else load_prior(name)
-
-
 @app.command()
 def enhance(
     input: Path = typer.Argument(..., help="a JPEG2000 file (.jp2, .j2k) or a JPEG2000 GeoTIFF product (.tif, with --bpp)"),
@@ -212,7 +197,7 @@ def enhance(
     """Enhance a JPEG2000 decode on the ground with LDM-RSIC, or with the Code-RSIC codebook prior
     (--prior codebook) (tiled; a .tif output keeps the georeferencing); or many (a folder or quoted
     glob) into a folder."""
-    from cosmic.enhance.codestream import check_enhance_input
+    from cosmic.io.jpeg2000 import check_enhance_input
 
     if prior and model:
         raise InputError("--model names an LDM-RSIC enhancer: not with --prior")
@@ -220,13 +205,12 @@ def enhance(
         return _enhance_many(dict(locals()))
     check_output(output, input)
     check_enhance_input(input)  # before torch or a model loads (a PNG was refused only after 7.5 s)
-    from cosmic.io.raster import parse_bands, parse_scale
     from cosmic.pipelines.decode import output_format
+    from cosmic.pipelines.enhance_job import enhance_file
 
     set_threads(threads)
     output_format(output, fmt)
-    pipe = _enhance_pipeline(model, prior, fidelity)
-    done = pipe.enhance_file(input, output, steps, seed, bpp, parse_bands(bands), parse_scale(scale))
+    done = enhance_file(_enhance_request(dict(locals())))
     for n in done.notes:
         note(n)
     if not quiet:
@@ -236,14 +220,15 @@ def enhance(
         typer.echo(f"{output}: {done.width}x{done.height} px {what} ({rate}{how}) in {done.seconds:.2f} s")
 
 
-def _enhance_pipeline(model: Optional[str], prior: Optional[str], fidelity: Optional[float]):
-    """`cosmic enhance`'s pipeline: the JPEG2000 enhancer, or the ``--prior`` in its place."""
-    from cosmic.enhance.pipeline import EnhancePipeline, PriorPipeline
+def _enhance_request(o: dict):
+    """`enhance`'s options as an :class:`~cosmic.pipelines.enhance_job.EnhanceRequest`."""
+    from cosmic.io.raster import parse_bands, parse_scale
+    from cosmic.pipelines.enhance_job import EnhanceRequest
 
-    if prior:
-        return PriorPipeline(_load_prior(prior, fidelity), fidelity)
-    _prior_name(prior, fidelity)  # --fidelity alone is refused
-    return EnhancePipeline.for_source("jpeg2000", model)
+    bands = parse_bands(o["bands"])
+    return EnhanceRequest(Path(o["input"]), o["output"], o["model"], o["steps"], o["seed"], o["bpp"],
+                          None if bands is None else tuple(bands), parse_scale(o["scale"]),
+                          _prior_name(o["prior"], o["fidelity"]), o["fidelity"])
 
 
 def _is_many(input: str, output: Path, jobs: int, scheduler: Optional[str]) -> bool:
@@ -253,7 +238,7 @@ def _is_many(input: str, output: Path, jobs: int, scheduler: Optional[str]) -> b
     return Path(input).is_dir() or glob or output.is_dir() or jobs > 1 or bool(scheduler)
 
 
-def _run_many(job, o: dict, inputs: list, suffix: str, options, done: str) -> None:
+def _run_many(job, o: dict, inputs: list, suffix: str, request, done: str) -> None:
     """Run ``job`` on every input into the folder ``-o`` (cosmic.pipelines.batch): one line per
     file as it finishes, a closing count; exit status that of the worst failure, if any."""
     from cosmic.pipelines.batch import plan, run_batch, summary_line
@@ -268,58 +253,54 @@ def _run_many(job, o: dict, inputs: list, suffix: str, options, done: str) -> No
     t0 = time.perf_counter()
     echo = (lambda r: typer.echo(clean(r.line()), err=not r.ok)) if not o["quiet"] else (
         lambda r: r.ok or typer.echo(clean(r.line()), err=True))
-    results = run_batch(job, pairs, options, o["jobs"], o["scheduler"], o["threads"], echo)
+    results = run_batch(job, pairs, request, o["jobs"], o["scheduler"], o["threads"], echo)
     line, rc = summary_line(results, time.perf_counter() - t0, done)
     typer.echo(line, err=bool(rc))
     if rc:
         raise typer.Exit(rc)
 
 
-def _compress_many(o: dict, options) -> None:
+def _compress_many(o: dict, request) -> None:
     """`cosmic compress DIR_OR_GLOB -o OUTDIR`: one OUTDIR/STEM.cosmic per image."""
+    import dataclasses
+
     from cosmic.pipelines.batch import find_inputs
-    from cosmic.pipelines.batch_encode import IMAGE_INPUTS, encode_file
     from cosmic.pipelines.encode import check_rate_target
+    from cosmic.pipelines.encode_job import IMAGE_INPUTS, encode_file
 
     if o["meta"] is not None:
         raise InputError("--meta is one image's metadata; with many inputs each image's NAME.json beside it is read")
     check_rate_target(o["quality"], o["bpp"], o["max_bytes"])
     inputs = find_inputs(o["input"], IMAGE_INPUTS, "image (.png, .jpg, .tif)")
-    _run_many(encode_file, o, inputs, ".cosmic", options, "encoded")
+    _run_many(encode_file, o, inputs, ".cosmic", dataclasses.replace(request, progress=False), "encoded")
 
 
-def _decompress_many(o: dict) -> None:
+def _decompress_many(o: dict, request) -> None:
     """`cosmic decompress DIR_OR_GLOB -o OUTDIR`: one OUTDIR/STEM.png (.tif, .jpg) per .cosmic file."""
-    from cosmic.io.raster import parse_creation_options
+    import dataclasses
+
     from cosmic.pipelines.batch import IMAGE_SUFFIX, find_inputs
-    from cosmic.pipelines.batch_decode import DecodeOptions, decode_file
     from cosmic.pipelines.decode import output_format
+    from cosmic.pipelines.decode_job import decode_file
 
     fmt = o["fmt"] or "png"
     output_format(Path("x" + IMAGE_SUFFIX.get(fmt, f".{fmt}")), o["fmt"], o["jpeg_quality"])
     if fmt != "tiff" and (o["dtype"] not in (None, "uint8") or o["co"]):
         raise InputError("--dtype and --co are written to GeoTIFFs: add --format tiff")
-    options = DecodeOptions(o["model"], o["steps"], o["seed"], o["conceal"], o["deblock"], fmt, o["jpeg_quality"],
-                            o["device"], o["precision"], o["dtype"], tuple(parse_creation_options(o["co"]).items()),
-                            _prior_name(o["prior"], o["fidelity"]), o["fidelity"], o["enhance"], o["enhance_steps"])
-    _run_many(decode_file, o, find_inputs(o["input"]), IMAGE_SUFFIX[fmt], options, "decoded")
+    request = dataclasses.replace(request, fmt=fmt, progress=False)
+    _run_many(decode_file, o, find_inputs(o["input"]), IMAGE_SUFFIX[fmt], request, "decoded")
 
 
 def _enhance_many(o: dict) -> None:
     """`cosmic enhance DIR_OR_GLOB -o OUTDIR`: one OUTDIR/STEM.png (.tif) per JPEG2000 file."""
-    from cosmic.io.raster import parse_bands, parse_scale
     from cosmic.pipelines.batch import IMAGE_SUFFIX, find_inputs
-    from cosmic.pipelines.batch_enhance import EnhanceOptions, enhance_file, enhance_inputs
+    from cosmic.pipelines.enhance_job import enhance_file, enhance_inputs
 
     fmt = o["fmt"] or "png"
     if fmt not in ("png", "tiff"):
         raise InputError(f"--format {fmt}: choose png or tiff")
     if o["steps"] < 0:
         raise InputError(f"--steps {o['steps']}: must be 0 or more")
-    bands = parse_bands(o["bands"])
-    options = EnhanceOptions(o["model"], o["steps"], o["seed"], o["bpp"], None if bands is None else tuple(bands),
-                             parse_scale(o["scale"]), _prior_name(o["prior"], o["fidelity"]), o["fidelity"])
-    inputs = find_inputs(o["input"], enhance_inputs(o["bpp"], options.prior), "JPEG2000 (.jp2, .j2k)")
-    _run_many(enhance_file, o, inputs, IMAGE_SUFFIX[fmt], options, "enhanced")
-
-
+    request = _enhance_request(o)
+    inputs = find_inputs(o["input"], enhance_inputs(o["bpp"], request.prior), "JPEG2000 (.jp2, .j2k)")
+    _run_many(enhance_file, o, inputs, IMAGE_SUFFIX[fmt], request, "enhanced")

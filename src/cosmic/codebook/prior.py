@@ -1,5 +1,7 @@
 """The Code-RSIC decoder-side prior as one object: VQGAN (codebook + D_H), code predictor (E_L +
-Transformer) and HPIN, applied after any codec's decode (``cosmic decompress --prior codebook``).
+Transformer) and HPIN, applied after any codec's decode (``cosmic decompress --prior codebook``,
+``cosmic enhance --prior codebook``): a ground post-processor
+(:class:`cosmic.ground.postprocess.PostProcessor`; its context's ``fidelity``, no rate, no steps).
 
 A prior directory holds ``config.json`` (class ``CodebookPrior``: preset and training notes) and
 one diffusers-style directory (``config.json`` + ``model.safetensors``) per component:
@@ -24,6 +26,7 @@ from cosmic.codebook.hpin import HPIN
 from cosmic.codebook.predictor import CodePredictor
 from cosmic.codebook.vqgan import VQGAN
 from cosmic.errors import InputError, ModelError, first_line
+from cosmic.ground.postprocess import PostContext, TiledPostProcessor, register_postprocessor
 from cosmic.utils.pretrained import CONFIG_NAME
 
 __all__ = ["CodebookPrior", "check_fidelity", "load_prior", "DEFAULT_PRIOR"]
@@ -42,13 +45,28 @@ def check_fidelity(fidelity: float | None) -> float | None:
     return float(fidelity)
 
 
-class CodebookPrior:
+@register_postprocessor("CodebookPrior")
+class CodebookPrior(TiledPostProcessor):
+    """The prior as a post-processor: ``prior(image, context)`` is :meth:`enhance` at
+    ``context.fidelity``; 256-px tiles, each on its own (docs/DESIGN.md §8)."""
+
     def __init__(self, vqgan: VQGAN, predictor: CodePredictor, hpin: HPIN | None = None,
-                 info: dict | None = None):
+                 info: dict | None = None, name: str = "codebook"):
         self.vqgan, self.predictor, self.hpin = vqgan.eval(), predictor.eval(), hpin
         if hpin is not None:
             hpin.eval()
         self.info = info or {}
+        self.name = name
+
+    def __call__(self, image: np.ndarray, context: PostContext) -> np.ndarray:
+        """:meth:`enhance` at ``context.fidelity`` (None: :attr:`default_fidelity`)."""
+        return self.enhance(image, context.fidelity, self.tile)
+
+    def check(self, context: PostContext) -> None:
+        """The prior has no diffusion: ``steps`` is refused; ``fidelity`` must be in [0, 1]."""
+        if context.steps:
+            raise InputError(f"--steps {context.steps}: the codebook prior has no diffusion; not with --prior")
+        check_fidelity(context.fidelity)
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         directory = Path(directory)
@@ -67,7 +85,7 @@ class CodebookPrior:
                  if (directory / name / CONFIG_NAME).is_file() or name != "hpin"}
         info = json.loads((directory / CONFIG_NAME).read_text())
         return cls(parts["vqgan"], parts["predictor"], parts.get("hpin"),
-                   {k: v for k, v in info.items() if not k.startswith("_")})
+                   {k: v for k, v in info.items() if not k.startswith("_")}, directory.name)
 
     @property
     def default_fidelity(self) -> float:

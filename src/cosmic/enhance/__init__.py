@@ -3,8 +3,10 @@
 * :mod:`cosmic.enhance.modules`: self-encoder / prior regressor, MEN with DFAM;
 * :mod:`cosmic.enhance.diffusion`: the stage-II prior LDM (diffusers UNet2DModel + DDIM);
 * :mod:`cosmic.enhance.model`: :class:`Enhancer`, presets, diffusers-style saving;
-* :mod:`cosmic.enhance.pipeline`: :class:`EnhancePipeline`, tiled enhancement of arrays and files;
-* the ``jpeg2000+enhance`` codecs of ``cosmic eval`` are in :mod:`cosmic.evaluation.enhanced` (evaluation uses enhance, not the other way round).
+* :mod:`cosmic.enhance.pipeline`: :class:`EnhancePipeline`, the enhancer as a ground post-processor
+  (:mod:`cosmic.ground.postprocess`: tiled enhancement of a decoded picture; files are the
+  pipelines' :mod:`cosmic.pipelines.enhance_job`);
+* the ``jpeg2000+enhance`` codecs of ``cosmic eval`` are in :mod:`cosmic.evaluation.specs` and :mod:`cosmic.evaluation.runners` (evaluation uses enhance, not the other way round).
 
 Names are imported on first use (``cosmic eval`` loads diffusers only if it enhances).
 """

@@ -5,6 +5,12 @@
   under rate control (a bpp or byte budget).
 * :class:`DecodePipeline` (:mod:`cosmic.pipelines.decode`): container -> entropy decode ->
   optional diffusion compensation -> ground decoder -> array / image file / GeoTIFF.
+* One file's job per command, a typed request -> result function that the one-file command,
+  the batch workers (:mod:`cosmic.pipelines.batch`) and the Python API all call:
+  :mod:`~cosmic.pipelines.encode_job` (``encode_file(EncodeRequest) -> EncodeResult``),
+  :mod:`~cosmic.pipelines.decode_job` (``decode_file(DecodeRequest) -> DecodeResult``, with any
+  ground post-processor of :mod:`cosmic.ground.postprocess`) and
+  :mod:`~cosmic.pipelines.enhance_job` (``enhance_file(EnhanceRequest) -> EnhanceResult``).
 
 The names below are imported on first use, so that the encode side (``cosmic.pipelines.encode``)
 never loads :mod:`cosmic.ground`.

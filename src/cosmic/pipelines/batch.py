@@ -4,17 +4,21 @@
 A ground station receives thousands of downlinked files, and a satellite operator codes thousands
 of frames. One command per file pays the interpreter's and the models' start-up each time; here
 each worker process loads the models it needs once and runs file after file. What a file's task
-is lives in its own module, so that this runner imports neither side of the codec (the encode
-task must never load the ground's code; ``tests/pipelines/test_batch_encode.py`` checks it):
+is lives in its own module, the one-file job that the one-file command and the Python API call
+too, so that this runner imports neither side of the codec (the encode task must never load the
+ground's code; ``tests/pipelines/test_batch_encode.py`` checks it):
 
-* :mod:`cosmic.pipelines.batch_encode`: image -> ``.cosmic`` (:class:`EncodePipeline`);
-* :mod:`cosmic.pipelines.batch_decode`: ``.cosmic`` -> image (:class:`DecodePipeline`, with an
-  optional prior or enhancer);
-* :mod:`cosmic.pipelines.batch_enhance`: JPEG2000 -> enhanced image (LDM-RSIC).
+* :mod:`cosmic.pipelines.encode_job`: image -> ``.cosmic`` (:func:`encode_file`);
+* :mod:`cosmic.pipelines.decode_job`: ``.cosmic`` -> image (:func:`decode_file`, with an
+  optional post-processor);
+* :mod:`cosmic.pipelines.enhance_job`: JPEG2000 -> enhanced image (:func:`enhance_file`).
 
-A task is a module-level function ``job(source, output, options) -> str`` (picklable by
-reference: it travels to the workers with its options, a frozen dataclass): it writes ``output``
-atomically and returns the result line's message, or raises. Three ways to run it:
+A task is a module-level function ``job(request, loaded) -> result`` (picklable by reference: it
+travels to the workers with its request, a frozen dataclass whose ``source`` and ``output`` are
+set per file): it writes ``output`` atomically and returns a result whose ``summary()`` is the
+result line's message, or raises. ``loaded`` is the worker process's :data:`LOADED`, where the
+job keeps the models it loads (:func:`kept`), so each is loaded once per process. Three ways to
+run it:
 
 * ``jobs=1``: a loop in this process;
 * ``jobs=N``: N local worker processes (``concurrent.futures``, spawned: each starts clean);
@@ -34,16 +38,19 @@ from __future__ import annotations
 import glob
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from cosmic.errors import CosmicError, InputError
 
-__all__ = ["FileResult", "Job", "find_inputs", "plan", "run_file", "run_batch", "summary_line", "IMAGE_SUFFIX"]
+__all__ = ["FileResult", "Job", "find_inputs", "plan", "run_file", "run_batch", "summary_line", "kept", "LOADED",
+           "IMAGE_SUFFIX"]
 
-#: a file's task: (source, output, options) -> the result line's message; raises on failure
-Job = Callable[[Path, Path, Any], str]
+#: a file's task: (request, loaded) -> a result with ``summary()``; raises on failure
+Job = Callable[[Any, dict], Any]
+#: what this worker process's jobs have loaded (pipelines, post-processors), by their own keys
+LOADED: dict = {}
 #: the suffix of an image output of each --format
 IMAGE_SUFFIX = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
 
@@ -98,14 +105,25 @@ def plan(inputs: list[Path], outdir: Path, suffix: str, skip_existing: bool = Fa
     return pairs
 
 
-def run_file(job: Job, source: str | os.PathLike, output: str | os.PathLike, options) -> FileResult:
-    """Run ``job`` on one file; never raises for a bad file: the result says what went wrong, with
-    the exit status its error would have had on its own (2 input, 3 bitstream, 4 model, 70 a bug)."""
+def kept(loaded: dict | None, key: tuple, load: Callable[[], Any]) -> Any:
+    """``load()``, kept in ``loaded`` under ``key`` (loaded once) when a worker passes its
+    :data:`LOADED`; loaded afresh when ``loaded`` is None (one file, the Python API)."""
+    if loaded is None:
+        return load()
+    if key not in loaded:
+        loaded[key] = load()
+    return loaded[key]
+
+
+def run_file(job: Job, source: str | os.PathLike, output: str | os.PathLike, request) -> FileResult:
+    """Run ``job`` on one file (``request`` with its ``source`` and ``output``, the worker's
+    :data:`LOADED`); never raises for a bad file: the result says what went wrong, with the exit
+    status its error would have had on its own (2 input, 3 bitstream, 4 model, 70 a bug)."""
     from cosmic.errors import cli_terms, first_line
 
     t0 = time.perf_counter()
     try:
-        message = job(Path(source), Path(output), options)
+        message = job(replace(request, source=Path(source), output=Path(output)), LOADED).summary()
         return FileResult(str(source), str(output), True, message, time.perf_counter() - t0)
     except CosmicError as exc:
         return FileResult(str(source), str(output), False, cli_terms(first_line(exc, 300)), time.perf_counter() - t0,
@@ -115,7 +133,7 @@ def run_file(job: Job, source: str | os.PathLike, output: str | os.PathLike, opt
                           f"{first_line(exc, 300)}", time.perf_counter() - t0, 70)
 
 
-def _run_pair(pair: tuple[str, str], job: Job, options, threads: int) -> dict:
+def _run_pair(pair: tuple[str, str], job: Job, request, threads: int) -> dict:
     """One file in a worker (a plain dict crosses process boundaries); ``threads`` > 0 sets
     torch's thread count first."""
     if threads > 0:
@@ -123,22 +141,23 @@ def _run_pair(pair: tuple[str, str], job: Job, options, threads: int) -> dict:
 
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-    return asdict(run_file(job, pair[0], pair[1], options))
+    return asdict(run_file(job, pair[0], pair[1], request))
 
 
-def run_batch(job: Job, pairs: list[tuple[Path, Path]], options, jobs: int = 1, scheduler: str | None = None,
+def run_batch(job: Job, pairs: list[tuple[Path, Path]], request, jobs: int = 1, scheduler: str | None = None,
               threads: int = 0, on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
-    """Run ``job`` on every pair, in this process (``jobs`` 1), on ``jobs`` processes or on Dask
+    """Run ``job`` on every pair (``request`` with each one's source and output), in this process
+    (``jobs`` 1), on ``jobs`` processes or on Dask
     (``scheduler``); ``threads``: torch threads per worker (0: this process's as they are, a
     process's share of the cores, 1 on Dask). ``on_result`` is called with each result as it
     comes (in completion order with several workers). Returns the results in that order."""
     work = [(str(a), str(b)) for a, b in pairs]
     if scheduler:
-        stream = _on_dask(work, job, options, scheduler, jobs, threads or 1)
+        stream = _on_dask(work, job, request, scheduler, jobs, threads or 1)
     elif jobs > 1:
-        stream = _on_processes(work, job, options, jobs, threads or max(1, (os.cpu_count() or 1) // jobs))
+        stream = _on_processes(work, job, request, jobs, threads or max(1, (os.cpu_count() or 1) // jobs))
     else:
-        stream = (_run_pair(p, job, options, threads) for p in work)
+        stream = (_run_pair(p, job, request, threads) for p in work)
     results = []
     for row in stream:
         result = FileResult(**row)
@@ -148,17 +167,17 @@ def run_batch(job: Job, pairs: list[tuple[Path, Path]], options, jobs: int = 1, 
     return results
 
 
-def _on_processes(work: list[tuple[str, str]], job: Job, options, jobs: int, threads: int) -> Iterator[dict]:
+def _on_processes(work: list[tuple[str, str]], job: Job, request, jobs: int, threads: int) -> Iterator[dict]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_pair, p, job, options, threads) for p in work]
+        futures = [pool.submit(_run_pair, p, job, request, threads) for p in work]
         for fut in as_completed(futures):
             yield fut.result()
 
 
-def _on_dask(work: list[tuple[str, str]], job: Job, options, scheduler: str, jobs: int,
+def _on_dask(work: list[tuple[str, str]], job: Job, request, scheduler: str, jobs: int,
              threads: int) -> Iterator[dict]:
     """One Dask task per file on the cluster at ``scheduler`` (or a local one for "local")."""
     try:
@@ -179,7 +198,7 @@ def _on_dask(work: list[tuple[str, str]], job: Job, options, scheduler: str, job
             cluster.close()
         raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc})") from None
     try:
-        futures = client.map(_run_pair, work, job=job, options=options, threads=threads, pure=False)
+        futures = client.map(_run_pair, work, job=job, request=request, threads=threads, pure=False)
         for fut in as_completed(futures):
             yield fut.result()
     finally:

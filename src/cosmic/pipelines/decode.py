@@ -1,9 +1,11 @@
 """The decode pipeline: ``.cosmic`` container -> entropy decode -> optional diffusion
 compensation -> ground decoder -> sink (array, PNG / TIFF / JPEG, or a GeoTIFF written row by row).
 
-An optional post-decode step, a decoder-side prior (``prior=``, e.g. Code-RSIC's codebook prior,
-:class:`cosmic.codebook.CodebookPrior`, at fidelity ``fidelity``), runs on the decoded pixels:
-whole scene, or strip by strip for a GeoTIFF.
+An optional post-decode step, any ground post-processor (``post=``, :mod:`cosmic.ground.postprocess`:
+Code-RSIC's codebook prior, the LDM-RSIC enhancer), runs on the decoded pixels with a
+:class:`~cosmic.ground.postprocess.PostContext` completed from the file (its bpp, quality and
+metadata): strip by strip when its tile rows are independent (``overlap`` 0: the prior), else on
+the whole scene in memory (the enhancer's overlapping tiles read across tile rows).
 
 Every entry point that decodes (``cosmic decompress``, ``cosmic demo``, ``cosmic eval`` /
 ``compare``, :func:`cosmic.decompress`, the benchmarks) goes through :class:`DecodePipeline`.
@@ -25,6 +27,7 @@ import numpy as np
 
 from cosmic.errors import InputError
 from cosmic.ground.deblock import DEFAULT_DEBLOCK
+from cosmic.ground.postprocess import PostContext, PostProcessor
 from cosmic.ground.scene import DecodedScene, check_model, decode_rows, decode_scene
 from cosmic.io.container import Container, TileError, read_container, source_bits
 from cosmic.metadata import SensorMetadata
@@ -90,7 +93,7 @@ class DecodePipeline:
     def for_container(cls, container: Container, model: str | os.PathLike | None = None,
                       **device) -> "DecodePipeline":
         """The pipeline of ``model``, or of the shipped model named in the file's header."""
-        return cls.from_pretrained(model or _shipped_model_for(container), **device)
+        return cls.from_pretrained(model or shipped_model_for(container), **device)
 
     def for_group(self, container: Container, group: int) -> "DecodePipeline":
         """The pipeline that decodes band group ``group``: this one, or for a group coded by its
@@ -123,7 +126,12 @@ class DecodePipeline:
 
     def compensation(self, container: Container, steps: int = 0, seed: int = 0):
         """``compensation(tile_indices) -> compensate`` for :func:`~cosmic.ground.scene.decode_rows`
-        (``steps`` DDIM steps, the scene's metadata from the header), or None for ``steps=0``."""
+        (``steps`` DDIM steps, the scene's metadata from the header), or None for ``steps=0``.
+
+        The compensation (paper Algorithm 2) stays inside the decode rather than being a ground
+        post-processor (:mod:`cosmic.ground.postprocess`, which says why): it generates each
+        tile's z0 from its y_hat and ẑ0 before the image decoder D runs, so it has no picture to
+        take; each tile is seeded from ``seed`` and its index in the file."""
         if steps < 0:
             raise InputError(f"steps={steps}: must be 0 or more")
         if steps == 0:
@@ -135,30 +143,42 @@ class DecodePipeline:
         return lambda indices: comp.for_tiles(metadata, steps, seed, file_tile_indices(container, indices))
 
     def __call__(self, source, steps: int = 0, seed: int = 0, conceal: bool = False,
-                 deblock: bool = DEFAULT_DEBLOCK, progress: bool = False, group: int = 0, prior=None,
-                 fidelity: float | None = None) -> DecodedScene:
+                 deblock: bool = DEFAULT_DEBLOCK, progress: bool = False, group: int = 0,
+                 post: PostProcessor | None = None, context: PostContext | None = None) -> DecodedScene:
         """Decode a whole scene into memory: ``DecodedScene(pixels, bad_tiles)``, the 8-bit coded
         picture of band group ``group`` (a file with several groups: see :meth:`write`); with a
-        ``prior`` (anything with ``enhance(pixels, fidelity)``) its output instead of the plain decode."""
+        post-processor ``post``, its output instead of the plain decode (:meth:`post_context`)."""
         parent = open_container(source)
         container = parent.plane(group)
         own = self.for_group(parent, group)
         if own is not self:  # a group coded by its own model
-            return own(parent, steps, seed, conceal, deblock, progress, group, prior, fidelity)
+            return own(parent, steps, seed, conceal, deblock, progress, group, post, context)
+        context = self.post_context(container, seed, post, context)
         scene = decode_scene(self.model, container, conceal=conceal, deblock=deblock, progress=progress,
                              compensation=self.compensation(container, steps, seed))
-        if prior is not None:
-            scene = DecodedScene(prior.enhance(scene.pixels, fidelity), scene.bad_tiles)
+        if post is not None:
+            scene = DecodedScene(post(scene.pixels, context), scene.bad_tiles)
         return scene
 
+    @staticmethod
+    def post_context(container: Container, seed: int = 0, post: PostProcessor | None = None,
+                     context: PostContext | None = None) -> PostContext:
+        """The context a post-processor gets: ``context`` (default: the decode's ``seed``) with the
+        file's bpp, quality and metadata filled in; checked by ``post`` before anything is decoded."""
+        context = (context or PostContext(seed=seed)).of_file(container)
+        if post is not None:
+            post.check(context)
+        return context
+
     def rows(self, container: Container, steps: int = 0, seed: int = 0, conceal: bool = False,
-             deblock: bool = DEFAULT_DEBLOCK, bad: list[TileError] | None = None,
-             progress: bool = False, prior=None, fidelity: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
+             deblock: bool = DEFAULT_DEBLOCK, bad: list[TileError] | None = None, progress: bool = False,
+             post: PostProcessor | None = None, context: PostContext | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Decode one tile row at a time (see :func:`~cosmic.ground.scene.decode_rows`), each strip
-        through the ``prior`` if one is given."""
+        through ``post`` if one is given (a post-processor whose tile rows are independent)."""
+        context = self.post_context(container, seed, post, context)
         rows = decode_rows(self.model, container, conceal, compensation=self.compensation(container, steps, seed),
                            deblock=deblock, bad=bad, progress=progress)
-        return rows if prior is None else ((r, prior.enhance(strip, fidelity)) for r, strip in rows)
+        return rows if post is None else ((r, post(strip, context)) for r, strip in rows)
 
     def write(self, container: Container, output: str | os.PathLike, fmt: str | None = None,
               jpeg_quality: int | None = None, dtype: str | None = None,
@@ -187,18 +207,36 @@ class DecodePipeline:
         save_image(decoded.pixels, output, channels=h.channels, quality=jpeg_quality, alpha=decoded.valid)
         return decoded.bad_tiles
 
+    def _whole_scene_rows(self, container: Container, decode: dict):
+        """(``group_rows``, concealed tiles) of a post-processor whose tiles read across tile rows
+        (the LDM-RSIC enhancer's overlap; ``cosmic decompress --enhance``): the one band group
+        decoded whole and post-processed in memory (:meth:`__call__`), then written as a plain
+        decode is (:meth:`product_rows`: the source's units, the fill, band names and tags)."""
+        h = container.header
+        if h.planes > 1:
+            raise InputError(f"{container.path.name}: --enhance enhances the picture of one band group and this "
+                             f"file has {h.planes}; decode it without --enhance")
+        scene = self(container, **decode)
+        rows = lambda g: ((r, scene.pixels[r * h.tile : (r + 1) * h.tile]) for r in range(h.rows))  # noqa: E731
+        return rows, scene.bad_tiles
+
     def product_rows(self, container: Container, product, bad: list[TileError], group_rows=None,
                      **decode) -> Iterator[tuple[int, int, list[int], np.ndarray, np.ndarray | None]]:
         """The decoded product one tile row of one band group at a time, as every output path
         writes it: ``(top, group, bands, pixels, valid)``, pixels (h, W, len(bands)) in
         ``product.dtype`` (the source's units), the fill restored from the mask (``valid``, (h, W)
         bool, None without a mask). ``group_rows(group)``: the 8-bit (row, strip) pairs of a group
-        (default: decoded here; ``--enhance`` passes its enhanced strips). Concealed tiles join ``bad``."""
+        (default: decoded here, through ``decode["post"]`` if given: strip by strip, or for one
+        that reads across tile rows the whole scene, :meth:`_whole_scene_rows`). Concealed tiles join ``bad``."""
         from cosmic.io.raster import apply_fill, to_source_units
 
         h = container.header
         scale = ((h.georef or {}).get("source") or {}).get("scale")
-        if group_rows is None:
+        post = decode.get("post")
+        if group_rows is None and post is not None and post.overlap > 0:
+            group_rows, concealed = self._whole_scene_rows(container, decode)
+            bad.extend(concealed)
+        elif group_rows is None:
             group_rows = lambda g: self.for_group(container, g).rows(container.plane(g), bad=bad, **decode)  # noqa: E731
         for g, bands in enumerate(h.groups):
             for r, strip in group_rows(g):
@@ -348,7 +386,7 @@ class _OnDevice:
         return {**out, "x_hat": out["x_hat"].float().cpu()}
 
 
-def _shipped_model_for(container: Container) -> str:
+def shipped_model_for(container: Container) -> str:
     """The shipped model a file was coded with, from its header."""
     from cosmic.zoo import shipped_models
 

@@ -32,7 +32,8 @@ from cosmic.utils.pretrained import (
 )
 
 __all__ = ["DEFAULT_MODEL", "SINGLE_BAND_MODEL", "default_model", "COMPENSATION_MODEL", "shipped_models", "model_path", "read_model_config",
-           "has_compensator", "load_model", "load_onboard", "load_compensator"]
+           "has_compensator", "load_model", "load_onboard", "load_compensator", "load_postprocessor",
+           "shipped_postprocessor", "postprocessor_for"]
 
 #: the default: one variable-rate model (``cosmic compress --quality Q``, Q in 1..6, a float)
 DEFAULT_MODEL = "cosmic-small-vr"
@@ -173,3 +174,43 @@ def load_compensator(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
         return DiffusionCompensator.from_pretrained(path)
     except _LOAD_ERRORS as exc:
         raise ModelError(f"{path}: cannot load the diffusion model ({first_line(exc)})") from None
+
+
+def load_postprocessor(name_or_dir: str | os.PathLike):
+    """A ground post-processor (:mod:`cosmic.ground.postprocess`: the LDM-RSIC enhancer, the
+    codebook prior), shipped name or directory, built by the class its ``config.json`` names."""
+    from cosmic.ground.postprocess import postprocessor_class
+
+    path = model_path(name_or_dir)
+    try:
+        cls = postprocessor_class(read_model_index(path).get("_class_name"))
+        return cls.from_pretrained(path)
+    except _LOAD_ERRORS as exc:
+        raise ModelError(f"{path}: cannot load the post-processor ({first_line(exc)})") from None
+
+
+def shipped_postprocessor(source: str, class_name: str | None = None) -> str | None:
+    """The shipped post-processor (of class ``class_name``, e.g. ``Enhancer``, when given) whose
+    config names ``source`` as the codec whose decodes it refines, or None."""
+    for name in shipped_models():
+        cfg = read_model_config(name)
+        if cfg.get("source") == source and class_name in (None, cfg.get("_class_name")):
+            return name
+    return None
+
+
+def postprocessor_for(source: str, name_or_dir: str | os.PathLike | None = None, class_name: str | None = None):
+    """The post-processor ``name_or_dir``, or the shipped one (of ``class_name``) trained on
+    ``source`` decodes (``jpeg2000``, or the COSMIC model name a ``.cosmic`` file carries);
+    InputError when none is shipped, or when it refines another codec's decodes."""
+    from cosmic.errors import InputError
+    from cosmic.ground.postprocess import made_for
+
+    name = name_or_dir if name_or_dir is not None else shipped_postprocessor(source, class_name)
+    if name is None:
+        raise InputError(f"no enhancer is trained for {source} decodes (none shipped); "
+                         f"train one with cosmic train enhance --source {source}")
+    post = load_postprocessor(name)
+    if not made_for(post, source):
+        raise InputError(f"{post.name} enhances {post.source} decodes, not {source}")
+    return post

@@ -1,6 +1,6 @@
-"""JPEG2000 codestreams as `cosmic enhance` reads them: the codestream's size (the rate of the
-file) and the input check made before any model loads. Plain Python (no torch), so that a wrong
-input is refused at once."""
+"""JPEG2000 files as `cosmic enhance` reads them: the codestream's size and the rate it gives
+(:func:`input_rate`), and the input check made before any model loads. Plain Python (no torch),
+so that a wrong input is refused at once."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from pathlib import Path
 
 from cosmic.errors import BitstreamError, InputError
 
-__all__ = ["codestream_bytes", "check_enhance_input"]
+__all__ = ["codestream_bytes", "check_enhance_input", "input_rate", "is_tiff", "JPEG2000_SUFFIXES"]
+
+#: the suffixes of JPEG2000 files (a folder of them is what `cosmic enhance DIR` reads)
+JPEG2000_SUFFIXES = (".jp2", ".j2k", ".j2c", ".jpx", ".jpf")
 
 _SOC_SIZ = b"\xff\x4f\xff\x51"
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
@@ -64,3 +67,33 @@ def check_enhance_input(source: str | os.PathLike) -> None:
         raise InputError(f"{source}: no such file")
     if source.suffix.lower() not in (".tif", ".tiff"):
         codestream_bytes(source)
+
+
+def is_tiff(source: Path) -> bool:
+    return source.suffix.lower() in (".tif", ".tiff")
+
+
+def input_rate(source: Path, bpp: float | None) -> float:
+    """The rate of a JPEG2000 file: ``bpp`` given, or its codestream's bytes x 8 / pixels (a JP2's
+    ``jp2c`` box, without its metadata boxes; a raw ``.j2k`` whole); refused for a TIFF without
+    ``bpp`` (its size says nothing reliable about the codestream inside it)."""
+    if bpp is not None:
+        if not 0.0 < bpp <= 24.0:
+            raise InputError(f"--bpp {bpp}: must be in (0, 24]")
+        if not is_tiff(source):
+            codestream_bytes(source)  # still a JPEG2000 file
+        return float(bpp)
+    if is_tiff(source):
+        raise InputError(f"{source}: a TIFF's size does not give the rate of the JPEG2000 codestream "
+                         "it was coded with; give it with --bpp")
+    n = codestream_bytes(source)
+    from PIL import Image
+
+    from cosmic.errors import first_line
+
+    try:
+        with Image.open(source) as im:
+            w, h = im.size
+    except Exception as exc:
+        raise BitstreamError(f"{source}: cannot read the JPEG2000 header ({first_line(exc)})") from None
+    return n * 8.0 / (w * h)
