@@ -45,7 +45,9 @@ class ClassicalCodec:
 
 
 def _pil_encode(fmt: str, **fixed) -> Callable[[np.ndarray, float], bytes]:
+    """An encoder through Pillow's ``fmt`` with the ``fixed`` settings, its knob as quality or ratio."""
     def enc(pixels: np.ndarray, knob: float) -> bytes:
+        """The coded bytes of ``pixels`` at ``knob``."""
         buf = io.BytesIO()
         kwargs = dict(fixed)
         if fmt == "JPEG2000":
@@ -59,17 +61,20 @@ def _pil_encode(fmt: str, **fixed) -> Callable[[np.ndarray, float], bytes]:
 
 
 def _pil_decode(data: bytes) -> np.ndarray:
+    """RGB uint8 pixels of an image file Pillow reads."""
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 def _jxl_encode(pixels: np.ndarray, distance: float) -> bytes:
+    """JPEG XL bytes at Butteraugli ``distance`` (libjxl, effort 7)."""
     import imagecodecs
 
     return imagecodecs.jpegxl_encode(pixels, distance=float(distance), effort=7)
 
 
 def _jxl_decode(data: bytes) -> np.ndarray:
+    """RGB uint8 pixels of JPEG XL bytes."""
     import imagecodecs
 
     return np.asarray(imagecodecs.jpegxl_decode(data), dtype=np.uint8)[..., :3]
@@ -145,4 +150,5 @@ def jpeg2000_encode(pixels: np.ndarray, ratio: float) -> Encoded:
 
 
 def jpeg2000_at_bpp(pixels: np.ndarray, target_bpp: float, iterations: int = 14) -> Encoded:
+    """JPEG2000 searched to ``target_bpp`` (:func:`encode_at_bpp`)."""
     return encode_at_bpp("jpeg2000", pixels, target_bpp, iterations)

@@ -18,7 +18,7 @@ from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.errors import InputError
 from cosmic.evaluation.classical import jpeg2000_at_bpp
-from cosmic.evaluation.metrics import ms_ssim, psnr
+from cosmic.evaluation.metrics import ms_ssim_or, psnr
 from cosmic.io.container import read_container
 from cosmic.metadata import SensorMetadata, sidecar_for
 from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
@@ -30,11 +30,12 @@ J2K_MISS = 0.05
 
 
 def _scores(x: np.ndarray, y: np.ndarray) -> dict:
-    small = min(x.shape[:2]) <= 160  # MS-SSIM needs five scales
-    return {"psnr": psnr(x, y), "ms_ssim": None if small else ms_ssim(x, y)}
+    """PSNR and MS-SSIM (None for an image too small for MS-SSIM's five scales)."""
+    return {"psnr": psnr(x, y), "ms_ssim": ms_ssim_or(x, y, None)}
 
 
 def _timed_decode(decoder: DecodePipeline, path: Path, steps: int = 0, seed: int = 0) -> tuple[np.ndarray, float]:
+    """The decoded pixels of the file at ``path`` and the decode's seconds."""
     t0 = time.perf_counter()
     pixels = decoder(read_container(path), steps=steps, seed=seed).pixels
     return pixels, time.perf_counter() - t0
@@ -42,6 +43,8 @@ def _timed_decode(decoder: DecodePipeline, path: Path, steps: int = 0, seed: int
 
 def _compare_one(encoder: EncodePipeline, quality, decoder: DecodePipeline, path: Path, f: Path, steps: int,
                  seed: int, default_metadata) -> dict:
+    """One image's row: COSMIC's real file ``f`` (and its compensated decode with ``steps``) and
+    JPEG2000 searched to the file's bpp."""
     scene = open_scene(path, metadata=None if sidecar_for(path) else (default_metadata or SensorMetadata()))
     x = scene.read(0, 0, scene.height, scene.width)
     coded = encoder.to_file(scene, f, quality=quality)
@@ -77,10 +80,12 @@ def compare_with_jpeg2000(model: str, files: list[Path], work: Path, progress: b
 
 
 def r_tiles(row: dict) -> int:
+    """The number of 256 px tiles the row's image is coded in."""
     return -(-row["width"] // 256) * -(-row["height"] // 256)
 
 
 def _mean(rows: list[dict], codec: str, key: str) -> float:
+    """Mean of ``row[codec][key]`` over the rows that have it (NaN if none has)."""
     vals = [r[codec][key] for r in rows if r[codec][key] is not None]
     return float(np.mean(vals)) if vals else float("nan")
 
@@ -104,6 +109,8 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def write_report(rows: list[dict], out: Path, title: str) -> dict:
+    """Write ``per_image.json``, ``summary.json`` and ``summary.md`` of :func:`compare_with_jpeg2000`'s
+    rows; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
     s = summarize(rows)
     (out / "per_image.json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -9,7 +9,10 @@ import numpy as np
 import torch
 from pytorch_msssim import ms_ssim as _ms_ssim
 
-__all__ = ["psnr", "ms_ssim", "detail_energy"]
+__all__ = ["psnr", "ms_ssim", "ms_ssim_or", "detail_energy", "MS_SSIM_MIN_SIDE"]
+
+#: MS-SSIM's five scales need both sides above this many pixels
+MS_SSIM_MIN_SIDE = 160
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -24,11 +27,17 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM (5 scales, Gaussian window 11) of two (H, W, 3) uint8 images; sides must exceed 160."""
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
-    if min(a.shape[:2]) <= 160:
-        raise ValueError(f"MS-SSIM needs both sides > 160 px, got {a.shape[1]}x{a.shape[0]}")
+    if min(a.shape[:2]) <= MS_SSIM_MIN_SIDE:
+        raise ValueError(f"MS-SSIM needs both sides > {MS_SSIM_MIN_SIDE} px, got {a.shape[1]}x{a.shape[0]}")
     ta = torch.from_numpy(np.array(a, dtype=np.float64)).permute(2, 0, 1)[None]
     tb = torch.from_numpy(np.array(b, dtype=np.float64)).permute(2, 0, 1)[None]
     return float(_ms_ssim(ta, tb, data_range=255.0, size_average=True))
+
+
+def ms_ssim_or(a: np.ndarray, b: np.ndarray, small=math.nan):
+    """:func:`ms_ssim`, or ``small`` (NaN, or None in a JSON report) for images too small for its
+    five scales (a side of 160 px or less)."""
+    return ms_ssim(a, b) if min(a.shape[:2]) > MS_SSIM_MIN_SIDE else small
 
 
 def detail_energy(a: np.ndarray) -> float:
