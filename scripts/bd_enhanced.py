@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from cosmic.evaluation.bjontegaard import bd_psnr
-from cosmic.evaluation.harness import _bd, summarize
+from cosmic.evaluation.statistics import bd_against, summarize
 
 
 def report(folder: Path, max_bpp: float) -> None:
@@ -23,7 +23,7 @@ def report(folder: Path, max_bpp: float) -> None:
         a, t = s[base], s[codec]
         gain = bd_psnr([p["bpp"] for p in a], [p["psnr"] for p in a], [p["bpp"] for p in t], [p["psnr"] for p in t])
         print(f"{folder} ({len({r['image'] for r in rows})} images, points <= {max_bpp:g} bpp): {codec} vs {base}: "
-              f"BD-rate PSNR {_bd(s, codec, 'psnr', base):+.1f} %, MS-SSIM {_bd(s, codec, 'ms_ssim', base):+.1f} %, "
+              f"BD-rate PSNR {bd_against(s, codec, 'psnr', base):+.1f} %, MS-SSIM {bd_against(s, codec, 'ms_ssim', base):+.1f} %, "
               f"BD-PSNR {gain:+.3f} dB")
         for p, q in zip(a, t):
             print(f"   {p['point']}: {p['bpp']:.4f} bpp, PSNR {p['psnr']:.2f} -> {q['psnr']:.2f} dB "

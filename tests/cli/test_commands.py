@@ -249,7 +249,8 @@ def test_every_entry_point_writes_the_same_file(cli, golden_png, tmp_path):
 
     from helpers import HERE
 
-    from cosmic.evaluation.harness import CodecSpec, CosmicRunner
+    from cosmic.evaluation.runners import CosmicRunner
+    from cosmic.evaluation.specs import CodecSpec
     from cosmic.metadata import SensorMetadata
 
     out = tmp_path / "cli.cosmic"

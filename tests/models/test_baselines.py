@@ -10,7 +10,7 @@ import torch
 from helpers import golden_image
 from PIL import Image
 
-from cosmic.evaluation.harness import parse_codecs
+from cosmic.evaluation.specs import parse_codecs
 from cosmic.models.baselines import LearnedBaseline
 from cosmic.models.registry import build_model
 from cosmic.training.losses import Stage1Loss

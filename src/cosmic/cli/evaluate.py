@@ -85,7 +85,8 @@ def eval_cmd(
     device: str = DEVICE, precision: str = PRECISION,
 ) -> None:
     """Rate-distortion of several codecs from real encodings: JSON, markdown table, BD-rate, plots."""
-    from cosmic.evaluation.harness import parse_codecs, report_only_results, run_evaluation
+    from cosmic.evaluation.harness import report_only_results, run_evaluation
+    from cosmic.evaluation.specs import parse_codecs
     from cosmic.metadata import SensorMetadata
     from cosmic.utils.device import configured
 

@@ -24,7 +24,7 @@ import numpy as np
 from cosmic.errors import InputError
 from cosmic.io.images import IMAGE_SUFFIXES, load_rgb, save_image
 
-__all__ = ["build_tile_set", "load_manifest", "stitch", "MANIFEST_NAME"]
+__all__ = ["build_tile_set", "load_manifest", "stitch", "stitched_scores", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "manifest.json"
 _PREFERENCE = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -110,6 +110,7 @@ def build_tile_set(scenes, out: str | os.PathLike, tile: int = 256, progress: bo
 
 
 def load_manifest(folder: str | os.PathLike) -> dict:
+    """The tile set's manifest (an :class:`InputError` if ``folder`` has none)."""
     path = Path(folder) / MANIFEST_NAME
     if not path.is_file():
         raise InputError(f"{folder}: no {MANIFEST_NAME}; build it with 'cosmic data tiles'")
@@ -127,4 +128,31 @@ def stitch(manifest: dict, scene: str, tiles: dict[tuple[int, int], np.ndarray])
     out = np.zeros((entry["rows"] * t, entry["cols"] * t, 3), dtype=np.uint8)
     for (r, c), px in tiles.items():
         out[r * t : (r + 1) * t, c * t : (c + 1) * t] = px
+    return out
+
+
+def stitched_scores(manifest: dict, root: Path, decoded: dict) -> list[dict]:
+    """Per scene and (codec, point): the decoded tiles ``decoded[(str(tile path), codec, point)]``
+    stitched back (all-fill tiles, which are not coded, are taken from the original) and scored
+    against the original crop - PSNR, MS-SSIM and the seam score of :mod:`cosmic.evaluation.seams`."""
+    from cosmic.evaluation.metrics import ms_ssim_or, psnr
+    from cosmic.evaluation.seams import seam_score
+
+    t = manifest["tile"]
+    out = []
+    keys = list(dict.fromkeys((c, p) for (_, c, p) in decoded))  # codec and knob order
+    for scene in manifest["scenes"]:
+        tiles = [x for x in manifest["tiles"] if x["scene"] == scene["name"]]
+        if not tiles:
+            continue
+        original = {(x["row"], x["col"]): load_rgb(root / x["file"]).pixels for x in tiles}
+        ref = stitch(manifest, scene["name"], original)
+        for codec, point in keys:
+            parts = {}
+            for x in tiles:
+                y = decoded.get((str(root / x["file"]), codec, point))
+                parts[(x["row"], x["col"])] = y if y is not None else original[(x["row"], x["col"])]
+            img = stitch(manifest, scene["name"], parts)
+            out.append({"scene": scene["name"], "codec": codec, "point": point,
+                        "psnr": psnr(ref, img), "ms_ssim": ms_ssim_or(ref, img), "seam": seam_score(img, ref, t)})
     return out
