@@ -40,14 +40,15 @@ def count_flops(fn, *args) -> int:
 VARIABLE_RATE = {"colour_shortcut": True, "rate_levels": 6, "gain_span": 1.99, "colour_space": "ycbcr"}
 
 
-def _cosmic_onboard(preset: str, cams: bool = True, variable_rate: bool = False, onboard_channels: int | None = None):
+def _cosmic_onboard(preset: str, cams: bool = True, variable_rate: bool = False, onboard_channels: int | None = None,
+                    context: bool = False):
     from cosmic.models.registry import PRESETS
     from cosmic.onboard.codec import OnboardCodec
 
     p = PRESETS[preset]
     extra = VARIABLE_RATE if variable_rate else {}
     return OnboardCodec(p["N"], p["M"], cam_positions=(2, 3) if cams else (), onboard_channels=onboard_channels,
-                        **extra)
+                        context="checkerboard" if context else None, **extra)
 
 
 def _elementwise_macs(model, x: torch.Tensor) -> int:
@@ -78,25 +79,29 @@ BASELINES = ("bmshj2018-hyperprior", "mbt2018-mean", "elic")
 
 
 def onboard_cost(name: str, size: int = 256, preset: str = "paper", cams: bool = True,
-                 variable_rate: bool = False, onboard_channels: int | None = None) -> OnboardCost:
+                 variable_rate: bool = False, onboard_channels: int | None = None,
+                 context: bool = False) -> OnboardCost:
     """On-board cost of ``cosmic`` (at ``preset``; ``cams=False``: the w/o CAM ablation;
     ``variable_rate``: with YCbCr, colour shortcut and gain units; ``onboard_channels``: E that
-    wide instead of the preset's N, the hyperprior at N) or a CompressAI baseline (at the same
+    wide instead of the preset's N, the hyperprior at N; ``context``: with the checkerboard
+    context's network, :mod:`cosmic.onboard.context`) or a CompressAI baseline (at the same
     preset's widths) at ``size`` x ``size``."""
     x = torch.rand(1, 3, size, size)
     if name == "cosmic":
-        model = _cosmic_onboard(preset, cams, variable_rate, onboard_channels).eval()
+        model = _cosmic_onboard(preset, cams, variable_rate, onboard_channels, context).eval()
         quality = 3.0 if variable_rate else None
 
         def onboard(inp):
             y = model.analysis(inp, quality)
             z = model.h_a(y)
             z_hat, _ = model.entropy_bottleneck(z)
-            return model.h_s(z_hat)
+            params = model.h_s(z_hat)
+            return model.context_model(*params.chunk(2, 1), y) if context else params
 
         flops = count_flops(onboard, x) + 2 * _elementwise_macs(model, x)
         label = ", w/o CAM" if not cams else ", variable rate" if variable_rate else ""
         label += f", E {onboard_channels}" if onboard_channels else ""
+        label += ", checkerboard context" if context else ""
         return OnboardCost(f"cosmic ({preset}{label})", flops,
                            sum(p.numel() for n, p in model.named_parameters()))
     model = _compressai(name, preset).eval()

@@ -20,7 +20,9 @@ band), so the 1-channel E is exactly the RGB E seen on (g, g, g) after
 Entropy model: Minnen 2018's mean-scale hyperprior *without* the autoregressive context model
 (sequential decoding is too slow for the satellite): ``z = h_a(y)`` coded with CompressAI's
 ``EntropyBottleneck``; ``(scales, means) = h_s(z_hat)``; ``y`` coded with ``GaussianConditional``
-and CompressAI's rANS coder.
+and CompressAI's rANS coder. Optionally (``context="checkerboard"``, ours after He et al. 2021)
+the non-anchor half of y is coded with parameters that also see the decoded anchor half
+(:mod:`cosmic.onboard.context`): two parallel passes, not a serial scan.
 
 Coding paths (``update``, ``compress``, ``decompress``, float64 h_s): :class:`~cosmic.onboard.coding.HyperpriorCodec`.
 
@@ -35,6 +37,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 from torch import nn
 
+from cosmic.onboard.context import CONTEXTS, CheckerboardContext
 from cosmic.onboard.layers import CAM, LCB
 from cosmic.onboard.rate import COLOUR_SPACES, GainUnits, rgb_to_ycbcr
 from cosmic.onboard.coding import HyperpriorCodec
@@ -117,9 +120,11 @@ class OnboardCodec(HyperpriorCodec):
     def __init__(self, N: int = 192, M: int = 320, cam_positions=(2, 3), cam_kernel: int = 7,
                  stem_multiplier: int = 8, colour_shortcut: bool = False, rate_levels: int = 0,
                  gain_span: float = 0.0, colour_space: str = "rgb", in_channels: int = 3,
-                 onboard_channels: int | None = None):
+                 onboard_channels: int | None = None, context: str | None = None):
         super().__init__()
         check_channels(in_channels, colour_space)
+        if context is not None and context not in CONTEXTS:
+            raise ValueError(f"context '{context}': choose one of {', '.join(CONTEXTS)} or none")
         self.N, self.M = N, M
         #: E's internal width (ours: None = N, the paper's single width); h_a, h_s and z stay at N
         self.onboard_channels = N if onboard_channels is None else onboard_channels
@@ -145,6 +150,8 @@ class OnboardCodec(HyperpriorCodec):
         )
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
+        #: the checkerboard context of issue 30 (zero-initialised: the hyperprior's bits until trained)
+        self.context_model = CheckerboardContext(M) if context else None
 
     def analysis(self, x: torch.Tensor, quality=None) -> torch.Tensor:
         """y = E(x) (+ the colour shortcut when the model has one), in the coding colour space,
@@ -163,6 +170,8 @@ class OnboardCodec(HyperpriorCodec):
         z = self.h_a(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         scales, means = self.h_s(z_hat).chunk(2, 1)
+        if self.context_model is not None:  # the anchors as the decoder will have them
+            scales, means = self.context_model(scales, means, ste_round(y - means) + means)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = ste_round(y - means) + means
         return {"y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}

@@ -26,7 +26,8 @@ from compressai.models.base import get_scale_table
 from torch import nn
 
 from cosmic.errors import EntropyDecodeError
-from cosmic.onboard.entropy import guard_entropy_coders
+from cosmic.onboard.context import anchor_mask
+from cosmic.onboard.entropy import CheckedStream, coder_tables, encode_stream, guard_entropy_coders
 from cosmic.utils.device import exact
 from cosmic.utils.pretrained import ConfigMixin, weights_digest
 
@@ -41,6 +42,7 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
     """
 
     _h_s64: nn.Module | None = None
+    _context64: nn.Module | None = None
     #: the ``_class_name`` of the complete model this codec is the on-board half of (to load the
     #: on-board part of a model saved before components, see :func:`cosmic.zoo.load_onboard`)
     part_of: str | None = None
@@ -70,8 +72,18 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
             object.__setattr__(self, "_h_s64", h)
         return self._h_s64
 
+    def _double_context(self) -> nn.Module:
+        """A frozen float64 copy of the context model for the coding paths (as :meth:`_double_h_s`)."""
+        if self._context64 is None:
+            ctx = copy.deepcopy(self.context).to(torch.float64).eval()
+            for p in ctx.parameters():
+                p.requires_grad_(False)
+            object.__setattr__(self, "_context64", ctx)
+        return self._context64
+
     def _invalidate(self) -> None:
         object.__setattr__(self, "_h_s64", None)
+        object.__setattr__(self, "_context64", None)
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
         self._invalidate()
@@ -121,6 +133,13 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
             return quality.reshape(-1).expand(batch) if quality.numel() == 1 else quality
         return torch.full((batch,), gain.check_quality(quality), device=self.entropy_bottleneck.quantiles.device)
 
+    @property
+    def context(self) -> nn.Module | None:
+        """The checkerboard context (:class:`~cosmic.onboard.context.CheckerboardContext`, the
+        subclass's ``context_model``) of a codec that has one; None: y is coded with the
+        hyperprior's parameters alone."""
+        return getattr(self, "context_model", None)
+
     # -- coding paths --------------------------------------------------------------------------
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(scales, means) of y from z_hat, computed in float64 so both ends agree bit for bit."""
@@ -153,9 +172,29 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         scales, means = self.entropy_parameters(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_strings = self.gaussian_conditional.compress(y.to(torch.float64), indexes, means=means)
+        y_strings = self._code_y(y.to(torch.float64), scales, means)
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
+
+    def _code_y(self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> list[bytes]:
+        """The y string of each tile: coded with the hyperprior's parameters, or with a
+        checkerboard context (:mod:`cosmic.onboard.context`) one string of two parts, the
+        anchors with those parameters, then the non-anchors with the ones the decoded anchors
+        give (both ends compute them in float64 from the same values)."""
+        if self.context is None:
+            indexes = self.gaussian_conditional.build_indexes(scales)
+            return self.gaussian_conditional.compress(y, indexes, means=means)
+        anchors = anchor_mask(*y.shape[-2:], device=y.device)
+        y_hat = torch.round(y - means) + means  # the decoder's anchors (the rest is not read)
+        halves = ((scales, means, anchors), (*self._double_context()(scales, means, y_hat), ~anchors))
+        tables = coder_tables(self.gaussian_conditional)
+        return [encode_stream([self._symbols(y[i], s[i], m[i], where) for s, m, where in halves], tables)
+                for i in range(y.shape[0])]
+
+    def _symbols(self, y, scales, means, where) -> tuple[list[int], list[int]]:
+        """(symbols, CDF indexes) of one tile's y at the (H, W) positions ``where``."""
+        symbols = torch.round(y[..., where] - means[..., where]).int().reshape(-1).tolist()
+        indexes = self.gaussian_conditional.build_indexes(scales[..., where]).int().reshape(-1).tolist()
+        return symbols, indexes
 
     @torch.no_grad()
     @exact()
@@ -171,9 +210,34 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
         except (ValueError, RuntimeError, IndexError) as exc:
             raise EntropyDecodeError(f"z string undecodable ({type(exc).__name__})") from None
         scales, means = self.entropy_parameters(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
         try:
-            y_hat = self.gaussian_conditional.decompress(y_strings, indexes, means=means)
+            y_hat = self._decode_y(y_strings, scales, means)
         except (ValueError, RuntimeError, IndexError) as exc:
             raise EntropyDecodeError(f"y string undecodable ({type(exc).__name__})") from None
         return {"y_hat": y_hat.to(torch.float32)}
+
+    def _decode_y(self, y_strings, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        """y_hat (float64) from the strings :meth:`_code_y` wrote."""
+        if self.context is None:
+            indexes = self.gaussian_conditional.build_indexes(scales)
+            return self.gaussian_conditional.decompress(y_strings, indexes, means=means)
+        if len(y_strings) != scales.shape[0]:
+            raise ValueError("one y string per tile")
+        anchors = anchor_mask(*scales.shape[-2:], device=scales.device)
+        tables = coder_tables(self.gaussian_conditional)
+        streams = [CheckedStream(s, scales[0].numel(), tables) for s in y_strings]
+        y_hat = torch.zeros_like(means)
+        y_hat[..., anchors] = self._decode_part(streams, scales, means, anchors)
+        scales, means = self._double_context()(scales, means, y_hat)
+        y_hat[..., ~anchors] = self._decode_part(streams, scales, means, ~anchors)
+        for stream in streams:
+            stream.verify()
+        return y_hat
+
+    def _decode_part(self, streams, scales, means, where) -> torch.Tensor:
+        """y_hat at the positions ``where`` of every tile, (B, C, n), decoded from ``streams``."""
+        scales, means = scales[..., where], means[..., where]
+        indexes = self.gaussian_conditional.build_indexes(scales).int()
+        values = [torch.tensor(s.decode(indexes[i].reshape(-1).tolist()), dtype=means.dtype).reshape(means.shape[1:])
+                  for i, s in enumerate(streams)]
+        return torch.stack(values) + means
