@@ -65,21 +65,20 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
     # -- bookkeeping ---------------------------------------------------------------------------
     def _double_h_s(self) -> nn.Module:
         """A frozen float64 copy of h_s for the coding paths, made once per set of weights."""
-        if self._h_s64 is None:
-            h = copy.deepcopy(self.h_s).to(torch.float64).eval()
-            for p in h.parameters():
-                p.requires_grad_(False)
-            object.__setattr__(self, "_h_s64", h)
-        return self._h_s64
+        return self._double("_h_s64", self.h_s)
 
     def _double_context(self) -> nn.Module:
         """A frozen float64 copy of the context model for the coding paths (as :meth:`_double_h_s`)."""
-        if self._context64 is None:
-            ctx = copy.deepcopy(self.context).to(torch.float64).eval()
-            for p in ctx.parameters():
+        return self._double("_context64", self.context)
+
+    def _double(self, cache: str, module: nn.Module) -> nn.Module:
+        """A frozen float64 copy of ``module``, kept in the attribute ``cache`` until the weights change."""
+        if getattr(self, cache) is None:
+            double = copy.deepcopy(module).to(torch.float64).eval()
+            for p in double.parameters():
                 p.requires_grad_(False)
-            object.__setattr__(self, "_context64", ctx)
-        return self._context64
+            object.__setattr__(self, cache, double)
+        return getattr(self, cache)
 
     def _invalidate(self) -> None:
         object.__setattr__(self, "_h_s64", None)
