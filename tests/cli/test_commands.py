@@ -324,9 +324,9 @@ def test_enhance_refuses_a_non_jpeg2000_input_before_loading_a_model(cli, golden
                                                                       one_line_error):
     """Issue 33 item 11: a PNG given to `cosmic enhance` was refused only after the enhancer
     loaded (7.5 s)."""
-    import cosmic.cli.codec
+    import cosmic.zoo
 
-    monkeypatch.setattr(cosmic.cli.codec, "_enhance_pipeline", lambda *a: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(cosmic.zoo, "load_postprocessor", lambda *a: pytest.fail("a model was loaded"))
     code, _, err = cli("enhance", golden_png, "-o", tmp_path / "e.png")
     one_line_error(code, err, "not a JPEG2000 file")
     assert code == 2 and not (tmp_path / "e.png").exists()
