@@ -339,7 +339,8 @@ def test_info_escapes_the_file_name(cli, coded):
     evil.write_bytes(coded.read_bytes())
     code, stdout, _ = cli("info", evil)
     assert code == 0 and "\x1b" not in stdout
-    assert "/evil\\x1b[2J\\nname.cosmic: COSMIC format v1" in stdout.splitlines()[0]
+    version = read_container(coded).version
+    assert f"/evil\\x1b[2J\\nname.cosmic: COSMIC format v{version}" in stdout.splitlines()[0]
 
 
 def test_input_name_with_glob_characters_is_one_file(cli, one_line_error, coded, tmp_path):

@@ -46,7 +46,8 @@ def test_bpp_target_is_hit_within_3_percent_under(cli, image, variable_rate_mode
         size = out.stat().st_size
         assert 0.97 * budget <= size <= budget, (size, budget)
         c = read_container(out)
-        assert c.version == 2 and 1.0 <= c.header.quality <= 4.0 and "quality" in stdout
+        assert c.version == (4 if c.header.edge_stride else 2)  # 4: edge tiles padded to the stride
+        assert 1.0 <= c.header.quality <= 4.0 and "quality" in stdout
 
 
 def test_max_bytes_is_never_exceeded(cli, image, variable_rate_model, tmp_path):
