@@ -3,7 +3,7 @@
     PYTHONPATH=src .venv/bin/python benchmarks/onboard_width_step.py [--widths 128,192,256]
         [--steps 6] [--rounds 2] [--threads 1] [--init-from cosmic-small-vr] [--json OUT]
 
-Each width runs the trainer's own step (``stage1._train_step``: forward, the loss at per-sample λ,
+Each width runs the trainer's own step (``stage1.Stage1Task.step``: forward, the loss at per-sample λ,
 backward, gradient clipping, Adam, the aux step) on UC Merced train crops, batch 8, crop 128, with
 the shipped variable-rate campaign's configuration (small preset, six λs, colour shortcut), started
 with ``--init-from`` the shipped model (E widened by ``widen_onboard_state``, so the run set-up is
@@ -24,7 +24,7 @@ import torch
 
 from cosmic.training import distributed as ddp
 from cosmic.training.data import ImageFolder
-from cosmic.training.stage1 import Stage1Config, _setup, _train_step
+from cosmic.training.stage1 import Stage1Config, Stage1Task, initial_state, stage1_loop
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucmerced"
 LAMBDAS = [0.00008, 0.0003, 0.001, 0.0033, 0.011, 0.04]  # the shipped campaign's
@@ -37,13 +37,15 @@ def time_width(width: int, args, crops, out: Path) -> dict:
     cfg = Stage1Config(data=str(DATA), out=str(out), preset="small", rate_lambdas=LAMBDAS, colour_shortcut=True,
                        onboard_channels=width, init_from=args.init_from, channels_last=False, batch_size=8,
                        crop=128, threads=args.threads, lr=1e-4)
-    run = _setup(cfg, out, resume=False, info=ddp.DistInfo())
-    run.net.train()
+    loop = stage1_loop(cfg, ddp.DistInfo(), progress=False)
+    task = Stage1Task(cfg, loop)
+    initial_state(cfg, task, loop, resume=False)  # --init-from: the shipped model's weights, E widened
+    task.train_mode()
     batches = iter(torch.utils.data.DataLoader(crops, batch_size=8))
-    _train_step(cfg, run, next(batches), 0)  # warm-up
+    task.step(next(batches), 0)  # warm-up
     wall, cpu = time.perf_counter(), time.process_time()
     for step in range(1, args.steps + 1):
-        _train_step(cfg, run, next(batches), step)
+        task.step(next(batches), step)
     return {"onboard_channels": width, "wall_s_per_step": (time.perf_counter() - wall) / args.steps,
             "cpu_s_per_step": (time.process_time() - cpu) / args.steps}
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -45,47 +45,15 @@ from cosmic.codebook import HPIN, VQGAN, CodePredictor, PatchDiscriminator, pres
 from cosmic.errors import InputError, first_line
 from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
 from cosmic.training.config import write_config
-from cosmic.training.data import CropSource, crop_loader, refuse_val_split
+from cosmic.training.config import CODEBOOK_HELP, CodebookConfig  # noqa: F401  (re-exported)
+from cosmic.training.data import crop_loader, refuse_val_split
+from cosmic.training.loop import Cadence, Task, TrainLoop, set_lr
+from cosmic.training.metrics_log import MetricsLog
 from cosmic.training.stage1 import learning_rate
 
-__all__ = ["CodebookConfig", "train_codebook", "FeatureLoss", "lq_pairs", "measure_prior", "ms_ssim3"]
+__all__ = ["CodebookConfig", "CODEBOOK_HELP", "train_codebook", "FeatureLoss", "lq_pairs", "measure_prior", "ms_ssim3"]
 
 MS_SSIM_3 = [0.0448 / 0.6305, 0.2856 / 0.6305, 0.3001 / 0.6305]
-
-
-@dataclass(kw_only=True)
-class CodebookConfig(CropSource):
-    """A codebook trainer's run; the crop fields (:class:`CropSource`) are stage 1's loader's,
-    with this trainer's defaults (split, crop) set below."""
-
-    stage: int
-    out: str
-    preset: str = "small"
-    split: str = "train+train_extra"
-    steps: int = 2000
-    batch_size: int = 8
-    crop: int = 64
-    lr: float = 2e-4
-    lr_schedule: str = "cosine"
-    lr_drop_at: float = 0.0  # cosine over the whole run (after the warm-up)
-    final_lr: float = 0.05
-    warmup_steps: int = 100
-    ema_decay: float = 0.995
-    ssim_weight: float = 0.2
-    feature_weight: float = 0.05  # 0: no classifier feature loss
-    classifier: str = "classifier-ucm"
-    disc_start: float = 0.6  # the discriminator (stage 1; stage 3's if any) starts after this fraction of steps
-    disc_weight: float = 0.05  # stage 1's hinge GAN weight
-    hpin_disc_weight: float = 0.0  # stage 3's (0: no GAN, the default)
-    init_from: str | None = None  # a prior (directory or shipped name) this run continues from
-    latent_weight: float = 1.0  # stage 2: L2 between E_L's latent and the original's codes
-    lq_model: str = "cosmic-small-vr"
-    lq_qualities: list = field(default_factory=lambda: [1.0, 2.0])
-    lq_images: int = 400
-    checkpoint_every: int = 200
-    max_minutes: float | None = None
-    pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
-    threads: int = 1
 
 
 class FeatureLoss(torch.nn.Module):
@@ -169,13 +137,14 @@ class _Adversary:
         return F.relu(1 - self.disc(x)).mean() + F.relu(1 + self.disc(y.detach())).mean()
 
 
-class _Stage:
-    """What a stage trains (``model``), how (``step``), and with which frozen networks."""
+class _Stage(Task):
+    """What a stage trains (``model``), how (``train_step``), and with which frozen networks: the
+    :class:`~cosmic.training.loop.Task` of the stage's loop."""
 
     adversary: _Adversary | None = None
 
-    def __init__(self, cfg: CodebookConfig, out: Path):
-        self.cfg, self.out, self.sizes = cfg, out, preset(cfg.preset)
+    def __init__(self, cfg: CodebookConfig, out: Path, loop: TrainLoop):
+        self.cfg, self.out, self.sizes, self.loop = cfg, out, preset(cfg.preset), loop
         self.feat = FeatureLoss(cfg.classifier) if cfg.feature_weight > 0 else None
         if cfg.init_from:
             _copy_earlier_stages(cfg, out / "prior")
@@ -183,6 +152,33 @@ class _Stage:
         if cfg.init_from:
             _start_from(self.model, cfg.init_from, self.name)
         self.optimizers = {"main": torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))}
+        self.ema = make_ema(self.model, cfg.ema_decay) if cfg.ema_decay else None
+
+    def step(self, batch, step: int) -> dict:
+        x, lq = batch
+        return self.train_step(x, lq, step)
+
+    def update_ema(self) -> None:
+        """The EMA of the weights; its copy takes the model's buffers (the EMA codebook is itself an average)."""
+        if self.ema is not None:
+            super().update_ema()
+            with torch.no_grad():
+                for mine, theirs in zip(self.ema.module.buffers(), self.model.buffers()):
+                    mine.copy_(theirs)
+
+    def on_log(self, state: dict, step: int, terms: dict) -> None:
+        state["history"].append({"step": step, **terms})
+
+    def save(self, directory: Path, state: dict) -> None:
+        if self.adversary is not None:  # first, so that the main trainer.json marks a complete checkpoint
+            save_checkpoint(directory / "disc", self.adversary.disc, self.adversary.optimizers, {"step": state["step"]})
+        super().save(directory, state)
+
+    def load(self, directory: Path) -> dict:
+        state = super().load(directory)
+        if self.adversary is not None:
+            load_checkpoint(directory / "disc", self.adversary.disc, self.adversary.optimizers)  # the same RNG state
+        return state
 
     def frozen(self, name: str):
         from cosmic.codebook.prior import COMPONENTS
@@ -197,14 +193,11 @@ class _Stage:
 
     def optimise(self, loss: torch.Tensor, step: int, opt: torch.optim.Optimizer | None = None) -> None:
         opt = opt or self.optimizers["main"]
-        for g in opt.param_groups:
-            g["lr"] = learning_rate(self.cfg, step)
+        set_lr(opt, learning_rate(self.cfg, step))
         opt.zero_grad(set_to_none=True)
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"non-finite loss at step {step}")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
-        opt.step()
+        self.loop.optimise(loss, opt)
 
     def update(self, loss: torch.Tensor, terms: dict, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
         """One step on ``loss`` plus, once the adversary is active, its generator term (into
@@ -259,7 +252,7 @@ class _VQGANStage(_Stage):
         self.adversary = _Adversary(self.cfg, self.cfg.disc_weight)
         return VQGAN(**self.sizes["vqgan"])
 
-    def step(self, x: torch.Tensor, lq, step: int) -> dict:
+    def train_step(self, x: torch.Tensor, lq, step: int) -> dict:
         out = self.model(x)
         y = out["x_rec"]
         terms = _recon_terms(self.cfg, y, x, self.feat)
@@ -277,7 +270,7 @@ class _PredictorStage(_Stage):
         model.encoder.load_state_dict(self.vqgan.encoder.state_dict())  # E_L starts as E_H
         return model
 
-    def step(self, x: torch.Tensor, lq: torch.Tensor, step: int) -> dict:
+    def train_step(self, x: torch.Tensor, lq: torch.Tensor, step: int) -> dict:
         with torch.no_grad():
             _, _, target, _ = self.vqgan.encode(x)
             z_q = self.vqgan.quantizer.lookup(target)
@@ -298,7 +291,7 @@ class _HPINStage(_Stage):
             self.adversary = _Adversary(self.cfg, self.cfg.hpin_disc_weight)
         return HPIN(**self.sizes["hpin"])
 
-    def step(self, x: torch.Tensor, lq: torch.Tensor, step: int) -> dict:
+    def train_step(self, x: torch.Tensor, lq: torch.Tensor, step: int) -> dict:
         with torch.no_grad():
             logits, lq_feats, _ = self.predictor(lq)
             _, prior_feats = self.vqgan.decode_indices(logits.argmax(1))
@@ -379,81 +372,36 @@ def _batches(cfg: CodebookConfig, out: Path, first_step: int):
         step += 1
 
 
-def _sync_buffers(ema, model) -> None:
-    """The EMA copy takes the model's buffers (the EMA codebook is itself an average)."""
-    with torch.no_grad():
-        for mine, theirs in zip(ema.module.buffers(), model.buffers()):
-            mine.copy_(theirs)
-
-
-def _resume(stage: _Stage, ckpt: Path, ema, state: dict) -> dict:
-    if not (ckpt / "trainer.json").is_file():
-        return state
-    state = load_checkpoint(ckpt, stage.model, stage.optimizers, ema)
-    if stage.adversary is not None:
-        load_checkpoint(ckpt / "disc", stage.adversary.disc, stage.adversary.optimizers)  # the same RNG state
-    print(f"resumed from {ckpt} at step {state['step']}")
-    return state
-
-
-def _checkpoint(stage: _Stage, ckpt: Path, ema, state: dict) -> None:
-    if stage.adversary is not None:  # first, so that the main trainer.json marks a complete checkpoint
-        save_checkpoint(ckpt / "disc", stage.adversary.disc, stage.adversary.optimizers, {"step": state["step"]})
-    save_checkpoint(ckpt, stage.model, stage.optimizers, state, ema)
-
-
 def train_codebook(cfg: CodebookConfig, resume: bool = True, progress: bool = True) -> Path:
     """Train stage ``cfg.stage`` until ``cfg.steps`` (or ``max_minutes``; resumable from
-    ``OUT/stageN/last``); then write the trained component into ``OUT/prior`` (its EMA weights)
-    and return that prior directory."""
-    from cosmic.utils.progress import progress_bar as tqdm
-
+    ``OUT/stageN/last``; the loss terms in ``OUT/stageN/metrics.csv``); then write the trained
+    component into ``OUT/prior`` (its EMA weights) and return that prior directory."""
     _check(cfg)
     out = prepare_run(cfg.out, cfg.threads, cfg.seed)
-    stage = STAGES[cfg.stage](cfg, out)
-    ema = make_ema(stage.model, cfg.ema_decay) if cfg.ema_decay else None
-    ckpt = out / f"stage{cfg.stage}" / "last"
-    state = {"step": 0, "history": [], "config": asdict(cfg)}
-    state = _resume(stage, ckpt, ema, state) if resume else state
-    (out / f"stage{cfg.stage}_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    step, session = int(state["step"]), time.time()
-    started = session - float(state.get("wall_s", 0.0))
-    batches = _batches(cfg, out, step)
-    stage.model.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=f"codebook {cfg.stage}")
-    while step < cfg.steps:
-        x, lq = next(batches)
-        terms = stage.step(x, lq, step)
-        if ema is not None:
-            ema.update_parameters(stage.model)
-            _sync_buffers(ema, stage.model)
-        step += 1
-        bar.update(1)
-        if step % 10 == 0:
-            bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items()})
-            state["history"].append({"step": step, **terms})
-        pause = step == cfg.pause_at or (cfg.max_minutes and time.time() - session > 60 * cfg.max_minutes)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or pause:
-            state.update(step=step, wall_s=time.time() - started)
-            _checkpoint(stage, ckpt, ema, state)
-        if pause:
-            break
-    bar.close()
-    trained = ema.module if ema is not None else stage.model
+    run_dir = out / f"stage{cfg.stage}"
+    loop = TrainLoop(Cadence.of(cfg, log_every=10, max_minutes=cfg.max_minutes or None), run_dir / "last",
+                     progress=progress, desc=f"codebook {cfg.stage}")
+    stage = STAGES[cfg.stage](cfg, out, loop)
+    fresh = {"step": 0, "history": [], "config": asdict(cfg)}
+    state = loop.resume(stage, fresh, cfg.seed) if resume else fresh
+    write_config(out / f"stage{cfg.stage}_config.json", asdict(cfg))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    step = loop.run(stage, _batches(cfg, out, int(state["step"])), state, MetricsLog(run_dir, int(state["step"])))
+    trained = stage.ema.module if stage.ema is not None else stage.model
     trained.save_pretrained(out / "prior" / stage.name,
-                            extra={"stage": cfg.stage, "steps": step, "wall_s": round(time.time() - started, 1),
+                            extra={"stage": cfg.stage, "steps": step, "wall_s": round(time.time() - loop.started, 1),
                                    "last": state["history"][-1:]})
     _write_prior_config(out / "prior", cfg)
     return out / "prior"
 
 
 def _write_prior_config(prior: Path, cfg: CodebookConfig) -> None:
-    """The prior's config.json, updated with this stage's data and written atomically (a run
-    stopped mid-write leaves the old file, never half a file)."""
-    path = prior / "config.json"
-    info = json.loads(path.read_text()) if path.is_file() else {"_class_name": "CodebookPrior"}
-    info.update(preset=cfg.preset, lq_model=cfg.lq_model, lq_qualities=cfg.lq_qualities, train_split=cfg.split)
-    write_config(path, dict(sorted(info.items())))
+    """The prior's ``model_index.json``, updated with this stage's data and the components saved
+    so far, written atomically (a run stopped mid-write leaves the old file, never half a file)."""
+    from cosmic.codebook.prior import write_prior_index
+
+    write_prior_index(prior, preset=cfg.preset, lq_model=cfg.lq_model, lq_qualities=cfg.lq_qualities,
+                      train_split=cfg.split)
 
 
 @torch.no_grad()

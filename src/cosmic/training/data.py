@@ -18,7 +18,6 @@ images (``crop=None``) are the luminance (:func:`single_band`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cosmic.errors import InputError
+from cosmic.training.config import CropSource  # noqa: F401  (re-exported: it was defined here)
 from cosmic.training.datapack import resolve_data
 from cosmic.io.images import list_images, load_rgb, split_files  # split_files: re-exported
 
@@ -33,23 +33,6 @@ __all__ = ["ImageFolder", "split_files", "extra_files", "mostly_fill", "single_b
 
 #: :func:`single_band`'s index of the luminance (0, 1, 2: the R, G, B bands)
 LUMINANCE = 3
-
-
-@dataclass(kw_only=True)
-class CropSource:
-    """Where a trainer's random crops come from: the fields of stage 1's loader
-    (:func:`crop_loader`), which the codebook trainer shares. Both trainers'
-    configs derive from it, so a field the loader reads exists in each of them."""
-
-    data: str
-    split: str = "train"  # SPLITS.json lists to train on, joined by '+' (e.g. train+train_extra)
-    crop: int = 128
-    batch_size: int = 8
-    extra_data: list[str] | None = None  # images or folders mixed into the training crops
-    seed: int = 0
-    workers: int = 0
-    stream: bool = False  # read training images from disk as needed instead of holding them in RAM
-    bands: int = 3  # 1: one-band crops (R, G, B or luminance, see ImageFolder); 3: RGB
 
 
 def single_band(pixels: np.ndarray, which: int) -> np.ndarray:

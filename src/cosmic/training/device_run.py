@@ -63,16 +63,17 @@ def campaign_config(snapshot: str | os.PathLike, **run) -> "Stage1Config":
 
 def _step_time(cfg, batch: int, steps: int = 3) -> float:
     """Seconds per training step of the campaign's model at ``batch`` (the last of ``steps``)."""
-    from cosmic.training.stage1 import _check, _setup, _train_step
+    from cosmic.training.stage1 import Stage1Task, _check, stage1_loop
     from cosmic.training import distributed as ddp
 
     trial = dataclasses.replace(cfg, batch_size=batch, out=str(Path(cfg.out) / "probe"), ema_decay=0.0)
-    _check(trial)
-    run = _setup(trial, Path(trial.out), False, ddp.init(trial.device))
-    x = torch.rand(batch, 3, cfg.crop, cfg.crop, device=run.info.device)
+    trial = _check(trial)
+    task = Stage1Task(trial, stage1_loop(trial, ddp.init(trial.device), progress=False))
+    task.train_mode()
+    x = torch.rand(batch, 3, cfg.crop, cfg.crop, device=task.loop.device)
     for _ in range(steps):
         start = time.perf_counter()
-        _train_step(trial, run, x, 0)
+        task.step(x, 0)
         if x.is_cuda:
             torch.cuda.synchronize()
     return time.perf_counter() - start

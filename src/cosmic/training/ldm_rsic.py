@@ -32,7 +32,7 @@ import functools
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Iterator
@@ -48,48 +48,18 @@ from cosmic.enhance.model import Enhancer, build_enhancer
 from cosmic.errors import InputError, first_line
 from cosmic.ground.diffusion.sampler import SCHEDULE
 from cosmic.io.images import load_rgb
-from cosmic.training.checkpoint import load_checkpoint, make_ema, prepare_run, save_checkpoint
+from cosmic.training.checkpoint import make_ema, prepare_run
+from cosmic.training.config import ENHANCE_HELP, EnhanceConfig  # noqa: F401  (re-exported)
 from cosmic.training.data import extra_files, mostly_fill, refuse_val_split, split_files
+from cosmic.training.loop import Cadence, Task, TrainLoop, set_lr
 from cosmic.training.losses import psnr
+from cosmic.training.metrics_log import MetricsLog
 from cosmic.training.stage1 import learning_rate
 from cosmic.utils.pretrained import ConfigMixin
 
-__all__ = ["EnhanceConfig", "CodedPairs", "train_enhancer", "PHASES"]
+__all__ = ["EnhanceConfig", "ENHANCE_HELP", "CodedPairs", "train_enhancer", "PHASES"]
 
 PHASES = ("stage1", "regressor", "ldm")
-
-
-@dataclass
-class EnhanceConfig:
-    data: str
-    out: str
-    source: str = "jpeg2000"  # or a COSMIC model (shipped name or directory), e.g. cosmic-small-vr
-    init_from: str | None = None  # an enhancer (directory or shipped name) of the same preset to start from
-    preset: str = "small"
-    split: str = "train+train_extra"
-    # large scenes (images or folders) cut into overlapping image_size squares that join the split's
-    # images: stride image_size / 4, squares that are half fill or more left out
-    extra_data: list[str] | None = None
-    rates_per_image: int = 2
-    bpp_range: tuple = (0.05, 0.5)
-    limit: int | None = None  # use only N images of the split, evenly spaced over it
-    image_size: int = 256  # images: their top-left image_size square (smaller: skipped); scenes: a grid of squares
-    crop: int = 64
-    batch_size: int = 8
-    lr: float = 5e-4
-    final_lr: float = 0.05
-    warmup_steps: int = 50
-    ema_decay: float = 0.995
-    steps: dict = field(default_factory=lambda: {"stage1": 1200, "regressor": 400, "ldm": 500})
-    prior_weight: float = 0.01
-    # the regressor phase also fine-tunes MEN on the estimated prior (ours: the paper fine-tunes MEN
-    # on the LDM's generated prior in stage II; with a deterministic estimate the same idea is a
-    # joint MSE through MEN. The stage-I path (self-encoder prior) then no longer matches MEN.)
-    tune_men: bool = False
-    max_minutes: float | None = None  # per phase
-    checkpoint_every: int = 100
-    seed: int = 0
-    threads: int = 1
 
 
 def code_image(source: str, pixels: np.ndarray, knob: float | None) -> tuple[np.ndarray, float]:
@@ -295,13 +265,42 @@ def _measure_scale(e: Enhancer, pairs, cfg: EnhanceConfig, batches: int = 8) -> 
     return 1.0 / max(math.sqrt(sq / n), 1e-6)
 
 
-def _phase_setup(model: EnhancerState, phase: str, cfg: EnhanceConfig):
-    names = LOSSES[phase][1] + (("men",) if phase == "regressor" and cfg.tune_men else ())
-    for key, module in model.enhancer.components().items():
-        module.requires_grad_(key in names)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    return optimizer, make_ema(model, cfg.ema_decay)
+class _PhaseTask(Task):
+    """One phase for the :class:`~cosmic.training.loop.TrainLoop`: the phase's components trained
+    (the others frozen), Adam, an EMA of the whole state, the phase's loss."""
+
+    def __init__(self, model: EnhancerState, phase: str, cfg: EnhanceConfig, loop: TrainLoop):
+        self.model, self.phase, self.cfg, self.loop = model, phase, cfg, loop
+        names = LOSSES[phase][1] + (("men",) if phase == "regressor" and cfg.tune_men else ())
+        for key, module in model.enhancer.components().items():
+            module.requires_grad_(key in names)
+        self.optimizers = {"main": torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)}
+        self.ema = make_ema(model, cfg.ema_decay)
+        self.loss_fn = LOSSES[phase][0]
+        self.ctx = SimpleNamespace(prior_weight=cfg.prior_weight, scheduler=DDPMScheduler(**SCHEDULE))
+        self.schedule = SimpleNamespace(lr=cfg.lr, warmup_steps=cfg.warmup_steps, lr_drop_at=0.0,
+                                        steps=cfg.steps[phase], lr_schedule="cosine", final_lr=cfg.final_lr)
+
+    def step(self, batch, step: int) -> dict:
+        optimizer = self.optimizers["main"]
+        set_lr(optimizer, learning_rate(self.schedule, step))
+        terms = self.loss_fn(self.model.enhancer, *batch, self.ctx)
+        optimizer.zero_grad(set_to_none=True)
+        self.loop.optimise(terms["loss"], optimizer)
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def on_checkpoint(self, state: dict, step: int, window: list[dict], seconds: float) -> None:
+        state["history"].append(_log(window, step, self.phase, self.loop.started))
+
+    def load(self, directory: Path) -> dict:
+        """The checkpoint's trained components; the frozen ones stay the earlier phases' results
+        as they stand now, not as saved."""
+        trained = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        frozen = {k: v.clone() for k, v in self.model.state_dict().items() if k not in trained}
+        state = {**super().load(directory), "config": asdict(self.cfg)}
+        self.model.load_state_dict(frozen, strict=False)
+        self.ema.module.load_state_dict(frozen, strict=False)
+        return state
 
 
 def _log(window: list[dict], step: int, phase: str, started: float) -> dict:
@@ -316,52 +315,24 @@ def _log(window: list[dict], step: int, phase: str, started: float) -> dict:
 def _run_phase(model: EnhancerState, pairs, cfg: EnhanceConfig, phase: str, out: Path) -> None:
     """Train one phase to its step count (or ``max_minutes``); leave its EMA weights in ``model``
     and in ``out/<phase>/final``."""
-    final, ckpt = out / phase / "final", out / phase / "last"
+    final = out / phase / "final"
     if (final / "model.safetensors").is_file():
         model.load_state_dict(EnhancerState.from_state(final))
         print(f"{phase}: done before, loaded {final}")
         return
-    optimizer, ema = _phase_setup(model, phase, cfg)
-    state = {"step": 0, "history": [], "config": asdict(cfg)}
-    if (ckpt / "trainer.json").is_file():
-        # the frozen components are the earlier phases' results as they stand now, not as saved
-        trained = {n for n, p in model.named_parameters() if p.requires_grad}
-        frozen = {k: v.clone() for k, v in model.state_dict().items() if k not in trained}
-        state = {**load_checkpoint(ckpt, model, {"main": optimizer}, ema), "config": asdict(cfg)}
-        model.load_state_dict(frozen, strict=False)
-        ema.module.load_state_dict(frozen, strict=False)
-    elif phase == "ldm":
+    loop = TrainLoop(Cadence(cfg.steps[phase], cfg.checkpoint_every, max_minutes=cfg.max_minutes),
+                     out / phase / "last", progress=False, desc=phase)
+    task = _PhaseTask(model, phase, cfg, loop)
+    fresh = {"step": 0, "history": [], "config": asdict(cfg)}
+    state = loop.resume(task, fresh, cfg.seed)
+    if state is fresh and phase == "ldm":
         state["latent_scale"] = _measure_scale(model.enhancer, pairs, cfg)
     if phase == "ldm":
         model.enhancer.ldm.set_latent_scale(state["latent_scale"])
-    steps, loss_fn = cfg.steps[phase], LOSSES[phase][0]
-    ctx = SimpleNamespace(prior_weight=cfg.prior_weight, scheduler=DDPMScheduler(**SCHEDULE))
-    sched = SimpleNamespace(lr=cfg.lr, warmup_steps=cfg.warmup_steps, lr_drop_at=0.0, steps=steps,
-                            lr_schedule="cosine", final_lr=cfg.final_lr)
-    step, window, started, session = int(state["step"]), [], time.time() - state.get("wall_s", 0.0), time.time()
-    batches = _loader(pairs, cfg, phase, step)
-    model.train()
-    while step < steps:
-        for g in optimizer.param_groups:
-            g["lr"] = learning_rate(sched, step)
-        terms = loss_fn(model.enhancer, *next(batches), ctx)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
-        optimizer.step()
-        ema.update_parameters(model)
-        step += 1
-        window.append({k: float(v.detach()) for k, v in terms.items()})
-        stop = cfg.max_minutes is not None and time.time() - session > 60 * cfg.max_minutes
-        if step % cfg.checkpoint_every == 0 or step == steps or stop:
-            state["history"].append(_log(window, step, phase, started))
-            window = []
-            state.update(step=step, wall_s=time.time() - started)
-            save_checkpoint(ckpt, model, {"main": optimizer}, state, ema)
-        if stop:
-            print(f"{phase}: stopped at step {step} of {steps} after {cfg.max_minutes} min")
-            break
-    model.load_state_dict(ema.module.state_dict())
+    step = int(state["step"])
+    (out / phase).mkdir(parents=True, exist_ok=True)
+    loop.run(task, _loader(pairs, cfg, phase, step), state, MetricsLog(out / phase, step))
+    model.load_state_dict(task.ema.module.state_dict())
     model.save_pretrained(final, extra={"phase": phase, "history": state["history"],
                                         "latent_scale": state.get("latent_scale")})
 
@@ -369,7 +340,9 @@ def _run_phase(model: EnhancerState, pairs, cfg: EnhanceConfig, phase: str, out:
 def train_enhancer(cfg: EnhanceConfig) -> Path:
     """Run the phases; returns ``out/final``, the enhancer saved diffusers-style (float32)."""
     out = prepare_run(cfg.out, cfg.threads, cfg.seed)
-    (out / "enhance_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    from cosmic.training.config import write_config
+
+    write_config(out / "enhance_config.json", asdict(cfg))  # atomically: a resumed run rewrites it
     cache, fingerprint = out / "pairs.npz", pairs_fingerprint(cfg)
     if cache.is_file():
         pairs = dict(np.load(cache))

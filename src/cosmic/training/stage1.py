@@ -12,10 +12,10 @@ terms go to ``OUT/metrics.csv`` (and TensorBoard when installed) every ``log_eve
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -25,57 +25,16 @@ from cosmic.errors import InputError
 from cosmic.models.registry import build_model
 from cosmic.onboard.rate import interpolate_levels
 from cosmic.training import distributed as ddp
-from cosmic.training.checkpoint import check_resume, load_checkpoint, make_ema, prepare_run, save_checkpoint
-from cosmic.training.data import LUMINANCE, CropSource, ImageFolder, crop_loader, refuse_val_split, single_band
+from cosmic.training.checkpoint import check_resume, make_ema, prepare_run
+from cosmic.training.config import STAGE1_HELP, Stage1Config, write_config
+from cosmic.training.data import LUMINANCE, ImageFolder, crop_loader, refuse_val_split, single_band
+from cosmic.training.loop import Cadence, Task, TrainLoop, set_lr
 from cosmic.training.metrics_log import MetricsLog
-from cosmic.utils.device import autocast, grad_scaler
 from cosmic.training.losses import Stage1Loss, psnr
 from cosmic.training.validation import say_held_out, validate_bitstreams
 from cosmic.training.widen import single_band_state, widen_ground_state, widen_onboard_state
 
-__all__ = ["Stage1Config", "train_stage1", "evaluate"]
-
-
-@dataclass(kw_only=True)
-class Stage1Config(CropSource):
-    out: str
-    preset: str = "small"
-    arch: str = "cosmic"
-    lmbda: float = 0.0026
-    kl_weight: float = 0.5
-    est_weight: float = 0.5  # weight of the no-compensation (ẑ0) path in the distortion term
-    chroma_weight: float = 0.0  # extra weight on the ẑ0 path's low-pass colour error
-    steps: int = 20000
-    lr: float = 1e-4
-    aux_lr: float = 1e-3
-    lr_drop_at: float = 0.85  # fraction of steps after which the decay phase starts
-    lr_schedule: str = "step"  # "step": one 10x drop at lr_drop_at; "cosine": cosine to final_lr
-    final_lr: float = 0.02  # with "cosine": the last step's lr as a fraction of lr
-    warmup_steps: int = 0  # linear warm-up from lr/100
-    gain_lr_scale: float = 1.0  # the gain units' lr as a multiple of lr (see _parameter_groups)
-    ema_decay: float = 0.0  # >0: keep an EMA of the weights (AveragedModel) and ship that
-    val_every: int = 1000
-    val_images: int = 42
-    checkpoint_every: int = 250
-    threads: int = 0  # 0: torch's default
-    bf16: bool = False
-    channels_last: bool = True
-    name: str | None = None
-    init_from: str | None = None  # start from this model's weights (e.g. a new λ); fresh optimizer
-    colour_shortcut: bool = False  # add the colour shortcut to E (see ColourShortcut)
-    cams: bool = True  # False: the paper's "w/o CAM" ablation (Fig. 6), E without its CAMs
-    rate_lambdas: list[float] | None = None  # variable rate: λ of quality 1..K (ascending)
-    colour_space: str = "rgb"  # "ycbcr": E codes YCbCr (see cosmic.onboard.rate)
-    ground_channels: int | None = None  # override the preset's ground width
-    onboard_channels: int | None = None  # override E's width (the preset's N); the hyperprior keeps N
-    val_qualities: list[float] | None = None  # variable rate: qualities validated on real files
-    pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
-    max_minutes: float | None = None  # checkpoint and stop after this much wall time
-    device: str = "auto"  # auto, cpu, cuda, cuda:N (under torchrun: each rank's cuda:LOCAL_RANK)
-    start_step: int = 0  # with init_from: continue a campaign's schedule and data order from here
-    ground_only: bool = False  # train the ground decoder only (on-board frozen; see _freeze_onboard)
-    precision: str = "fp32"  # fp32, bf16 or fp16 (CUDA) autocast of the forward pass; bf16=True: bf16
-    log_every: int = 10  # loss terms to metrics.csv / TensorBoard every N steps
+__all__ = ["Stage1Config", "STAGE1_HELP", "Stage1Task", "train_stage1", "stage1_loop", "initial_state", "evaluate"]
 
 
 GAIN_PARAMETERS = ("onboard.gain.", "ground.inverse_gain.")
@@ -238,15 +197,8 @@ def _freeze_onboard(model) -> None:
     model.onboard.eval()
 
 
-def _train_mode(cfg: Stage1Config, run) -> None:
-    """Training mode for the (possibly DDP-wrapped) net; ``--ground-only`` keeps the on-board
-    codec in eval mode (see :func:`_freeze_onboard`)."""
-    run.net.train()
-    if cfg.ground_only:
-        run.model.onboard.eval()
-
-
-def _check(cfg: Stage1Config) -> None:
+def _check(cfg: Stage1Config) -> Stage1Config:
+    """``cfg`` checked (one-line InputErrors), as the run uses it (``bf16`` as ``precision``); not modified."""
     refuse_val_split(cfg.split)
     if not cfg.cams and cfg.arch != "cosmic":
         raise InputError(f"--no-cams: only the cosmic architecture has CAMs, not {cfg.arch}")
@@ -266,9 +218,10 @@ def _check(cfg: Stage1Config) -> None:
     if cfg.bands == 1 and (cfg.colour_space != "rgb" or cfg.chroma_weight or cfg.stream):
         raise InputError("--bands 1: a single-band model has no colour (no --colour-space ycbcr, "
                          "--chroma-weight) and reads images held in memory (no --stream)")
-    if cfg.bf16 and cfg.precision == "fp32":
-        cfg.precision = "bf16"  # the older flag
     model_overrides(cfg)
+    if cfg.bf16 and cfg.precision == "fp32":
+        return dataclasses.replace(cfg, precision="bf16")  # the older flag
+    return cfg
 
 
 def crop_to_stride(img):
@@ -284,7 +237,7 @@ def _val_images(cfg: Stage1Config) -> list:
     return val_set
 
 
-def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: float) -> dict:
+def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int) -> dict:
     """Validation at ``step``: real bitstreams at the validation qualities (variable rate) or the
     forward-pass estimate (fixed rate); the model is in eval mode afterwards."""
     if next(model.parameters()).device.type != "cpu":  # the rANS coder and the metrics run on the CPU
@@ -299,52 +252,75 @@ def _validate(cfg: Stage1Config, model, val_set, loss_fn, step: int, started: fl
     else:
         val = evaluate(model, val_set, loss_fn, cfg.channels_last)
         line = f"bpp {val['bpp']:.4f}  psnr(ẑ0) {val['psnr_est']:.2f}  psnr(Ẽ) {val['psnr']:.2f}"
-    val.update(step=step, wall_s=time.time() - started)
     tqdm.write(f"val @ {step}: {line}")
     return val
 
 
-@dataclass
-class _Run:
-    """What a training process holds: the model (and ``net``, the same model DDP-wrapped under
-    torchrun), optimizers, EMA, loss, the trainer state, the fp16 gradient scaler, the log."""
+class Stage1Task(Task):
+    """Stage 1 for the :class:`~cosmic.training.loop.TrainLoop`: the model (and ``net``, the same
+    model DDP-wrapped under torchrun, set by :func:`_train`), the main and aux Adam optimizers, the
+    EMA, the loss; one step at a time (:meth:`step`)."""
 
-    info: ddp.DistInfo
-    model: torch.nn.Module
-    net: torch.nn.Module
-    optimizers: dict
-    ema: object
-    loss_fn: Stage1Loss
-    state: dict
-    scaler: object = None
-    log: MetricsLog | None = None
+    def __init__(self, cfg: Stage1Config, loop: TrainLoop):
+        self.cfg, self.loop, self.val_set = cfg, loop, None
+        model = build_model(cfg.arch, cfg.preset, **model_overrides(cfg)).to(loop.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.ground_only:
+            _freeze_onboard(model)
+        main_params, aux_params = _parameter_groups(model, cfg.gain_lr_scale)
+        self.optimizers = {"main": torch.optim.Adam(main_params, lr=cfg.lr)}
+        if aux_params:  # the entropy models' quantiles (none to train with --ground-only)
+            self.optimizers["aux"] = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+        self.model, self.net = model, model
+        self.ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay else None
+        self.loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight, cfg.est_weight, cfg.chroma_weight)
 
+    def step(self, x: torch.Tensor, step: int) -> dict:
+        cfg, info = self.cfg, self.loop.info
+        x = x.to(info.device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        quality, lmbda = sample_rates(cfg, step)
+        if quality is not None:  # this rank's samples of the global batch
+            pos = ddp.shard_positions(cfg.batch_size, info.rank, info.world)
+            quality, lmbda = quality[pos].to(x.device), lmbda[pos]
+        optimizer, aux_optimizer = self.optimizers["main"], self.optimizers.get("aux")
+        set_lr(optimizer, learning_rate(cfg, step))
+        optimizer.zero_grad(set_to_none=True)
+        if aux_optimizer is not None:
+            aux_optimizer.zero_grad(set_to_none=True)
+        with self.loop.autocast():  # the network parts; the loss is computed in float32
+            out = self.net(x) if quality is None else self.net(x, quality)
+        terms = loss_fn_terms(self.loss_fn, out, x, lmbda, step)
+        self.loop.optimise(terms["loss"], optimizer)  # gradients all-reduced here under DDP
+        aux_loss = self.model.aux_loss()  # identical on every rank: not synchronised
+        if aux_optimizer is not None:  # none with --ground-only: the entropy models are frozen
+            aux_loss.backward()
+            aux_optimizer.step()
+        terms["aux"] = aux_loss
+        return {k: float(v.detach()) for k, v in terms.items()}
 
-def _train_step(cfg: Stage1Config, run: _Run, x: torch.Tensor, step: int) -> dict:
-    quality, lmbda = sample_rates(cfg, step)
-    if quality is not None:  # this rank's samples of the global batch
-        pos = ddp.shard_positions(cfg.batch_size, run.info.rank, run.info.world)
-        quality, lmbda = quality[pos].to(x.device), lmbda[pos]
-    optimizer, aux_optimizer = run.optimizers["main"], run.optimizers.get("aux")
-    for g in optimizer.param_groups:
-        g["lr"] = learning_rate(cfg, step) * g.get("lr_scale", 1.0)
-    optimizer.zero_grad(set_to_none=True)
-    if aux_optimizer is not None:
-        aux_optimizer.zero_grad(set_to_none=True)
-    with autocast(x.device, cfg.precision):  # the network parts; the loss is computed in float32
-        out = run.net(x) if quality is None else run.net(x, quality)
-    terms = loss_fn_terms(run.loss_fn, out, x, lmbda, step)
-    run.scaler.scale(terms["loss"]).backward()  # gradients all-reduced here under DDP
-    run.scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
-    run.scaler.step(optimizer)
-    run.scaler.update()
-    aux_loss = run.model.aux_loss()  # identical on every rank: not synchronised
-    if aux_optimizer is not None:  # none with --ground-only: the entropy models are frozen
-        aux_loss.backward()
-        aux_optimizer.step()
-    terms["aux"] = aux_loss
-    return {k: float(v.detach()) for k, v in terms.items()}
+    def train_mode(self) -> None:
+        """Training mode; ``--ground-only`` keeps the on-board codec in eval mode (see :func:`_freeze_onboard`)."""
+        self.net.train()
+        if self.cfg.ground_only:
+            self.model.onboard.eval()
+
+    def shipped(self):
+        """The weights a run ships: the EMA's, if kept."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def validate(self, step: int) -> dict:
+        return _validate(self.cfg, self.shipped(), self.val_set, self.loss_fn, step)
+
+    def postfix(self, t: dict) -> dict:
+        return {"bpp": f"{t['bpp']:.3f}", "psnr0": f"{psnr(t['mse_est']):.2f}", "kl": f"{t['kl_bpp']:.3f}",
+                "aux": f"{t['aux']:.0f}"}
+
+    def save(self, directory: Path, state: dict) -> None:
+        self.model.update(force=True)  # any checkpoint can code real bitstreams
+        super().save(directory, state)
 
 
 def loss_fn_terms(loss_fn, out: dict, x: torch.Tensor, lmbda, step: int) -> dict:
@@ -355,36 +331,23 @@ def loss_fn_terms(loss_fn, out: dict, x: torch.Tensor, lmbda, step: int) -> dict
     return terms
 
 
-def _setup(cfg: Stage1Config, out: Path, resume: bool, info: ddp.DistInfo) -> _Run:
-    """Model, optimizers, EMA, loss and trainer state, resumed from ``out/last`` if present (with
-    any number of processes: the checkpoint is the model's, not a rank's)."""
-    model = build_model(cfg.arch, cfg.preset, **model_overrides(cfg)).to(info.device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if cfg.ground_only:
-        _freeze_onboard(model)
-    main_params, aux_params = _parameter_groups(model, cfg.gain_lr_scale)
-    optimizers = {"main": torch.optim.Adam(main_params, lr=cfg.lr)}
-    if aux_params:  # the entropy models' quantiles (none to train with --ground-only)
-        optimizers["aux"] = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
-    ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay else None
-    state = {"step": 0, "history": [], "config": asdict(cfg)}
-    ckpt = out / "last"
-    if resume and (ckpt / "trainer.json").is_file():
-        state = load_checkpoint(ckpt, model, optimizers, ema)
-        if info.main:
-            print(f"resumed from {ckpt} at step {state['step']}")
-        if info.active:  # the saved RNG state is rank 0's: each rank reseeds from (seed, rank, step)
-            torch.manual_seed(ddp.rank_seed(cfg.seed, info, int(state["step"])))
-    elif cfg.init_from:
-        _init_from(model, cfg.init_from)
-        if ema is not None:
-            ema.update_parameters(model)  # n = 0: the average starts at the loaded weights
+def stage1_loop(cfg: Stage1Config, info: ddp.DistInfo, progress: bool = True) -> TrainLoop:
+    """The loop of a stage-1 run (checkpoints in ``out/last``; ``max_minutes`` 0 or None: no limit)."""
+    return TrainLoop(Cadence.of(cfg, max_minutes=cfg.max_minutes or None), Path(cfg.out) / "last", info,
+                     cfg.precision, progress, "stage1")
+
+
+def initial_state(cfg: Stage1Config, task: Stage1Task, loop: TrainLoop, resume: bool) -> dict:
+    """The trainer state: resumed from ``out/last`` if present (with any number of processes: the
+    checkpoint is the model's, not a rank's), else fresh, from ``init_from``'s weights if given."""
+    fresh = {"step": 0, "history": [], "config": asdict(cfg)}
+    state = loop.resume(task, fresh, cfg.seed) if resume else fresh
+    if state is fresh and cfg.init_from:
+        _init_from(task.model, cfg.init_from)
+        if task.ema is not None:
+            task.ema.update_parameters(task.model)  # n = 0: the average starts at the loaded weights
         state["step"] = cfg.start_step
-    loss_fn = Stage1Loss(cfg.lmbda, cfg.kl_weight, cfg.est_weight, cfg.chroma_weight)
-    return _Run(info, model, ddp.wrap(model, info), optimizers, ema, loss_fn, state,
-                grad_scaler(info.device, cfg.precision),
-                MetricsLog(out, int(state["step"]), enabled=info.main))
+    return state
 
 
 def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) -> Path:
@@ -393,7 +356,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
     (seed, step)). Returns ``out/final``, the model (its EMA, if kept) as it stands at the end.
     Under torchrun each process trains its share of every batch (see
     :mod:`cosmic.training.distributed`); rank 0 alone validates and writes."""
-    _check(cfg)
+    cfg = _check(cfg)
     if resume:
         check_resume(Path(cfg.out) / "last", asdict(cfg))  # before any weights are loaded
     say_held_out(cfg.data)
@@ -402,64 +365,19 @@ def train_stage1(cfg: Stage1Config, resume: bool = True, progress: bool = True) 
 
 def _train(cfg: Stage1Config, info: ddp.DistInfo, resume: bool, progress: bool) -> Path:
     out = prepare_run(cfg.out, cfg.threads, ddp.rank_seed(cfg.seed, info))
-    run = _setup(cfg, out, resume, info)
+    loop = stage1_loop(cfg, info, progress)
+    task = Stage1Task(cfg, loop)
+    state = initial_state(cfg, task, loop, resume)
     if info.main:
-        from cosmic.training.config import write_config
-
         write_config(out / "stage1_config.json", asdict(cfg))
-    val_set = _val_images(cfg) if info.main else None
-    step = int(run.state["step"])
-    loader = iter(crop_loader(cfg, step, info))
-    _train_mode(cfg, run)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and info.main), dynamic_ncols=True,
-               desc="stage1")
-    started, session_start = time.time() - float(run.state.get("wall_s", 0.0)), time.time()
-    while step < cfg.steps:
-        x = next(loader).to(info.device, non_blocking=True)
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        t = _train_step(cfg, run, x, step)
-        if run.ema is not None:
-            run.ema.update_parameters(run.model)
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            _log_terms(run, bar, step, ddp.mean_terms(t, info))
-        if info.main and (step % cfg.val_every == 0 or step == cfg.steps):
-            _record_validation(cfg, run, val_set, step, started)
-        late = bool(cfg.max_minutes) and time.time() - session_start > 60 * cfg.max_minutes
-        pause = step == cfg.pause_at or (ddp.any_rank(late, info) if cfg.max_minutes else False)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or pause:
-            _checkpoint(run, out, step, started)
-        if pause:
-            break
-    bar.close()
-    run.log.close()
-    final = _save_final(cfg, out, run.ema.module if run.ema else run.model, run.state) if info.main else out / "final"
+        task.val_set = _val_images(cfg)
+    task.net = loop.wrap(task.model)
+    step = int(state["step"])
+    batches = iter(crop_loader(cfg, step, info))
+    loop.run(task, batches, state, MetricsLog(out, step, enabled=info.main))
+    final = _save_final(cfg, out, task.shipped(), state) if info.main else out / "final"
     ddp.barrier(info)
     return final
-
-
-def _log_terms(run: _Run, bar, step: int, t: dict) -> None:
-    run.log.log(step, t)
-    bar.set_postfix(bpp=f"{t['bpp']:.3f}", psnr0=f"{psnr(t['mse_est']):.2f}", kl=f"{t['kl_bpp']:.3f}",
-                    aux=f"{t['aux']:.0f}")
-
-
-def _record_validation(cfg: Stage1Config, run: _Run, val_set, step: int, started: float) -> None:
-    val = _validate(cfg, run.ema.module if run.ema else run.model, val_set, run.loss_fn, step, started)
-    run.state["history"].append(val)
-    run.log.log(step, {k: v for k, v in val.items() if k not in ("step", "wall_s")}, prefix="val")
-    _train_mode(cfg, run)
-
-
-def _checkpoint(run: _Run, out: Path, step: int, started: float) -> None:
-    """Rank 0 writes ``out/last``; every rank waits for it."""
-    if run.info.main:
-        run.model.update(force=True)
-        run.state.update(step=step, wall_s=time.time() - started)
-        save_checkpoint(out / "last", run.model, run.optimizers, run.state, run.ema)
-    ddp.barrier(run.info)
 
 
 def _save_final(cfg: Stage1Config, out: Path, model, state: dict) -> Path:

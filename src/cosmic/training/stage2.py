@@ -16,8 +16,7 @@ streamed from disk (``stream``), the loss to ``OUT/metrics.csv``.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,6 @@ from diffusers import DDPMScheduler
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
-from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.errors import InputError
 from cosmic.ground.diffusion.metadata_encoder import metadata_to_tensor
@@ -37,40 +35,15 @@ from cosmic.io.product_metadata import sidecar_metadata
 from cosmic.metadata import SensorMetadata, sidecar_for
 from cosmic.training import distributed as ddp
 from cosmic.training.checkpoint import check_resume, load_checkpoint, prepare_run, save_checkpoint
+from cosmic.training.config import STAGE2_HELP, Stage2Config, write_config
+from cosmic.training.loop import Cadence, Task, TrainLoop
 from cosmic.training.validation import say_held_out
 from cosmic.training.data import ImageFolder, refuse_val_split
 from cosmic.utils.pretrained import component_class, read_model_index
 from cosmic.training.metrics_log import MetricsLog
-from cosmic.utils.device import grad_scaler, move_model
+from cosmic.utils.device import move_model
 
-__all__ = ["Stage2Config", "MetadataImageFolder", "train_stage2", "stage2_loss"]
-
-
-@dataclass
-class Stage2Config:
-    stage1: str
-    data: str
-    out: str
-    preset: str = "small"
-    steps: int = 20000
-    batch_size: int = 8
-    crop: int = 256
-    lr: float = 1e-4
-    ema_decay: float = 0.999
-    checkpoint_every: int = 250
-    gsd: float | None = None  # a GSD known for the whole dataset (UC Merced: 0.3048 m)
-    init_from: str | None = None  # a diffusers UNet, or a COSMIC stage-2 model to warm-start from
-    use_metadata: bool = True
-    residual: bool = True  # diffuse z0 - ẑ0(y_hat) (ours) instead of z0 itself (the paper)
-    extra_data: list[str] | None = None  # images or folders (with sidecars) mixed into the crops
-    seed: int = 0
-    threads: int = 0
-    device: str = "auto"  # auto, cpu, cuda, cuda:N (under torchrun: each rank's cuda:LOCAL_RANK)
-    precision: str = "fp32"  # fp32, bf16 or fp16 (CUDA) autocast of the noise predictor
-    workers: int = 0  # DataLoader worker processes
-    stream: bool = False  # read training images from disk as needed instead of holding them in RAM
-    log_every: int = 10
-    split: str = "train"  # SPLITS.json split(s) of --data, '+'-joined (never val)
+__all__ = ["Stage2Config", "STAGE2_HELP", "MetadataImageFolder", "Stage2Task", "train_stage2", "stage2_loss"]
 
 
 class MetadataImageFolder(Dataset):
@@ -159,12 +132,13 @@ def _init_from(net: NoisePredictor, source: str) -> None:
     """Warm start: a COSMIC stage-2 model directory (whole noise predictor, e.g. trained for
     another stage-1 model, or a stage-2 checkpoint) or a diffusers UNet saved with ``save_pretrained``."""
     try:  # a class of ours (the component registry), or else a diffusers UNet
-        ours = issubclass(component_class(read_model_index(source).get("_class_name")),
-                          (NoisePredictor, DiffusionCompensator))
+        cls = component_class(read_model_index(source).get("_class_name"))
+        ours = issubclass(cls, (NoisePredictor, DiffusionCompensator))
     except (OSError, ValueError):
         ours = False
-    if ours:
-        load_noise_predictor(net, DiffusionCompensator.from_pretrained(source).net.state_dict(), source)
+    if ours:  # a stage-2 model (its noise predictor), or a checkpoint's noise predictor
+        loaded = cls.from_pretrained(source)
+        load_noise_predictor(net, getattr(loaded, "net", loaded).state_dict(), source)
     else:
         net.load_unet(source)
 
@@ -184,24 +158,54 @@ def load_noise_predictor(net: NoisePredictor, state: dict, source: str) -> None:
                          f"({len(new)} tensors missing, {len(unexpected)} unexpected)")
 
 
-def _resume(ckpt: Path, net: NoisePredictor, optimizer, ema: EMAModel, cfg: Stage2Config) -> dict:
-    """Load a stage-2 checkpoint (weights, AdamW moments, EMA shadow); the trainer state."""
-    state = load_checkpoint(ckpt, net, {"main": optimizer})
-    theirs = state["config"].get("residual", False)  # runs older than the option trained on z0
-    if theirs != cfg.residual:
-        raise InputError(f"{ckpt}: that run trains on the {'residual' if theirs else 'z0'} target; "
-                         f"resume it with {'--residual' if theirs else '--no-residual'}")
-    shadow = load_file(str(ckpt / "ema.safetensors"))
-    ema.shadow_params = [shadow[n].to(p.device) for n, p in net.named_parameters()]
-    ema.optimization_step = state["step"]
-    return state
+class Stage2Task(Task):
+    """Stage 2 for the :class:`~cosmic.training.loop.TrainLoop`: the noise predictor (``model``;
+    ``net`` is it DDP-wrapped under torchrun), AdamW, diffusers' ``EMAModel`` of its weights
+    (``shadow``, saved as ``ema.safetensors`` beside the checkpoint), the frozen stage 1."""
 
+    def __init__(self, cfg: Stage2Config, loop: TrainLoop, stage1, net: NoisePredictor):
+        self.cfg, self.loop, self.stage1 = cfg, loop, stage1
+        self.model = self.net = net
+        self.optimizers = {"main": torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)}
+        self.shadow = EMAModel(net.parameters(), decay=cfg.ema_decay)
+        self.scheduler = DDPMScheduler(**SCHEDULE)
+        self.latent_scale = 1.0
 
-def _checkpoint(ckpt: Path, net: NoisePredictor, optimizer, ema: EMAModel, state: dict) -> None:
-    save_checkpoint(ckpt, net, {"main": optimizer}, state)
-    names = [n for n, _ in net.named_parameters()]
-    save_file({n: p.detach().cpu().contiguous() for n, p in zip(names, ema.shadow_params)},
-              str(ckpt / "ema.safetensors"))
+    def step(self, batch, step: int) -> dict:
+        x, values, present = (t.to(self.loop.device, non_blocking=True) for t in batch)
+        loss = stage2_loss(self.stage1, self.net, self.scheduler, x, values, present, self.latent_scale,
+                           self.cfg.residual, self.cfg.precision)
+        self.optimizers["main"].zero_grad(set_to_none=True)
+        self.loop.optimise(loss, self.optimizers["main"])
+        return {"loss": float(loss.detach())}
+
+    def update_ema(self) -> None:
+        self.shadow.step(self.model.parameters())
+
+    def on_checkpoint(self, state: dict, step: int, window: list[dict], seconds: float) -> None:
+        state["losses"].append({"step": step, "loss": sum(t["loss"] for t in window) / len(window),
+                                "steps_per_s": len(window) / max(seconds, 1e-9)})
+
+    def postfix(self, terms: dict) -> dict:
+        return {"loss": f"{terms['loss']:.4f}"}
+
+    def save(self, directory: Path, state: dict) -> None:
+        save_checkpoint(directory, self.model, self.optimizers, state)
+        names = [n for n, _ in self.model.named_parameters()]
+        save_file({n: p.detach().cpu().contiguous() for n, p in zip(names, self.shadow.shadow_params)},
+                  str(directory / "ema.safetensors"))
+
+    def load(self, directory: Path) -> dict:
+        """A stage-2 checkpoint (weights, AdamW moments, EMA shadow); the trainer state."""
+        state = load_checkpoint(directory, self.model, self.optimizers)
+        theirs = state["config"].get("residual", False)  # runs older than the option trained on z0
+        if theirs != self.cfg.residual:
+            raise InputError(f"{directory}: that run trains on the {'residual' if theirs else 'z0'} target; "
+                             f"resume it with {'--residual' if theirs else '--no-residual'}")
+        shadow = load_file(str(directory / "ema.safetensors"))
+        self.shadow.shadow_params = [shadow[n].to(p.device) for n, p in self.model.named_parameters()]
+        self.shadow.optimization_step = state["step"]
+        return state
 
 
 def train_stage2(cfg: Stage2Config, resume: bool = True, progress: bool = True) -> Path:
@@ -251,69 +255,22 @@ def _loader(cfg: Stage2Config, info: ddp.DistInfo, first_step: int) -> DataLoade
 def _train(cfg: Stage2Config, info: ddp.DistInfo, resume: bool, progress: bool) -> Path:
     refuse_val_split(cfg.split)
     out = prepare_run(cfg.out, cfg.threads, ddp.rank_seed(cfg.seed, info))
-    stage1, net = _models(cfg, info.device)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    ema = EMAModel(net.parameters(), decay=cfg.ema_decay)
-    ckpt = out / "last"
-    state = {"step": 0, "losses": [], "config": asdict(cfg)}
-    if resume and (ckpt / "trainer.json").is_file():
-        state = _resume(ckpt, net, optimizer, ema, cfg)
-        if info.active:  # the saved RNG state is rank 0's
-            torch.manual_seed(ddp.rank_seed(cfg.seed, info, int(state["step"])))
-    else:
-        state["latent_scale"] = measure_latent_scale(stage1, _loader(cfg, info, 0), cfg.residual, info=info)
+    loop = TrainLoop(Cadence.of(cfg), out / "last", info, cfg.precision, progress, "stage2")
+    task = Stage2Task(cfg, loop, *_models(cfg, info.device))
+    fresh = {"step": 0, "losses": [], "config": asdict(cfg)}
+    state = loop.resume(task, fresh, cfg.seed) if resume else fresh
+    if state is fresh:
+        state["latent_scale"] = measure_latent_scale(task.stage1, _loader(cfg, info, 0), cfg.residual, info=info)
+    task.latent_scale = state["latent_scale"]
     if info.main:
-        from cosmic.training.config import write_config
-
         write_config(out / "stage2_config.json", asdict(cfg))
-    parts = (stage1, ddp.wrap(net, info, ignore_suffix=None), optimizer, ema,
-             grad_scaler(info.device, cfg.precision), MetricsLog(out, int(state["step"]), enabled=info.main))
-    _loop(cfg, info, parts, state, out, progress)
+    task.net = loop.wrap(task.model, ignore_suffix=None)
+    step = int(state["step"])
+    loop.run(task, iter(_loader(cfg, info, step)), state, MetricsLog(out, step, enabled=info.main))
     final = out / "final"
     if info.main:
-        ema.copy_to(net.parameters())
-        DiffusionCompensator(net.eval(), state["latent_scale"], cfg.residual).save_pretrained(
+        task.shadow.copy_to(task.model.parameters())
+        DiffusionCompensator(task.model.eval(), state["latent_scale"], cfg.residual).save_pretrained(
             final, extra={"stage2": asdict(cfg), "stage1": str(cfg.stage1)})
     ddp.barrier(info)
     return final
-
-
-def _loop(cfg: Stage2Config, info: ddp.DistInfo, parts, state: dict, out: Path, progress: bool) -> None:
-    stage1, net, optimizer, ema, scaler, log = parts
-    raw = getattr(net, "module", net)
-    scheduler = DDPMScheduler(**SCHEDULE)
-    step = int(state["step"])
-    net.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and info.main), dynamic_ncols=True,
-               desc="stage2")
-    it = iter(_loader(cfg, info, step))
-    window: list[float] = []
-    t0 = time.time()
-    while step < cfg.steps:
-        x, values, present = (t.to(info.device, non_blocking=True) for t in next(it))
-        loss = stage2_loss(stage1, net, scheduler, x, values, present, state["latent_scale"],
-                           cfg.residual, cfg.precision)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(raw.parameters(), 1.0)
-        scaler.step(optimizer)
-        scaler.update()
-        ema.step(raw.parameters())
-        step += 1
-        window.append(float(loss.detach()))
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            mean = ddp.mean_terms({"loss": sum(window[-cfg.log_every:]) / len(window[-cfg.log_every:])}, info)
-            log.log(step, mean)
-            bar.set_postfix(loss=f"{mean['loss']:.4f}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            state["step"] = step
-            state["losses"].append({"step": step, "loss": sum(window) / len(window),
-                                    "steps_per_s": len(window) / max(time.time() - t0, 1e-9)})
-            window, t0 = [], time.time()
-            if info.main:
-                _checkpoint(out / "last", raw, optimizer, ema, state)
-            ddp.barrier(info)
-    bar.close()
-    log.close()
