@@ -24,16 +24,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from cosmic.training.config import RUN_CONTROL  # re-exported: defined here before
 from cosmic.utils.pretrained import is_model_dir, read_weights
 
 __all__ = ["prepare_run", "save_checkpoint", "load_checkpoint", "make_ema", "check_resume", "RUN_CONTROL"]
 
 EMA_DIR = "ema"
-#: options a resumed run may change: how long, where and how fast it runs, not what it trains
-RUN_CONTROL = frozenset({
-    "out", "steps", "val_every", "val_images", "val_qualities", "checkpoint_every", "log_every", "threads",
-    "pause_at", "max_minutes", "device", "precision", "bf16", "channels_last", "workers", "stream",
-    "batch_size", "init_from", "start_step", "resume"})
 
 
 class WeightEMA:
