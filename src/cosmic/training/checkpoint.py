@@ -56,9 +56,16 @@ class WeightEMA:
 
     @torch.no_grad()
     def update_parameters(self, model: torch.nn.Module) -> None:
-        mine = list(self.module.parameters())
-        theirs = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(mine, theirs, 1.0 - self.current_decay())
+        """Move the average towards ``model``'s parameters; a frozen parameter (``requires_grad``
+        False, e.g. the on-board codec of a ``--ground-only`` run) is copied exactly: its average
+        is itself, and a lerp would change its bits (and with them the bitstream's digest)."""
+        pairs = list(zip(self.module.parameters(), model.parameters()))
+        moving = [(mine, theirs.detach()) for mine, theirs in pairs if theirs.requires_grad]
+        if moving:
+            torch._foreach_lerp_([m for m, _ in moving], [t for _, t in moving], 1.0 - self.current_decay())
+        for mine, theirs in pairs:
+            if not theirs.requires_grad:
+                mine.copy_(theirs)
         self.n_averaged += 1
 
 
