@@ -6,7 +6,6 @@
     .venv/bin/python scripts/ship_model.py CLASSIFIER_DIR classifier-ucm   # the scene classifier of `cosmic eval`
     .venv/bin/python scripts/ship_model.py ENHANCE_RUN/final ldm-rsic-cosmic-small   # an LDM-RSIC enhancer
     .venv/bin/python scripts/ship_model.py CODEBOOK_RUN/prior codebook-ucm --default-fidelity 0.5   # a Code-RSIC prior
-    .venv/bin/python scripts/ship_model.py --migrate NAME_OR_DIR [--out DIR]   # old one-file layout -> components
 
 Parameters are rounded to float16 and stored as float16 (entropy-coder tables stay exact), the
 entropy tables are rebuilt from the rounded parameters, and the model is saved under NAME (the
@@ -15,11 +14,10 @@ kernels, float16 biases and norms; ``--diffusion-dtype float16`` to keep it at h
 package under 40 MB. Every figure reported for a shipped model is measured on
 these rounded weights.
 
-Models are written in the component layout (``model_index.json``, ``onboard/``, ``ground/``,
-``diffusion/``: see :mod:`cosmic.models.base`). ``--migrate`` rewrites a model saved in the layout
-before components (one ``config.json`` + ``model.safetensors``, stage 2 likewise with
-``scheduler.json``) in the component layout, keeping every stored tensor byte for byte (checked
-before the old directory is replaced; in place unless ``--out``).
+Models are written in the one save format (:mod:`cosmic.utils.pretrained`; a COSMIC model:
+``model_index.json``, ``onboard/``, ``ground/``, ``diffusion/``, see :mod:`cosmic.models.base`),
+each into a temporary folder beside its place, then moved in (the old one removed). A model of
+an older layout is converted first by ``scripts/migrate_models.py``.
 """
 
 from __future__ import annotations
@@ -31,14 +29,9 @@ from pathlib import Path
 
 import torch
 
-from safetensors.torch import load_file
-
 from cosmic.ground.diffusion.sampler import DiffusionCompensator
 from cosmic.utils.pretrained import (
-    MODEL_INDEX_NAME,
-    WEIGHTS_NAME,
     is_model_dir,
-    model_components,
     read_model_index,
     round_parameters,
 )
@@ -54,15 +47,10 @@ def main() -> None:
     ap.add_argument("--diffusion", type=Path, help="a stage-2 model directory to ship with it")
     ap.add_argument("--diffusion-dtype", choices=["int8", "float16"], default="int8")
     ap.add_argument("--out", type=Path, help="write here instead of the package's zoo (e.g. an ablation)")
-    ap.add_argument("--migrate", metavar="NAME_OR_DIR", help="rewrite an old-layout model in the component layout")
     ap.add_argument("--default-fidelity", type=float, help="a codebook prior: the fidelity used when none is given")
     args = ap.parse_args()
     if args.diffusion and args.model is not None and args.name is None:  # `--diffusion DIR NAME`
         args.model, args.name = None, str(args.model)
-    if args.migrate:
-        source = Path(args.migrate) if is_model_dir(args.migrate) else ZOO / args.migrate
-        migrate(source, args.out or source)
-        return
     if not args.name:
         ap.error("give the NAME to ship the model under")
     out = args.out or ZOO / args.name
@@ -88,7 +76,8 @@ def main() -> None:
     model.name = args.name
     round_parameters(model)
     model.update(force=True)
-    replace_dir(model, out, _extra_of(args.model), torch.float16)
+    extra = _extra_of(args.model)
+    replace_dir(lambda tmp: model.save_pretrained(tmp, extra=extra, dtype=torch.float16), out)
     if args.diffusion:
         ship_diffusion(args.diffusion, out, args.diffusion_dtype)
     else:
@@ -102,7 +91,8 @@ def ship_diffusion(source: Path, out: Path, dtype_name: str) -> None:
         source)
     dtype = getattr(torch, dtype_name)
     round_parameters(comp.net, dtype)
-    replace_dir(comp, out / "diffusion", {"shipped_from": _portable(str(source))}, dtype)
+    extra = {"shipped_from": _portable(str(source))}
+    replace_dir(lambda tmp: comp.save_pretrained(tmp, extra=extra, dtype=dtype), out / "diffusion")
     report(out)
 
 
@@ -112,7 +102,8 @@ def ship_classifier(source: Path, out: Path) -> None:
 
     model = SceneClassifier.from_pretrained(source)
     round_parameters(model)
-    replace_dir(model, out, _extra_of(source), torch.float16)
+    extra = _extra_of(source)
+    replace_dir(lambda tmp: model.save_pretrained(tmp, extra=extra, dtype=torch.float16), out)
     report(out)
 
 
@@ -127,9 +118,7 @@ def ship_enhancer(source: Path, out: Path, name: str, ldm_dtype: torch.dtype = t
     dtypes = {"ldm": ldm_dtype}
     for key, module in enhancer.components().items():
         round_parameters(module, dtypes.get(key, torch.float16))
-    if out.exists():
-        shutil.rmtree(out)
-    enhancer.save_pretrained(out, dtype=torch.float16, dtypes=dtypes)
+    replace_dir(lambda tmp: enhancer.save_pretrained(tmp, dtype=torch.float16, dtypes=dtypes), out)
     report(out)
 
 
@@ -145,9 +134,7 @@ def ship_prior(source: Path, out: Path, default_fidelity: float | None) -> None:
     for name in ("vqgan", "predictor", "hpin"):
         if getattr(prior, name) is not None:
             round_parameters(getattr(prior, name))
-    if out.exists():
-        shutil.rmtree(out)
-    prior.save_pretrained(out, dtype=torch.float16)
+    replace_dir(lambda tmp: prior.save_pretrained(tmp, dtype=torch.float16), out)
     report(out)
 
 
@@ -168,53 +155,15 @@ def _extra_of(source: Path) -> dict:
     return _portable({**read_model_index(source).get("_extra", {}), "shipped_from": str(source)})
 
 
-def migrate(source: Path, out: Path) -> None:
-    """Rewrite ``source`` (the layout before components) as ``out`` in the component layout with
-    the same stored tensors (float16 / int8 as they are), checked equal before ``out`` is replaced."""
-    if (source / MODEL_INDEX_NAME).is_file():
-        raise SystemExit(f"{source} is already in the component layout")
+def replace_dir(save, out: Path) -> None:
+    """Save a model as ``out``, replacing whatever was there: ``save(folder)`` writes it into a
+    temporary folder beside ``out``, which then takes its place."""
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    model = load_model(source)
-    model.save_pretrained(tmp, extra=_portable(read_model_index(source).get("_extra")),
-                          stored=load_file(str(source / WEIGHTS_NAME)))
-    _check_stored(source, tmp, {name: name + "." for name in model_components(read_model_index(tmp))})
-    if is_model_dir(source / "diffusion"):
-        comp = load_compensator(source)
-        extra = {k: v for k, v in read_model_index(source / "diffusion").get("_extra", {}).items()
-                 if k not in ("latent_scale", "residual")}
-        comp.save_pretrained(tmp / "diffusion", extra=_portable(extra),
-                             stored=load_file(str(source / "diffusion" / WEIGHTS_NAME)))
-        _check_stored(source / "diffusion", tmp / "diffusion",
-                      {"noise_predictor": "", "metadata_encoder": "metadata_encoder."})
+    save(tmp)
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
-    report(out)
-
-
-def _check_stored(old: Path, new: Path, prefixes: dict[str, str]) -> None:
-    """Every tensor of ``old``'s one file is in ``new``'s component files (under ``prefixes``:
-    component -> prefix of its tensors in the old file), same dtype, shape and bytes."""
-    before = load_file(str(old / WEIGHTS_NAME))
-    after = {}
-    for name, prefix in prefixes.items():
-        after.update({prefix + k: v for k, v in load_file(str(new / name / WEIGHTS_NAME)).items()})
-    if before.keys() != after.keys():
-        raise SystemExit(f"{new}: tensors differ from {old}'s: {sorted(before.keys() ^ after.keys())[:3]}")
-    for k, v in before.items():
-        w = after[k]
-        same = v.dtype == w.dtype and v.shape == w.shape
-        if not same or not torch.equal(v.reshape(-1).view(torch.uint8), w.reshape(-1).view(torch.uint8)):
-            raise SystemExit(f"{new}: tensor {k} differs from {old}'s")
-    print(f"{new}: {len(before)} tensors byte-identical to {old}'s")
-
-
-def replace_dir(model, out: Path, extra: dict, dtype: torch.dtype) -> None:
-    """Save ``model`` as ``out``, replacing whatever was there."""
-    if out.exists():
-        shutil.rmtree(out)
-    model.save_pretrained(out, extra=extra, dtype=dtype)
 
 
 def report(out: Path) -> None:

@@ -1,6 +1,7 @@
 """Models saved the diffusers way (issue 14): ``model_index.json`` + one subfolder per component,
-each built from its own config; the one-file layout before components still loads (that nothing
-shipped names an absolute path is tests/zoo/test_shipped.py's)."""
+each built from its own config; the layouts before it do not load and name their converter
+(scripts/migrate_models.py, tested in tests/scripts/test_migrate_models.py; that nothing shipped
+names an absolute path is tests/zoo/test_shipped.py's)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shutil
 
 import pytest
 import torch
-from helpers import REPO, TINY_MODEL, golden_image, load_script
+from helpers import REPO, TINY_MODEL, load_script
 from safetensors.torch import load_file
 
 from cosmic.errors import ModelError
@@ -19,7 +20,6 @@ from cosmic.ground.diffusion.noise_predictor import NoisePredictor
 from cosmic.ground.diffusion.sampler import DiffusionCompensator, ddim_scheduler
 from cosmic.models.cosmic import Cosmic
 from cosmic.onboard.codec import OnboardCodec
-from cosmic.pipelines import EncodePipeline, open_scene
 from cosmic.zoo import DEFAULT_MODEL, load_compensator, load_model, load_onboard
 
 ROOT = REPO
@@ -56,23 +56,20 @@ def _ship_model():
     return load_script(ROOT / "scripts" / "ship_model.py")
 
 
-def test_old_layout_loads_and_migrates_byte_identically(tmp_path, capsys):
-    """The fixture is in the one-file layout; ``ship_model.py --migrate`` rewrites it with the
-    same stored tensors, and both code the same bytes."""
-    assert (TINY_MODEL / "config.json").is_file() and not (TINY_MODEL / "model_index.json").exists()
-    old = load_model(TINY_MODEL)
-    _ship_model().migrate(TINY_MODEL, tmp_path / "new")
-    assert "byte-identical" in capsys.readouterr().out
-    stored = load_file(str(TINY_MODEL / "model.safetensors"))
-    for part in ("onboard", "ground"):
-        for k, v in load_file(str(tmp_path / "new" / part / "model.safetensors")).items():
-            assert torch.equal(v, stored[f"{part}.{k}"])
-    new = load_model(tmp_path / "new")
-    assert new.config == old.config and new.onboard.digest() == old.onboard.digest()
-    scene = open_scene(golden_image(64, 64))
-    a = EncodePipeline.from_pretrained(TINY_MODEL).encode(scene).to_bytes()
-    b = EncodePipeline.from_pretrained(tmp_path / "new").encode(scene).to_bytes()
-    assert a == b
+def test_older_layouts_do_not_load_and_name_their_converter(tmp_path):
+    """A whole model in one file, a stage-2 model with scheduler.json: one-line ModelErrors that
+    name scripts/migrate_models.py (the loaders of those layouts are gone)."""
+    from cosmic.utils.pretrained import ConfigMixin
+
+    ConfigMixin.save_pretrained(load_model(TINY_MODEL), tmp_path / "old")
+    with pytest.raises(ModelError, match="migrate_models.py"):
+        load_model(tmp_path / "old")
+    with pytest.raises(ModelError, match="migrate_models.py"):
+        load_onboard(tmp_path / "old")
+    shutil.copytree(TINY_MODEL, tmp_path / "m")
+    _tiny_net().save_pretrained(tmp_path / "m" / "diffusion", extra={"latent_scale": 3.0})
+    with pytest.raises(ModelError, match="migrate_models.py"):
+        load_compensator(tmp_path / "m")
 
 
 def test_ship_model_adds_a_stage2_network_to_a_model(tmp_path, monkeypatch, capsys):
@@ -80,7 +77,7 @@ def test_ship_model_adds_a_stage2_network_to_a_model(tmp_path, monkeypatch, caps
     at int8 (its one positional is the name, as the usage line says)."""
     import sys
 
-    _ship_model().migrate(TINY_MODEL, tmp_path / "m")
+    shutil.copytree(TINY_MODEL, tmp_path / "m")
     DiffusionCompensator(_tiny_net(), 1.5).save_pretrained(tmp_path / "s2")
     monkeypatch.setattr(sys, "argv", ["ship_model.py", "--diffusion", str(tmp_path / "s2"), "tiny",
                                       "--out", str(tmp_path / "m")])
@@ -105,16 +102,6 @@ def test_scheduler_config_is_read_back(tmp_path):
     y = torch.randn(1, 16, 2, 2)
     assert torch.equal(back.sample(y, steps=2, seeds=[3], anchor=torch.zeros(1, 4, 8, 8)),
                        comp.sample(y, steps=2, seeds=[3], anchor=torch.zeros(1, 4, 8, 8)))
-
-
-def test_old_layout_stage2_reads_its_scheduler_json(tmp_path):
-    _tiny_net().save_pretrained(tmp_path / "s2", extra={"latent_scale": 3.0, "residual": True})
-    schedule = {"num_train_timesteps": 800, "beta_schedule": "linear", "beta_start": 0.001,
-                "beta_end": 0.03, "prediction_type": "epsilon", "clip_sample": False}
-    (tmp_path / "s2" / "scheduler.json").write_text(json.dumps(schedule))
-    comp = DiffusionCompensator.from_pretrained(tmp_path / "s2")
-    assert comp.latent_scale == 3.0 and comp.residual
-    assert comp.scheduler.config.num_train_timesteps == 800 and comp.scheduler.config.beta_end == 0.03
 
 
 def test_unknown_component_class_is_a_model_error(tmp_path):
@@ -173,29 +160,3 @@ def test_fixed_rate_stage2_warm_starts_a_quality_conditioned_one_unchanged(tmp_p
     other = NoisePredictor(M=32, latent_channels=4, unet=TINY_UNET, injection_hidden=16, quality_conditioning=True)
     with pytest.raises(InputError, match="not a noise predictor of this shape"):
         _init_from(other, str(tmp_path / "fixed"))
-
-
-def test_checkpoint_of_an_older_run_resumes_and_is_rewritten_in_the_new_layout(tmp_path):
-    """A trainer checkpoint written before components (one config.json + model.safetensors, the
-    EMA likewise) loads; the next save writes the component layout in its place."""
-    from cosmic.training.checkpoint import load_checkpoint, make_ema, save_checkpoint
-    from cosmic.utils.pretrained import ConfigMixin
-
-    old = Cosmic(N=16, M=16, ground_channels=8).eval()
-    old.update(force=True)
-    ckpt = tmp_path / "last"
-    ConfigMixin.save_pretrained(old, ckpt)  # the one-file layout, as the trainer wrote it before
-    ConfigMixin.save_pretrained(old, ckpt / "ema")
-    (ckpt / "trainer.json").write_text(json.dumps({"step": 5, "ema_n_averaged": 5}))
-    torch.manual_seed(1)
-    model = Cosmic(N=16, M=16, ground_channels=8)
-    ema = make_ema(model, 0.9)
-    assert load_checkpoint(ckpt, model, {}, ema)["step"] == 5
-    for m in (model, ema.module):
-        assert all(torch.equal(v, m.state_dict()[k]) for k, v in old.state_dict().items())
-    save_checkpoint(ckpt, model, {}, {"step": 6}, ema)
-    assert (ckpt / "model_index.json").is_file() and not (ckpt / "model.safetensors").exists()
-    assert (ckpt / "ema" / "onboard" / "model.safetensors").is_file() and not (ckpt / "ema" / "config.json").exists()
-    again = Cosmic(N=16, M=16, ground_channels=8)
-    load_checkpoint(ckpt, again, {})
-    assert all(torch.equal(v, again.state_dict()[k]) for k, v in old.state_dict().items())

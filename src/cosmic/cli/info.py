@@ -150,6 +150,7 @@ def flops(
 def models() -> None:
     """List the models shipped inside the package."""
     from cosmic.evaluation.classifier import SceneClassifier
+    from cosmic.utils.pretrained import model_components
     from cosmic.zoo import has_compensator, read_model_config, shipped_models
 
     for name in shipped_models():
@@ -164,7 +165,7 @@ def models() -> None:
                        f"trained on {cfg.get('lq_model')} decodes)")
             continue
         if cfg.get("_class_name") == "Enhancer":
-            typer.echo(f"{name}: LDM-RSIC enhancer of {cfg.get('source')} decodes ({', '.join(cfg['components'])})")
+            typer.echo(f"{name}: LDM-RSIC enhancer of {cfg.get('source')} decodes ({', '.join(model_components(cfg))})")
             continue
         stage2 = " + stage 2" if has_compensator(name) else ""
         wide_e = f" E={cfg['onboard_channels']}" if cfg.get("onboard_channels") else ""

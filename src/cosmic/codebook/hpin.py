@@ -23,11 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from cosmic.codebook.layers import Trainable, TransformerBlock, WindowAttention
-from cosmic.utils.pretrained import ConfigMixin, register_to_config
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["HPIN"]
 
 
+@register_component
 class HPIN(nn.Module, ConfigMixin, Trainable):
     @register_to_config
     def __init__(self, channels: tuple = (32, 64, 128), heads: int = 4, window: int = 8):

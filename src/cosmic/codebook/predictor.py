@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from cosmic.codebook.layers import Encoder, Trainable
-from cosmic.utils.pretrained import ConfigMixin, register_to_config
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["CodePredictor"]
 
 
+@register_component
 class CodePredictor(nn.Module, ConfigMixin, Trainable):
     @register_to_config
     def __init__(self, channels: tuple = (32, 64, 128), dim: int = 64, num_codes: int = 512,

@@ -3,10 +3,13 @@ Transformer) and HPIN, applied after any codec's decode (``cosmic decompress --p
 ``cosmic enhance --prior codebook``): a ground post-processor
 (:class:`cosmic.ground.postprocess.PostProcessor`; its context's ``fidelity``, no rate, no steps).
 
-A prior directory holds ``config.json`` (class ``CodebookPrior``: preset and training notes) and
-one diffusers-style directory (``config.json`` + ``model.safetensors``) per component:
-``vqgan/``, ``predictor/`` and, once stage 3 is trained, ``hpin/``. Without ``hpin/`` the prior
-can only give the pure prior image D_H(predicted codes) blended with the decode.
+A prior directory is a composite in the one save format (:mod:`cosmic.utils.pretrained`):
+``model_index.json`` (class ``CodebookPrior``, its config: preset, default fidelity, training
+notes; one entry per component) and one component folder (``config.json`` +
+``model.safetensors``) each for ``vqgan/``, ``predictor/`` and, once stage 3 is trained,
+``hpin/``. Without ``hpin/`` the prior can only give the pure prior image D_H(predicted codes)
+blended with the decode. The trainer writes one component per stage, then
+:func:`write_prior_index`.
 
 Images are processed in independent tiles (``tile`` px, 256 by default: the codec's own tile),
 so memory is bounded whatever the scene size.
@@ -14,7 +17,6 @@ so memory is bounded whatever the scene size.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -27,9 +29,20 @@ from cosmic.codebook.predictor import CodePredictor
 from cosmic.codebook.vqgan import VQGAN
 from cosmic.errors import InputError, ModelError, first_line
 from cosmic.ground.postprocess import PostContext, TiledPostProcessor, register_postprocessor
-from cosmic.utils.pretrained import CONFIG_NAME
+from cosmic.utils.pretrained import (
+    CONFIG_NAME,
+    MODEL_INDEX_NAME,
+    component_entry,
+    load_components,
+    model_config,
+    read_composite,
+    read_json,
+    register_component,
+    save_composite,
+    write_model_index,
+)
 
-__all__ = ["CodebookPrior", "check_fidelity", "load_prior", "DEFAULT_PRIOR"]
+__all__ = ["CodebookPrior", "check_fidelity", "load_prior", "write_prior_index", "DEFAULT_PRIOR"]
 
 #: the shipped prior (trained on UC Merced train + train_extra, LQ = cosmic-small-vr steps-0 decodes)
 DEFAULT_PRIOR = "codebook-ucm"
@@ -45,6 +58,7 @@ def check_fidelity(fidelity: float | None) -> float | None:
     return float(fidelity)
 
 
+@register_component
 @register_postprocessor("CodebookPrior")
 class CodebookPrior(TiledPostProcessor):
     """The prior as a post-processor: ``prior(image, context)`` is :meth:`enhance` at
@@ -69,23 +83,15 @@ class CodebookPrior(TiledPostProcessor):
         check_fidelity(context.fidelity)
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
-        directory = Path(directory)
-        for name in COMPONENTS:
-            part = getattr(self, name)
-            if part is not None:
-                part.save_pretrained(directory / name, dtype=dtype)
-        (directory / CONFIG_NAME).write_text(json.dumps({"_class_name": "CodebookPrior", **self.info},
-                                                        indent=2, sort_keys=True) + "\n")
-        return directory
+        """Each component in its subfolder at ``dtype``, then ``model_index.json`` (config: :attr:`info`)."""
+        parts = {name: getattr(self, name) for name in COMPONENTS if getattr(self, name) is not None}
+        return save_composite(directory, type(self).__name__, self.info, parts, dtype=dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "CodebookPrior":
-        directory = Path(directory)
-        parts = {name: c.from_pretrained(directory / name) for name, c in COMPONENTS.items()
-                 if (directory / name / CONFIG_NAME).is_file() or name != "hpin"}
-        info = json.loads((directory / CONFIG_NAME).read_text())
-        return cls(parts["vqgan"], parts["predictor"], parts.get("hpin"),
-                   {k: v for k, v in info.items() if not k.startswith("_")}, directory.name)
+        index = read_composite(directory, cls.__name__)
+        parts = load_components(directory, index, COMPONENTS)
+        return cls(parts["vqgan"], parts["predictor"], parts.get("hpin"), model_config(index), Path(directory).name)
 
     @property
     def default_fidelity(self) -> float:
@@ -145,3 +151,14 @@ def load_prior(name_or_dir: str | os.PathLike = DEFAULT_PRIOR) -> CodebookPrior:
         return CodebookPrior.from_pretrained(path)
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise ModelError(f"{path}: cannot load the codebook prior ({first_line(exc)})") from None
+
+
+def write_prior_index(directory: str | os.PathLike, **info) -> Path:
+    """(Re)write a prior folder's ``model_index.json``, atomically: its config updated with
+    ``info``, one entry per component saved in it (the trainer saves one per stage, then this)."""
+    directory = Path(directory)
+    index = read_json(directory / MODEL_INDEX_NAME) if (directory / MODEL_INDEX_NAME).is_file() else {}
+    parts = {name: component_entry(directory / name) for name in COMPONENTS
+             if (directory / name / CONFIG_NAME).is_file()}
+    return write_model_index(directory, CodebookPrior.__name__, {**model_config(index), **info}, parts,
+                             index.get("_extra"))

@@ -18,7 +18,7 @@ from torch import nn
 
 from cosmic.codebook.layers import Encoder, ResBlock, Trainable, norm
 from cosmic.codebook.quantizer import EMAVectorQuantizer
-from cosmic.utils.pretrained import ConfigMixin, register_to_config
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["Decoder", "VQGAN", "PatchDiscriminator"]
 
@@ -50,6 +50,7 @@ class Decoder(nn.Module):
         return (self.out(h) + 1) / 2, feats
 
 
+@register_component
 class VQGAN(nn.Module, ConfigMixin, Trainable):
     """Encoder, codebook (``num_codes`` x ``dim``) and D_H. ``channels`` per level, so codes sit at
     H / 2^len(channels)."""
@@ -79,6 +80,7 @@ class VQGAN(nn.Module, ConfigMixin, Trainable):
         return {"x_rec": x_rec, "commit": commit, "indices": idx, **stats}
 
 
+@register_component
 class PatchDiscriminator(nn.Module, ConfigMixin, Trainable):
     """VQGAN's PatchGAN (Isola et al. 2017), three stride-2 stages: one logit per ~30 px patch."""
 

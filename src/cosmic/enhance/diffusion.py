@@ -19,7 +19,7 @@ from torch import nn
 
 from cosmic.enhance.modules import PriorEncoder, rate_feature
 from cosmic.ground.diffusion.sampler import SCHEDULE
-from cosmic.utils.pretrained import ConfigMixin, register_to_config
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["PriorDiffusion", "RATE_SCALE"]
 
@@ -27,6 +27,7 @@ __all__ = ["PriorDiffusion", "RATE_SCALE"]
 RATE_SCALE = 500.0
 
 
+@register_component
 class PriorDiffusion(nn.Module, ConfigMixin):
     """ε_θ(r_t, t, F_reg, c(decoded), rate) and its DDIM sampler."""
 

@@ -1,11 +1,15 @@
-"""The LDM-RSIC enhancer: its components, the ``small`` / ``paper`` presets, and saving them
-diffusers-style (a ``config.json`` at the top naming the components and the source codec, and
-``config.json`` + ``model.safetensors`` per component directory, like a diffusers pipeline's
-``model_index.json`` and sub-folders)."""
+"""The LDM-RSIC enhancer: its components, the ``small`` / ``paper`` presets, and saving them in
+the one save format (:mod:`cosmic.utils.pretrained`)::
+
+    ENHANCER/model_index.json    {"_class_name": "Enhancer", "name": ..., "source": ..., "preset": ...,
+                                  "self_encoder": ["cosmic", "PriorEncoder"], "men": ["cosmic", "MEN"],
+                                  "prior_regressor": ["cosmic", "PriorEncoder"],
+                                  "ldm": ["cosmic", "PriorDiffusion"] (optional), "_extra": {...}}
+    ENHANCER/self_encoder/, men/, prior_regressor/, ldm/    config.json, model.safetensors
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -14,7 +18,13 @@ from torch import nn
 
 from cosmic.enhance.diffusion import PriorDiffusion
 from cosmic.enhance.modules import MEN, PRIOR_DOWNSCALE, PriorEncoder
-from cosmic.utils.pretrained import CONFIG_NAME, read_json
+from cosmic.utils.pretrained import (
+    load_components,
+    model_config,
+    read_composite,
+    register_component,
+    save_composite,
+)
 
 __all__ = ["Enhancer", "ENHANCE_PRESETS", "build_enhancer", "COMPONENTS"]
 
@@ -34,6 +44,7 @@ COMPONENTS = {"self_encoder": PriorEncoder, "prior_regressor": PriorEncoder, "me
 TILE_MULTIPLE = 4 * PRIOR_DOWNSCALE  # MEN's levels and F's grid both divide tiles of this multiple
 
 
+@register_component
 class Enhancer(nn.Module):
     """Self-encoder (stage I only), MEN, prior regressor and LDM (optional) of one source codec."""
 
@@ -72,27 +83,16 @@ class Enhancer(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None,
                         dtypes: dict | None = None) -> Path:
         """Each component in its subfolder at ``dtype``, or at ``dtypes[key]`` when given (the
-        shipped LDM at int8, the rest at float16)."""
-        directory = Path(directory)
-        parts = self.components()
-        for key, module in parts.items():
-            module.save_pretrained(directory / key, dtype=(dtypes or {}).get(key, dtype))
-        index = {"_class_name": "Enhancer", "name": self.name, "source": self.source, "preset": self.preset,
-                 "components": {k: type(m).__name__ for k, m in parts.items()}, "_extra": self.extra}
-        tmp = directory / (CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, directory / CONFIG_NAME)
-        return directory
+        shipped LDM at int8, the rest at float16), then ``model_index.json``."""
+        config = {"name": self.name, "source": self.source, "preset": self.preset}
+        return save_composite(directory, type(self).__name__, config, self.components(), self.extra,
+                              dtype=dtype, dtypes=dtypes)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "Enhancer":
-        directory = Path(directory)
-        index = read_json(directory / CONFIG_NAME)
-        if index.get("_class_name") != "Enhancer":
-            raise ValueError(f"{directory} holds a {index.get('_class_name')}, not an Enhancer")
-        parts = {key: COMPONENTS[key].from_pretrained(directory / key) for key in index["components"]}
-        return cls(**parts, source=index["source"], preset=index["preset"], name=index.get("name"),
-                   extra=index.get("_extra")).eval()
+        index = read_composite(directory, cls.__name__)
+        parts = load_components(directory, index, COMPONENTS)
+        return cls(**parts, **model_config(index), extra=index.get("_extra")).eval()
 
 
 def build_enhancer(preset: str = "small", source: str = "jpeg2000", ldm: bool = True,

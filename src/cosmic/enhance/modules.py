@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cosmic.utils.pretrained import ConfigMixin, register_to_config
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["PriorEncoder", "MEN", "DFAM", "rate_feature", "PRIOR_DOWNSCALE"]
 
@@ -49,6 +49,7 @@ class LayerNorm2d(nn.Module):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+@register_component
 class PriorEncoder(nn.Module, ConfigMixin):
     """(B, in_channels, H, W) -> (B, prior_channels, H/8, W/8): three stride-2 stages."""
 
@@ -148,6 +149,7 @@ class _Level(nn.Module):
         return x
 
 
+@register_component
 class MEN(nn.Module, ConfigMixin):
     """Multi-scale enhancement network: (decoded image, F, rate) -> enhanced image. Levels at
     1, 1/2 and 1/4 resolution (pixel-unshuffle down, pixel-shuffle up, skip concatenation),

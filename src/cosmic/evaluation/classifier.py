@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cosmic.utils.pretrained import ConfigMixin, register_to_config
+from cosmic.utils.pretrained import ConfigMixin, register_component, register_to_config
 
 __all__ = ["SceneClassifier", "frechet_distance", "class_of"]
 
@@ -32,6 +32,7 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+@register_component
 class SceneClassifier(nn.Module, ConfigMixin):
     @register_to_config
     def __init__(self, classes: list[str], widths: tuple = (32, 64, 128, 256), size: int = 128):

@@ -11,8 +11,9 @@ Two refiners work on a decoded picture, after any codec's decode, and nothing ch
 Both implement :class:`PostProcessor`: ``post(image, context) -> image`` on an (H, W, 3) uint8
 picture, ``post.rows(read, width, height, context)`` for a picture read one tile row at a time,
 ``check(context)`` (what it cannot do is refused before anything is decoded), and the diffusers
-way of saving: ``save_pretrained(directory)`` / ``from_pretrained(directory)``, a folder with its
-own ``config.json`` whose ``_class_name`` names the class in :data:`POSTPROCESSORS`.
+way of saving: ``save_pretrained(directory)`` / ``from_pretrained(directory)``, a composite in
+the one save format (:mod:`cosmic.utils.pretrained`: ``model_index.json``, one subfolder per
+component) whose ``_class_name`` names the class in :data:`POSTPROCESSORS`.
 :func:`cosmic.zoo.load_postprocessor` loads any of them by shipped name or directory, and
 :class:`~cosmic.pipelines.decode.DecodePipeline` (``post=``, ``context=``) and ``cosmic enhance``
 take any of them.
@@ -106,7 +107,7 @@ class PostProcessor(Protocol):
         """Why a picture passes through unchanged (e.g. a rate outside the trained range), or None."""
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """A folder with its own ``config.json`` (``_class_name``) and its weights."""
+        """A folder in the one save format (``model_index.json`` naming ``_class_name``, its components)."""
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "PostProcessor":
@@ -135,14 +136,14 @@ class TiledPostProcessor:
             yield top, self(read(top, 0, min(self.tile, height - top), width), context)
 
 
-#: post-processor classes by the ``_class_name`` their ``config.json`` records
+#: post-processor classes by the ``_class_name`` their ``model_index.json`` records
 POSTPROCESSORS: dict[str, type] = {}
 #: where the built-in ones are defined: imported when a name is first looked up
 BUILTIN = {"Enhancer": "cosmic.enhance.pipeline", "CodebookPrior": "cosmic.codebook.prior"}
 
 
 def register_postprocessor(class_name: str):
-    """Class decorator: ``cls`` loads the folders whose ``config.json`` names ``class_name``."""
+    """Class decorator: ``cls`` loads the folders whose ``model_index.json`` names ``class_name``."""
     def wrap(cls: type) -> type:
         POSTPROCESSORS[class_name] = cls
         return cls

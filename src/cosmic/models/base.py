@@ -11,8 +11,8 @@ Saved as diffusers saves a pipeline (:mod:`cosmic.utils.pretrained`)::
     MODEL/ground/config.json, model.safetensors
     MODEL/diffusion/                                 - optional stage 2 (DiffusionCompensator)
 
-and loaded by building each component from its own config. A directory in the layout before
-components (one ``config.json`` + one ``model.safetensors``) still loads.
+and loaded by building each component from its own config (the one save format of every model:
+:mod:`cosmic.utils.pretrained`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,11 @@ import torch
 from compressai.models import CompressionModel
 
 from cosmic.utils.pretrained import (
-    MODEL_INDEX_NAME,
     ConfigMixin,
-    component_class,
-    model_components,
+    load_components,
     model_config,
-    read_model_index,
-    write_model_index,
+    read_composite,
+    save_composite,
 )
 
 __all__ = ["TwoSidedCodec"]
@@ -67,24 +65,14 @@ class TwoSidedCodec(CompressionModel, ConfigMixin):
         """Each component in its subfolder (``save_pretrained`` of the component, at ``dtype``),
         then ``model_index.json`` with this model's config and ``extra``. ``stored``: the whole
         model's tensors already in storage form, split between the components byte for byte."""
-        directory = Path(directory)
-        for name in self.component_names:
-            part = None if stored is None else {k[len(name) + 1:]: v for k, v in stored.items()
-                                                if k.startswith(name + ".")}
-            getattr(self, name).save_pretrained(directory / name, dtype=dtype, stored=part)
-        components = {name: getattr(self, name) for name in self.component_names}
-        write_model_index(directory, type(self).__name__, self.config, components, extra)
-        return directory
+        parts = {name: getattr(self, name) for name in self.component_names}
+        split = None if stored is None else {
+            name: {k[len(name) + 1:]: v for k, v in stored.items() if k.startswith(name + ".")} for name in parts}
+        return save_composite(directory, type(self).__name__, self.config, parts, extra, dtype=dtype, stored=split)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike):
-        """Build each component from its subfolder's config and weights and assemble them; a
-        directory in the one-file layout loads as before (the model built from its config)."""
-        if not (Path(directory) / MODEL_INDEX_NAME).is_file():
-            return super().from_pretrained(directory)
-        index = read_model_index(directory)
-        if index.get("_class_name") != cls.__name__:
-            raise ValueError(f"{directory} holds a {index.get('_class_name')}, not a {cls.__name__}")
-        parts = {name: component_class(entry, ConfigMixin).from_pretrained(Path(directory) / name)
-                 for name, entry in model_components(index).items()}
+        """Build each component from its subfolder's config and weights and assemble them."""
+        index = read_composite(directory, cls.__name__)
+        parts = load_components(directory, index, {name: ConfigMixin for name in cls.component_names})
         return cls(**model_config(index), **parts).eval()

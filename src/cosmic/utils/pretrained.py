@@ -1,15 +1,33 @@
-"""Components serialised the diffusers way: constructor arguments as config, safetensors weights.
+"""The one save format of every model (issue 32 item 5), the diffusers way.
 
-A *component* (an on-board codec, a ground decoder, a noise predictor, a metadata encoder) is a
-:class:`ConfigMixin`: its ``__init__`` is decorated with :func:`register_to_config`, so every
-constructor argument becomes ``self.config``, and a component directory holds ``config.json``
-(the class name and those arguments) and ``model.safetensors``. A *model* made of components
-(:class:`~cosmic.models.base.TwoSidedCodec`,
-:class:`~cosmic.ground.diffusion.sampler.DiffusionCompensator`) is saved as diffusers saves a
-``DiffusionPipeline``: one subfolder per component and a ``model_index.json`` naming each
-component's ``[library, class]`` plus the model's own config. Loading builds every component from
-its own config; classes are found in :data:`COMPONENTS` (filled by :func:`register_component`),
-never imported by a name read from a file.
+The rule:
+
+* a **component** (one network: an on-board codec, a ground decoder, a noise predictor, a VQGAN,
+  an enhancer's MEN, the scene classifier, ...) is a :class:`ConfigMixin`, saved as a folder with
+  ``config.json`` (``_class_name``, every constructor argument, ``_weights_sha256`` of the
+  weights, optional ``_extra``: provenance, training history) and ``model.safetensors``;
+* a **composite** (a model made of components: the COSMIC model and the learned baselines, the
+  stage-2 diffusion compensator, the Code-RSIC codebook prior, the LDM-RSIC enhancer) is saved
+  as diffusers saves a ``DiffusionPipeline``: a folder with ``model_index.json``
+  (``_class_name``, the composite's own config, one ``[library, class]`` entry per component,
+  optional ``_extra``) and one subfolder per component, named as its entry, in the component
+  layout (a diffusers scheduler in diffusers' own: ``scheduler_config.json``);
+* something saved on its own (the scene classifier) is the component layout itself.
+
+A COSMIC model's folder may hold its stage-2 compensator as ``diffusion/``, a composite of its
+own written by stage-2 training (:func:`cosmic.zoo.load_compensator`), not one of the model's
+components. Every file is written atomically (a temporary name, then ``os.replace``): a reader
+sees the old file or the new one, never half a file; a composite writes its components first
+and its ``model_index.json`` last, so a folder with an index has all its components.
+
+Loading: :func:`load_pretrained` reads the folder's ``model_index.json`` (or, a component,
+its ``config.json``), finds ``_class_name`` in :data:`COMPONENTS` (filled by
+:func:`register_component`; classes are never imported by a name read from a file) and calls
+that class's ``from_pretrained``, which builds every component from its own config
+(:func:`read_composite`, :func:`load_components`; :func:`save_composite` writes them).
+Older layouts (one ``config.json`` + ``model.safetensors`` for a whole model, a stage-2 model
+with ``scheduler.json``, a composite with a root ``config.json``) do not load:
+``scripts/migrate_models.py FOLDER...`` converts them, every stored tensor byte for byte.
 
 Why not diffusers' own ``ConfigMixin``: this module is shared by the satellite and the ground
 side, and the on-board code must not import diffusers (tests/models/test_cosmic.py checks it); the API
@@ -17,10 +35,7 @@ mirrors diffusers' (``register_to_config``, ``ignore_for_config``, ``config_name
 ``from_config``, ``save_config``; ``read_config`` is its ``load_config``; ``register_to_config`` records the arguments
 before ``__init__`` runs, so ``__init__`` may refine them with :meth:`ConfigMixin.register_config`).
 Departure: weights are ``model.safetensors`` (diffusers: ``diffusion_pytorch_model.safetensors``).
-
-Old single-directory models (one ``config.json`` + one ``model.safetensors`` for the whole model,
-the layout before components) still load: see :func:`read_weights` and the ``from_pretrained``
-of each model. Nothing is ever unpickled: safetensors stores raw tensors only.
+Nothing is ever unpickled: safetensors stores raw tensors only.
 
 This module imports neither the satellite nor the ground side.
 """
@@ -43,8 +58,10 @@ WEIGHTS_NAME = "model.safetensors"
 MODEL_INDEX_NAME = "model_index.json"
 
 __all__ = ["ConfigMixin", "register_to_config", "register_component", "COMPONENTS", "weights_digest",
-           "round_parameters", "write_model_index", "read_model_index", "model_components",
-           "component_class", "read_weights", "is_model_dir", "CONFIG_NAME", "WEIGHTS_NAME", "MODEL_INDEX_NAME"]
+           "round_parameters", "write_model_index", "read_model_index", "model_components", "model_config",
+           "component_class", "component_entry", "read_weights", "is_model_dir", "save_composite",
+           "read_composite", "load_component", "load_components", "load_pretrained", "write_json",
+           "write_text", "read_json", "CONFIG_NAME", "WEIGHTS_NAME", "MODEL_INDEX_NAME"]
 
 #: class name -> class of everything that may be named in a ``model_index.json``
 COMPONENTS: dict[str, type] = {}
@@ -201,13 +218,13 @@ class ConfigMixin:
             config["_weights_sha256"] = weights_sha256
         if extra:
             config["_extra"] = extra
-        _write_json(directory / self.config_name, config)
+        write_json(directory / self.config_name, config)
         return directory
 
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
                         dtype: torch.dtype | None = None, exclude: tuple[str, ...] = (),
                         stored: dict[str, torch.Tensor] | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (atomically, via temporary names).
+        """Write ``model.safetensors``, then ``config.json`` (each atomically, via a temporary name).
 
         ``dtype`` (e.g. ``torch.float16``; ``torch.int8``: per-channel int8 kernels, see
         :func:`round_parameters`) stores the floating-point *parameters* at that
@@ -226,8 +243,8 @@ class ConfigMixin:
         stored = {k: v for k, v in stored.items() if not k.startswith(exclude)} if exclude else stored
         tmp_w = directory / (WEIGHTS_NAME + ".tmp")
         save_file(stored, str(tmp_w))
-        self.save_config(directory, extra, weights_digest(stored))
         os.replace(tmp_w, directory / WEIGHTS_NAME)
+        self.save_config(directory, extra, weights_digest(stored))  # last: it names the weights' digest
         return directory
 
     # -- loading ------------------------------------------------------------------------------
@@ -267,10 +284,20 @@ class ConfigMixin:
         return model
 
 
-def _write_json(path: Path, document: dict) -> None:
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, then ``os.replace``
+    (a reader sees the old file or the new one, never half a file)."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+    return path
+
+
+def write_json(path: str | os.PathLike, document: dict) -> Path:
+    """``document`` as sorted, indented JSON in ``path``, atomically (:func:`write_text`)."""
+    return write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+
 
 
 # -- models made of components (diffusers' DiffusionPipeline layout) ------------------------------
@@ -278,36 +305,76 @@ def _is_entry(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
 
 
+def _entry(component: Any) -> list[str]:
+    """A component's ``[library, class]``: given as such, or of a built component."""
+    if _is_entry(component):
+        return list(component)
+    return [type(component).__module__.split(".")[0], type(component).__name__]
+
+
+def component_entry(directory: str | os.PathLike) -> list[str]:
+    """The ``[library, class]`` entry of the component saved in ``directory`` (its
+    ``config.json``'s ``_class_name``, which must be registered)."""
+    cls = component_class(read_json(Path(directory) / CONFIG_NAME).get("_class_name"))
+    return [cls.__module__.split(".")[0], cls.__name__]
+
+
 def write_model_index(directory: str | os.PathLike, class_name: str, config: dict,
                       components: dict[str, Any], extra: dict | None = None) -> Path:
-    """Write ``model_index.json``: ``_class_name``, the model's own ``config`` and one
-    ``[library, class]`` entry per component (saved in the subfolder of that name). Written last,
-    so a directory with an index has all its components."""
+    """Write ``model_index.json`` (atomically): ``_class_name``, the model's own ``config`` and
+    one ``[library, class]`` entry per component (saved in the subfolder of that name; a
+    component is given built, or as its entry). Written last, so a directory with an index has
+    all its components."""
     directory = Path(directory)
     index = {"_class_name": class_name, **config}
     for name, component in components.items():
-        index[name] = [type(component).__module__.split(".")[0], type(component).__name__]
+        index[name] = _entry(component)
     if extra:
         index["_extra"] = extra
-    _write_json(directory / MODEL_INDEX_NAME, index)
-    for legacy in (CONFIG_NAME, WEIGHTS_NAME):  # a directory saved before in the one-file layout
-        (directory / legacy).unlink(missing_ok=True)
-    return directory / MODEL_INDEX_NAME
+    return write_json(directory / MODEL_INDEX_NAME, index)
+
+
+def save_composite(directory: str | os.PathLike, class_name: str, config: dict, components: dict[str, Any],
+                   extra: dict | None = None, dtype: torch.dtype | None = None, dtypes: dict | None = None,
+                   stored: dict[str, dict] | None = None) -> Path:
+    """Save a composite: each component with its own ``save_pretrained`` in the subfolder of its
+    name (at ``dtypes[name]``, else ``dtype``; ``stored[name]``: its tensors already in storage
+    form, written byte for byte), then :func:`write_model_index`. Returns ``directory``."""
+    directory = Path(directory)
+    for name, part in components.items():
+        part.save_pretrained(directory / name, dtype=(dtypes or {}).get(name, dtype),
+                             stored=None if stored is None else stored[name])
+    write_model_index(directory, class_name, config, components, extra)
+    return directory
 
 
 def is_model_dir(directory: str | os.PathLike) -> bool:
-    """True for a directory with a ``model_index.json`` (components) or a ``config.json``."""
+    """True for a directory with a ``model_index.json`` (a composite) or a ``config.json`` (a component)."""
     return any((Path(directory) / n).is_file() for n in (MODEL_INDEX_NAME, CONFIG_NAME))
 
 
 def read_model_index(directory: str | os.PathLike) -> dict[str, Any]:
-    """The ``model_index.json`` of a model made of components, else (an old one-directory model,
-    or a single component) its ``config.json``."""
+    """The root document of a saved model: a composite's ``model_index.json``, a component's
+    ``config.json``."""
     directory = Path(directory)
     for name in (MODEL_INDEX_NAME, CONFIG_NAME):
         if (directory / name).is_file():
             return read_json(directory / name, ValueError)
     raise FileNotFoundError(f"no {MODEL_INDEX_NAME} or {CONFIG_NAME} in model directory {directory}")
+
+
+def read_composite(directory: str | os.PathLike, class_name: str | None = None) -> dict[str, Any]:
+    """The ``model_index.json`` of a composite (that must be a ``class_name`` when given);
+    FileNotFoundError without one (an older layout names the converter), ValueError for another
+    class."""
+    path = Path(directory) / MODEL_INDEX_NAME
+    if not path.is_file():
+        hint = " (an older layout: scripts/migrate_models.py converts it)" if is_model_dir(directory) else ""
+        raise FileNotFoundError(f"no {MODEL_INDEX_NAME} in model directory {directory}{hint}")
+    index = read_json(path, ValueError)
+    if class_name is not None and index.get("_class_name") != class_name:
+        raise ValueError(f"{directory} holds a {index.get('_class_name')}, not a {class_name}")
+    return index
 
 
 def model_components(index: dict[str, Any]) -> dict[str, list[str]]:
@@ -320,10 +387,39 @@ def model_config(index: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in index.items() if not k.startswith("_") and not _is_entry(v)}
 
 
+def load_component(directory: str | os.PathLike, index: dict[str, Any], name: str, kind: type | None = None,
+                   **components):
+    """The component ``name`` of a composite: the registered class its entry names (a ``kind``),
+    built by its ``from_pretrained`` from ``directory/name`` (``components``: its own parts
+    already built)."""
+    entry = model_components(index).get(name)
+    if entry is None:
+        raise ValueError(f"{directory}: no component {name!r} in its {MODEL_INDEX_NAME}")
+    return component_class(entry, kind).from_pretrained(Path(directory) / name, **components)
+
+
+def load_components(directory: str | os.PathLike, index: dict[str, Any],
+                    kinds: dict[str, type] | None = None) -> dict[str, Any]:
+    """Every component of a composite, by name (:func:`load_component`; ``kinds``: the class
+    each name must be, when given; a name not in ``kinds`` is refused)."""
+    names = model_components(index)
+    unknown = [n for n in names if kinds is not None and n not in kinds]
+    if unknown:
+        raise ValueError(f"{directory}: unknown component(s) {', '.join(unknown)}")
+    return {name: load_component(directory, index, name, (kinds or {}).get(name)) for name in names}
+
+
+def load_pretrained(directory: str | os.PathLike, kind: type | None = None):
+    """Load any saved model: the registered class its ``_class_name`` names (ValueError when it
+    is not registered, or not a ``kind``), by that class's ``from_pretrained``."""
+    cls = component_class(read_model_index(directory).get("_class_name"), kind)
+    return cls.from_pretrained(directory)
+
+
 def read_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Every tensor of a saved model as one state dict (float16 / int8 storage restored): a
-    component model's under ``COMPONENT.name`` (the component is the model's attribute of that
-    name), an old one-directory model's as stored."""
+    composite's under ``COMPONENT.name`` (the component is the model's attribute of that name),
+    a component's as stored."""
     directory = Path(directory)
     if not (directory / MODEL_INDEX_NAME).is_file():
         return _restore(load_file(str(directory / WEIGHTS_NAME)))

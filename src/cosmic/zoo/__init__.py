@@ -1,10 +1,13 @@
 """Shipped models (CompressAI's ``zoo`` idea): trained weights inside the package, no download.
 
 ``load_model("cosmic-small-vr")`` loads ``weights/cosmic-small-vr/`` from this package;
-``load_model(path)`` loads any model directory written by ``save_pretrained``. A model directory
-holds ``model_index.json`` and one subfolder per component (``onboard/``, ``ground/``, optional
-``diffusion/``; see :mod:`cosmic.models.base`), or, written before components, one
-``config.json`` + ``model.safetensors`` (still loaded). Classes come from the component registry
+``load_model(path)`` loads any model directory written by ``save_pretrained``. Every shipped
+model is in the one save format (:mod:`cosmic.utils.pretrained`): a composite (a COSMIC model, a
+codebook prior, an enhancer) is ``model_index.json`` + one subfolder per component (a COSMIC
+model: ``onboard/``, ``ground/``, optional ``diffusion/``; see :mod:`cosmic.models.base`), a
+component saved alone (the scene classifier) ``config.json`` + ``model.safetensors``. Every
+loader here goes through :func:`~cosmic.utils.pretrained.load_pretrained` and the classes'
+``from_pretrained`` on its helpers; classes come from the component registry
 (:data:`cosmic.utils.pretrained.COMPONENTS`).
 
 Shipped: ``cosmic-small-vr``, the variable-rate default (quality 1..6, any value between) with
@@ -15,20 +18,17 @@ one-band source; no stage 2).
 
 from __future__ import annotations
 
-import inspect
 import os
 from importlib import resources
 from pathlib import Path
 
 from cosmic.errors import ModelError, first_line
 from cosmic.utils.pretrained import (
-    COMPONENTS,
-    MODEL_INDEX_NAME,
-    component_class,
     is_model_dir,
-    model_components,
+    load_component,
+    load_pretrained,
+    read_composite,
     read_model_index,
-    read_weights,
 )
 
 __all__ = ["DEFAULT_MODEL", "SINGLE_BAND_MODEL", "default_model", "COMPENSATION_MODEL", "shipped_models", "model_path", "read_model_config",
@@ -113,11 +113,9 @@ def load_model(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
 
     path = model_path(name_or_dir)
     try:
-        cls = component_class(read_model_index(path).get("_class_name"), TwoSidedCodec)
-        model = cls.from_pretrained(path)
+        return load_pretrained(path, TwoSidedCodec)
     except _LOAD_ERRORS as exc:
         raise ModelError(f"{path}: cannot load model ({first_line(exc)})") from None
-    return model
 
 
 def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
@@ -134,32 +132,11 @@ def load_onboard(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
 
     path = model_path(name_or_dir)
     try:
-        index = read_model_index(path)
-        if (path / MODEL_INDEX_NAME).is_file():
-            entry = model_components(index)["onboard"]
-            codec = component_class(entry, HyperpriorCodec).from_pretrained(path / "onboard")
-        else:
-            codec = _legacy_onboard(path, index)
+        index = read_composite(path)
+        codec = load_component(path, index, "onboard", HyperpriorCodec)
     except _LOAD_ERRORS as exc:
         raise ModelError(f"{path}: cannot load the on-board model ({first_line(exc)})") from None
     return codec.eval(), str(index.get("name", path.name))
-
-
-def _legacy_onboard(path: Path, config: dict):
-    """The on-board codec of a model saved before components: the registered codec that is
-    ``part_of`` the model's class, built from its share of the model's config, with the
-    ``onboard.*`` tensors."""
-    from cosmic.onboard.coding import HyperpriorCodec
-
-    kind = config.get("_class_name")
-    codecs = [c for c in COMPONENTS.values() if issubclass(c, HyperpriorCodec) and c.part_of == kind]
-    if not codecs:
-        raise ValueError(f"a {kind} has no on-board codec")
-    accepted = inspect.signature(codecs[0].__init__).parameters  # the codec's share of the config
-    codec = codecs[0](**{k: v for k, v in config.items() if k in accepted and k != "self"})
-    prefix = "onboard."
-    codec.load_state_dict({k[len(prefix):]: v for k, v in read_weights(path).items() if k.startswith(prefix)})
-    return codec
 
 
 def load_compensator(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
@@ -178,7 +155,8 @@ def load_compensator(name_or_dir: str | os.PathLike = DEFAULT_MODEL):
 
 def load_postprocessor(name_or_dir: str | os.PathLike):
     """A ground post-processor (:mod:`cosmic.ground.postprocess`: the LDM-RSIC enhancer, the
-    codebook prior), shipped name or directory, built by the class its ``config.json`` names."""
+    codebook prior), shipped name or directory, built by the post-processor class its
+    ``model_index.json`` names (:func:`cosmic.ground.postprocess.postprocessor_class`)."""
     from cosmic.ground.postprocess import postprocessor_class
 
     path = model_path(name_or_dir)

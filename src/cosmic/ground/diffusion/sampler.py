@@ -12,10 +12,9 @@ pipeline layout::
                                     "scheduler": ["diffusers", "DDIMScheduler"]}
     diffusion/noise_predictor/     config.json, model.safetensors (UNet + y_hat injection)
     diffusion/metadata_encoder/    config.json, model.safetensors (ME, Eq. 3)
-    diffusion/scheduler/           scheduler_config.json (diffusers' own ``save_config``)
+    diffusion/scheduler/           scheduler_config.json (what diffusers' ``save_config`` writes)
 
-The layout before components (``config.json`` of the noise predictor with the latent scale in
-its ``_extra``, ``scheduler.json``) still loads.
+(the one save format of every model: :mod:`cosmic.utils.pretrained`).
 
 Residual mode (ours, not the paper's; ``residual=True``, what ``cosmic train stage2`` trains):
 the diffusion generates ``r = z0 - ẑ0(y_hat)``, the part of z0 that the deterministic estimate
@@ -28,7 +27,6 @@ must first learn to reproduce what ẑ0 knows or paints wrong colours (measured,
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -40,18 +38,16 @@ from cosmic.ground.diffusion.metadata_encoder import MetadataEncoder, metadata_t
 from cosmic.ground.diffusion.noise_predictor import NoisePredictor
 from cosmic.metadata import SensorMetadata
 from cosmic.utils.pretrained import (
-    MODEL_INDEX_NAME,
-    component_class,
-    model_components,
-    read_model_index,
+    load_component,
+    read_composite,
     register_component,
     write_model_index,
+    write_text,
 )
 
 __all__ = ["DiffusionCompensator", "SCHEDULE", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = 25
-LEGACY_SCHEDULER_NAME = "scheduler.json"  # the schedule's arguments, in the layout before components
 #: diffusers' DDPM schedule used in training and mirrored by DDIM at inference
 SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
             "beta_end": 0.012, "prediction_type": "epsilon", "clip_sample": False}
@@ -136,38 +132,19 @@ class DiffusionCompensator(nn.Module):
         own = None if stored is None else {k[len(me):]: v for k, v in stored.items() if k.startswith(me)}
         self.net.metadata_encoder.save_pretrained(directory / "metadata_encoder", dtype=dtype, stored=own)
         self.net.save_pretrained(directory / "noise_predictor", dtype=dtype, exclude=(me,), stored=stored)
-        self.scheduler.save_config(str(directory / "scheduler"))
+        (directory / "scheduler").mkdir(parents=True, exist_ok=True)  # diffusers' file, written atomically
+        write_text(directory / "scheduler" / self.scheduler.config_name, self.scheduler.to_json_string())
         components = {"noise_predictor": self.net, "metadata_encoder": self.net.metadata_encoder,
                       "scheduler": self.scheduler}
         config = {"latent_scale": self.latent_scale, "residual": self.residual}
         write_model_index(directory, type(self).__name__, config, components, extra)
-        (directory / LEGACY_SCHEDULER_NAME).unlink(missing_ok=True)
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "DiffusionCompensator":
         """Each component from its own config (the scheduler with diffusers' ``from_pretrained``)."""
-        directory = Path(directory)
-        if not (directory / MODEL_INDEX_NAME).is_file():
-            return cls._from_legacy(directory)
-        index = read_model_index(directory)
-        if index.get("_class_name") != cls.__name__:
-            raise ValueError(f"{directory} holds a {index.get('_class_name')}, not a {cls.__name__}")
-        entries = model_components(index)
-        me_class = component_class(entries["metadata_encoder"], MetadataEncoder)
-        net_class = component_class(entries["noise_predictor"], NoisePredictor)
-        me = me_class.from_pretrained(directory / "metadata_encoder")
-        net = net_class.from_pretrained(directory / "noise_predictor", metadata_encoder=me)
-        scheduler = component_class(entries["scheduler"], DDIMScheduler).from_pretrained(
-            directory, subfolder="scheduler")
+        index = read_composite(directory, cls.__name__)
+        me = load_component(directory, index, "metadata_encoder", MetadataEncoder)
+        net = load_component(directory, index, "noise_predictor", NoisePredictor, metadata_encoder=me)
+        scheduler = load_component(directory, index, "scheduler", DDIMScheduler)
         return cls(net, index["latent_scale"], index["residual"], scheduler)
-
-    @classmethod
-    def _from_legacy(cls, directory: Path) -> "DiffusionCompensator":
-        """A stage-2 model saved before components: the noise predictor's ``config.json`` (latent
-        scale and target in its ``_extra``) and ``scheduler.json`` (the schedule's arguments)."""
-        net = NoisePredictor.from_pretrained(directory)
-        extra = NoisePredictor.read_config(directory).get("_extra", {})
-        schedule_file = directory / LEGACY_SCHEDULER_NAME
-        schedule = json.loads(schedule_file.read_text()) if schedule_file.is_file() else None
-        return cls(net, extra.get("latent_scale", 1.0), extra.get("residual", False), ddim_scheduler(schedule))
