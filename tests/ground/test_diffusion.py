@@ -365,12 +365,16 @@ def test_compensated_decode_runs_transconv_once_per_batch(tiny_model, tmp_path):
     from helpers import golden_image
 
     from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+    from cosmic.utils.device import exact_synthesis
 
     data = EncodePipeline(tiny_model.onboard, tiny_model.name).encode(open_scene(golden_image())).to_bytes()
     comp = DiffusionCompensator(tiny_net().eval(), 1.0, residual=True)
     pipe = DecodePipeline(tiny_model, compensator=comp)
     calls = []
-    hook = tiny_model.ground.transconv.register_forward_hook(lambda *a: calls.append(1))
+    # the decode runs the float64 copy of the ground decoder (cached on the model; a hook on the
+    # float32 module reached it only when the copy was made after the hook: an order-dependent test)
+    ground = exact_synthesis(tiny_model.ground, torch.device("cpu"))
+    hook = ground.transconv.register_forward_hook(lambda *a: calls.append(1))
     try:
         plain = pipe(data).pixels
         assert len(calls) == 2  # two tiles, a batch each
