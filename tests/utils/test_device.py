@@ -62,10 +62,10 @@ def test_bitstream_ignores_autocast():
     model = Cosmic.from_pretrained(model_path(DEFAULT_MODEL)).eval()
     c = open_container(plain)
     y, z = split_payload(c.tile_payload(0))
-    ref = model.onboard.decompress([[y], [z]], c.header.latent)["y_hat"]
+    ref = model.onboard.decompress([[y], [z]], c.header.tile_latent(0))["y_hat"]
     assert ref.abs().max() > 1  # a latent with symbols to lose
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = model.onboard.decompress([[y], [z]], c.header.latent)["y_hat"]
+        got = model.onboard.decompress([[y], [z]], c.header.tile_latent(0))["y_hat"]
     assert got.dtype == torch.float32 and torch.equal(ref, got)
 
 
