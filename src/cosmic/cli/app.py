@@ -71,16 +71,6 @@ def check_output(path: Path, source: Path | None = None) -> None:
 
 
 
-def float_list(option: str, text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise InputError(f"{option} {text}: give numbers separated by commas, e.g. 1,2")
-    return values
-
-
 def clean(message) -> str:
     """A message made safe for one terminal line (see :func:`cosmic.errors.sanitize`)."""
     from cosmic.errors import sanitize
