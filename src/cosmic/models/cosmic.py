@@ -43,6 +43,8 @@ class Cosmic(TwoSidedCodec):
             turned back to RGB).
         in_channels: 3 (RGB) or 1 (a single-band model: E reads one band, D writes one; "rgb"
             only). Its decompress gives the band as R = G = B, the pipelines' picture format.
+        context: None (the paper's hyperprior alone) or "checkerboard": a spatial context for y's
+            entropy model (:mod:`cosmic.onboard.context`, He et al. 2021; ours, not the paper's).
         name: a model identifier written into every bitstream.
         onboard, ground: the components already built (loading, see
             :meth:`~cosmic.models.base.TwoSidedCodec.from_pretrained`); by default built here
@@ -66,6 +68,7 @@ class Cosmic(TwoSidedCodec):
         colour_space: str = "rgb",
         in_channels: int = 3,
         onboard_channels: int | None = None,
+        context: str | None = None,
         onboard: OnboardCodec | None = None,
         ground: GroundDecoder | None = None,
     ):
@@ -73,7 +76,7 @@ class Cosmic(TwoSidedCodec):
         self.name = name
         if onboard is None:
             onboard = OnboardCodec(N, M, cam_positions, cam_kernel, stem_multiplier, colour_shortcut,
-                                   rate_levels, gain_span, colour_space, in_channels, onboard_channels)
+                                   rate_levels, gain_span, colour_space, in_channels, onboard_channels, context)
         if ground is None:
             ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space,
                                    in_channels)

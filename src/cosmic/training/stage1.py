@@ -86,7 +86,8 @@ def _init_from(model, source: str) -> None:
     colour shortcut keeps its zero initialisation. An RGB model may start a single-band run
     (``bands=1``): :func:`~cosmic.training.widen.single_band_state` converts it exactly. A wider
     ground decoder or E (``ground_channels``, ``onboard_channels``) starts as the source's, exactly
-    (:mod:`cosmic.training.widen`)."""
+    (:mod:`cosmic.training.widen`). A run with a ``context`` starts a source's missing context at
+    zero (the source's bits exactly); a source's context is never dropped."""
     from cosmic.utils.pretrained import read_weights
     from cosmic.zoo import model_path, read_model_config
 
@@ -94,7 +95,7 @@ def _init_from(model, source: str) -> None:
     config = read_model_config(path)
     defaults = {k: p.default for k, p in inspect.signature(type(model)).parameters.items()}
     added = {"colour_shortcut", "name", "rate_levels", "gain_span", "ground_channels", "in_channels",
-             "onboard_channels"}
+             "onboard_channels", "context"}
     mine = {k: v for k, v in model.config.items() if k not in added}
     theirs = {k: config.get(k, defaults.get(k)) for k in mine}  # older configs lack newer keys
     theirs = {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()}
@@ -104,7 +105,10 @@ def _init_from(model, source: str) -> None:
     if config.get("in_channels", 3) != model.config.get("in_channels", 3):  # RGB -> one band, exactly
         state = single_band_state(model, state)
     missing = set(model.state_dict()) - set(state)
-    new_parts = ("onboard.colour.", "onboard.gain.", "ground.inverse_gain.")
+    if any(k.startswith("onboard.context_model.") for k in set(state) - set(model.state_dict())):
+        raise InputError(f"--init-from {source}: it has a {config.get('context') or 'context'} context model; "
+                         "train it with --context checkerboard")
+    new_parts = ("onboard.colour.", "onboard.gain.", "ground.inverse_gain.", "onboard.context_model.")
     if any(not k.startswith(new_parts) for k in missing):
         raise ValueError(f"--init-from {source}: weights missing for {sorted(missing)[:3]}")
     model.load_state_dict(state, strict=not missing)  # new parts keep their initialisation
@@ -160,7 +164,7 @@ def model_overrides(cfg: Stage1Config) -> dict:
     cosmic_only = {"colour_shortcut": cfg.colour_shortcut, "cam_positions": () if not cfg.cams else None,
                    "colour_space": None if cfg.colour_space == "rgb" else cfg.colour_space,
                    "ground_channels": cfg.ground_channels, "in_channels": 1 if cfg.bands == 1 else None,
-                   "onboard_channels": _onboard_width(cfg)}
+                   "onboard_channels": _onboard_width(cfg), "context": cfg.context}
     if cfg.rate_lambdas:
         lambdas = sorted(cfg.rate_lambdas)
         cosmic_only["rate_levels"] = len(lambdas)
