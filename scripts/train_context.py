@@ -25,10 +25,13 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--kind", choices=("checkerboard", "channel"), default="checkerboard")
+    ap.add_argument("--stop-at", type=int, default=None, help="stop after this step (same schedule)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = ContextConfig(model=args.model, data=args.data, out=args.out, split=args.split, steps=args.steps,
-                        batch_size=args.batch_size, crop=args.crop, lr=args.lr)
+                        batch_size=args.batch_size, crop=args.crop, lr=args.lr, kind=args.kind,
+                        stop_at=args.stop_at)
     print(f"context model: {train_context(cfg)}")
 
 
