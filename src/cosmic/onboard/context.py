@@ -14,9 +14,10 @@ Where we depart from the paper, and why:
   means plus the other) whose last layer starts at zero, so a model given a context starts exactly where it was (the same bits, the same decode)
   and the context is trained on top of a trained hyperprior (the diffusers habit of zero-
   initialised residual conditioning). The paper trains everything jointly from scratch.
-* **Two rANS strings per tile** (anchors, then non-anchors) instead of one interleaved stream, so
-  each is decoded by the bounds-checked one-shot decoder (:mod:`cosmic.onboard.entropy`): a
-  corrupt tile is refused the same way every time. Cost: a 4-byte length per tile.
+* **One rANS string per tile in two parts** (all anchors, then all non-anchors), not the
+  paper's interleaved order: the decoder reads it part by part from a padded buffer and re-encodes
+  both parts to check them (:class:`~cosmic.onboard.entropy.CheckedStream`), so a corrupt tile is
+  refused the same way every time, as the one-part decoder refuses it.
 * **float64 on both ends**, like h_s (:mod:`cosmic.onboard.coding`): the non-anchors' CDF
   tables are chosen from a network output, so encoder and decoder must compute it bit for bit.
 * A light context network (3x3 conv instead of the paper's 5x5 masked conv; a plain conv on the
