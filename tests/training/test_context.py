@@ -13,19 +13,21 @@ from cosmic.training.context import ChannelWiseContext, ContextConfig, train_con
 def test_channel_wise_context_starts_as_the_hyperprior_and_reads_only_earlier_slices():
     gen = torch.Generator().manual_seed(0)
     scales = torch.rand(2, 16, 6, 6, generator=gen) + 0.1
-    means, y_hat = torch.randn(2, 16, 6, 6, generator=gen), torch.randn(2, 16, 6, 6, generator=gen)
+    means, y = torch.randn(2, 16, 6, 6, generator=gen), 3 * torch.randn(2, 16, 6, 6, generator=gen)
     ctx = ChannelWiseContext(16, slices=4)
-    s, m = ctx(scales, means, y_hat)
+    s, m, y_hat = ctx(scales, means, y)
     assert torch.equal(s, scales) and torch.equal(m, means)  # zero-initialised residual
+    assert torch.equal(y_hat, torch.round(y - means) + means)
     for p in ctx.parameters():
         p.data = 0.1 * torch.randn(p.shape, generator=gen)
-    s, m = ctx(scales, means, y_hat)
-    later = y_hat.clone()
-    later[:, 8:] += 3.0  # slices 2 and 3 change
-    s2, m2 = ctx(scales, means, later)
-    assert torch.equal(s[:, :12], s2[:, :12]) and torch.equal(m[:, :12], m2[:, :12])  # slices 0-2 read 0-1
-    assert not torch.equal(s[:, 12:], s2[:, 12:])  # slice 3 reads slice 2
-    assert torch.equal(s[:, :4], scales[:, :4])  # slice 0: the hyperprior's own
+    s, m, y_hat = ctx(scales, means, y)
+    assert torch.equal(y_hat, torch.round(y - m) + m)  # each group rounded around its own means
+    later = y.clone()
+    later[:, 8:] += 3.3  # groups 2 and 3 change
+    s2, m2, _ = ctx(scales, means, later)
+    assert torch.equal(s[:, :12], s2[:, :12]) and torch.equal(m[:, :12], m2[:, :12])  # groups 0-2 read 0-1
+    assert not torch.equal(s[:, 12:], s2[:, 12:])  # group 3 reads group 2
+    assert torch.equal(s[:, :4], scales[:, :4])  # group 0: the hyperprior's own
     with pytest.raises(ValueError, match="slices"):
         ChannelWiseContext(18, slices=4)
 
