@@ -41,14 +41,14 @@ VARIABLE_RATE = {"colour_shortcut": True, "rate_levels": 6, "gain_span": 1.99, "
 
 
 def _cosmic_onboard(preset: str, cams: bool = True, variable_rate: bool = False, onboard_channels: int | None = None,
-                    context: bool = False):
+                    context: str | None = None):
     from cosmic.models.registry import PRESETS
     from cosmic.onboard.codec import OnboardCodec
 
     p = PRESETS[preset]
     extra = VARIABLE_RATE if variable_rate else {}
     return OnboardCodec(p["N"], p["M"], cam_positions=(2, 3) if cams else (), onboard_channels=onboard_channels,
-                        context="checkerboard" if context else None, **extra)
+                        context=context, **extra)
 
 
 def _elementwise_macs(model, x: torch.Tensor) -> int:
@@ -80,11 +80,11 @@ BASELINES = ("bmshj2018-hyperprior", "mbt2018-mean", "elic")
 
 def onboard_cost(name: str, size: int = 256, preset: str = "paper", cams: bool = True,
                  variable_rate: bool = False, onboard_channels: int | None = None,
-                 context: bool = False) -> OnboardCost:
+                 context: str | None = None) -> OnboardCost:
     """On-board cost of ``cosmic`` (at ``preset``; ``cams=False``: the w/o CAM ablation;
     ``variable_rate``: with YCbCr, colour shortcut and gain units; ``onboard_channels``: E that
-    wide instead of the preset's N, the hyperprior at N; ``context``: with the checkerboard
-    context's network, :mod:`cosmic.onboard.context`) or a CompressAI baseline (at the same
+    wide instead of the preset's N, the hyperprior at N; ``context``: with that context
+    model's network, "checkerboard" or "channel", :mod:`cosmic.onboard.context`) or a CompressAI baseline (at the same
     preset's widths) at ``size`` x ``size``."""
     x = torch.rand(1, 3, size, size)
     if name == "cosmic":
@@ -101,7 +101,7 @@ def onboard_cost(name: str, size: int = 256, preset: str = "paper", cams: bool =
         flops = count_flops(onboard, x) + 2 * _elementwise_macs(model, x)
         label = ", w/o CAM" if not cams else ", variable rate" if variable_rate else ""
         label += f", E {onboard_channels}" if onboard_channels else ""
-        label += ", checkerboard context" if context else ""
+        label += f", {context} context" if context else ""
         return OnboardCost(f"cosmic ({preset}{label})", flops,
                            sum(p.numel() for n, p in model.named_parameters()))
     model = _compressai(name, preset).eval()

@@ -1,4 +1,5 @@
-"""Issue 30 item 2: the checkerboard context model (cosmic.onboard.context) and its coding paths."""
+"""Issue 30 item 2: the context models (cosmic.onboard.context: checkerboard, channel-wise) and
+their coding paths."""
 
 from __future__ import annotations
 
@@ -13,20 +14,31 @@ from helpers import HERE, TINY_MODEL, golden_image
 from cosmic.errors import EntropyDecodeError
 
 
-def _with_context(trained: bool = True):
-    """The tiny model with a checkerboard context: zero-initialised, or with random weights in
-    its last layer (a stand-in for a trained one: the non-anchors' parameters then differ)."""
+KINDS = ["checkerboard", "channel"]
+
+
+def _with_context(trained: bool = True, kind: str = "checkerboard"):
+    """The tiny model with a context of ``kind``: zero-initialised, or with seeded random weights
+    (a stand-in for a trained one: the later parts' parameters then differ)."""
     from cosmic.models.cosmic import Cosmic
     from cosmic.training.context import with_context
 
-    model = with_context(Cosmic.from_pretrained(TINY_MODEL))
-    if trained:
-        gen = torch.Generator().manual_seed(0)
-        for p in model.onboard.context_model.parameters_net[-1].parameters():
-            p.data = 0.05 * torch.randn(p.shape, generator=gen)
+    model = with_context(Cosmic.from_pretrained(TINY_MODEL), kind)
+    gen = torch.Generator().manual_seed(0)
+    for name, p in model.onboard.context_model.named_parameters():  # every weight seeded: same model in every process
+        zero_last = not trained and name.startswith("parameters_net") and p is _last(model.onboard.context_model, name)
+        p.data = torch.zeros(p.shape) if zero_last else 0.05 * torch.randn(p.shape, generator=gen)
     model.eval()
     model.update(force=True)
     return model
+
+
+def _last(context, name: str) -> torch.nn.Parameter:
+    """The parameter ``name`` if it belongs to a last (zero-initialised) layer of ``context``'s
+    parameter network(s), else None."""
+    nets = context.parameters_net
+    lasts = [nets[-1]] if isinstance(nets, torch.nn.Sequential) else [net[-1] for net in nets]
+    return next((p for layer in lasts for p in layer.parameters() if p is context.get_parameter(name)), None)
 
 
 def _tiles() -> torch.Tensor:
@@ -39,32 +51,35 @@ def _tiles() -> torch.Tensor:
     return torch.from_numpy(tiles).permute(0, 3, 1, 2).float() / 255.0
 
 
-def test_an_untrained_context_changes_no_latent():
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_untrained_context_changes_no_latent(kind):
     from cosmic.models.cosmic import Cosmic
 
     plain = Cosmic.from_pretrained(TINY_MODEL).eval()
-    ctx = _with_context(trained=False)
+    ctx = _with_context(trained=False, kind=kind)
     x = _tiles()
     a, b = plain.onboard.compress(x), ctx.onboard.compress(x)
     y_a = plain.onboard.decompress(*a.values())["y_hat"]
     assert torch.equal(y_a, ctx.onboard.decompress(*b.values())["y_hat"])
 
 
-def test_a_trained_context_decodes_what_the_training_path_quantises():
-    ctx = _with_context()
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_trained_context_decodes_what_the_training_path_quantises(kind):
+    ctx = _with_context(kind=kind)
     x = _tiles()
     coded = ctx.onboard.compress(x)
     y_hat = ctx.onboard.decompress(*coded.values())["y_hat"]
     with torch.no_grad():
         expected = ctx.onboard(x)["y_hat"]
     assert (y_hat - expected).abs().max() < 1e-5
-    assert not torch.equal(y_hat, _with_context(trained=False).onboard.decompress(
-        *_with_context(trained=False).onboard.compress(x).values())["y_hat"])
+    untrained = _with_context(trained=False, kind=kind).onboard
+    assert not torch.equal(y_hat, untrained.decompress(*untrained.compress(x).values())["y_hat"])
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("cut", ["short", "long", "flipped", "empty"])
-def test_a_corrupt_context_string_is_refused_the_same_way_every_time(cut):
-    ctx = _with_context()
+def test_a_corrupt_context_string_is_refused_the_same_way_every_time(cut, kind):
+    ctx = _with_context(kind=kind)
     coded = ctx.onboard.compress(_tiles()[:2])
     y0 = coded["strings"][0][0]
     bad = {"short": y0[:-4], "long": y0 + b"\0" * 4, "flipped": bytes([y0[0] ^ 0xFF]) + y0[1:], "empty": b""}[cut]
@@ -82,24 +97,26 @@ _ENCODE = textwrap.dedent(
     torch.set_num_threads(int(sys.argv[1]))
     sys.path[:0] = [sys.argv[2], sys.argv[2] + "/onboard"]
     from test_context import _tiles, _with_context
-    strings = _with_context().onboard.compress(_tiles())["strings"]
+    strings = _with_context(kind=sys.argv[3]).onboard.compress(_tiles())["strings"]
     print(hashlib.sha256(b"".join(strings[0] + strings[1])).hexdigest())
     """
 )
 
 
-def test_context_bitstreams_are_identical_across_threads_and_processes():
-    digests = {subprocess.run([sys.executable, "-c", _ENCODE, str(n), str(HERE)], check=True,
+@pytest.mark.parametrize("kind", KINDS)
+def test_context_bitstreams_are_identical_across_threads_and_processes(kind):
+    digests = {subprocess.run([sys.executable, "-c", _ENCODE, str(n), str(HERE), kind], check=True,
                               capture_output=True, text=True).stdout.strip() for n in (1, 2)}
     assert len(digests) == 1 and len(next(iter(digests))) == 64
 
 
-def test_onnx_runtime_and_pytorch_write_the_same_context_bitstream():
+@pytest.mark.parametrize("kind", KINDS)
+def test_onnx_runtime_and_pytorch_write_the_same_context_bitstream(kind):
     """The exported graph gives y and z; the context runs in the coder (float64) on either."""
     pytest.importorskip("onnxruntime")
     from cosmic.onboard.export import OnnxEncoder, export_bytes
 
-    codec = _with_context().onboard
+    codec = _with_context(kind=kind).onboard
     x = _tiles()
     encoder = OnnxEncoder(codec, export_bytes(codec, 128))
     onnx = encoder.compress(x)["strings"]
@@ -110,13 +127,14 @@ def test_onnx_runtime_and_pytorch_write_the_same_context_bitstream():
     assert len(onnx[0]) == x.shape[0]
 
 
-def test_a_context_model_round_trips_through_the_pipelines(tmp_path):
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_context_model_round_trips_through_the_pipelines(tmp_path, kind):
     """Saved, loaded by name of directory, coded to a file and decoded by the product's pipelines."""
     import numpy as np
 
     from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
 
-    model_dir = _with_context().save_pretrained(tmp_path / "ctx-model")
+    model_dir = _with_context(kind=kind).save_pretrained(tmp_path / "ctx-model")
     path = tmp_path / "c.cosmic"
     EncodePipeline.from_pretrained(model_dir, runtime="torch").to_file(open_scene(golden_image()), path)
     pixels = DecodePipeline.from_pretrained(model_dir)(path).pixels
@@ -127,5 +145,6 @@ def test_flops_counts_the_context_and_the_paper_preset_stays_under_budget():
     from cosmic.flops import onboard_cost
 
     plain = onboard_cost("cosmic", 256, "paper", variable_rate=True)
-    ctx = onboard_cost("cosmic", 256, "paper", variable_rate=True, context=True)
-    assert plain.macs < ctx.macs <= 2.5e9
+    for kind in KINDS:
+        ctx = onboard_cost("cosmic", 256, "paper", variable_rate=True, context=kind)
+        assert plain.macs < ctx.macs <= 2.5e9

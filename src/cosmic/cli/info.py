@@ -118,7 +118,7 @@ def flops(
                                                               "preset's N; the hyperprior keeps N)"),
 ) -> None:
     """On-board MACs / FLOPs (E + h_a + h_s), with the variable-rate additions (YCbCr, colour
-    shortcut, gain units), with them and the checkerboard context, without CAMs, and
+    shortcut, gain units), with them and each context model (checkerboard, channel-wise), without CAMs, and
     CompressAI's baselines at the same preset's widths (paper Table 1)."""
     from rich.console import Console
     from rich.table import Table
@@ -132,7 +132,8 @@ def flops(
     if onboard_channels is not None and (onboard_channels <= 0 or onboard_channels % 2):
         raise InputError(f"--onboard-channels {onboard_channels}: a positive even number")
     rows = [onboard_cost("cosmic", size, preset, **kw, onboard_channels=onboard_channels)
-            for kw in ({}, {"variable_rate": True}, {"variable_rate": True, "context": True}, {"cams": False})]
+            for kw in ({}, {"variable_rate": True}, {"variable_rate": True, "context": "checkerboard"},
+                       {"variable_rate": True, "context": "channel"}, {"cams": False})]
     if baselines:
         rows += [onboard_cost(b, size, preset) for b in BASELINES]
     ref = rows[0].macs

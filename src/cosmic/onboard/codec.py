@@ -37,7 +37,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 from torch import nn
 
-from cosmic.onboard.context import CONTEXTS, CheckerboardContext
+from cosmic.onboard.context import CONTEXTS, build_context
 from cosmic.onboard.layers import CAM, LCB
 from cosmic.onboard.rate import COLOUR_SPACES, GainUnits, rgb_to_ycbcr
 from cosmic.onboard.coding import HyperpriorCodec
@@ -150,8 +150,8 @@ class OnboardCodec(HyperpriorCodec):
         )
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
-        #: the checkerboard context of issue 30 (zero-initialised: the hyperprior's bits until trained)
-        self.context_model = CheckerboardContext(M) if context else None
+        #: the context model of issue 30 (zero-initialised: the hyperprior's pixels until trained)
+        self.context_model = build_context(context, M) if context else None
 
     def analysis(self, x: torch.Tensor, quality=None) -> torch.Tensor:
         """y = E(x) (+ the colour shortcut when the model has one), in the coding colour space,
@@ -170,8 +170,9 @@ class OnboardCodec(HyperpriorCodec):
         z = self.h_a(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         scales, means = self.h_s(z_hat).chunk(2, 1)
-        if self.context_model is not None:  # the anchors as the decoder will have them
-            scales, means = self.context_model(scales, means, ste_round(y - means) + means)
+        if self.context_model is None:
+            y_hat = ste_round(y - means) + means
+        else:  # each part rounded as its decoder will have it
+            scales, means, y_hat = self.context_model.training_parameters(scales, means, y)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
-        y_hat = ste_round(y - means) + means
         return {"y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}

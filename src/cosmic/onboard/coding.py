@@ -26,7 +26,6 @@ from compressai.models.base import get_scale_table
 from torch import nn
 
 from cosmic.errors import EntropyDecodeError
-from cosmic.onboard.context import anchor_mask
 from cosmic.onboard.entropy import CheckedStream, coder_tables, encode_stream, guard_entropy_coders
 from cosmic.utils.device import exact
 from cosmic.utils.pretrained import ConfigMixin, weights_digest
@@ -134,9 +133,8 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
 
     @property
     def context(self) -> nn.Module | None:
-        """The checkerboard context (:class:`~cosmic.onboard.context.CheckerboardContext`, the
-        subclass's ``context_model``) of a codec that has one; None: y is coded with the
-        hyperprior's parameters alone."""
+        """The context model (:mod:`cosmic.onboard.context`, the subclass's ``context_model``) of
+        a codec that has one; None: y is coded with the hyperprior's parameters alone."""
         return getattr(self, "context_model", None)
 
     # -- coding paths --------------------------------------------------------------------------
@@ -175,22 +173,25 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
 
     def _code_y(self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> list[bytes]:
-        """The y string of each tile: coded with the hyperprior's parameters, or with a
-        checkerboard context (:mod:`cosmic.onboard.context`) one string of two parts, the
-        anchors with those parameters, then the non-anchors with the ones the decoded anchors
-        give (both ends compute them in float64 from the same values)."""
+        """The y string of each tile: coded with the hyperprior's parameters, or with a context
+        model (:mod:`cosmic.onboard.context`) one string of its parts in order, each part with
+        the parameters the parts before it give (both ends compute them in float64 from the same
+        values)."""
         if self.context is None:
             indexes = self.gaussian_conditional.build_indexes(scales)
             return self.gaussian_conditional.compress(y, indexes, means=means)
-        anchors = anchor_mask(*y.shape[-2:], device=y.device)
-        y_hat = torch.round(y - means) + means  # the decoder's anchors (the rest is not read)
-        halves = ((scales, means, anchors), (*self._double_context()(scales, means, y_hat), ~anchors))
+        context, y_hat = self._double_context(), torch.zeros_like(y)
+        parts: list[list] = [[] for _ in range(y.shape[0])]
+        for k, mask in enumerate(context.coding_masks(y.shape[1:], y.device)):
+            s, m = context.part_parameters(k, scales, means, y_hat)
+            for i, tile_parts in enumerate(parts):
+                tile_parts.append(self._symbols(y[i], s[i], m[i], mask))
+            y_hat = torch.where(mask, torch.round(y - m) + m, y_hat)
         tables = coder_tables(self.gaussian_conditional)
-        return [encode_stream([self._symbols(y[i], s[i], m[i], where) for s, m, where in halves], tables)
-                for i in range(y.shape[0])]
+        return [encode_stream(tile_parts, tables) for tile_parts in parts]
 
     def _symbols(self, y, scales, means, where) -> tuple[list[int], list[int]]:
-        """(symbols, CDF indexes) of one tile's y at the (H, W) positions ``where``."""
+        """(symbols, CDF indexes) of one tile's (C, H, W) y at the elements ``where``."""
         symbols = torch.round(y[..., where] - means[..., where]).int().reshape(-1).tolist()
         indexes = self.gaussian_conditional.build_indexes(scales[..., where]).int().reshape(-1).tolist()
         return symbols, indexes
@@ -222,20 +223,19 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
             return self.gaussian_conditional.decompress(y_strings, indexes, means=means)
         if len(y_strings) != scales.shape[0]:
             raise ValueError("one y string per tile")
-        anchors = anchor_mask(*scales.shape[-2:], device=scales.device)
-        tables = coder_tables(self.gaussian_conditional)
+        tables, context = coder_tables(self.gaussian_conditional), self._double_context()
         streams = [CheckedStream(s, scales[0].numel(), tables) for s in y_strings]
         y_hat = torch.zeros_like(means)
-        y_hat[..., anchors] = self._decode_part(streams, scales, means, anchors)
-        scales, means = self._double_context()(scales, means, y_hat)
-        y_hat[..., ~anchors] = self._decode_part(streams, scales, means, ~anchors)
+        for k, mask in enumerate(context.coding_masks(scales.shape[1:], scales.device)):
+            s, m = context.part_parameters(k, scales, means, y_hat)
+            y_hat[:, mask] = self._decode_part(streams, s, m, mask)
         for stream in streams:
             stream.verify()
         return y_hat
 
     def _decode_part(self, streams, scales, means, where) -> torch.Tensor:
-        """y_hat at the positions ``where`` of every tile, (B, C, n), decoded from ``streams``."""
-        scales, means = scales[..., where], means[..., where]
+        """y_hat at the elements ``where`` (a (C, H, W) mask) of every tile, (B, n), decoded from ``streams``."""
+        scales, means = scales[:, where], means[:, where]
         indexes = self.gaussian_conditional.build_indexes(scales).int()
         values = [torch.tensor(s.decode(indexes[i].reshape(-1).tolist()), dtype=means.dtype).reshape(means.shape[1:])
                   for i, s in enumerate(streams)]

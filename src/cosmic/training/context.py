@@ -13,9 +13,9 @@ measurement on real files: benchmarks/context_model.py). Adam, cosine schedule, 
 model directory (the input model with ``context="checkerboard"`` and the trained context) is
 written to OUT/final.
 
-``kind="channel"`` trains :class:`ChannelWiseContext` instead (Minnen & Singh 2020's channel
-conditioning) by the same loss, batches and schedule: a *measurement* for choosing between the
-two at equal steps (issue 30 item 2), not a coding path (only the checkerboard codes files).
+``kind="channel"`` trains the channel-wise context (:class:`~cosmic.onboard.context.
+ChannelWiseContext`) instead, by the same loss, batches and schedule: the two were chosen between
+this way at equal steps (issue 30 item 2; ``benchmarks/context_curves.py``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from compressai.models.utils import conv
-from torch import nn
 
-__all__ = ["ContextConfig", "ChannelWiseContext", "with_context", "train_context"]
+__all__ = ["ContextConfig", "with_context", "train_context"]
 
 
 @dataclass
@@ -44,66 +42,20 @@ class ContextConfig:
     lr: float = 1e-3
     seed: int = 0
     log_every: int = 50
-    kind: str = "checkerboard"  # or "channel": ChannelWiseContext, measured by its rate only
+    kind: str = "checkerboard"  # or "channel" (ChannelWiseContext)
     stop_at: int | None = None  # stop after this step (the schedule stays that of ``steps``)
-
-
-class ChannelWiseContext(nn.Module):
-    """Channel-conditional (scales, means) after Minnen & Singh, "Channel-wise autoregressive
-    entropy models", ICIP 2020: y's M channels in ``slices`` groups, coded one after the other;
-    group i's parameters are the hyperprior's corrected from the decoded groups before it (a 3x3
-    conv over them), group 0's are the hyperprior's, and each group is rounded around its own
-    corrected means (what a decoder of group i has, and what group i+1's context reads).
-    Zero-initialised residual like :class:`~cosmic.onboard.context.CheckerboardContext`, and
-    about the same on-board cost (0.33 against 0.52 MMACs per latent position at M = 192, 4
-    slices). Departure: no latent residual prediction."""
-
-    def __init__(self, M: int, slices: int = 4):
-        super().__init__()
-        self.width = M // slices
-        if self.width * slices != M:
-            raise ValueError(f"{M} channels do not split into {slices} slices")
-        w = self.width
-        self.context = nn.ModuleList(conv(i * w, 2 * w, kernel_size=3, stride=1) for i in range(1, slices))
-        self.parameters_net = nn.ModuleList(
-            nn.Sequential(conv(4 * w, 2 * w, kernel_size=1, stride=1), nn.ReLU(inplace=True),
-                          conv(2 * w, 2 * w, kernel_size=1, stride=1)) for _ in range(1, slices))
-        for net in self.parameters_net:
-            nn.init.zeros_(net[-1].weight)
-            nn.init.zeros_(net[-1].bias)
-
-    def forward(self, scales: torch.Tensor, means: torch.Tensor, y: torch.Tensor):
-        """(scales, means, y_hat) of every group, in order: y_hat = round(y - means) + means with
-        each group's own means (a straight-through round, so E still learns through it)."""
-        from cosmic.onboard.codec import ste_round
-
-        w = self.width
-        out_scales, out_means = [scales[:, :w]], [means[:, :w]]
-        y_hat = [ste_round(y[:, :w] - means[:, :w]) + means[:, :w]]
-        for i, (context, net) in enumerate(zip(self.context, self.parameters_net), 1):
-            part = slice(i * w, (i + 1) * w)
-            hidden = torch.cat([scales[:, part], means[:, part], context(torch.cat(y_hat, 1))], dim=1)
-            log_gain, delta_means = net(hidden).chunk(2, 1)
-            out_scales.append(scales[:, part] * torch.exp(log_gain))
-            out_means.append(means[:, part] + delta_means)
-            y_hat.append(ste_round(y[:, part] - out_means[-1]) + out_means[-1])
-        return torch.cat(out_scales, 1), torch.cat(out_means, 1), torch.cat(y_hat, 1)
 
 
 def with_context(model, kind: str = "checkerboard"):
     """``model`` (a :class:`~cosmic.models.cosmic.Cosmic`) with its on-board codec replaced by
-    one that has a zero-initialised checkerboard context: the same bits and pixels until trained.
-    ``kind="channel"``: a :class:`ChannelWiseContext` in its place (a rate measurement only: the
-    codec's coding paths are the checkerboard's, so such a model must not code files)."""
+    one that has a zero-initialised context of ``kind``: the same pixels until trained."""
     from cosmic.onboard.codec import OnboardCodec
 
     config = {k: v for k, v in model.onboard.config.items() if not k.startswith("_")}
-    codec = OnboardCodec(**{**config, "context": "checkerboard"})
+    codec = OnboardCodec(**{**config, "context": kind})
     missing, unexpected = codec.load_state_dict(model.onboard.state_dict(), strict=False)
     if unexpected or any(not k.startswith("context_model.") for k in missing):
         raise ValueError(f"state mismatch: missing {missing}, unexpected {unexpected}")
-    if kind == "channel":
-        codec.context_model = ChannelWiseContext(codec.M)
     model.onboard = codec
     return model
 
@@ -111,13 +63,7 @@ def with_context(model, kind: str = "checkerboard"):
 def _rate(codec, x: torch.Tensor, quality: torch.Tensor | None) -> torch.Tensor:
     """bpp of y (the only part the context changes) for a batch: noisy likelihoods in training
     mode, y rounded around its (context's) means in eval mode."""
-    if not isinstance(codec.context_model, ChannelWiseContext):
-        likelihoods = codec(x, quality)["likelihoods"]["y"]
-    else:  # the groups in order: each one's parameters need the groups before it rounded
-        y = codec.analysis(x, quality)
-        z_hat, _ = codec.entropy_bottleneck(codec.h_a(y))
-        scales, means, _ = codec.context_model(*codec.h_s(z_hat).chunk(2, 1), y)
-        likelihoods = codec.gaussian_conditional(y, scales, means=means)[1]
+    likelihoods = codec(x, quality)["likelihoods"]["y"]
     return -torch.log2(likelihoods).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
 
 
@@ -153,11 +99,6 @@ def train_context(cfg: ContextConfig) -> Path:
                 log.flush()
             if step == cfg.stop_at:
                 break
-    if cfg.kind != "checkerboard":  # a measurement: its curve is in metrics.csv
-        from safetensors.torch import save_file
-
-        save_file(codec.context_model.state_dict(), str(out / f"{cfg.kind}_context.safetensors"))
-        return out
     model.eval()
     model.update(force=True)
     return model.save_pretrained(out / "final")
