@@ -148,3 +148,26 @@ def test_flops_counts_the_context_and_the_paper_preset_stays_under_budget():
     for kind in KINDS:
         ctx = onboard_cost("cosmic", 256, "paper", variable_rate=True, context=kind)
         assert plain.macs < ctx.macs <= 2.5e9
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_context_model_decodes_the_files_its_weights_wrote_without_one(tmp_path, kind):
+    """A context trained onto a frozen model (the way the shipped one was made) leaves every other
+    weight as it was: the model with it still decodes the old files, to the same pixels, through
+    its view without the context; a file written with the context is refused by the old model."""
+    import numpy as np
+
+    from cosmic.errors import BitstreamError
+    from cosmic.pipelines import DecodePipeline, EncodePipeline, open_scene
+
+    model_dir = _with_context(kind=kind).save_pretrained(tmp_path / "ctx-model")
+    old, new = tmp_path / "old.cosmic", tmp_path / "new.cosmic"
+    EncodePipeline.from_pretrained(TINY_MODEL, runtime="torch").to_file(open_scene(golden_image()), old)
+    EncodePipeline.from_pretrained(model_dir, runtime="torch").to_file(open_scene(golden_image()), new)
+    with_context = DecodePipeline.from_pretrained(model_dir)
+    plain = DecodePipeline.from_pretrained(TINY_MODEL)
+    assert np.array_equal(with_context(old).pixels, plain(old).pixels)
+    assert with_context(new).pixels.shape == golden_image().shape
+    with pytest.raises(BitstreamError, match="decode it with the model that coded it"):
+        plain(new)
+    assert with_context.model.onboard.context is not None  # the view did not strip the model itself

@@ -35,10 +35,17 @@ class DecodedScene:
     bad_tiles: list[TileError] = field(default_factory=list)
 
 
-def check_model(model, container: Container) -> None:
-    """Refuse a bitstream whose on-board model differs from the loaded model's on-board part."""
+def check_model(model, container: Container):
+    """The model that decodes ``container``: ``model``, or its view without its context model
+    when the file was written by its weights before the context was added
+    (:meth:`~cosmic.onboard.coding.HyperpriorCodec.without_context`); a bitstream whose on-board
+    model is neither is refused."""
     h = container.header
     loaded = model.onboard.bitstream_id()
+    if h.model_sha256 != loaded and model.onboard.context is not None \
+            and h.model_sha256 == model.onboard.without_context().bitstream_id():
+        model = model.without_context()
+        loaded = h.model_sha256
     if h.model_sha256 != loaded:
         raise BitstreamError(
             f"{container.path.name} was coded by model '{h.model}' (on-board sha256 "
@@ -52,6 +59,7 @@ def check_model(model, container: Container) -> None:
     if (h.quality is None) != (span is None) or (span and not span[0] <= h.quality <= span[1]):
         raise BitstreamError(f"{container.path.name}: header field 'quality' = {h.quality} does not fit "
                              f"model '{model.name}' (qualities {span or 'none: one rate'})")
+    return model
 
 
 def _decode_batch(model, payloads: list[bytes], header, indices: list[int], compensation=None) -> np.ndarray:
@@ -150,7 +158,7 @@ def decode_rows(model, container: Container, conceal: bool = False, batch_size: 
     ``bad`` and filled from their decoded 4-neighbours. ``deblock`` runs the post-stitch border
     filter (:mod:`cosmic.ground.deblock`).
     """
-    check_model(model, container)
+    model = check_model(model, container)
     check_row(container.header.width, container.header.tile, container.path.name)
     model.eval()
     h = container.header

@@ -8,6 +8,8 @@ model contract: ``forward`` (training), ``compress`` / ``decompress`` (real rANS
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from cosmic.ground.decoder import GroundDecoder
@@ -81,6 +83,17 @@ class Cosmic(TwoSidedCodec):
             ground = GroundDecoder(ground_channels, M, latent_channels, rate_levels, gain_span, colour_space,
                                    in_channels)
         self.onboard, self.ground = onboard, ground
+
+    def without_context(self) -> "Cosmic":
+        """This model without its on-board context model, sharing every weight (the ground's
+        too): it decodes the files these weights wrote before the context was trained onto them
+        (:meth:`~cosmic.onboard.coding.HyperpriorCodec.without_context`). ``self`` when the model
+        has no context."""
+        if self.onboard.context is None:
+            return self
+        view = copy.copy(self)
+        view._modules = {**self._modules, "onboard": self.onboard.without_context()}
+        return view
 
     # -- CompressAI contract ------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality=None) -> dict:

@@ -100,6 +100,18 @@ class HyperpriorCodec(CompressionModel, ConfigMixin):
         """The first 16 bytes (32 hex digits) of :meth:`digest`, as written in every bitstream."""
         return self.digest()[:32]
 
+    def without_context(self) -> "HyperpriorCodec":
+        """This codec without its context model, sharing every other weight: the codec its
+        weights were before a context was trained onto them (issue 30: a context trained on a
+        frozen model changes nothing else), so files written then still decode. Its
+        :meth:`bitstream_id` is that codec's. Returns ``self`` for a codec without a context."""
+        if self.context is None:
+            return self
+        view = copy.copy(self)
+        view._modules = {**self._modules, "context_model": None}  # the original keeps its own
+        view._invalidate()
+        return view
+
     @property
     def downsampling_factor(self) -> int:
         return 64  # y at H/16, z at H/64

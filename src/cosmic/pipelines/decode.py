@@ -378,6 +378,10 @@ class _OnDevice:
     def __getattr__(self, name: str):
         return getattr(self._model, name)
 
+    def without_context(self) -> "_OnDevice":
+        """The model's view without its context (:meth:`~cosmic.models.cosmic.Cosmic.without_context`), on the device."""
+        return _OnDevice(self._model.without_context(), self._device, self._precision)
+
     def decompress(self, strings, shape, **kwargs) -> dict:
         from cosmic.utils.device import autocast
 

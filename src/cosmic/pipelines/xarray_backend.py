@@ -111,6 +111,12 @@ class DecodedTiles:
     def __getattr__(self, name: str):
         return getattr(self._model, name)
 
+    def without_context(self) -> "DecodedTiles":
+        """The model's view without its context, keeping its own tiles (made once)."""
+        if "_plain" not in self.__dict__:
+            self.__dict__["_plain"] = DecodedTiles(self._model.without_context(), self._limit)
+        return self.__dict__["_plain"]
+
     def decompress(self, strings, shape, **kwargs) -> dict:
         import torch
 

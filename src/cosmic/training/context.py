@@ -57,6 +57,7 @@ def with_context(model, kind: str = "checkerboard"):
     if unexpected or any(not k.startswith("context_model.") for k in missing):
         raise ValueError(f"state mismatch: missing {missing}, unexpected {unexpected}")
     model.onboard = codec
+    model.register_config(context=kind)
     return model
 
 
