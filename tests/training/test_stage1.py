@@ -134,8 +134,9 @@ def test_trainers_refuse_the_val_split_before_writing_anything(tiny_data, tmp_pa
 
 
 @pytest.mark.slow
-def test_context_run_starts_from_a_model_without_one(tiny_data, tmp_path, monkeypatch):
-    """`--context checkerboard` (issue 30 item 2, trained jointly): from a model without a context
+@pytest.mark.parametrize("kind", ["checkerboard", "channel"])
+def test_context_run_starts_from_a_model_without_one(tiny_data, tmp_path, monkeypatch, kind):
+    """`--context KIND` (issue 30 item 2, trained jointly): from a model without a context
     the run starts it at zero, so before training it decodes the source's pixels exactly; the
     trained model saves and codes with its context; a context is never dropped silently."""
     import dataclasses
@@ -148,7 +149,7 @@ def test_context_run_starts_from_a_model_without_one(tiny_data, tmp_path, monkey
     torch.manual_seed(0)
     source = train_stage1(_cfg(tiny_data, tmp_path / "plain", 2), progress=False)
     plain = Cosmic.from_pretrained(source).eval()
-    started = Cosmic(N=16, M=16, ground_channels=8, context="checkerboard")
+    started = Cosmic(N=16, M=16, ground_channels=8, context=kind)
     _init_from(started, str(source))
     started.eval().update(force=True)
     x = torch.rand(1, 3, 64, 64)
@@ -157,12 +158,12 @@ def test_context_run_starts_from_a_model_without_one(tiny_data, tmp_path, monkey
         model.decoded = model.decompress(enc["strings"], enc["shape"])["x_hat"]
     assert torch.equal(plain.decoded, started.decoded)
 
-    cfg = dataclasses.replace(_cfg(tiny_data, tmp_path / "ctx", 2), init_from=str(source), context="checkerboard")
+    cfg = dataclasses.replace(_cfg(tiny_data, tmp_path / "ctx", 2), init_from=str(source), context=kind)
     trained = Cosmic.from_pretrained(train_stage1(cfg, progress=False)).eval()
-    assert trained.onboard.config["context"] == "checkerboard"
+    assert trained.onboard.config["context"] == kind
     enc = trained.compress(x)
     assert trained.decompress(enc["strings"], enc["shape"])["x_hat"].shape == (1, 3, 64, 64)
     no_context = dataclasses.replace(cfg, context=None, init_from=str(tmp_path / "ctx" / "final"),
                                      out=str(tmp_path / "dropped"))
-    with pytest.raises(InputError, match="--context checkerboard"):
+    with pytest.raises(InputError, match="--context"):
         train_stage1(no_context, progress=False)

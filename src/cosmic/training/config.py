@@ -100,7 +100,7 @@ class Stage1Config(CropSource):
     colour_space: str = "rgb"  # "ycbcr": E codes YCbCr (see cosmic.onboard.rate)
     ground_channels: int | None = None  # override the preset's ground width
     onboard_channels: int | None = None  # override E's width (the preset's N); the hyperprior keeps N
-    context: str | None = None  # "checkerboard": train with a spatial context in y's entropy model
+    context: str | None = None  # "checkerboard" or "channel": train with a context in y's entropy model
     val_qualities: list[float] | None = None  # variable rate: qualities validated on real files
     pause_at: int | None = None  # checkpoint and stop at this step (resume later, same schedule)
     max_minutes: float | None = None  # checkpoint and stop after this much wall time
@@ -145,8 +145,8 @@ STAGE1_HELP = {
     "rate_lambdas": "variable rate: comma-separated ascending λs of qualities 1..K (one model codes them all)",
     "colour_space": "rgb or ycbcr (the colour space E codes)",
     "ground_channels": "width of the ground decoder (default: the preset's)",
-    "context": "checkerboard: a spatial context for y's entropy model (He et al. 2021), trained with the rest; "
-               "an --init-from model without one starts it at zero (the same bits until it learns)",
+    "context": "checkerboard (He et al. 2021) or channel (Minnen & Singh 2020): a context for y's entropy "
+               "model, trained with the rest; an --init-from model without one starts it at zero",
     "onboard_channels": "width of the on-board encoder E (default: the preset's N; the hyperprior keeps N); "
                         "with --init-from widens it exactly",
     "val_qualities": "variable rate: comma-separated qualities validated on real files (default: 1, middle, K)",

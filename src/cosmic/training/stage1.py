@@ -22,6 +22,7 @@ import torch
 from cosmic.utils.progress import progress_bar as tqdm
 
 from cosmic.errors import InputError
+from cosmic.onboard.context import CONTEXTS
 from cosmic.models.registry import build_model
 from cosmic.onboard.rate import interpolate_levels
 from cosmic.training import distributed as ddp
@@ -106,8 +107,8 @@ def _init_from(model, source: str) -> None:
         state = single_band_state(model, state)
     missing = set(model.state_dict()) - set(state)
     if any(k.startswith("onboard.context_model.") for k in set(state) - set(model.state_dict())):
-        raise InputError(f"--init-from {source}: it has a {config.get('context') or 'context'} context model; "
-                         "train it with --context checkerboard")
+        raise InputError(f"--init-from {source}: it has a context model; train it with --context "
+                         f"{config.get('context') or 'KIND'} (checkerboard or channel)")
     new_parts = ("onboard.colour.", "onboard.gain.", "ground.inverse_gain.", "onboard.context_model.")
     if any(not k.startswith(new_parts) for k in missing):
         raise ValueError(f"--init-from {source}: weights missing for {sorted(missing)[:3]}")
@@ -215,6 +216,8 @@ def _check(cfg: Stage1Config) -> Stage1Config:
     if cfg.onboard_channels is not None and (cfg.onboard_channels <= 0 or cfg.onboard_channels % 2):
         raise InputError(f"--onboard-channels {cfg.onboard_channels}: a positive even number (E's LCBs "
                          "make their outputs in two halves)")
+    if cfg.context is not None and cfg.context not in CONTEXTS:
+        raise InputError(f"--context {cfg.context}: choose one of {', '.join(CONTEXTS)}")
     if cfg.lr_schedule not in ("step", "cosine"):
         raise InputError(f"--lr-schedule {cfg.lr_schedule}: choose step or cosine")
     if cfg.bands not in (1, 3):
