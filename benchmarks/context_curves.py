@@ -14,7 +14,7 @@ hyperprior, no context). Rates are the training estimate (-log2 of y's noisy lik
 per pixel), not file bytes: a comparison of entropy models, not a codec result. The second
 table: y's rate on the 42-image validation subset (crops to whole 64 px, eval mode: y rounded
 around its means, no noise: the rates the coders would write, up to rANS overhead) at qualities 1, 3.5 and 6 for the model without a context, the
-checkerboard run's final model and the channel-wise run's last weights (at their own steps).
+checkerboard run's final model and the channel-wise run's (at their own steps).
 """
 
 from __future__ import annotations
@@ -53,18 +53,13 @@ def _plain_rates(cfg: ContextConfig, steps: set[int]) -> dict[int, float]:
 
 
 def _val_rates(model: str, board: Path, channel: Path, data: str) -> None:
-    from safetensors.torch import load_file
-
-    from cosmic.training.context import with_context
     from cosmic.training.stage1 import crop_to_stride
 
     val = ImageFolder(data, "val", crop=None)
     images = [val.images[int(i * len(val.images) / 42)] for i in range(42)]
     tensors = [torch.from_numpy(crop_to_stride(img)).permute(2, 0, 1)[None].float() / 255 for img in images]
-    channel_model = with_context(load_model(model), "channel")
-    channel_model.onboard.context_model.load_state_dict(load_file(str(channel / "channel_context.safetensors")))
     codecs = {"no context": load_model(model), "checkerboard": load_model(str(board / "final")),
-              "channel-wise": channel_model}
+              "channel-wise": load_model(str(channel / "final"))}
     print("\n| quality | " + " | ".join(codecs) + " |\n|---|" + "---|" * len(codecs))
     for q in (1.0, 3.5, 6.0):
         with torch.no_grad():
