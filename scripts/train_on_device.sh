@@ -16,7 +16,8 @@
 #
 # Environment (all optional): PYTHON (python3), COSMIC_KIT (.device-kit), COSMIC_DEVICE (cuda),
 # COSMIC_MINUTES (8), COSMIC_STEPS (the cosine cycle's length, 6000), COSMIC_BATCH (auto: measured),
-# COSMIC_INIT (training/campaign/latest), COSMIC_DATA (the kit's pack), COSMIC_EXPORT.
+# COSMIC_INIT (training/campaign/latest), COSMIC_DATA (the kit's pack), COSMIC_EXPORT, COSMIC_CROP
+# (the recipe's, 256; smaller only for data of smaller images).
 # On the lent GPU (see docs/guide/air-gapped.md, "Training on an air-gapped GPU machine"):
 #   bash scripts/train_on_device.sh /tmp/run && cp -r /tmp/run/export/. "$OUT"/
 set -euo pipefail

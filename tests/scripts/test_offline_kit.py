@@ -102,7 +102,7 @@ def test_train_on_device_installs_offline_trains_validates_and_resumes(tmp_path)
     assert probe.stdout.strip() == "bare", probe.stderr
     kit = _tiny_kit(tmp_path)
     env = {**os.environ, "PYTHON": str(python), "COSMIC_KIT": str(kit), "COSMIC_DEVICE": "cpu", "COSMIC_STEPS": "2",
-           "COSMIC_BATCH": "2", "COSMIC_MINUTES": "5", "PIP_NO_INDEX": "1", "COSMIC_PACK_CACHE": str(tmp_path / "c"),
+           "COSMIC_BATCH": "2", "COSMIC_MINUTES": "5", "COSMIC_CROP": "128", "PIP_NO_INDEX": "1", "COSMIC_PACK_CACHE": str(tmp_path / "c"),
            "PYTHONPATH": ""}
     out, script = tmp_path / "run", str(REPO / "scripts" / "train_on_device.sh")
     first = subprocess.run(["bash", script, str(out)], env=env, capture_output=True, text=True, timeout=900)

@@ -21,7 +21,8 @@ the wheels are installed):
 Environment: ``COSMIC_DATA`` (a data pack or folder), ``COSMIC_EXTRA`` (``:``-separated extra
 scenes; default: the pack's ``extra/``), ``COSMIC_INIT`` (default ``training/campaign/latest``),
 ``COSMIC_DEVICE`` (cuda), ``COSMIC_STEPS`` (the cycle's length, 6000), ``COSMIC_MINUTES`` (8),
-``COSMIC_BATCH`` (auto), ``COSMIC_VAL_IMAGES`` (42).
+``COSMIC_BATCH`` (auto), ``COSMIC_VAL_IMAGES`` (42), ``COSMIC_CROP`` (the recipe's crop; smaller only
+for data of smaller images).
 """
 
 from __future__ import annotations
@@ -110,12 +111,13 @@ def _run_config(out: Path) -> "Stage1Config":
     extra_files = extra.split(":") if extra else sorted(map(str, (root / "extra").glob("*"))) if root else []
     device, init = _env("COSMIC_DEVICE", "cuda"), _env("COSMIC_INIT", "training/campaign/latest")
     cuda = device.startswith("cuda")
+    crop = {"crop": int(os.environ["COSMIC_CROP"])} if os.environ.get("COSMIC_CROP") else {}
     return campaign_config(
         init, data=str(root / "data" if root else data),
         extra_data=extra_files or None, out=str(out), init_from=init,
         steps=int(_env("COSMIC_STEPS", "6000")), max_minutes=float(_env("COSMIC_MINUTES", "8")), device=device,
         precision="bf16" if cuda else "fp32", threads=0 if cuda else 1, batch_size=8, val_every=10**9,
-        checkpoint_every=500, val_images=int(_env("COSMIC_VAL_IMAGES", "42")))
+        checkpoint_every=500, val_images=int(_env("COSMIC_VAL_IMAGES", "42")), **crop)
 
 
 def _validate(cfg, model_dir: Path) -> list[dict]:
