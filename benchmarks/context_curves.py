@@ -9,8 +9,8 @@ logged on the same training batches, beside the model without a context on those
         --data ../shared/data/ucmerced --steps 2000
 
 The first table: both runs share the seed, so ``train_context`` draws the same crops and qualities at every step;
-this script replays that draw and codes each logged step's batch with ``--model`` alone (the
-hyperprior, no context). Rates are the training estimate (-log2 of y's noisy likelihoods, bits
+this script replays that draw and codes each logged step's batch with ``--model`` without its
+context (the hyperprior alone; the shipped default has the channel-wise one since issue 30). Rates are the training estimate (-log2 of y's noisy likelihoods, bits
 per pixel), not file bytes: a comparison of entropy models, not a codec result. The second
 table: y's rate on the 42-image validation subset (crops to whole 64 px, eval mode: y rounded
 around its means, no noise: the rates the coders would write, up to rANS overhead) at qualities 1, 3.5 and 6 for the model without a context, the
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from cosmic.training.context import ContextConfig, _rate
-from cosmic.training.data import ImageFolder
+from cosmic.training.context import ContextConfig, _rate, context_batches
+from cosmic.training.stage1 import Stage1Config, _val_images, crop_to_stride
 from cosmic.zoo import load_model
 
 
@@ -36,15 +36,11 @@ def _logged(run: Path) -> dict[int, float]:
 
 def _plain_rates(cfg: ContextConfig, steps: set[int]) -> dict[int, float]:
     """y bpp of the model without a context on the batches ``train_context`` drew at ``steps``."""
-    codec = load_model(cfg.model).onboard.train()  # training mode: the noisy likelihoods it logs
-    torch.manual_seed(cfg.seed)  # as train_context seeds before it builds its loader
-    data = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=cfg.steps * cfg.batch_size,
-                       seed=cfg.seed)
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=False, drop_last=True)
-    levels, gen, rates = codec.quality_range, torch.Generator().manual_seed(cfg.seed), {}
+    codec = load_model(cfg.model).without_context().onboard.train()  # training mode: the noisy likelihoods it logs
+    torch.manual_seed(cfg.seed)  # the noise of the likelihoods, as train_context seeds it
+    rates = {}
     with torch.no_grad():
-        for step, x in enumerate(loader, 1):
-            q = None if levels is None else levels[0] + (levels[1] - levels[0]) * torch.rand(x.shape[0], generator=gen)
+        for step, x, q in context_batches(cfg, codec.quality_range):
             if step in steps:
                 rates[step] = float(_rate(codec, x, q))
             if step >= max(steps):
@@ -53,12 +49,9 @@ def _plain_rates(cfg: ContextConfig, steps: set[int]) -> dict[int, float]:
 
 
 def _val_rates(model: str, board: Path, channel: Path, data: str) -> None:
-    from cosmic.training.stage1 import crop_to_stride
-
-    val = ImageFolder(data, "val", crop=None)
-    images = [val.images[int(i * len(val.images) / 42)] for i in range(42)]
+    images = _val_images(Stage1Config(data=data, out="-", val_images=42)).images  # the trainer's subset
     tensors = [torch.from_numpy(crop_to_stride(img)).permute(2, 0, 1)[None].float() / 255 for img in images]
-    codecs = {"no context": load_model(model), "checkerboard": load_model(str(board / "final")),
+    codecs = {"no context": load_model(model).without_context(), "checkerboard": load_model(str(board / "final")),
               "channel-wise": load_model(str(channel / "final"))}
     print("\n| quality | " + " | ".join(codecs) + " |\n|---|" + "---|" * len(codecs))
     for q in (1.0, 3.5, 6.0):

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import torch
 from compressai.models.utils import conv
+from compressai.ops import quantize_ste
 from torch import nn
 
 __all__ = ["CheckerboardContext", "ChannelWiseContext", "anchor_mask", "CONTEXTS", "build_context"]
@@ -53,10 +54,6 @@ def build_context(kind: str, M: int) -> nn.Module:
     """The context model ``kind`` (one of :data:`CONTEXTS`) for a latent of ``M`` channels."""
     return {"checkerboard": CheckerboardContext, "channel": ChannelWiseContext}[kind](M)
 
-
-def _ste_round(x: torch.Tensor) -> torch.Tensor:
-    """round(x) forward, identity backward (as :func:`cosmic.onboard.codec.ste_round`)."""
-    return x + (torch.round(x) - x).detach()
 
 
 def anchor_mask(height: int, width: int, device=None) -> torch.Tensor:
@@ -103,8 +100,8 @@ class CheckerboardContext(nn.Module):
     def training_parameters(self, scales, means, y):
         """(scales, means, y_hat) of the training path: anchors rounded around the hyperprior's
         means (as the decoder has them), the non-anchors around their corrected ones."""
-        scales, means = self(scales, means, _ste_round(y - means) + means)
-        return scales, means, _ste_round(y - means) + means
+        scales, means = self(scales, means, quantize_ste(y - means) + means)
+        return scales, means, quantize_ste(y - means) + means
 
 
 class ChannelWiseContext(nn.Module):
@@ -165,12 +162,12 @@ class ChannelWiseContext(nn.Module):
         """(scales, means, y_hat) of every group, in order (straight-through rounding)."""
         w = self.width
         out_scales, out_means = [scales[:, :w]], [means[:, :w]]
-        y_hat = [_ste_round(y[:, :w] - means[:, :w]) + means[:, :w]]
+        y_hat = [quantize_ste(y[:, :w] - means[:, :w]) + means[:, :w]]
         for i in range(1, len(self.context) + 1):
             s, m = self._group(i, scales, means, torch.cat(y_hat, 1))
             out_scales.append(s)
             out_means.append(m)
-            y_hat.append(_ste_round(y[:, i * w:(i + 1) * w] - m) + m)
+            y_hat.append(quantize_ste(y[:, i * w:(i + 1) * w] - m) + m)
         return torch.cat(out_scales, 1), torch.cat(out_means, 1), torch.cat(y_hat, 1)
 
     def forward(self, scales, means, y):

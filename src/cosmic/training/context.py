@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["ContextConfig", "with_context", "train_context"]
+__all__ = ["ContextConfig", "with_context", "train_context", "context_batches"]
 
 
 @dataclass
@@ -68,9 +68,22 @@ def _rate(codec, x: torch.Tensor, quality: torch.Tensor | None) -> torch.Tensor:
     return -torch.log2(likelihoods).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
 
 
+def context_batches(cfg: ContextConfig, levels: tuple[float, float] | None):
+    """``(step, crops, qualities)`` of a :func:`train_context` run, in order (qualities drawn
+    uniformly over ``levels``, None for a fixed-rate model): the same for every run of one seed,
+    which is what lets two kinds of context be compared on the same batches."""
+    from cosmic.training.data import ImageFolder
+
+    data = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=cfg.steps * cfg.batch_size, seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=False, drop_last=True)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for step, x in enumerate(loader, 1):
+        q = None if levels is None else levels[0] + (levels[1] - levels[0]) * torch.rand(x.shape[0], generator=gen)
+        yield step, x, q
+
+
 def train_context(cfg: ContextConfig) -> Path:
     """Train the context of ``cfg.model`` (see the module docstring); returns OUT/final."""
-    from cosmic.training.data import ImageFolder
     from cosmic.zoo import load_model
 
     torch.manual_seed(cfg.seed)
@@ -81,15 +94,11 @@ def train_context(cfg: ContextConfig) -> Path:
     params = [p for p in codec.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-    data = ImageFolder(cfg.data, cfg.split, crop=cfg.crop, samples_per_epoch=cfg.steps * cfg.batch_size, seed=cfg.seed)
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=False, drop_last=True)
-    levels = codec.quality_range
-    gen, t0, out = torch.Generator().manual_seed(cfg.seed), time.time(), Path(cfg.out)
+    t0, out = time.time(), Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "metrics.csv", "w") as log:
         log.write("step,wall_s,y_bpp\n")
-        for step, x in enumerate(loader, 1):
-            q = None if levels is None else levels[0] + (levels[1] - levels[0]) * torch.rand(x.shape[0], generator=gen)
+        for step, x, q in context_batches(cfg, codec.quality_range):
             loss = _rate(codec, x, q)
             opt.zero_grad(set_to_none=True)
             loss.backward()
